@@ -1,0 +1,1 @@
+"""A local emulator of the Demandbase Data Export API (placeholder)."""
