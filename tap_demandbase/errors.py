@@ -1,0 +1,48 @@
+"""Errors a pipeline operator can act on.
+
+Every error here carries one complete sentence: what went wrong and what to do. The CLI prints
+it as a single log line and exits non-zero instead of dumping a traceback, because the person
+reading it runs a pipeline, not this code.
+"""
+
+from __future__ import annotations
+
+
+class DemandbaseError(Exception):
+    """Base of all errors the tap reports as one line."""
+
+
+class ConfigError(DemandbaseError):
+    """The configuration is wrong; nothing was sent to the API."""
+
+
+class AuthError(DemandbaseError):
+    """The API refused the credentials (401) or the permission (403)."""
+
+
+class QuotaExceededError(DemandbaseError):
+    """The daily export quota is spent; nothing more can be exported until it resets."""
+
+
+class ApiRequestError(DemandbaseError):
+    """The API rejected a request (400, 404, 409) or kept failing after retries."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class TransientApiError(DemandbaseError):
+    """A 5xx or 429-without-quota answer that is worth retrying."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class ExportJobError(DemandbaseError):
+    """An export job ended failed or cancelled, or did not finish in time."""
+
+
+class MalformedResultError(DemandbaseError):
+    """A result part cannot be read as the CSV the schema describes."""

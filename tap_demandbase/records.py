@@ -1,0 +1,177 @@
+"""CSV bytes → records of typed Python values, exactly as the schema declares them.
+
+One converter per column, chosen once per part from the JSON Schema, so that a value that does
+not parse is an error naming stream, part, line and field, never a silent coercion ("false" →
+True, "NA" → null, 1.5 → 1). Strings are passed through byte-exact: "007", "NULL", " x " and
+"true" in a string field are data. An empty cell is null.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import datetime
+import math
+import typing as t
+
+from tap_demandbase.errors import MalformedResultError
+
+if t.TYPE_CHECKING:
+    from collections.abc import Iterator, Sequence
+
+    from tap_demandbase.results import DownloadedPart
+
+Converter = t.Callable[[str], t.Any]
+
+# Long free-text fields exist; the csv module's default limit (128 KiB) would reject them.
+csv.field_size_limit(64 * 1024 * 1024)
+
+_UTC = datetime.timezone.utc
+_BOOLEANS = {"true": True, "false": False, "1": True, "0": False}
+
+
+def to_integer(value: str) -> int:
+    """Read an integer; '1.0' is not one."""
+    return int(value)
+
+
+def to_number(value: str) -> float:
+    """Read a finite number (JSON has no NaN or Infinity)."""
+    number = float(value)
+    if not math.isfinite(number):
+        raise ValueError(value)
+    return number
+
+
+def to_boolean(value: str) -> bool:
+    """Read true/false (any case) or 1/0, and nothing else."""
+    return _BOOLEANS[value.lower()]
+
+
+def to_date(value: str) -> str:
+    """Check a YYYY-MM-DD date and keep it as it is."""
+    if len(value) != 10 or value[4] != "-":
+        raise ValueError(value)
+    datetime.date.fromisoformat(value)
+    return value
+
+
+def to_datetime(value: str) -> str:
+    """Normalise an ISO 8601 date-time to RFC 3339 in UTC; a naive one is taken as UTC."""
+    text = value[:-1] + "+00:00" if value[-1:] in {"Z", "z"} else value
+    parsed = datetime.datetime.fromisoformat(text)
+    parsed = parsed.replace(tzinfo=_UTC) if parsed.tzinfo is None else parsed.astimezone(_UTC)
+    return parsed.isoformat()
+
+
+_KINDS: dict[tuple[str, str | None], tuple[Converter, str]] = {
+    ("integer", None): (to_integer, "integer"),
+    ("number", None): (to_number, "number"),
+    ("boolean", None): (to_boolean, "boolean (true/false/1/0)"),
+    ("string", "date"): (to_date, "date (YYYY-MM-DD)"),
+    ("string", "date-time"): (to_datetime, "ISO 8601 date-time"),
+}
+
+
+def converter_for(prop: dict[str, t.Any]) -> tuple[Converter, str] | None:
+    """Return the converter and the kind's name for a property; None keeps the string."""
+    types = prop.get("type", "string")
+    types = [types] if isinstance(types, str) else list(types)
+    main = next((name for name in types if name != "null"), "string")
+    fmt = prop.get("format") if main == "string" else None
+    return _KINDS.get((main, fmt))
+
+
+class CsvPartReader:
+    """Reads result parts of one stream into typed records."""
+
+    def __init__(
+        self, stream: str, properties: dict[str, dict[str, t.Any]], fields: Sequence[str]
+    ) -> None:
+        self.stream = stream
+        self.properties = properties
+        self.fields = list(fields)
+
+    def records(self, part: DownloadedPart) -> Iterator[dict[str, t.Any]]:
+        """Yield the records of a part, columns matched by header name."""
+        with part.path.open(encoding="utf-8-sig", newline="") as text:
+            reader = csv.reader(text, strict=True)
+            try:
+                yield from self._rows(reader, part)
+            except UnicodeDecodeError as exc:
+                line = _line_of_invalid_utf8(part.path)
+                raise self._error(part, line, None, f"invalid UTF-8 ({exc.reason})") from exc
+            except csv.Error as exc:
+                raise self._error(part, reader.line_num, None, f"broken CSV ({exc})") from exc
+
+    def _rows(self, reader: t.Any, part: DownloadedPart) -> Iterator[dict[str, t.Any]]:
+        header = next(reader, None)
+        if header is None:
+            raise self._error(part, 1, None, "the part is empty, it has no header row")
+        names, converters = self._columns(header, part)
+        width = len(header)
+        for row in reader:
+            if len(row) != width:
+                detail = f"{len(row)} columns where the header has {width}"
+                raise self._error(part, reader.line_num, None, detail)
+            record: dict[str, t.Any] = {}
+            for name, convert, value in zip(names, converters, row, strict=True):
+                if name is None:
+                    continue
+                if not value:
+                    record[name] = None
+                elif convert is None:
+                    record[name] = value
+                else:
+                    try:
+                        record[name] = convert[0](value)
+                    except (ValueError, KeyError):
+                        shown = value if len(value) <= 40 else value[:37] + "..."
+                        detail = f"'{shown}' is not a valid {convert[1]}"
+                        raise self._error(part, reader.line_num, name, detail) from None
+            yield record
+
+    def _columns(
+        self, header: list[str], part: DownloadedPart
+    ) -> tuple[list[str | None], list[tuple[Converter, str] | None]]:
+        """Map header positions to wanted fields and their converters."""
+        wanted = set(self.fields)
+        missing = [name for name in self.fields if name not in header]
+        if missing:
+            if not wanted.intersection(header):
+                detail = "no header row (the first line does not name any requested field)"
+            else:
+                detail = f"the header lacks requested column(s) {', '.join(missing)}"
+            raise self._error(part, 1, None, detail)
+        names = [name if name in wanted else None for name in header]
+        converters = [
+            converter_for(self.properties[name]) if name in wanted else None for name in header
+        ]
+        return names, converters
+
+    def _error(
+        self, part: DownloadedPart, line: int, field: str | None, detail: str
+    ) -> MalformedResultError:
+        where = f"{self.stream}: part {part.number}, line {line}"
+        if field:
+            where += f", field '{field}'"
+        msg = (
+            f"{where}: {detail}. The export result is malformed; nothing after the last "
+            "emitted state is lost: run the tap again, and report the job to Demandbase "
+            "support if it persists."
+        )
+        return MalformedResultError(msg)
+
+
+def _line_of_invalid_utf8(path: t.Any) -> int:
+    """Return the 1-based physical line of the first byte that is not valid UTF-8."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    line = 1
+    with open(path, "rb") as raw:
+        for chunk in iter(lambda: raw.read(1 << 16), b""):
+            try:
+                decoder.decode(chunk)
+            except UnicodeDecodeError as exc:
+                return line + chunk[: exc.start].count(b"\n")
+            line += chunk.count(b"\n")
+    return line

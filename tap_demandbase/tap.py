@@ -1,0 +1,261 @@
+"""tap-demandbase: settings, discovery and the command line.
+
+Streams come from ``GET /export/v1/entities`` when discovering, and from the input catalog when
+one is given, so a scheduled sync spends no API call on discovery.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import sys
+import typing as t
+from functools import cached_property
+
+import pendulum
+from singer_sdk import Tap
+from singer_sdk import typing as th
+
+from tap_demandbase.client import DataExportClient
+from tap_demandbase.errors import ConfigError, DemandbaseError
+from tap_demandbase.jobs import PollPolicy
+from tap_demandbase.schema import date_fields, entity_schema
+from tap_demandbase.streams import ExportSettings, ExportStream
+from tap_demandbase.transport import Transport
+
+if t.TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    import click
+    from singer_sdk.singerlib import Catalog
+
+    from tap_demandbase.api import ExportApi
+
+DEFAULT_API_URL = "https://api.demandbase.com"
+DEFAULT_REPLICATION_KEY = "last_modified_date"
+DEFAULT_REPLICATION_KEYS = {"activities": "activity_date"}
+
+
+@contextlib.contextmanager
+def one_line_errors(tap_class: type[Tap]) -> Iterator[None]:
+    """Report a DemandbaseError as one log line and exit 1, instead of a traceback."""
+    try:
+        yield
+    except DemandbaseError as exc:
+        tap_class.logger.error("%s", exc)
+        sys.exit(1)
+
+
+def parse_setting_datetime(name: str, value: str) -> datetime.datetime:
+    """Parse a date-time setting, or fail naming the setting and the expected form."""
+    try:
+        parsed = pendulum.parse(value)
+    except (ValueError, TypeError) as exc:
+        msg = (
+            f"Setting {name}='{value}' is not an ISO 8601 date-time; use e.g. 2024-01-01T00:00:00Z."
+        )
+        raise ConfigError(msg) from exc
+    if not isinstance(parsed, datetime.datetime):
+        if isinstance(parsed, datetime.date):
+            return pendulum.datetime(parsed.year, parsed.month, parsed.day)
+        msg = f"Setting {name}='{value}' is not a date-time; use e.g. 2024-01-01T00:00:00Z."
+        raise ConfigError(msg)
+    return parsed
+
+
+class TapDemandbase(Tap):
+    """Singer tap for the Demandbase Data Export API."""
+
+    name = "tap-demandbase"
+
+    config_jsonschema = th.PropertiesList(
+        th.Property(
+            "api_url",
+            th.StringType,
+            default=DEFAULT_API_URL,
+            title="API URL",
+            description="Base URL of the Data Export API.",
+        ),
+        th.Property(
+            "access_token",
+            th.StringType,
+            required=True,
+            secret=True,
+            title="Access token",
+            description="Bearer token of a Demandbase user with the Data Export permission.",
+        ),
+        th.Property(
+            "start_date",
+            th.DateTimeType,
+            required=True,
+            title="Start date",
+            description="Where the first run of each stream starts (ISO 8601 date-time).",
+        ),
+        th.Property(
+            "end_date",
+            th.DateTimeType,
+            title="End date",
+            description="Last date to export (inclusive, UTC day); default: now.",
+        ),
+        th.Property(
+            "account_list_id",
+            th.StringType,
+            title="Account list ID",
+            description="Export only records of this account list (filters.account_list_id).",
+        ),
+        th.Property(
+            "replication_keys",
+            th.ObjectType(additional_properties=th.StringType),
+            title="Replication keys",
+            description=(
+                "Stream name → date field to bookmark and filter on. Defaults: activity_date "
+                "for activities, last_modified_date for the others."
+            ),
+        ),
+        th.Property(
+            "poll_interval_seconds",
+            th.NumberType,
+            default=2,
+            title="First poll interval",
+            description="Wait before the first job status call; doubles after each call.",
+        ),
+        th.Property(
+            "max_poll_interval_seconds",
+            th.NumberType,
+            default=600,
+            title="Longest poll interval",
+            description="Cap of the exponential wait between two job status calls.",
+        ),
+        th.Property(
+            "job_timeout_seconds",
+            th.NumberType,
+            default=6 * 3600,
+            title="Job timeout",
+            description="An export job not done after this long is cancelled and the stream fails.",
+        ),
+    ).to_dict()
+
+    def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
+        super().__init__(*args, **kwargs)
+
+    # Settings -------------------------------------------------------------------------------
+
+    def setting_datetime(self, name: str) -> datetime.datetime | None:
+        """Return a date-time setting, validated."""
+        value = self.config.get(name)
+        return parse_setting_datetime(name, value) if value else None
+
+    def poll_policy(self) -> PollPolicy:
+        """Return the job polling policy from the settings."""
+        first = float(self.config.get("poll_interval_seconds", 2))
+        cap = float(self.config.get("max_poll_interval_seconds", 600))
+        timeout = float(self.config.get("job_timeout_seconds", 6 * 3600))
+        if first <= 0 or cap < first or timeout <= 0:
+            msg = (
+                "Settings poll_interval_seconds, max_poll_interval_seconds and "
+                "job_timeout_seconds must be positive, with max_poll_interval_seconds >= "
+                "poll_interval_seconds."
+            )
+            raise ConfigError(msg)
+        return PollPolicy(first_interval=first, max_interval=cap, timeout=timeout)
+
+    @cached_property
+    def api(self) -> ExportApi:
+        """Return the API client (created on first use: discovery and sync only)."""
+        transport = Transport(
+            self.config.get("api_url") or DEFAULT_API_URL,
+            self.config["access_token"],
+            user_agent=f"{self.name}/{self.plugin_version}",
+        )
+        return DataExportClient(transport)
+
+    def export_settings(self) -> ExportSettings:
+        """Return what all streams' export jobs share, validating the settings it reads."""
+        start = self.setting_datetime("start_date")
+        end = self.setting_datetime("end_date")
+        if start and end and end < start:
+            msg = f"Setting end_date ({end}) is before start_date ({start}); swap or fix them."
+            raise ConfigError(msg)
+        return ExportSettings(
+            api=self.api,
+            poll_policy=self.poll_policy(),
+            end_date=end,
+            account_list_id=self.config.get("account_list_id") or None,
+        )
+
+    # Discovery ------------------------------------------------------------------------------
+
+    def discover_streams(self) -> list[ExportStream]:
+        """Return one stream per entity type, from the input catalog or from the API."""
+        export = self.export_settings()
+        schemas = (
+            self._schemas_from_catalog(self.input_catalog)
+            if self.input_catalog
+            else self._schemas_from_api()
+        )
+        configured = dict(self.config.get("replication_keys") or {})
+        unknown = sorted(set(configured) - set(schemas))
+        if unknown:
+            msg = (
+                f"Setting replication_keys names unknown stream(s) {', '.join(unknown)}; "
+                f"streams are: {', '.join(sorted(schemas))}."
+            )
+            raise ConfigError(msg)
+        return [
+            ExportStream(
+                self,
+                name=name,
+                schema=schema,
+                replication_key=self._replication_key(name, schema, configured.get(name)),
+                export=export,
+            )
+            for name, schema in schemas.items()
+        ]
+
+    def _schemas_from_api(self) -> dict[str, dict[str, t.Any]]:
+        return {entity.name: entity_schema(entity) for entity in self.api.list_entities()}
+
+    @staticmethod
+    def _schemas_from_catalog(catalog: Catalog) -> dict[str, dict[str, t.Any]]:
+        return {entry.tap_stream_id: entry.schema.to_dict() for entry in catalog.streams}
+
+    def _replication_key(
+        self, stream: str, schema: dict[str, t.Any], configured: str | None
+    ) -> str:
+        """Return the stream's replication key: configured, else the catalog's, else default."""
+        key = configured or self._catalog_replication_key(stream)
+        key = key or DEFAULT_REPLICATION_KEYS.get(stream, DEFAULT_REPLICATION_KEY)
+        valid = date_fields(schema)
+        if key not in valid:
+            source = "replication_keys" if configured else "the default replication key"
+            msg = (
+                f"Stream '{stream}' cannot use '{key}' as its replication key ({source}): it is "
+                f"not a date field of the stream. Date fields: {', '.join(valid) or 'none'}. "
+                f"Set replication_keys.{stream} to one of them."
+            )
+            raise ConfigError(msg)
+        return key
+
+    def _catalog_replication_key(self, stream: str) -> str | None:
+        if not self.input_catalog:
+            return None
+        entry = self.input_catalog.get_stream(stream)
+        return entry.replication_key if entry else None
+
+    # Command line ---------------------------------------------------------------------------
+
+    @classmethod
+    def invoke(cls, *args: t.Any, **kwargs: t.Any) -> None:  # type: ignore[override]
+        """Run a sync; our errors end it with one line and exit code 1."""
+        with one_line_errors(cls):
+            super().invoke(*args, **kwargs)
+
+    @classmethod
+    def cb_discover(cls, ctx: click.Context, param: click.Option, value: bool) -> None:
+        """Run discovery; our errors end it with one line and exit code 1."""
+        with one_line_errors(cls):
+            super().cb_discover(ctx, param, value)
+
+
+if __name__ == "__main__":
+    TapDemandbase.cli()

@@ -1,0 +1,269 @@
+"""HTTP for every API dialect: one authenticated session for the API, one bare session for
+pre-signed download hosts, retries for what is transient, one-line errors for the rest.
+
+Two sessions, not one, because the bearer token must never reach a host other than the API's:
+the pre-signed host gets requests from a session that has no credentials at all, and redirects
+are never followed automatically.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import logging
+import random
+import time
+import typing as t
+from urllib.parse import urljoin, urlsplit
+
+import backoff
+import requests
+from singer_sdk.authenticators import BearerTokenAuthenticator
+
+from tap_demandbase.errors import (
+    ApiRequestError,
+    AuthError,
+    QuotaExceededError,
+    TransientApiError,
+)
+
+if t.TYPE_CHECKING:
+    from collections.abc import Generator
+
+logger = logging.getLogger("tap-demandbase.http")
+
+#: Network failures that are worth another try.
+RETRIABLE_EXCEPTIONS = (
+    TransientApiError,
+    requests.ConnectionError,
+    requests.Timeout,
+    requests.exceptions.ChunkedEncodingError,
+)
+
+
+class _NoCredentials(requests.auth.AuthBase):
+    """Strip any Authorization header, and keep requests from adding one from ~/.netrc."""
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        request.headers.pop("Authorization", None)
+        return request
+
+
+def _retry_waits(factor: float, cap: float) -> Generator[float, t.Any, None]:
+    """Yield exponential waits with full jitter, or the server's Retry-After when it sent one."""
+    exc = yield 0.0
+    attempt = 0
+    while True:
+        retry_after = getattr(exc, "retry_after", None)
+        if retry_after is not None:
+            wait = min(float(retry_after), cap)
+        else:
+            wait = random.uniform(0, min(cap, factor * 2**attempt))
+        attempt += 1
+        exc = yield wait
+
+
+def retry_after_seconds(response: requests.Response) -> float | None:
+    """Return the wait a Retry-After header asks for (seconds or HTTP date), if any."""
+    value = response.headers.get("Retry-After")
+    if not value:
+        return None
+    if value.strip().isdigit():
+        return float(value)
+    when = email.utils.parsedate_to_datetime(value)
+    return max(0.0, when.timestamp() - time.time())
+
+
+def api_message(response: requests.Response) -> str:
+    """Return the human part of an API error body, whatever the dialect's JSON looks like."""
+    try:
+        body = response.json()
+    except ValueError:
+        return (response.text or response.reason or "").strip()[:300]
+    if isinstance(body, dict):
+        for key in ("message", "errorMessage", "error_message", "error", "detail"):
+            value = body.get(key)
+            if isinstance(value, str) and value:
+                return value
+    return str(body)[:300]
+
+
+def safe_url(url: str) -> str:
+    """Return the URL without its query string: pre-signed signatures never reach a log."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}{parts.path}"
+
+
+def raise_for_status(response: requests.Response, what: str) -> None:
+    """Turn a non-2xx/3xx answer into the error a pipeline operator can act on."""
+    status = response.status_code
+    if status < 400:
+        return
+    message = api_message(response)
+    if status == 401:
+        msg = (
+            f"The Demandbase API refused the access token (401 on {what}): it is missing, wrong "
+            "or expired. Set a valid token in the access_token setting "
+            "(TAP_DEMANDBASE_ACCESS_TOKEN)."
+        )
+        raise AuthError(msg)
+    if status == 403:
+        msg = (
+            f"The Demandbase API denied {what} (403: {message}). Ask your Demandbase admin to "
+            "grant the token's user the Data Export permission."
+        )
+        raise AuthError(msg)
+    if status == 429 and _is_quota_answer(response, message):
+        raise QuotaExceededError(quota_message(response, message))
+    if status == 429 or status >= 500:
+        raise TransientApiError(
+            f"{what} answered {status}: {message}", retry_after=retry_after_seconds(response)
+        )
+    msg = f"The Demandbase API rejected {what} ({status}): {message}"
+    raise ApiRequestError(msg, status=status)
+
+
+def _is_quota_answer(response: requests.Response, message: str) -> bool:
+    """Tell the daily-quota 429 (never retried) from a plain rate limit (retried)."""
+    return "quota" in message.lower() or "quota" in response.text.lower()[:500]
+
+
+def quota_message(response: requests.Response, message: str) -> str:
+    """Say that the quota is spent and when it comes back."""
+    resets_at = None
+    try:
+        body = response.json()
+        if isinstance(body, dict):
+            resets_at = body.get("resets_at") or body.get("resetsAt")
+    except ValueError:
+        pass
+    when = resets_at or "at the next midnight UTC"
+    return (
+        f"The Demandbase daily export quota is spent ({message}); it resets {when}. "
+        "Everything extracted so far is kept in the emitted state: run the tap again after the "
+        "reset and it continues from there."
+    )
+
+
+class Transport:
+    """Sends API requests with the bearer token, and fetches pre-signed URLs without it."""
+
+    def __init__(
+        self,
+        base_url: str,
+        token: str,
+        *,
+        user_agent: str,
+        timeout: tuple[float, float] = (15.0, 300.0),
+        max_tries: int = 6,
+        retry_factor: float = 1.0,
+        retry_cap: float = 60.0,
+    ) -> None:
+        self.base_url = base_url.rstrip("/") + "/"
+        self.timeout = timeout
+        self._api = requests.Session()
+        self._api.auth = BearerTokenAuthenticator(token=token)
+        self._api.headers["User-Agent"] = user_agent
+        self._files = requests.Session()
+        self._files.auth = _NoCredentials()
+        self._files.headers["User-Agent"] = user_agent
+        retry = backoff.on_exception(
+            _retry_waits,
+            RETRIABLE_EXCEPTIONS,
+            max_tries=max_tries,
+            jitter=None,
+            on_backoff=self._log_retry,
+            logger=None,
+            factor=retry_factor,
+            cap=retry_cap,
+        )
+        self.request_json = retry(self._request_json_once)  # type: ignore[method-assign]
+        self.open_download = retry(self._open_download_once)  # type: ignore[method-assign]
+
+    @staticmethod
+    def _log_retry(details: t.Any) -> None:
+        logger.warning(
+            "Retrying in %.1fs (attempt %d failed: %s)",
+            details["wait"],
+            details["tries"],
+            details.get("exception"),
+        )
+
+    def url(self, path: str) -> str:
+        """Return the absolute URL of an API path."""
+        return urljoin(self.base_url, path.lstrip("/"))
+
+    def _request_json_once(
+        self,
+        method: str,
+        path: str,
+        *,
+        what: str,
+        params: dict[str, t.Any] | None = None,
+        json: t.Any = None,
+        allow: tuple[int, ...] = (),
+    ) -> tuple[int, t.Any]:
+        """Send one API request; return (status, parsed JSON body or None)."""
+        logger.debug("%s %s", method, path)
+        response = self._api.request(
+            method, self.url(path), params=params, json=json, timeout=self.timeout
+        )
+        with response:
+            if response.status_code not in allow:
+                raise_for_status(response, what)
+            try:
+                return response.status_code, response.json() if response.content else None
+            except ValueError as exc:
+                msg = f"{what} answered {response.status_code} with a body that is not JSON"
+                raise TransientApiError(msg) from exc
+
+    def _open_download_once(
+        self,
+        path: str,
+        *,
+        what: str,
+        params: dict[str, t.Any] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> requests.Response:
+        """GET a download endpoint; follow its redirect to a pre-signed URL without the token.
+
+        Retried as a whole, so that a pre-signed URL that has expired is replaced by a fresh
+        one from the API rather than tried again.
+        """
+        response = self._api.get(
+            self.url(path),
+            params=params,
+            headers=headers,
+            timeout=self.timeout,
+            stream=True,
+            allow_redirects=False,
+        )
+        if response.is_redirect:
+            location = urljoin(response.url, response.headers["Location"])
+            response.close()
+            return self._open_presigned(location, what=what, headers=headers)
+        if response.status_code >= 400:
+            with response:
+                raise_for_status(response, what)
+        return response
+
+    def _open_presigned(
+        self, url: str, *, what: str, headers: dict[str, str] | None = None
+    ) -> requests.Response:
+        """GET a pre-signed URL with the bare session (no token ever goes there)."""
+        logger.debug("GET %s", safe_url(url))
+        response = self._files.get(
+            url, headers=headers, timeout=self.timeout, stream=True, allow_redirects=False
+        )
+        if response.status_code == 403:
+            response.close()
+            msg = f"{what}: the pre-signed URL {safe_url(url)} was refused (403, expired)"
+            raise TransientApiError(msg)
+        if response.status_code >= 400:
+            with response:
+                raise_for_status(response, f"{what} (pre-signed download {safe_url(url)})")
+        return response
+
+    def close(self) -> None:
+        """Close both sessions' connections."""
+        self._api.close()
+        self._files.close()

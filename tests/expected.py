@@ -1,0 +1,73 @@
+"""What the tap must emit for the emulator's rows, computed independently of the tap's code."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pendulum
+import requests
+
+INTEGER = {"integer", "int", "long", "bigint"}
+NUMBER = {"number", "float", "double", "decimal", "currency", "percent"}
+BOOLEAN = {"boolean", "bool"}
+DATETIME = {"datetime", "date-time", "timestamp"}
+
+
+def api_field_types(sb: Any) -> dict[str, dict[str, str]]:
+    """Entity → field → the API's declared type, as the emulator serves it."""
+    response = requests.get(
+        f"{sb.api_url}/export/v1/entities",
+        headers={"Authorization": f"Bearer {sb.token}"},
+        timeout=10,
+    )
+    response.raise_for_status()
+    return {
+        entity["name"]: {f["name"]: f["type"] for f in entity["fields"]}
+        for entity in response.json()["entities"]
+    }
+
+
+def expected_value(api_type: str, raw: str | None) -> Any:
+    if raw is None or raw == "":
+        return None
+    kind = api_type.lower()
+    if kind in INTEGER:
+        return int(raw)
+    if kind in NUMBER:
+        return float(raw)
+    if kind in BOOLEAN:
+        assert raw.lower() in {"true", "false", "1", "0"}, raw
+        return raw.lower() in {"true", "1"}
+    if kind in DATETIME:
+        return pendulum.parse(raw, tz="UTC")
+    return raw
+
+
+def assert_same_value(api_type: str, raw: str | None, emitted: Any, where: str) -> None:
+    expected = expected_value(api_type, raw)
+    if api_type.lower() in DATETIME and expected is not None:
+        assert isinstance(emitted, str), where
+        assert emitted.endswith(("+00:00", "Z")), f"{where}: {emitted} is not UTC"
+        assert pendulum.parse(emitted) == expected, f"{where}: {emitted} != {raw}"
+        return
+    assert emitted == expected, f"{where}: emitted {emitted!r}, expected {expected!r} from {raw!r}"
+    assert type(emitted) is type(expected), f"{where}: {type(emitted)} vs {type(expected)}"
+
+
+def assert_records_match(
+    entity: str,
+    emitted: list[dict[str, Any]],
+    raw_rows: list[dict[str, str | None]],
+    types: dict[str, str],
+    fields: list[str] | None = None,
+) -> None:
+    """Every emulator row arrives once, with every (selected) field's value exactly typed."""
+    by_id = {record["id"]: record for record in emitted}
+    assert len(by_id) == len(emitted), f"{entity}: duplicate ids emitted"
+    assert sorted(by_id) == sorted(row["id"] for row in raw_rows), f"{entity}: ids differ"
+    for row in raw_rows:
+        record = by_id[row["id"]]
+        names = fields if fields is not None else list(types)
+        assert set(record) == set(names), f"{entity} {row['id']}: keys {sorted(record)}"
+        for name in names:
+            assert_same_value(types[name], row[name], record[name], f"{entity}.{name} {row['id']}")

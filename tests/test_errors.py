@@ -1,0 +1,114 @@
+"""Bad input and failures end with one clear line, a non-zero exit, and state kept."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import discover, run_tap, select, tap_config
+
+
+def _no_traceback(run) -> None:
+    assert "Traceback" not in run.stderr, run.stderr
+
+
+def _posts(sandbox):
+    return [r for r in sandbox.requests() if r.method == "POST" and r.server == "api"]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "phrase"),
+    [
+        ({"start_date": "the first of May"}, "start_date"),
+        ({"end_date": "2023-01-01T00:00:00Z"}, "end_date"),
+        ({"replication_keys": {"widgets": "last_modified_date"}}, "unknown stream(s) widgets"),
+        ({"replication_keys": {"accounts": "name"}}, "not a date field"),
+        ({"replication_keys": {"accounts": "nope"}}, "replication_keys.accounts"),
+        ({"poll_interval_seconds": 0}, "poll_interval_seconds"),
+    ],
+)
+def test_bad_config_is_one_line_and_no_job(sandbox, tmp_path, overrides, phrase):
+    run = run_tap(tmp_path, tap_config(sandbox, **overrides))
+    assert run.returncode != 0
+    _no_traceback(run)
+    assert any(phrase in line for line in run.error_lines), run.stderr
+    assert not _posts(sandbox)
+    assert not run.records
+
+
+def test_bad_token_is_one_line_without_retries_or_the_token(sandbox, tmp_path):
+    bad = "wrong-token-123456"
+    run = run_tap(tmp_path, tap_config(sandbox, access_token=bad))
+    assert run.returncode == 1
+    _no_traceback(run)
+    assert len(run.error_lines) == 1
+    assert "access token" in run.error_lines[0]
+    assert "401" in run.error_lines[0]
+    assert bad not in run.stderr
+    assert len([r for r in sandbox.requests() if r.server == "api"]) == 1
+
+
+def test_failed_job_exits_non_zero_with_the_jobs_error_message(sandbox, tmp_path):
+    sandbox.settings.fail_jobs = {"accounts": -1}
+    config = tap_config(sandbox)
+    catalog = select(discover(tmp_path, config), {"accounts": None})
+    run = run_tap(tmp_path, config, catalog=catalog)
+    assert run.returncode == 1
+    _no_traceback(run)
+    (line,) = run.error_lines
+    assert "failed" in line
+    assert "simulated" in line
+    assert not run.records
+
+
+def test_quota_429_stops_at_once_with_finished_streams_state_kept(sandbox, tmp_path):
+    sandbox.settings.quota_exhausted_after_jobs = 2
+    run = run_tap(tmp_path, tap_config(sandbox))
+    assert run.returncode == 1
+    _no_traceback(run)
+    (line,) = run.error_lines
+    assert "quota" in line
+    assert "resets" in line
+    # accounts and activities ran (streams sync in name order); the third job was refused once.
+    assert sorted(run.records) == ["accounts", "activities"]
+    assert sorted(run.last_state["bookmarks"]) == ["accounts", "activities"]
+    assert len(_posts(sandbox)) == 3
+
+
+def test_transient_5xx_are_retried(sandbox, tmp_path):
+    sandbox.settings.http_errors = {"create": 1, "status": 2, "download": 1, "file": 1}
+    config = tap_config(sandbox)
+    catalog = select(discover(tmp_path, config), {"campaigns": None})
+    run = run_tap(tmp_path, config, catalog=catalog)
+    assert run.returncode == 0, run.stderr
+    assert len(run.records["campaigns"]) == 20
+    assert len(_posts(sandbox)) == 2  # one refused with 503, one created
+
+
+@pytest.mark.parametrize(
+    ("defect", "field_named"),
+    [
+        ("ragged", False),
+        ("bad_integer", True),
+        ("bad_boolean", True),
+        ("bad_date", True),
+        ("bad_utf8", False),
+        ("no_header", False),
+    ],
+)
+def test_malformed_csv_is_one_line_naming_part_line_and_field(
+    sandbox, tmp_path, defect, field_named
+):
+    sandbox.settings.malformed = {"activities": defect}
+    config = tap_config(sandbox)
+    catalog = select(discover(tmp_path, config), {"accounts": None, "activities": None})
+    run = run_tap(tmp_path, config, catalog=catalog)
+    assert run.returncode == 1
+    _no_traceback(run)
+    (line,) = run.error_lines
+    assert "activities: part 1, line " in line
+    assert (", field '" in line) is field_named
+    # accounts finished before activities failed: its records and bookmark are kept.
+    assert len(run.records["accounts"]) == 120
+    assert list(run.last_state["bookmarks"]) == ["accounts"] or (
+        "replication_key_value" not in run.last_state["bookmarks"].get("activities", {})
+    )
