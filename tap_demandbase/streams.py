@@ -7,6 +7,8 @@ into a JobSpec, and the job's parts into records the SDK emits with the bookmark
 from __future__ import annotations
 
 import datetime
+import logging
+import sys
 import typing as t
 from dataclasses import dataclass
 
@@ -14,7 +16,7 @@ import pendulum
 from singer_sdk import Stream
 
 from tap_demandbase.api import JobSpec
-from tap_demandbase.errors import MalformedResultError
+from tap_demandbase.errors import DemandbaseError, MalformedResultError
 from tap_demandbase.jobs import ExportJob, PollPolicy, human_bytes
 from tap_demandbase.records import CsvPartReader
 from tap_demandbase.results import ResultParts
@@ -41,6 +43,16 @@ class ExportSettings:
     end_date: datetime.datetime | None = None
     account_list_id: str | None = None
     spool_dir: str | None = None
+
+
+class _OneLineErrors(logging.Filter):
+    """Drop the SDK's generic "unhandled error" line for errors the tap reports in one line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (
+            str(record.msg).startswith("An unhandled error occurred")
+            and isinstance(sys.exc_info()[1], DemandbaseError)
+        )
 
 
 def utc_date(value: str | datetime.datetime) -> datetime.date:
@@ -70,6 +82,7 @@ class ExportStream(Stream):
         export: ExportSettings,
     ) -> None:
         super().__init__(tap, schema=schema, name=name)
+        self.logger.addFilter(_OneLineErrors())
         self.export = export
         self.primary_keys = [PRIMARY_KEY]
         self.replication_key = replication_key

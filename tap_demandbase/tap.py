@@ -22,6 +22,7 @@ from tap_demandbase.jobs import PollPolicy
 from tap_demandbase.schema import date_fields, entity_schema
 from tap_demandbase.streams import ExportSettings, ExportStream
 from tap_demandbase.transport import Transport
+from tap_demandbase.writer import FastSingerWriter
 
 if t.TYPE_CHECKING:
     from collections.abc import Iterator
@@ -67,6 +68,7 @@ class TapDemandbase(Tap):
     """Singer tap for the Demandbase Data Export API."""
 
     name = "tap-demandbase"
+    message_writer_class = FastSingerWriter
 
     config_jsonschema = th.PropertiesList(
         th.Property(
@@ -134,9 +136,6 @@ class TapDemandbase(Tap):
             description="An export job not done after this long is cancelled and the stream fails.",
         ),
     ).to_dict()
-
-    def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
-        super().__init__(*args, **kwargs)
 
     # Settings -------------------------------------------------------------------------------
 

@@ -108,7 +108,7 @@ def run_tap(
         state_path.write_text(json.dumps(state))
         command += ["--state", str(state_path)]
     env = {k: v for k, v in os.environ.items() if not k.startswith("TAP_DEMANDBASE_")}
-    done = subprocess.run(  # noqa: S603
+    done = subprocess.run(
         command, capture_output=True, text=True, timeout=timeout, env=env, check=False
     )
     messages = []

@@ -98,17 +98,16 @@ def test_transient_5xx_are_retried(sandbox, tmp_path):
 def test_malformed_csv_is_one_line_naming_part_line_and_field(
     sandbox, tmp_path, defect, field_named
 ):
-    sandbox.settings.malformed = {"activities": defect}
+    sandbox.settings.malformed = {"opportunities": defect}
     config = tap_config(sandbox)
-    catalog = select(discover(tmp_path, config), {"accounts": None, "activities": None})
+    catalog = select(discover(tmp_path, config), {"accounts": None, "opportunities": None})
     run = run_tap(tmp_path, config, catalog=catalog)
     assert run.returncode == 1
     _no_traceback(run)
     (line,) = run.error_lines
-    assert "activities: part 1, line " in line
+    assert "opportunities: part 1, line " in line
     assert (", field '" in line) is field_named
-    # accounts finished before activities failed: its records and bookmark are kept.
+    # accounts finished before opportunities failed: its records and bookmark are kept.
     assert len(run.records["accounts"]) == 120
-    assert list(run.last_state["bookmarks"]) == ["accounts"] or (
-        "replication_key_value" not in run.last_state["bookmarks"].get("activities", {})
-    )
+    assert list(run.last_state["bookmarks"]) == ["accounts"]
+    assert run.last_state["bookmarks"]["accounts"]["replication_key_value"]

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import pendulum
 
 from tests.conftest import ENTITIES, discover, run_tap, select, tap_config
@@ -64,8 +62,9 @@ def test_second_run_starts_on_the_bookmark_day_and_rereads_only_that_day(sandbox
         )
         assert 0 < len(rows) < len(first.records[entity]), entity
         assert_records_match(entity, second.records.get(entity, []), rows, types[entity])
-        assert second.last_state["bookmarks"][entity]["replication_key_value"] == (
-            state["bookmarks"][entity]["replication_key_value"]
+        assert (
+            second.last_state["bookmarks"][entity]["replication_key_value"]
+            == (state["bookmarks"][entity]["replication_key_value"])
         )
     starts = {
         r.body["entity_type"]: r.body["filters"]["date_range"]["start"]
@@ -161,5 +160,3 @@ def test_direct_200_downloads_work_too(sandbox, tmp_path):
     assert run.returncode == 0, run.stderr
     assert len(run.records["accounts"]) == 120
     assert not [r for r in sandbox.requests() if r.server == "files"]
-
-
