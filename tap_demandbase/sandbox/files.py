@@ -1,0 +1,386 @@
+r"""Result files: writing an export's CSV parts, and the pre-signed download host serving them.
+
+The download host stands in for the object store (S3, GCS) behind the API's ``302``. Like one,
+it knows nothing of the API's bearer token: it trusts only the HMAC signature and expiry in the
+URL, and refuses any request that carries an ``Authorization`` header ("Only one auth mechanism
+allowed") -- which is how tests prove a tap never leaks its token to it.
+
+Part files are RFC 4180 (``csv`` module, ``\r\n`` line ends, minimal quoting), UTF-8, a header
+row in every part, ``rows_per_part`` records each; an export with no rows is one header-only part.
+Columns are ordered by ``column_order`` (by default the *reverse* of the requested order), so a
+client must match columns by header name. ``bom`` puts a UTF-8 byte order mark on part 1 only
+(``first``), on every part (``all``), or nowhere (``none``).
+
+Malformed results (``SandboxSettings.malformed[entity]``) damage part 1 only. "Record k" is the
+k-th data record of the part. In a damaged part the first three records have any embedded
+line breaks replaced by spaces, so that ``csv.reader(...).line_num`` after reading record k is
+exactly ``k + 1`` (the header is line 1), or ``k`` with ``no_header``:
+
+============  =======================================================  ==========
+defect        what is written                                          line_num
+============  =======================================================  ==========
+ragged        record 3 gets one extra trailing cell ``unexpected``      4
+bad_integer   first integer-typed column (in file order) of record 2   3
+              is ``12x``
+bad_boolean   first boolean-typed column of record 2 is ``maybe``      3
+bad_date      first date-time-typed column of record 2 (else first     3
+              date column) is ``2024-13-45T99:00:00Z``
+bad_utf8      first string/text column of record 2 has the raw bytes   3
+              ``b"\xff\xfe"`` after its first character
+no_header     part 1 has no header row; record 1 is line 1             1
+============  =======================================================  ==========
+
+If part 1 has fewer records than the target, the last record is damaged instead; with no records,
+or no column of the needed type among the exported fields, that defect changes nothing.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import hmac
+import io
+import itertools
+import operator
+import re
+import secrets
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from tap_demandbase.sandbox.data import Cell, Filters, iter_rows
+from tap_demandbase.sandbox.entities import (
+    BOOLEAN_TYPES,
+    DATE_TYPES,
+    DATETIME_TYPES,
+    ENTITIES,
+    INTEGER_TYPES,
+    TEXT_TYPES,
+)
+from tap_demandbase.sandbox.handler import SandboxHandler, SandboxServer
+from tap_demandbase.sandbox.log import RequestLog
+from tap_demandbase.sandbox.settings import SandboxSettings
+
+CHUNK_SIZE = 64 * 1024
+_WRITE_BATCH = 10_000  # rows between cancellation checks
+_MARKER = "\ue000"  # stands for the raw bytes of the bad_utf8 defect until they are encoded
+_BAD_BYTES = b"\xff\xfe"
+_PART_PATH = re.compile(r"^/exports/([A-Za-z0-9_-]+)/part-([0-9]+)\.csv$")
+
+
+class ExportCancelled(Exception):
+    """The job was cancelled while its files were being written; nothing was kept."""
+
+
+@dataclass(frozen=True)
+class ResultFiles:
+    """The part files of one export, complete on disk."""
+
+    parts: tuple[Path, ...]
+    sizes: tuple[int, ...]
+    record_count: int
+
+    @property
+    def total_bytes(self) -> int:
+        """Return the size of all parts together (the job's ``file_size_bytes``)."""
+        return sum(self.sizes)
+
+
+def column_order(fields: Sequence[str], mode: str) -> list[str]:
+    """Return the CSV column order for requested ``fields`` under ``column_order`` ``mode``."""
+    if mode == "reversed":
+        return list(reversed(fields))
+    if mode == "sorted":
+        return sorted(fields)
+    return list(fields)
+
+
+def write_export(
+    directory: Path,
+    settings: SandboxSettings,
+    entity: str,
+    fields: Sequence[str],
+    filters: Filters,
+    *,
+    defect: str | None = None,
+    cancelled: Callable[[], bool] = lambda: False,
+) -> ResultFiles:
+    """Write the parts of an export into ``directory`` (created if needed), streaming the rows.
+
+    Memory stays flat: rows go from the generator through ``csv.writer`` to disk in batches.
+
+    Raises:
+        ExportCancelled: ``cancelled()`` turned true; the parts written so far are deleted.
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    columns = column_order(fields, settings.column_order)
+    counter = itertools.count()
+    # zip() pulls a row before a number, so next(counter) at the end is the number of rows.
+    rows = map(
+        operator.itemgetter(0),
+        zip(iter_rows(settings, entity, columns, filters), counter, strict=False),
+    )
+    parts: list[Path] = []
+    try:
+        while True:
+            first = next(rows, None)
+            if first is None and parts:
+                break
+            path = directory / f"part-{len(parts) + 1}.csv"
+            parts.append(path)
+            bom = settings.bom == "all" or (settings.bom == "first" and len(parts) == 1)
+            head: list[Sequence[Cell]] = [] if first is None else [first]
+            with path.open("w", encoding="utf-8", newline="", buffering=1 << 20) as out:
+                if bom:
+                    out.write("\ufeff")
+                writer = csv.writer(out)
+                if defect is not None and len(parts) == 1:
+                    head += itertools.islice(rows, min(3, settings.rows_per_part) - len(head))
+                    _write_damaged(out, entity, columns, head, defect)
+                else:
+                    writer.writerow(columns)
+                    writer.writerows(head)
+                remaining = settings.rows_per_part - len(head)
+                while remaining > 0:
+                    if cancelled():
+                        raise ExportCancelled
+                    batch = min(remaining, _WRITE_BATCH)
+                    writer.writerows(itertools.islice(rows, batch))
+                    remaining -= batch
+    except BaseException:
+        for path in parts:
+            path.unlink(missing_ok=True)
+        raise
+    return ResultFiles(tuple(parts), tuple(p.stat().st_size for p in parts), next(counter))
+
+
+def _write_damaged(
+    out: io.TextIOWrapper,
+    entity: str,
+    columns: list[str],
+    records: list[Sequence[Cell]],
+    defect: str,
+) -> None:
+    """Write the header and the first records of part 1 with ``defect`` (see the module doc)."""
+    rows: list[list[Cell]] = [
+        [None if c is None else c.replace("\r\n", " ").replace("\n", " ") for c in r]
+        for r in records
+    ]
+    type_of = {f.name: f.type for f in ENTITIES[entity].fields}
+    types = [type_of[name] for name in columns]
+
+    def first_column(*kinds: frozenset[str]) -> int | None:
+        for kind in kinds:
+            found = next((k for k, t in enumerate(types) if t in kind), None)
+            if found is not None:
+                return found
+        return None
+
+    if rows:
+        target = rows[min(3 if defect == "ragged" else 2, len(rows)) - 1]
+        if defect == "ragged":
+            target.append("unexpected")
+        column = {
+            "bad_integer": first_column(INTEGER_TYPES),
+            "bad_boolean": first_column(BOOLEAN_TYPES),
+            "bad_date": first_column(DATETIME_TYPES, DATE_TYPES),
+            "bad_utf8": first_column(TEXT_TYPES),
+        }.get(defect)
+        if column is not None:
+            text = target[column] or "x"
+            target[column] = {
+                "bad_integer": "12x",
+                "bad_boolean": "maybe",
+                "bad_date": "2024-13-45T99:00:00Z",
+                "bad_utf8": text[:1] + _MARKER + text[1:],
+            }[defect]
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    if defect != "no_header":
+        writer.writerow(columns)
+    writer.writerows(rows)
+    out.flush()
+    out.buffer.write(buffer.getvalue().encode().replace(_MARKER.encode(), _BAD_BYTES))
+
+
+class UrlSigner:
+    r"""Signs and checks download URLs with HMAC-SHA256 and a secret private to one sandbox.
+
+    The signature covers ``f"{path}\n{expires}"``, so neither the object nor the expiry can be
+    altered; the secret is random per sandbox, so URLs of one run are worthless in the next.
+    """
+
+    def __init__(self, secret: bytes | None = None) -> None:
+        self._secret = secret or secrets.token_bytes(32)
+
+    def signature(self, path: str, expires: int) -> str:
+        """Return the hex signature of ``path`` valid until epoch second ``expires``."""
+        message = f"{path}\n{expires}".encode()
+        return hmac.new(self._secret, message, hashlib.sha256).hexdigest()
+
+    def url(self, base_url: str, path: str, expires: int) -> str:
+        """Return the full pre-signed URL of ``path`` on the host at ``base_url``."""
+        return f"{base_url}{path}?expires={expires}&signature={self.signature(path, expires)}"
+
+    def verify(self, path: str, expires: int, signature: str) -> bool:
+        """Return whether ``signature`` is the one this signer issued for ``path``/``expires``."""
+        return hmac.compare_digest(self.signature(path, expires), signature)
+
+
+def part_path(job_id: str, part: int) -> str:
+    """Return the download host's path of a job's part (what gets signed)."""
+    return f"/exports/{job_id}/part-{part}.csv"
+
+
+def send_file(handler: SandboxHandler, path: Path, filename: str) -> None:
+    """Stream ``path`` as text/csv in chunks, honouring ``Range`` and the ``cut_downloads`` fault.
+
+    A cut download announces the full Content-Length, sends about half the bytes, and closes
+    the connection: what a client sees when a transfer breaks mid-way.
+    """
+    size = path.stat().st_size
+    first, last = 0, size - 1
+    status = 200
+    headers = {
+        "Content-Type": "text/csv; charset=utf-8",
+        "Content-Disposition": f'attachment; filename="{filename}"',
+    }
+    if handler.settings.supports_range:
+        headers["Accept-Ranges"] = "bytes"
+        spec = handler.headers.get("Range")
+        wanted = _parse_range(spec, size) if spec else None
+        if wanted == "unsatisfiable":
+            handler.send_problem(
+                416,
+                "invalid_range",
+                f"The requested range is not satisfiable ({spec}; size {size})",
+                {"Content-Range": f"bytes */{size}"},
+            )
+            return
+        if isinstance(wanted, tuple):
+            first, last = wanted
+            status = 206
+            headers["Content-Range"] = f"bytes {first}-{last}/{size}"
+    length = max(0, last - first + 1)
+    cut = handler.command != "HEAD" and handler.settings.consume("cut_downloads")
+    handler.send_response(status)
+    headers["Content-Length"] = str(length)
+    for name, value in headers.items():
+        handler.send_header(name, value)
+    handler.end_headers()
+    if handler.command == "HEAD":
+        return
+    for chunk in _read_chunks(path, first, length // 2 if cut else length):
+        handler.wfile.write(chunk)
+    if cut:
+        handler.wfile.flush()
+        handler.close_connection = True
+
+
+def _read_chunks(path: Path, offset: int, length: int) -> Iterator[bytes]:
+    with path.open("rb") as source:
+        source.seek(offset)
+        while length > 0:
+            chunk = source.read(min(CHUNK_SIZE, length))
+            if not chunk:
+                return
+            length -= len(chunk)
+            yield chunk
+
+
+def _parse_range(spec: str, size: int) -> tuple[int, int] | str | None:
+    """Parse a single ``bytes=`` range: ``(first, last)``, ``"unsatisfiable"``, or None to ignore.
+
+    Multi-range and malformed headers are ignored (the whole file is sent), as RFC 9110 allows.
+    """
+    match = re.fullmatch(r"bytes=(\d*)-(\d*)", spec.strip())
+    if not match or match.group(1) == match.group(2) == "":
+        return None
+    start, end = match.groups()
+    if start == "":  # suffix: the last N bytes
+        suffix = int(end)
+        return (max(0, size - suffix), size - 1) if suffix and size else "unsatisfiable"
+    first = int(start)
+    last = size - 1 if end == "" else min(int(end), size - 1)
+    if first >= size or (end != "" and int(end) < first):
+        return "unsatisfiable"
+    return first, last
+
+
+class FilesServer(SandboxServer):
+    """The pre-signed download host: knows the signer and how to find a job's part on disk."""
+
+    def __init__(
+        self,
+        address: tuple[str, int],
+        *,
+        settings: SandboxSettings,
+        log: RequestLog,
+        signer: UrlSigner,
+        resolve: Callable[[str, int], Path | None],
+    ) -> None:
+        self.signer = signer
+        self.resolve = resolve
+        super().__init__(address, FilesHandler, name="files", settings=settings, log=log)
+
+
+class FilesHandler(SandboxHandler):
+    """Serves ``GET /exports/<job>/part-<N>.csv?expires=..&signature=..`` like an object store."""
+
+    server: FilesServer
+
+    def send_problem(
+        self, status: int, code: str, message: str, headers: dict[str, str] | None = None
+    ) -> None:
+        """Answer with an S3-style XML error (``code`` turned into CamelCase)."""
+        camel = "".join(word.capitalize() for word in code.split("_"))
+        body = (
+            '<?xml version="1.0" encoding="UTF-8"?>\n'
+            f"<Error><Code>{camel}</Code><Message>{message}</Message></Error>"
+        )
+        self.send_body(status, "application/xml", body.encode(), headers)
+
+    def route(self) -> None:
+        """Check auth mechanism, fault, signature and expiry, then stream the part."""
+        if self.command not in ("GET", "HEAD"):
+            self.send_problem(405, "method_not_allowed", "Only GET and HEAD are supported")
+            return
+        if self.headers.get("Authorization") is not None:
+            self.send_problem(
+                400,
+                "invalid_argument",
+                "Only one auth mechanism allowed; only the signature query parameters or the "
+                "Authorization header should be specified",
+            )
+            return
+        if self.injected_fault("file"):
+            return
+        match = _PART_PATH.match(self.url_path)
+        if not match:
+            self.send_problem(404, "no_such_key", "The specified key does not exist.")
+            return
+        expires_text = self.query.get("expires", "")
+        signature = self.query.get("signature", "")
+        if not expires_text.isdigit() or not signature:
+            self.send_problem(
+                403, "access_denied", "Query-string authentication requires expires and signature"
+            )
+            return
+        expires = int(expires_text)
+        if not self.server.signer.verify(self.url_path, expires, signature):
+            self.send_problem(
+                403,
+                "signature_does_not_match",
+                "The request signature we calculated does not match the signature you provided.",
+            )
+            return
+        if expires < time.time():
+            self.send_problem(403, "access_denied", "Request has expired")
+            return
+        job_id, part = match.group(1), int(match.group(2))
+        path = self.server.resolve(job_id, part)
+        if path is None:
+            self.send_problem(404, "no_such_key", "The specified key does not exist.")
+            return
+        send_file(self, path, f"{job_id}-part-{part}.csv")

@@ -1,0 +1,267 @@
+"""Export jobs: their wall-clock life cycle, result cache and the daily quota.
+
+A job is ``pending`` for ``pending_seconds``, then ``processing`` for at least
+``processing_seconds`` and until its files are written (by a worker thread, so a large export
+really takes time), then ``completed`` -- or ``failed`` if a ``fail_jobs`` fault was due when it
+was created, or ``cancelled`` by ``DELETE``. Each job works from a snapshot of the settings taken
+at creation, so changing knobs mid-run affects only later jobs.
+
+Identical exports (same entity, fields, filters and data/file knobs) share one set of part files
+when ``cache_results`` is on, so benchmarks pay generation once; they still go through the full
+pending/processing timing. Damaged (``malformed``) results are never cached.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+from tap_demandbase.sandbox.data import Filters
+from tap_demandbase.sandbox.entities import ENTITIES
+from tap_demandbase.sandbox.files import ExportCancelled, ResultFiles, write_export
+from tap_demandbase.sandbox.settings import SandboxSettings
+
+ACTIVE = ("pending", "processing")
+STATUSES = ("pending", "processing", "completed", "failed", "cancelled")
+QUOTA_MESSAGE = "Daily export quota exceeded (10GB per day limit)"
+
+
+class QuotaExceeded(Exception):
+    """The daily job or byte quota is spent; ``resets_at`` is the next UTC midnight."""
+
+    def __init__(self, resets_at: str) -> None:
+        super().__init__(QUOTA_MESSAGE)
+        self.resets_at = resets_at
+
+
+@dataclass
+class Job:
+    """One export job and everything needed to run and describe it."""
+
+    id: str
+    entity: str
+    fields: list[str]
+    filters: Filters
+    filters_json: dict[str, object]
+    settings: SandboxSettings
+    will_fail: bool
+    defect: str | None
+    created_at: float = field(default_factory=time.time)
+    status: str = "pending"
+    completed_at: float | None = None
+    result: ResultFiles | None = None
+    error_message: str | None = None
+    cancelled: threading.Event = field(default_factory=threading.Event)
+
+    @property
+    def expires_at(self) -> float | None:
+        """Return when the result stops being downloadable (None before completion)."""
+        if self.completed_at is None:
+            return None
+        return self.completed_at + self.settings.result_ttl_seconds
+
+    def to_json(self, api_url: str) -> dict[str, object]:
+        """Return the ExportJob JSON of the contract (keys without a value are left out)."""
+        out: dict[str, object] = {
+            "id": self.id,
+            "entity_type": self.entity,
+            "status": self.status,
+            "fields": list(self.fields),
+            "filters": dict(self.filters_json),
+            "created_at": rfc3339(self.created_at),
+        }
+        if self.status == "completed" and self.result is not None:
+            out.update(
+                record_count=self.result.record_count,
+                file_size_bytes=self.result.total_bytes,
+                file_parts=len(self.result.parts),
+                download_url=f"{api_url}/export/v1/jobs/{self.id}/download",
+                completed_at=rfc3339(self.completed_at or 0.0),
+                expires_at=rfc3339(self.expires_at or 0.0),
+            )
+        if self.error_message is not None:
+            out["error_message"] = self.error_message
+        return out
+
+
+class JobStore:
+    """All jobs of one sandbox, their worker threads, the result cache and quota counters."""
+
+    def __init__(self, settings: SandboxSettings, directory: Path) -> None:
+        self.settings = settings
+        self.directory = directory
+        self._lock = threading.Lock()
+        self._jobs: dict[str, Job] = {}
+        self._workers: list[threading.Thread] = []
+        self._cache: dict[tuple[object, ...], ResultFiles] = {}
+        self._cache_locks: dict[tuple[object, ...], threading.Lock] = {}
+        self._bytes_by_day: dict[str, int] = {}
+
+    def create(
+        self, entity: str, fields: list[str], filters: Filters, filters_json: dict[str, object]
+    ) -> Job:
+        """Create a job (already validated) and start its worker.
+
+        Raises:
+            QuotaExceeded: ``quota_exhausted_after_jobs`` jobs exist already, or today's
+                completed exports reached ``quota_bytes``.
+        """
+        live = self.settings
+        with self._lock:
+            limit = live.quota_exhausted_after_jobs
+            spent = self._bytes_by_day.get(_utc_day(time.time()), 0)
+            if (limit is not None and len(self._jobs) >= limit) or spent >= live.quota_bytes:
+                raise QuotaExceeded(rfc3339(_next_utc_midnight()))
+            job = Job(
+                id=f"job-{len(self._jobs) + 1:06d}",
+                entity=entity,
+                fields=fields,
+                filters=filters,
+                filters_json=filters_json,
+                settings=live.snapshot(),
+                will_fail=live.consume("fail_jobs", entity),
+                defect=live.malformed.get(entity),
+            )
+            self._jobs[job.id] = job
+            worker = threading.Thread(target=self._run, args=(job,), name=job.id, daemon=True)
+            self._workers.append(worker)
+        worker.start()
+        return job
+
+    def get(self, job_id: str) -> Job | None:
+        """Return the job called ``job_id``, if any."""
+        with self._lock:
+            return self._jobs.get(job_id)
+
+    def describe(self, job: Job, api_url: str) -> dict[str, object]:
+        """Return ``job``'s JSON, read consistently with respect to its worker."""
+        with self._lock:
+            return job.to_json(api_url)
+
+    def describe_all(self, api_url: str, status: str | None = None) -> list[dict[str, object]]:
+        """Return the JSON of every job (optionally only those in ``status``), oldest first."""
+        with self._lock:
+            return [
+                j.to_json(api_url)
+                for j in self._jobs.values()
+                if status is None or j.status == status
+            ]
+
+    def cancel(self, job: Job) -> bool:
+        """Cancel ``job`` if it is pending or processing; return whether it was."""
+        with self._lock:
+            if job.status not in ACTIVE:
+                return False
+            job.status = "cancelled"
+            job.cancelled.set()
+            return True
+
+    def part_file(self, job_id: str, part: int) -> Path | None:
+        """Return part ``part`` of a completed, unexpired job's result, else None."""
+        with self._lock:
+            job = self._jobs.get(job_id)
+            if job is None or job.status != "completed" or job.result is None:
+                return None
+            if (job.expires_at or 0.0) < time.time():
+                return None
+            if not 1 <= part <= len(job.result.parts):
+                return None
+            return job.result.parts[part - 1]
+
+    def close(self) -> None:
+        """Stop every worker (their jobs are left as they are) and wait briefly for them."""
+        with self._lock:
+            for job in self._jobs.values():
+                job.cancelled.set()
+            workers = list(self._workers)
+        for worker in workers:
+            worker.join(timeout=5)
+
+    def _run(self, job: Job) -> None:
+        """Drive ``job`` through its life cycle (runs in the job's own thread)."""
+        settings = job.settings
+        if job.cancelled.wait(settings.pending_seconds):
+            return
+        with self._lock:
+            if job.status != "pending":
+                return
+            job.status = "processing"
+        began = time.monotonic()
+        result: ResultFiles | None = None
+        error = f"Export failed: simulated internal error while exporting {job.entity}"
+        if not job.will_fail:
+            try:
+                result = self._produce(job)
+            except ExportCancelled:
+                return
+            except Exception as exc:  # a disk problem: the job fails, like a real one would
+                error = f"Export failed: {exc}"
+        if job.cancelled.wait(max(0.0, settings.processing_seconds - (time.monotonic() - began))):
+            return
+        with self._lock:
+            if job.status != "processing":
+                return
+            if result is None:
+                job.error_message = error
+                job.status = "failed"
+                return
+            job.result = result
+            job.completed_at = time.time()
+            job.status = "completed"
+            day = _utc_day(job.completed_at)
+            self._bytes_by_day[day] = self._bytes_by_day.get(day, 0) + result.total_bytes
+
+    def _produce(self, job: Job) -> ResultFiles:
+        """Write ``job``'s part files, or reuse those of an identical earlier export."""
+        settings = job.settings
+        if job.defect is not None or not settings.cache_results:
+            return self._write(job)
+        key = (
+            job.entity,
+            tuple(job.fields),
+            job.filters,
+            settings.seed,
+            tuple(settings.row_count(name) for name in ENTITIES),
+            settings.data_start,
+            settings.data_days,
+            settings.rows_per_part,
+            settings.column_order,
+            settings.bom,
+        )
+        with self._lock:
+            key_lock = self._cache_locks.setdefault(key, threading.Lock())
+        with key_lock:  # an identical export running concurrently is waited for, then reused
+            cached = self._cache.get(key)
+            if cached is not None and all(path.exists() for path in cached.parts):
+                return cached
+            result = self._write(job)
+            self._cache[key] = result
+            return result
+
+    def _write(self, job: Job) -> ResultFiles:
+        return write_export(
+            self.directory / job.id,
+            job.settings,
+            job.entity,
+            job.fields,
+            job.filters,
+            defect=job.defect,
+            cancelled=job.cancelled.is_set,
+        )
+
+
+def rfc3339(ts: float) -> str:
+    """Return epoch seconds ``ts`` as an RFC 3339 UTC timestamp, like ``2024-01-05T10:20:30Z``."""
+    return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _utc_day(ts: float) -> str:
+    return datetime.fromtimestamp(ts, timezone.utc).date().isoformat()
+
+
+def _next_utc_midnight() -> float:
+    today = datetime.now(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
+    return (today + timedelta(days=1)).timestamp()

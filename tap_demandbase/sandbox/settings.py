@@ -1,0 +1,183 @@
+"""SandboxSettings: every knob of the emulator, data shape and fault injection alike, in one place.
+
+The defaults suit an interactive demo (jobs take a few seconds, like the real service); test
+suites shrink the timings. The object is live: the servers read it on every request, so a test
+(or ``POST /_sandbox/settings`` from another process) can change a knob between two calls.
+Countdown knobs ("the next k calls ...") are decremented through :meth:`SandboxSettings.consume`
+under a lock, so concurrent requests never both take the last fault.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import threading
+import typing
+from dataclasses import dataclass, field
+from datetime import date
+
+from tap_demandbase.sandbox.entities import DEFAULT_ROWS
+
+#: Endpoint names accepted as keys of ``http_errors``.
+ENDPOINTS = ("entities", "create", "status", "list", "cancel", "download", "file")
+#: Accepted values of ``column_order``.
+COLUMN_ORDERS = ("reversed", "requested", "sorted")
+#: Accepted values of ``bom``.
+BOM_MODES = ("first", "all", "none")
+#: Accepted values of ``malformed`` (see ``files.py`` for exactly what each one breaks).
+DEFECTS = ("ragged", "bad_integer", "bad_boolean", "bad_date", "bad_utf8", "no_header")
+
+_COUNTER_LOCK = threading.Lock()
+
+
+@dataclass
+class SandboxSettings:
+    """Knobs of one sandbox.
+
+    Jobs copy the settings when they are created (:meth:`snapshot`), so changing a data or timing
+    knob affects the next job, never one already running. Request-level faults (``http_errors``,
+    ``cut_downloads``, ``expire_next_urls``) act on the next matching request.
+    """
+
+    # Where and how to listen.
+    token: str = "sandbox-token"
+    host: str = "127.0.0.1"
+    port: int = 0
+    files_host: str = "127.0.0.2"
+    files_port: int = 0
+
+    # The data: row i of an entity is a pure function of these.
+    seed: int = 1
+    rows: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_ROWS))
+    data_start: date = date(2024, 1, 1)
+    data_days: int = 90
+
+    # Result files.
+    rows_per_part: int = 50_000
+    column_order: str = "reversed"
+    bom: str = "first"
+    cache_results: bool = True
+
+    # Job life cycle and URLs.
+    pending_seconds: float = 1.0
+    processing_seconds: float = 2.0
+    result_ttl_seconds: float = 3600.0
+    url_ttl_seconds: float = 300.0
+    redirect_downloads: bool = True
+    supports_range: bool = True
+
+    # Faults.
+    http_errors: dict[str, int] = field(default_factory=dict)
+    http_error_status: int = 503
+    fail_jobs: dict[str, int] = field(default_factory=dict)
+    quota_exhausted_after_jobs: int | None = None
+    quota_bytes: int = 10 * 1024**3
+    cut_downloads: int = 0
+    expire_next_urls: int = 0
+    malformed: dict[str, str] = field(default_factory=dict)
+
+    def row_count(self, entity: str) -> int:
+        """Return how many rows ``entity`` has (``rows`` entry, else the default)."""
+        return self.rows.get(entity, DEFAULT_ROWS[entity])
+
+    def snapshot(self) -> SandboxSettings:
+        """Return a deep copy, so a job is unaffected by knobs changed after it was created."""
+        return copy.deepcopy(self)
+
+    def consume(self, knob: str, key: str | None = None) -> bool:
+        """Take one unit of a countdown fault knob; return whether the fault applies now.
+
+        ``knob`` names an int field (``cut_downloads``) or, with ``key``, an entry of a dict
+        field (``http_errors["create"]``). A positive count is decremented; a negative count
+        (``-1``) means "always" and is left alone; zero or missing means no fault.
+        """
+        with _COUNTER_LOCK:
+            if key is None:
+                count = typing.cast(int, getattr(self, knob))
+                if count > 0:
+                    setattr(self, knob, count - 1)
+                return count != 0
+            counters = typing.cast(dict[str, int], getattr(self, knob))
+            count = counters.get(key, 0)
+            if count > 0:
+                counters[key] = count - 1
+            return count != 0
+
+    def to_json(self) -> dict[str, object]:
+        """Return the knobs as JSON-ready values (dates as ``YYYY-MM-DD``)."""
+        out: dict[str, object] = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            out[f.name] = value.isoformat() if isinstance(value, date) else copy.deepcopy(value)
+        return out
+
+    def update(self, changes: dict[str, object]) -> None:
+        """Apply ``changes`` (JSON values keyed by field name), checking every one first.
+
+        Raises:
+            ValueError: A key is not a knob, or a value has the wrong type or is out of range;
+                nothing is changed then.
+        """
+        hints = typing.get_type_hints(SandboxSettings)
+        coerced = {name: _coerce(name, hints.get(name), value) for name, value in changes.items()}
+        candidate = self.snapshot()
+        for name, value in coerced.items():
+            setattr(candidate, name, value)
+        candidate.validate()
+        with _COUNTER_LOCK:
+            for name, value in coerced.items():
+                setattr(self, name, value)
+
+    def validate(self) -> None:
+        """Check enumerated and numeric knobs, so a typo fails loudly instead of silently.
+
+        Raises:
+            ValueError: Naming the offending knob and the accepted values.
+        """
+        _check_choice("column_order", self.column_order, COLUMN_ORDERS)
+        _check_choice("bom", self.bom, BOM_MODES)
+        for key in self.http_errors:
+            _check_choice("http_errors key", key, ENDPOINTS)
+        for entity in (*self.rows, *self.fail_jobs, *self.malformed):
+            _check_choice("entity", entity, tuple(DEFAULT_ROWS))
+        for defect in self.malformed.values():
+            _check_choice("malformed defect", defect, DEFECTS)
+        if self.rows_per_part < 1:
+            raise ValueError("rows_per_part must be at least 1")
+        if self.data_days < 1:
+            raise ValueError("data_days must be at least 1")
+        if any(n < 0 for n in self.rows.values()):
+            raise ValueError("rows must not be negative")
+
+
+def _check_choice(what: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ValueError(f"invalid {what} {value!r}; expected one of: {', '.join(choices)}")
+
+
+def _coerce(name: str, hint: object, value: object) -> object:
+    """Convert one JSON value to the type of knob ``name`` (only the shapes the knobs use)."""
+    if hint is None:
+        raise ValueError(f"unknown setting {name!r}")
+    if typing.get_origin(hint) is dict:
+        if not isinstance(value, dict):
+            raise ValueError(f"setting {name!r} must be a JSON object")
+        value_type = typing.get_args(hint)[1]
+        return {str(k): _coerce(name, value_type, v) for k, v in value.items()}
+    allowed: tuple[object, ...] = typing.get_args(hint) if typing.get_origin(hint) else (hint,)
+    if value is None and type(None) in allowed:
+        return None
+    if hint is date and isinstance(value, str):
+        try:
+            return date.fromisoformat(value)
+        except ValueError:
+            raise ValueError(f"setting {name!r} must be a YYYY-MM-DD date") from None
+    if bool in allowed and isinstance(value, bool):
+        return value
+    if int in allowed and isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if float in allowed and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if str in allowed and isinstance(value, str):
+        return value
+    raise ValueError(f"setting {name!r} cannot be {value!r}")
