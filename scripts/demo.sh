@@ -11,7 +11,7 @@ demo=.demo
 rm -rf "$demo" && mkdir -p "$demo/output"
 
 echo "==> Starting the Demandbase API emulator"
-uv run --locked demandbase-sandbox --port 0 --pending-seconds 1 --processing-seconds 2 \
+uv run --locked demandbase-sandbox --port 0 --pending-seconds 0.5 --processing-seconds 1 \
   --ready-file "$demo/api_url" >"$demo/sandbox.log" 2>&1 &
 sandbox_pid=$!
 trap 'kill "$sandbox_pid" 2>/dev/null || true' EXIT
