@@ -400,6 +400,24 @@ def test_cancel(sb: Sandbox) -> None:
     assert call(sb, "DELETE", f"/export/v1/jobs/{done['id']}").status_code == 409
     assert call(sb, "DELETE", "/export/v1/jobs/job-999999").status_code == 404
     assert call(sb, "GET", "/export/v1/jobs/job-999999").status_code == 404
+    sb.settings.processing_seconds = 5
+    busy = create(sb, entity_type="accounts", fields=["id"]).json()
+    while call(sb, "GET", f"/export/v1/jobs/{busy['id']}").json()["status"] == "pending":
+        time.sleep(0.005)
+    assert call(sb, "DELETE", f"/export/v1/jobs/{busy['id']}").json()["status"] == "cancelled"
+    time.sleep(0.05)
+    assert call(sb, "GET", f"/export/v1/jobs/{busy['id']}").json()["status"] == "cancelled"
+
+
+def test_explicit_start_and_stop() -> None:
+    sandbox = Sandbox(SandboxSettings(token="other")).start()
+    try:
+        assert sandbox.token == "other" and sandbox.api_url.startswith("http://127.0.0.1:")
+        assert sandbox.files_url != sandbox.api_url
+    finally:
+        sandbox.stop()
+    with pytest.raises(RuntimeError):
+        _ = sandbox.api_url
 
 
 def test_list_paging(sb: Sandbox) -> None:

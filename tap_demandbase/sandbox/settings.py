@@ -36,7 +36,34 @@ class SandboxSettings:
 
     Jobs copy the settings when they are created (:meth:`snapshot`), so changing a data or timing
     knob affects the next job, never one already running. Request-level faults (``http_errors``,
-    ``cut_downloads``, ``expire_next_urls``) act on the next matching request.
+    ``cut_downloads``, ``expire_next_urls``) act on the next matching request. Countdowns are
+    decremented per use; a negative count means "always".
+
+    Attributes:
+        token: The bearer token the API accepts.
+        host, port: Where the API listens (port 0: any free port).
+        files_host, files_port: Where the pre-signed download host listens; a second loopback
+            address, so a client mixing the hosts up fails (falls back to 127.0.0.1 if unbindable).
+        seed: Changes every generated value.
+        rows: Rows per entity; entities not named use ``DEFAULT_ROWS``.
+        data_start, data_days: ``last_modified_date`` spans ``[data_start, +data_days)``.
+        rows_per_part: Records per result part file.
+        column_order: ``reversed`` (of the requested fields), ``requested`` or ``sorted``.
+        bom: UTF-8 byte order mark on part 1 (``first``), every part (``all``) or none (``none``).
+        cache_results: Reuse the files of an identical earlier export.
+        pending_seconds, processing_seconds: How long a job is pending, then at least processing.
+        result_ttl_seconds: From completion until the result is gone (``expires_at``).
+        url_ttl_seconds: Validity of each pre-signed URL.
+        redirect_downloads: Download answers 302 to the files host; if false, 200 with the CSV.
+        supports_range: Whether downloads honour ``Range: bytes=``.
+        http_errors: Endpoint name -> answer its next k calls with ``http_error_status``.
+        http_error_status: Status of those injected errors.
+        fail_jobs: Entity -> its next k jobs end ``failed`` (-1: all of them).
+        quota_exhausted_after_jobs: Create answers 429 once this many jobs exist (None: never).
+        quota_bytes: Create answers 429 once today's (UTC) completed exports total this many bytes.
+        cut_downloads: The next k downloads send half their body, then drop the connection.
+        expire_next_urls: The next k pre-signed URLs are already expired when issued.
+        malformed: Entity -> defect written into part 1 of its results (see ``files.py``).
     """
 
     # Where and how to listen.
