@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 uv() { bash scripts/uv.sh "$@"; }
 uv sync --quiet --locked
-uv run --locked ruff check tap_demandbase tests scripts
-uv run --locked ruff format --check tap_demandbase tests scripts
+uv run --locked ruff check tap_demandbase tests scripts benchmarks
+uv run --locked ruff format --check tap_demandbase tests scripts benchmarks
 uv run --locked mypy tap_demandbase
 uv run --locked pytest "$@"

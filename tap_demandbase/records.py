@@ -58,6 +58,10 @@ def to_date(value: str) -> str:
 
 def to_datetime(value: str) -> str:
     """Normalise an ISO 8601 date-time to RFC 3339 in UTC; a naive one is taken as UTC."""
+    if len(value) == 20 and value[10] == "T" and value[19] == "Z":
+        # The common case, already UTC: validate it, and only swap the suffix.
+        datetime.datetime.fromisoformat(value[:19])
+        return value[:19] + "+00:00"
     text = value[:-1] + "+00:00" if value[-1:] in {"Z", "z"} else value
     parsed = datetime.datetime.fromisoformat(text)
     parsed = parsed.replace(tzinfo=_UTC) if parsed.tzinfo is None else parsed.astimezone(_UTC)
@@ -108,33 +112,45 @@ class CsvPartReader:
         header = next(reader, None)
         if header is None:
             raise self._error(part, 1, None, "the part is empty, it has no header row")
-        names, converters = self._columns(header, part)
+        columns = self._columns(header, part)
         width = len(header)
+        # Hot loop: dict(zip()) builds the record in C; only typed and empty cells are touched.
+        names = [name or "" for name, _ in columns]
+        extra = [name for name in names if not name]
+        typed = [(name, kind) for name, kind in columns if name and kind]
+        plain = [name for name, kind in columns if name and not kind]
         for row in reader:
             if len(row) != width:
                 detail = f"{len(row)} columns where the header has {width}"
                 raise self._error(part, reader.line_num, None, detail)
-            record: dict[str, t.Any] = {}
-            for name, convert, value in zip(names, converters, row, strict=True):
-                if name is None:
-                    continue
-                if not value:
-                    record[name] = None
-                elif convert is None:
-                    record[name] = value
-                else:
+            record = dict(zip(names, row, strict=False))  # widths checked above
+            if extra:
+                del record[""]
+            for name, (convert, kind) in typed:
+                value = record[name]
+                if value:
                     try:
-                        record[name] = convert[0](value)
+                        record[name] = convert(value)
                     except (ValueError, KeyError):
-                        shown = value if len(value) <= 40 else value[:37] + "..."
-                        detail = f"'{shown}' is not a valid {convert[1]}"
-                        raise self._error(part, reader.line_num, name, detail) from None
+                        raise self._value_error(part, reader.line_num, name, value, kind) from None
+                else:
+                    record[name] = None
+            if "" in row:
+                for name in plain:
+                    if not record[name]:
+                        record[name] = None
             yield record
+
+    def _value_error(
+        self, part: DownloadedPart, line: int, name: str, value: str, kind: str
+    ) -> MalformedResultError:
+        shown = value if len(value) <= 40 else value[:37] + "..."
+        return self._error(part, line, name, f"'{shown}' is not a valid {kind}")
 
     def _columns(
         self, header: list[str], part: DownloadedPart
-    ) -> tuple[list[str | None], list[tuple[Converter, str] | None]]:
-        """Map header positions to wanted fields and their converters."""
+    ) -> list[tuple[str | None, tuple[Converter, str] | None]]:
+        """Map header positions to wanted fields (None: not wanted) and their converters."""
         wanted = set(self.fields)
         missing = [name for name in self.fields if name not in header]
         if missing:
@@ -143,11 +159,10 @@ class CsvPartReader:
             else:
                 detail = f"the header lacks requested column(s) {', '.join(missing)}"
             raise self._error(part, 1, None, detail)
-        names = [name if name in wanted else None for name in header]
-        converters = [
-            converter_for(self.properties[name]) if name in wanted else None for name in header
+        return [
+            (name, converter_for(self.properties[name])) if name in wanted else (None, None)
+            for name in header
         ]
-        return names, converters
 
     def _error(
         self, part: DownloadedPart, line: int, field: str | None, detail: str

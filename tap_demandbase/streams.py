@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 import pendulum
 from singer_sdk import Stream
+from singer_sdk.helpers.conform import TypeConformanceLevel
+from singer_sdk.mapper import SameRecordTransform
 
 from tap_demandbase.api import JobSpec
 from tap_demandbase.errors import DemandbaseError, MalformedResultError
@@ -21,6 +23,7 @@ from tap_demandbase.jobs import ExportJob, PollPolicy, human_bytes
 from tap_demandbase.records import CsvPartReader
 from tap_demandbase.results import ResultParts
 from tap_demandbase.schema import date_fields
+from tap_demandbase.writer import FastSingerWriter
 
 if t.TYPE_CHECKING:
     from collections.abc import Iterable
@@ -70,7 +73,13 @@ class ExportStream(Stream):
 
     The bookmark is the greatest replication-key value seen; the next job starts on that UTC
     day, so the bookmark's day is read again (at-least-once; targets de-duplicate on ``id``).
+
+    Records leave the CSV reader already typed by the schema, so the SDK's per-record type
+    conformance is off, and when no stream map or flattening changes records they go straight to
+    the orjson writer (see ``_write_record_message``).
     """
+
+    TYPE_CONFORMANCE_LEVEL = TypeConformanceLevel.NONE
 
     def __init__(
         self,
@@ -87,6 +96,10 @@ class ExportStream(Stream):
         self.primary_keys = [PRIMARY_KEY]
         self.replication_key = replication_key
         self.last_job: ExportJob | None = None
+        self._direct_writer: FastSingerWriter | None = None
+        self._direct_checked = False
+        self._time_extracted: str | None = None
+        self._max_replication_value: t.Any = None
 
     @property
     def metadata(self) -> MetadataMapping:
@@ -137,9 +150,11 @@ class ExportStream(Stream):
         parts = ResultParts(self.export.api, status, self.logger, spool_dir=self.export.spool_dir)
         rows = 0
         for part in parts:
+            self._time_extracted = datetime.datetime.now(datetime.timezone.utc).isoformat()
             for record in reader.records(part):
                 rows += 1
                 yield record
+            self._advance_bookmark(context)
         self.logger.info(
             "%s: emitted %d records from %d part(s), %s downloaded, %d status calls",
             job.label, rows, parts.count, human_bytes(parts.bytes_downloaded), job.status_calls,
@@ -151,3 +166,66 @@ class ExportStream(Stream):
                 "tap again, and report the job to Demandbase support if it persists."
             )
             raise MalformedResultError(msg)
+
+    def _write_record_message(self, record: types.Record) -> None:
+        """Write a RECORD message, bypassing the SDK's per-record work when it changes nothing.
+
+        Overrides a private SDK hook (stable across singer-sdk 0.54.x, which pyproject pins and
+        tests/test_record_path.py checks byte for byte against the SDK's own path). Records
+        are already typed and hold only selected fields, so popping deselected properties and
+        building message objects is waste when the only stream map is the identity.
+        """
+        if not self._direct_checked:
+            self._direct_writer = self._fast_writer()
+            self._direct_checked = True
+        if self._direct_writer is not None:
+            self._direct_writer.write_record(self.name, record, self._time_extracted)
+            self.state_manager.is_flushed = False
+        else:
+            super()._write_record_message(record)
+
+    def _fast_writer(self) -> FastSingerWriter | None:
+        """Return the tap's writer when records can skip the SDK's map/flatten machinery."""
+        writer = self._tap.message_writer
+        maps = self.stream_maps
+        identity = (
+            len(maps) == 1
+            and type(maps[0]) is SameRecordTransform
+            and maps[0].stream_alias == self.name
+            and not maps[0].flattening_enabled
+        )
+        return writer if identity and isinstance(writer, FastSingerWriter) else None
+
+    def _process_record(
+        self,
+        record: types.Record,
+        child_context: types.Context | None = None,
+        partition_context: types.Context | None = None,
+    ) -> None:
+        """Skip the SDK's per-record child-stream and partition work: these streams have none.
+
+        Overrides a private SDK hook (singer-sdk 0.54.x, pinned).
+        """
+        if self.child_streams or partition_context:
+            super()._process_record(record, child_context, partition_context)
+
+    def _increment_stream_state(
+        self, latest_record: types.Record, *, context: types.Context | None = None
+    ) -> None:
+        """Track the greatest replication-key value; hand it to the SDK once per part.
+
+        Overrides a private SDK hook (singer-sdk 0.54.x, pinned): the SDK's own version costs a
+        state lookup and two conversions per record. Values are normalised RFC 3339 UTC
+        date-times or YYYY-MM-DD dates, so comparing the strings compares the instants.
+        """
+        value = latest_record.get(self.replication_key) if self.replication_key else None
+        if value is not None and (
+            self._max_replication_value is None or value > self._max_replication_value
+        ):
+            self._max_replication_value = value
+
+    def _advance_bookmark(self, context: types.Context | None) -> None:
+        """Give the SDK the greatest replication-key value seen so far (its progress marker)."""
+        if self._max_replication_value is not None and self.replication_key:
+            latest = {self.replication_key: self._max_replication_value}
+            super()._increment_stream_state(latest, context=context)

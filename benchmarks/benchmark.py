@@ -1,0 +1,284 @@
+"""Benchmark tap-demandbase against a bare exporter, on the bundled emulator, in one run.
+
+Measures, alternating, for an accounts export of --rows rows (16 fields):
+  (a) tap-demandbase in RECORD mode, stdout to /dev/null
+  (b) a bare exporter written by hand (create job, poll, download, csv.reader, cast by type,
+      orjson one RECORD line per row), the baseline, defined below
+  (c) tap-demandbase in BATCH mode (jsonl+gzip, and parquet when pyarrow is installed)
+and prints records/s (median of --repeats), the ratios to the baseline, and each process's peak
+RSS (the OS's figure for the child, from wait4). Then, with --concurrency, the wall time of
+six streams whose jobs each take --job-seconds on the server, with max_concurrent_jobs 1 and 6,
+and the status calls each job needed.
+
+    bash scripts/uv.sh run python benchmarks/benchmark.py --rows 200000
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime
+import io
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import orjson
+import requests
+
+BIN = Path(sys.executable).parent
+ENTITIES = ("accounts", "activities", "buying_groups", "campaigns", "opportunities", "people")
+
+
+# --- (b) the bare exporter -------------------------------------------------------------------
+
+_BOOL = {"true": True, "false": False, "1": True, "0": False}
+_UTC = datetime.timezone.utc
+
+
+def _datetime(value: str) -> str:
+    text = value[:-1] + "+00:00" if value.endswith("Z") else value
+    parsed = datetime.datetime.fromisoformat(text)
+    parsed = parsed.replace(tzinfo=_UTC) if parsed.tzinfo is None else parsed.astimezone(_UTC)
+    return parsed.isoformat()
+
+
+_CASTS: dict[str, Any] = {
+    **dict.fromkeys(("integer", "int", "long", "bigint"), int),
+    **dict.fromkeys(("number", "float", "double", "decimal", "currency", "percent"), float),
+    **dict.fromkeys(("boolean", "bool"), lambda v: _BOOL[v.lower()]),
+    **dict.fromkeys(("datetime", "date-time", "timestamp"), _datetime),
+}
+
+
+def bare_export(api_url: str, token: str, entity: str, start: str) -> int:
+    """Export one entity the shortest way; write RECORD lines to stdout; return the row count."""
+    api = requests.Session()
+    api.headers["Authorization"] = f"Bearer {token}"
+    entities = api.get(f"{api_url}/export/v1/entities", timeout=30).json()["entities"]
+    types = {f["name"]: f["type"] for e in entities if e["name"] == entity for f in e["fields"]}
+    date_range = {"field": "last_modified_date", "start": start, "end": "2100-01-01"}
+    body = {"entity_type": entity, "fields": list(types), "filters": {"date_range": date_range}}
+    job = api.post(f"{api_url}/export/v1/jobs", json=body, timeout=30).json()
+    while job["status"] not in ("completed", "failed", "cancelled"):
+        time.sleep(0.1)
+        job = api.get(f"{api_url}/export/v1/jobs/{job['id']}", timeout=30).json()
+    out = sys.stdout.buffer
+    rows = 0
+    for part in range(1, job["file_parts"] + 1):
+        redirect = api.get(
+            f"{api_url}/export/v1/jobs/{job['id']}/download",
+            params={"part": part},
+            allow_redirects=False,
+            timeout=30,
+        )
+        with requests.get(redirect.headers["Location"], stream=True, timeout=300) as response:
+            response.raw.decode_content = True
+            response.raw.auto_close = False
+            text = io.TextIOWrapper(response.raw, encoding="utf-8-sig", newline="")
+            reader = csv.reader(text)
+            header = next(reader)
+            casts = [_CASTS.get(types[name].lower()) for name in header]
+            lines = []
+            for row in reader:
+                record = {
+                    name: (None if not value else cast(value) if cast else value)
+                    for name, cast, value in zip(header, casts, row, strict=True)
+                }
+                lines.append(
+                    orjson.dumps(
+                        {"type": "RECORD", "stream": entity, "record": record},
+                        option=orjson.OPT_APPEND_NEWLINE,
+                    )
+                )
+                if len(lines) == 1000:
+                    out.write(b"".join(lines))
+                    lines.clear()
+                rows += 1
+            out.write(b"".join(lines))
+    out.flush()
+    return rows
+
+
+# --- harness ---------------------------------------------------------------------------------
+
+
+def start_sandbox(folder: Path, rows: dict[str, int], job_seconds: float) -> tuple[Any, str]:
+    ready = folder / "api_url"
+    command = [str(BIN / "demandbase-sandbox"), "--port", "0", "--ready-file", str(ready)]
+    for entity, count in rows.items():
+        command += ["--rows", f"{entity}={count}"]
+    command += ["--rows-per-part", "50000", "--pending-seconds", "0"]
+    command += ["--processing-seconds", str(job_seconds)]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for _ in range(200):
+        if ready.exists() and ready.read_text().strip():
+            return process, ready.read_text().strip()
+        time.sleep(0.05)
+    process.kill()
+    raise SystemExit("the emulator did not start")
+
+
+def measure(command: list[str], env: dict[str, str] | None = None) -> tuple[float, float]:
+    """Run a command with stdout to /dev/null; return (wall seconds, peak RSS in MiB)."""
+    started = time.perf_counter()
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+    stderr = process.stderr.read() if process.stderr else b""
+    _, status, usage = os.wait4(process.pid, 0)
+    wall = time.perf_counter() - started
+    if os.waitstatus_to_exitcode(status) != 0:
+        sys.stderr.write(stderr.decode()[-3000:])
+        raise SystemExit(f"failed: {' '.join(command)}")
+    return wall, usage.ru_maxrss / 1024
+
+
+def write_json(path: Path, value: Any) -> str:
+    path.write_text(json.dumps(value))
+    return str(path)
+
+
+def selected_catalog(folder: Path, config: str, streams: tuple[str, ...]) -> str:
+    catalog = json.loads(
+        subprocess.run(
+            [str(BIN / "tap-demandbase"), "--config", config, "--discover"],
+            capture_output=True,
+            check=True,
+        ).stdout
+    )
+    for entry in catalog["streams"]:
+        for item in entry["metadata"]:
+            if not item["breadcrumb"]:
+                item["metadata"]["selected"] = entry["tap_stream_id"] in streams
+    return write_json(folder / f"catalog-{len(streams)}.json", catalog)
+
+
+def status_calls_per_job(api_url: str) -> Counter[str]:
+    requests_seen = requests.get(f"{api_url}/_sandbox/requests", timeout=30).json()["requests"]
+    calls: Counter[str] = Counter()
+    for request in requests_seen:
+        parts = request["path"].strip("/").split("/")
+        if request["method"] == "GET" and len(parts) == 4 and parts[2] == "jobs":
+            calls[parts[3]] += 1
+    return calls
+
+
+def polls_for(seconds: float, first: float = 2, cap: float = 600) -> int:
+    """Status calls the tap's default policy makes for a job that takes ``seconds``."""
+    from tap_demandbase.jobs import PollPolicy
+
+    waited, calls = 0.0, 0
+    for wait in PollPolicy(first_interval=first, max_interval=cap).intervals():
+        waited += wait
+        calls += 1
+        if waited >= seconds:
+            return calls
+    return calls  # pragma: no cover
+
+
+def throughput(args: argparse.Namespace, folder: Path) -> None:
+    sandbox, api_url = start_sandbox(folder, {"accounts": args.rows}, 0)
+    try:
+        base = {
+            "api_url": api_url,
+            "access_token": "sandbox-token",
+            "start_date": "2024-01-01T00:00:00Z",
+            "poll_interval_seconds": 0.1,
+        }
+        record_config = write_json(folder / "record.json", base)
+        catalog = selected_catalog(folder, record_config, ("accounts",))
+        tap = [str(BIN / "tap-demandbase"), "--catalog", catalog, "--config"]
+        modes: dict[str, list[str]] = {
+            "a tap RECORD": [*tap, record_config],
+            "b bare baseline": [sys.executable, __file__, "--bare", api_url],
+        }
+        encodings = [("jsonl", {"format": "jsonl", "compression": "gzip"})]
+        try:
+            import pyarrow  # noqa: F401
+
+            encodings.append(("parquet", {"format": "parquet", "compression": "snappy"}))
+        except ImportError:
+            print("(pyarrow not installed: no parquet BATCH run)")
+        for name, encoding in encodings:
+            root = folder / f"batches-{name}"
+            batch = {"encoding": encoding, "storage": {"root": f"file://{root}"}}
+            config = write_json(folder / f"batch-{name}.json", base | {"batch_config": batch})
+            modes[f"c tap BATCH {name}"] = [*tap, config]
+        measure(modes["b bare baseline"])  # warm-up: the emulator writes its result files once
+        results: dict[str, list[tuple[float, float]]] = {mode: [] for mode in modes}
+        for _ in range(args.repeats):
+            for mode, command in modes.items():
+                for name, _ in encodings:
+                    shutil.rmtree(folder / f"batches-{name}", ignore_errors=True)
+                results[mode].append(measure(command))
+        baseline = statistics.median(args.rows / wall for wall, _ in results["b bare baseline"])
+        print(f"\n{args.rows:,} accounts rows x 16 fields, median of {args.repeats} runs each:")
+        print(f"  {'mode':<22}{'records/s':>12}{'vs bare':>9}{'peak RSS':>11}")
+        for mode, runs in results.items():
+            rate = statistics.median(args.rows / wall for wall, _ in runs)
+            rss = max(peak for _, peak in runs)
+            print(f"  {mode:<22}{rate:>12,.0f}{rate / baseline:>8.2f}x{rss:>8.0f} MiB")
+        calls = status_calls_per_job(api_url)
+        print(f"  status calls per job in these runs: max {max(calls.values())}")
+    finally:
+        sandbox.terminate()
+        sandbox.wait()
+
+
+def concurrency(args: argparse.Namespace, folder: Path) -> None:
+    rows = dict.fromkeys(ENTITIES, args.concurrency_rows)
+    sandbox, api_url = start_sandbox(folder, rows, args.job_seconds)
+    try:
+        rows_each, seconds = args.concurrency_rows, args.job_seconds
+        print(f"\n6 streams x {rows_each} rows, each job {seconds}s on the server:")
+        for jobs in (1, 6):
+            config = {
+                "api_url": api_url,
+                "access_token": "sandbox-token",
+                "start_date": "2024-01-01T00:00:00Z",
+                "poll_interval_seconds": 0.5,
+                "max_poll_interval_seconds": 2,
+                "max_concurrent_jobs": jobs,
+            }
+            path = write_json(folder / f"concurrent-{jobs}.json", config)
+            catalog = selected_catalog(folder, path, ENTITIES)
+            tap = [str(BIN / "tap-demandbase"), "--config", path, "--catalog", catalog]
+            wall, rss = measure(tap)
+            print(f"  max_concurrent_jobs={jobs}: {wall:6.1f}s wall, peak RSS {rss:.0f} MiB")
+        calls = status_calls_per_job(api_url)
+        print(f"  status calls per job: {sorted(calls.values())}")
+    finally:
+        sandbox.terminate()
+        sandbox.wait()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rows", type=int, default=200_000)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--concurrency", action="store_true", help="also the 6-stream run")
+    parser.add_argument("--concurrency-rows", type=int, default=5000)
+    parser.add_argument("--job-seconds", type=float, default=10.0)
+    parser.add_argument("--bare", metavar="API_URL", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.bare:
+        bare_export(args.bare, "sandbox-token", "accounts", "2024-01-01")
+        return
+    print(f"Python {sys.version.split()[0]}, {os.cpu_count()} cores")
+    for seconds in (60, 600, 3600):
+        print(f"status calls for a {seconds}s job with the default polling: {polls_for(seconds)}")
+    with tempfile.TemporaryDirectory(prefix="tap-demandbase-bench-") as folder:
+        throughput(args, Path(folder))
+        if args.concurrency:
+            concurrency(args, Path(folder))
+
+
+if __name__ == "__main__":
+    main()
