@@ -203,7 +203,7 @@ def throughput(args: argparse.Namespace, folder: Path) -> None:
         try:
             import pyarrow  # noqa: F401
 
-            encodings.append(("parquet", {"format": "parquet", "compression": "snappy"}))
+            encodings.append(("parquet", {"format": "parquet", "compression": "none"}))
         except ImportError:
             print("(pyarrow not installed: no parquet BATCH run)")
         for name, encoding in encodings:

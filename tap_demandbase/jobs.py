@@ -74,6 +74,11 @@ class ExportJob:
         self._state_since = 0.0
 
     @property
+    def status_id(self) -> str:
+        """Return the job's id (empty before it is created)."""
+        return self.status.id if self.status else ""
+
+    @property
     def label(self) -> str:
         """Name the job in log lines: entity, id and window."""
         job_id = self.status.id if self.status else "(not created)"

@@ -18,6 +18,7 @@ from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.mapper import SameRecordTransform
 
 from tap_demandbase.api import JobSpec
+from tap_demandbase.batches import batch_writer
 from tap_demandbase.errors import DemandbaseError, MalformedResultError
 from tap_demandbase.jobs import ExportJob, PollPolicy, human_bytes
 from tap_demandbase.records import CsvPartReader
@@ -30,6 +31,7 @@ if t.TYPE_CHECKING:
 
     from singer_sdk import Tap
     from singer_sdk.helpers import types
+    from singer_sdk.helpers._batch import BaseBatchFileEncoding, BatchConfig
     from singer_sdk.singerlib import MetadataMapping
 
     from tap_demandbase.api import ExportApi
@@ -140,14 +142,10 @@ class ExportStream(Stream):
 
     def get_records(self, context: types.Context | None) -> Iterable[dict[str, t.Any]]:
         """Run the export job and yield its rows as typed records."""
-        spec = self.job_spec(context)
-        if spec is None:
+        export = self._completed_export(context)
+        if export is None:
             return
-        job = ExportJob(self.export.api, spec, self.export.poll_policy, self.logger)
-        self.last_job = job
-        status = job.wait_until_completed()
-        reader = CsvPartReader(self.name, self.schema["properties"], spec.fields)
-        parts = ResultParts(self.export.api, status, self.logger, spool_dir=self.export.spool_dir)
+        job, parts, reader = export
         rows = 0
         for part in parts:
             self._time_extracted = datetime.datetime.now(datetime.timezone.utc).isoformat()
@@ -155,14 +153,56 @@ class ExportStream(Stream):
                 rows += 1
                 yield record
             self._advance_bookmark(context)
+        self._check_complete(job, parts, rows)
+
+    def get_batches(
+        self, batch_config: BatchConfig, context: types.Context | None = None
+    ) -> Iterable[tuple[BaseBatchFileEncoding, list[str]]]:
+        """Run the export job and turn each result part into one batch file."""
+        export = self._completed_export(context)
+        if export is None:
+            return
+        job, parts, reader = export
+        write, extension = batch_writer(batch_config.encoding, reader, self.replication_key)
+        storage = batch_config.storage
+        rows = 0
+        for part in parts:
+            name = (
+                f"{storage.prefix or ''}{self.tap_name}--{self.name}-{job.status_id}-{part.number}"
+            )
+            batch = write(part, storage, f"{name}.{extension}")
+            rows += batch.rows
+            if batch.max_replication_value is not None and self.replication_key:
+                self._increment_stream_state({self.replication_key: batch.max_replication_value})
+            self._advance_bookmark(context)
+            yield batch_config.encoding, [storage.get_url(batch.filename)]
+        self._check_complete(job, parts, rows)
+
+    def _completed_export(
+        self, context: types.Context | None
+    ) -> tuple[ExportJob, ResultParts, CsvPartReader] | None:
+        """Create the export job, wait for it, and return it with its parts and their reader."""
+        spec = self.job_spec(context)
+        if spec is None:
+            return None
+        job = ExportJob(self.export.api, spec, self.export.poll_policy, self.logger)
+        self.last_job = job
+        status = job.wait_until_completed()
+        reader = CsvPartReader(self.name, self.schema["properties"], spec.fields)
+        parts = ResultParts(self.export.api, status, self.logger, spool_dir=self.export.spool_dir)
+        return job, parts, reader
+
+    def _check_complete(self, job: ExportJob, parts: ResultParts, rows: int) -> None:
+        """Log the job's totals; fail when they disagree with the job's record_count."""
         self.logger.info(
             "%s: emitted %d records from %d part(s), %s downloaded, %d status calls",
             job.label, rows, parts.count, human_bytes(parts.bytes_downloaded), job.status_calls,
         )  # fmt: skip
-        if status.record_count is not None and rows != status.record_count:
+        expected = parts.job.record_count
+        if expected is not None and rows != expected:
             msg = (
                 f"{job.label}: the parts held {rows} rows but the job reported "
-                f"record_count={status.record_count}. The bookmark was not advanced; run the "
+                f"record_count={expected}. The bookmark was not advanced; run the "
                 "tap again, and report the job to Demandbase support if it persists."
             )
             raise MalformedResultError(msg)
