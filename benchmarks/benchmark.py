@@ -113,6 +113,7 @@ def bare_export(api_url: str, token: str, entity: str, start: str) -> int:
 
 def start_sandbox(folder: Path, rows: dict[str, int], job_seconds: float) -> tuple[Any, str]:
     ready = folder / "api_url"
+    ready.unlink(missing_ok=True)
     command = [str(BIN / "demandbase-sandbox"), "--port", "0", "--ready-file", str(ready)]
     for entity, count in rows.items():
         command += ["--rows", f"{entity}={count}"]

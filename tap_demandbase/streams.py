@@ -23,6 +23,7 @@ from tap_demandbase.errors import DemandbaseError, MalformedResultError
 from tap_demandbase.jobs import ExportJob, PollPolicy, human_bytes
 from tap_demandbase.records import CsvPartReader
 from tap_demandbase.results import ResultParts
+from tap_demandbase.scheduler import JobScheduler
 from tap_demandbase.schema import date_fields
 from tap_demandbase.writer import FastSingerWriter
 
@@ -45,9 +46,9 @@ class ExportSettings:
 
     api: ExportApi
     poll_policy: PollPolicy
+    scheduler: JobScheduler
     end_date: datetime.datetime | None = None
     account_list_id: str | None = None
-    spool_dir: str | None = None
 
 
 class _OneLineErrors(logging.Filter):
@@ -121,9 +122,24 @@ class ExportStream(Stream):
         ]
         return tuple(chosen)
 
-    def job_spec(self, context: types.Context | None) -> JobSpec | None:
+    def start_value(self) -> str | None:
+        """Return where this sync starts: the bookmark, or start_date when it is later.
+
+        Read from the state directly (not from the SDK's starting marker), because an
+        overlapped job is created before the SDK begins this stream.
+        """
+        state = self.stream_state
+        bookmark = state.get("replication_key_value")
+        if state.get("replication_key") != self.replication_key:
+            bookmark = None
+        start_date = self.config.get("start_date")
+        if bookmark and start_date:
+            return self.compare_start_date(str(bookmark), start_date)
+        return str(bookmark) if bookmark else start_date
+
+    def job_spec(self) -> JobSpec | None:
         """Return the export job for this sync, or None when the window is empty."""
-        start_value = self.get_starting_replication_key_value(context)
+        start_value = self.start_value()
         start = utc_date(start_value) if start_value else None
         end = utc_date(self.export.end_date or datetime.datetime.now(datetime.timezone.utc))
         if start and start > end:
@@ -154,6 +170,7 @@ class ExportStream(Stream):
                 yield record
             self._advance_bookmark(context)
         self._check_complete(job, parts, rows)
+        self.export.scheduler.release(self.name)
 
     def get_batches(
         self, batch_config: BatchConfig, context: types.Context | None = None
@@ -177,19 +194,31 @@ class ExportStream(Stream):
             self._advance_bookmark(context)
             yield batch_config.encoding, [storage.get_url(batch.filename)]
         self._check_complete(job, parts, rows)
+        self.export.scheduler.release(self.name)
+
+    def new_export_job(self) -> ExportJob | None:
+        """Return this sync's export job, not yet created (None: nothing to export)."""
+        spec = self.job_spec()
+        if spec is None:
+            return None
+        return ExportJob(
+            self.export.api,
+            spec,
+            self.export.poll_policy,
+            self.logger,
+            sleep=self.export.scheduler.sleep,
+        )
 
     def _completed_export(
         self, context: types.Context | None
     ) -> tuple[ExportJob, ResultParts, CsvPartReader] | None:
-        """Create the export job, wait for it, and return it with its parts and their reader."""
-        spec = self.job_spec(context)
-        if spec is None:
-            return None
-        job = ExportJob(self.export.api, spec, self.export.poll_policy, self.logger)
+        """Return the completed export job with its parts and their reader."""
+        job = self.export.scheduler.completed_job(self.name, self.new_export_job)
         self.last_job = job
-        status = job.wait_until_completed()
-        reader = CsvPartReader(self.name, self.schema["properties"], spec.fields)
-        parts = ResultParts(self.export.api, status, self.logger, spool_dir=self.export.spool_dir)
+        if job is None or job.status is None:
+            return None
+        reader = CsvPartReader(self.name, self.schema["properties"], job.spec.fields)
+        parts = ResultParts(self.export.api, job.status, self.logger)
         return job, parts, reader
 
     def _check_complete(self, job: ExportJob, parts: ResultParts, rows: int) -> None:

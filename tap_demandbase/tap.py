@@ -19,6 +19,7 @@ from singer_sdk import typing as th
 from tap_demandbase.client import DataExportClient
 from tap_demandbase.errors import ConfigError, DemandbaseError
 from tap_demandbase.jobs import PollPolicy
+from tap_demandbase.scheduler import JobScheduler
 from tap_demandbase.schema import date_fields, entity_schema
 from tap_demandbase.streams import ExportSettings, ExportStream
 from tap_demandbase.transport import Transport
@@ -129,6 +130,17 @@ class TapDemandbase(Tap):
             description="Cap of the exponential wait between two job status calls.",
         ),
         th.Property(
+            "max_concurrent_jobs",
+            th.IntegerType,
+            default=1,
+            title="Export jobs in flight",
+            description=(
+                "How many export jobs may run on Demandbase at once: above 1, the next streams' "
+                "jobs are created and polled while earlier streams download. Output stays one "
+                "stream at a time. Production tenants run one job at a time."
+            ),
+        ),
+        th.Property(
             "job_timeout_seconds",
             th.NumberType,
             default=6 * 3600,
@@ -178,9 +190,27 @@ class TapDemandbase(Tap):
         return ExportSettings(
             api=self.api,
             poll_policy=self.poll_policy(),
+            scheduler=self.scheduler,
             end_date=end,
             account_list_id=self.config.get("account_list_id") or None,
         )
+
+    @cached_property
+    def scheduler(self) -> JobScheduler:
+        """Return the scheduler that overlaps export jobs across streams."""
+        jobs = int(self.config.get("max_concurrent_jobs") or 1)
+        if jobs < 1:
+            msg = f"Setting max_concurrent_jobs={jobs} must be at least 1."
+            raise ConfigError(msg)
+        return JobScheduler(jobs, planner=self._planned_jobs)
+
+    def _planned_jobs(self) -> list[tuple[str, t.Callable[[], t.Any]]]:
+        """Return the selected streams' job factories, in the order the SDK syncs them."""
+        return [
+            (stream.name, stream.new_export_job)
+            for stream in self.streams.values()
+            if isinstance(stream, ExportStream) and stream.selected
+        ]
 
     # Discovery ------------------------------------------------------------------------------
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import email.utils
 import logging
 import random
+import re
 import time
 import typing as t
 from urllib.parse import urljoin, urlsplit
@@ -87,6 +88,14 @@ def api_message(response: requests.Response) -> str:
     return str(body)[:300]
 
 
+_QUERY = re.compile(r"\?[^\s'\")]*")
+
+
+def redact(text: str) -> str:
+    """Drop query strings from a message: a pre-signed URL's signature never reaches a log."""
+    return _QUERY.sub("?…", text)
+
+
 def safe_url(url: str) -> str:
     """Return the URL without its query string: pre-signed signatures never reach a log."""
     parts = urlsplit(url)
@@ -144,6 +153,27 @@ def quota_message(response: requests.Response, message: str) -> str:
     )
 
 
+_F = t.TypeVar("_F", bound=t.Callable[..., t.Any])
+
+
+def _unreachable_as_error(send: _F, tries: int) -> _F:
+    """Turn a network failure that outlived the retries into a one-line error."""
+
+    def guarded(*args: t.Any, **kwargs: t.Any) -> t.Any:
+        try:
+            return send(*args, **kwargs)
+        except RETRIABLE_EXCEPTIONS as exc:
+            what = kwargs.get("what", "the request")
+            reason = redact(str(exc)) if isinstance(exc, TransientApiError) else type(exc).__name__
+            msg = (
+                f"Gave up on {what} after {tries} tries ({reason}). Check api_url and the "
+                "network to Demandbase, then run again: the emitted state is intact."
+            )
+            raise ApiRequestError(msg) from exc
+
+    return t.cast("_F", guarded)
+
+
 class Transport:
     """Sends API requests with the bearer token, and fetches pre-signed URLs without it."""
 
@@ -176,8 +206,8 @@ class Transport:
             factor=retry_factor,
             cap=retry_cap,
         )
-        self.request_json = retry(self._request_json_once)  # type: ignore[method-assign]
-        self.open_download = retry(self._open_download_once)  # type: ignore[method-assign]
+        self.request_json = _unreachable_as_error(retry(self._request_json_once), max_tries)  # type: ignore[method-assign]
+        self.open_download = _unreachable_as_error(retry(self._open_download_once), max_tries)  # type: ignore[method-assign]
 
     @staticmethod
     def _log_retry(details: t.Any) -> None:
@@ -185,7 +215,7 @@ class Transport:
             "Retrying in %.1fs (attempt %d failed: %s)",
             details["wait"],
             details["tries"],
-            details.get("exception"),
+            redact(str(details.get("exception"))),
         )
 
     def url(self, path: str) -> str:

@@ -1,0 +1,42 @@
+"""max_concurrent_jobs: later streams' jobs run on the server while earlier streams download."""
+
+from __future__ import annotations
+
+from tests.conftest import ENTITIES, run_tap, tap_config
+
+
+def _stream_order(run):
+    order = []
+    for message in run.messages:
+        if message["type"] == "RECORD" and (not order or order[-1] != message["stream"]):
+            order.append(message["stream"])
+    return order
+
+
+def test_jobs_overlap_but_output_stays_one_stream_at_a_time(sandbox, tmp_path):
+    sandbox.settings.processing_seconds = 0.5
+    sequential = run_tap(tmp_path, tap_config(sandbox))
+    sandbox.reset_log()
+    run = run_tap(tmp_path, tap_config(sandbox, max_concurrent_jobs=3))
+    assert run.returncode == 0, run.stderr
+    # Output: each stream's records in one block, streams in name order, all rows there.
+    assert _stream_order(run) == sorted(ENTITIES)
+    assert run.records == sequential.records
+    assert run.last_state == sequential.last_state
+    # Three jobs were created before the first result was downloaded, and six in all.
+    log = sandbox.requests()
+    first_download = next(i for i, r in enumerate(log) if r.path.endswith("/download"))
+    assert len([r for r in log[:first_download] if r.method == "POST"]) == 3
+    assert len([r for r in log if r.method == "POST"]) == 6
+
+
+def test_one_job_at_a_time_by_default(sandbox, tmp_path):
+    run = run_tap(tmp_path, tap_config(sandbox))
+    assert run.returncode == 0, run.stderr
+    in_flight = 0
+    for request in sandbox.requests():
+        if request.method == "POST" and request.server == "api":
+            in_flight += 1
+            assert in_flight == 1
+        elif request.path.endswith("/download") and request.query.get("part") == "1":
+            in_flight = max(0, in_flight - 1)
