@@ -106,6 +106,10 @@ class ExportApi(t.Protocol):
         """Cancel a job; ``None`` when it had already finished (nothing to cancel)."""
         ...
 
+    def find_equivalent_job(self, spec: JobSpec) -> JobStatus | None:
+        """Return an existing, unexpired job that exports exactly this spec, if any."""
+        ...
+
     def open_part(
         self, job: JobStatus, part: int, headers: dict[str, str] | None = None
     ) -> requests.Response:

@@ -11,6 +11,7 @@ import typing as t
 
 from tap_demandbase.api import EntityInfo, FieldInfo, JobSpec, JobState, JobStatus
 from tap_demandbase.errors import ApiRequestError
+from tap_demandbase.jobs import usable_result
 
 if t.TYPE_CHECKING:
     import requests
@@ -53,6 +54,15 @@ def job_status_from_json(body: dict[str, t.Any]) -> JobStatus:
         expires_at=_timestamp(body.get("expires_at")),
         error_message=body.get("error_message"),
         raw=body,
+    )
+
+
+def _same_export(job: dict[str, t.Any], request: dict[str, t.Any]) -> bool:
+    """Whether an existing job's JSON exports what a create request asks for."""
+    return (
+        job.get("entity_type") == request["entity_type"]
+        and sorted(job.get("fields") or []) == sorted(request["fields"])
+        and (job.get("filters") or {}) == request.get("filters", {})
     )
 
 
@@ -136,6 +146,25 @@ class DataExportClient:
         )
         jobs = [job_status_from_json(job) for job in (body or {}).get("jobs") or []]
         return jobs, int((body or {}).get("total") or len(jobs))
+
+    def find_equivalent_job(self, spec: JobSpec, page_size: int = 100) -> JobStatus | None:
+        """Return an unexpired job exporting exactly this spec (same entity, fields, filters).
+
+        Looked for before creating a job, so that a job created by a run that died before it
+        could record it is re-used instead of spending quota on a duplicate.
+        """
+        wanted = job_request_body(spec)
+        for state in (JobState.COMPLETED, JobState.PROCESSING, JobState.PENDING):
+            offset = 0
+            while True:
+                jobs, total = self.list_jobs(state, limit=page_size, offset=offset)
+                for job in jobs:
+                    if _same_export(job.raw, wanted) and usable_result(job):
+                        return job
+                offset += len(jobs)
+                if not jobs or offset >= total:
+                    break
+        return None
 
     def open_part(
         self, job: JobStatus, part: int, headers: dict[str, str] | None = None

@@ -7,13 +7,14 @@ A job that outlives ``job_timeout_seconds`` is cancelled rather than left to spe
 
 from __future__ import annotations
 
+import datetime
 import logging
 import time
 import typing as t
 from dataclasses import dataclass
 
 from tap_demandbase.api import JobState
-from tap_demandbase.errors import ExportJobError
+from tap_demandbase.errors import ApiRequestError, ExportJobError
 
 if t.TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -26,7 +27,7 @@ class PollPolicy:
     """How often to ask for a job's status, and for how long."""
 
     first_interval: float = 2.0
-    max_interval: float = 600.0
+    max_interval: float = 900.0
     timeout: float = 6 * 3600.0
 
     def intervals(self) -> Iterator[float]:
@@ -92,6 +93,13 @@ class ExportJob:
             "%s created: %s, %d fields", self.label, self.status.state.value, len(self.spec.fields)
         )
         return self.status
+
+    def attach(self, status: JobStatus, why: str) -> JobStatus:
+        """Take over a job that already exists (left by a crashed run, or an equivalent one)."""
+        self._started = self._state_since = self._clock()
+        self.status = status
+        self.logger.info("%s %s: %s", self.label, why, status.state.value)
+        return status
 
     def wait_until_completed(self) -> JobStatus:
         """Poll until the job is completed; raise ExportJobError if it fails, is cancelled or
@@ -165,6 +173,78 @@ class ExportJob:
         reason = status.error_message or "no reason given"
         if status.state is JobState.FAILED:
             msg = f"{self.label} failed on Demandbase's side: {reason}"
-        else:
-            msg = f"{self.label} was cancelled ({reason}); run the tap again to export it anew"
+            raise JobFailedError(msg)
+        msg = f"{self.label} was cancelled ({reason}); run the tap again to export it anew"
         raise ExportJobError(msg)
+
+
+@dataclass(frozen=True)
+class AttemptPolicy:
+    """How often a job that ends ``failed`` is tried again, and after what pause."""
+
+    max_attempts: int = 3
+    cooldown: float = 30.0
+
+
+def usable_result(status: JobStatus, margin: float = 300.0) -> bool:
+    """Whether a job's result can still be downloaded for a while (not near expires_at)."""
+    if status.state is not JobState.COMPLETED:
+        return status.state in {JobState.PENDING, JobState.PROCESSING}
+    if status.expires_at is None:
+        return True
+    remaining = status.expires_at - datetime.datetime.now(datetime.timezone.utc)
+    return remaining.total_seconds() > margin
+
+
+def resumable_status(api: ExportApi, job_id: str, logger: logging.Logger) -> JobStatus | None:
+    """Return a job left by an earlier run if it can still deliver; log why not otherwise."""
+    try:
+        status = api.get_job(job_id)
+    except ApiRequestError as exc:
+        if exc.status != 404:
+            raise
+        logger.warning("Export job %s from the state no longer exists; exporting anew", job_id)
+        return None
+    if usable_result(status):
+        return status
+    reason = status.error_message or ("its result expired" if status.expires_at else "")
+    logger.warning(
+        "Export job %s from the state is %s%s; exporting its window anew",
+        job_id,
+        status.state.value,
+        f" ({reason})" if reason else "",
+    )
+    return None
+
+
+def run_until_completed(
+    make_job: Callable[[], ExportJob],
+    attempts: AttemptPolicy,
+    *,
+    start: Callable[[ExportJob], None],
+    sleep: Callable[[float], None] = time.sleep,
+) -> ExportJob:
+    """Start a job (``start`` creates, resumes or re-uses it) and wait for its result; a job
+    that ends ``failed`` is replaced by a new one after a cooldown, up to ``max_attempts``.
+    """
+    for attempt in range(1, attempts.max_attempts + 1):
+        job = make_job()
+        start(job)
+        try:
+            job.wait_until_completed()
+        except JobFailedError:
+            if attempt == attempts.max_attempts:
+                raise
+            job.logger.warning(
+                "%s failed (attempt %d of %d); trying a new job in %.0fs",
+                job.label, attempt, attempts.max_attempts, attempts.cooldown,
+            )  # fmt: skip
+            sleep(attempts.cooldown)
+            continue
+        return job
+    msg = "max_job_attempts must be at least 1"  # pragma: no cover
+    raise ExportJobError(msg)  # pragma: no cover
+
+
+class JobFailedError(ExportJobError):
+    """The job ended ``failed`` on Demandbase's side."""

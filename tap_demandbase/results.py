@@ -54,12 +54,12 @@ class ResultParts:
         job: JobStatus,
         logger: logging.Logger,
         *,
-        spool_dir: str | None = None,
+        skip: set[int] | None = None,
     ) -> None:
         self.api = api
         self.job = job
         self.logger = logger
-        self.spool_dir = spool_dir
+        self.skip = skip or set()
         self.bytes_downloaded = 0
 
     @property
@@ -68,9 +68,13 @@ class ResultParts:
         return max(1, self.job.file_parts or 1)
 
     def __iter__(self) -> Iterator[DownloadedPart]:
-        """Yield each part on disk; its file is deleted once the consumer asks for the next."""
-        with tempfile.TemporaryDirectory(prefix="tap-demandbase-", dir=self.spool_dir) as folder:
+        """Yield each part on disk (but those in ``skip``); its file is deleted once the consumer
+        asks for the next.
+        """
+        with tempfile.TemporaryDirectory(prefix="tap-demandbase-") as folder:
             for number in range(1, self.count + 1):
+                if number in self.skip:
+                    continue
                 path = Path(folder) / f"{self.job.id}-part-{number}.csv"
                 part = self.download(number, path)
                 try:

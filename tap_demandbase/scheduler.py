@@ -15,12 +15,11 @@ from concurrent.futures import Future
 from tap_demandbase.errors import DemandbaseError
 
 if t.TYPE_CHECKING:
-    from collections.abc import Callable
-
     from tap_demandbase.jobs import ExportJob
 
-JobFactory = t.Callable[[], "ExportJob | None"]
-Planner = t.Callable[[], list[tuple[str, JobFactory]]]
+JobKey = tuple[str, t.Any]
+JobFactory = t.Callable[[], "ExportJob"]
+Planner = t.Callable[[], list[tuple[JobKey, JobFactory]]]
 
 
 class SyncStopped(DemandbaseError):
@@ -33,8 +32,8 @@ class JobScheduler:
     def __init__(self, max_in_flight: int = 1, planner: Planner | None = None) -> None:
         self.max_in_flight = max(1, max_in_flight)
         self._planner = planner
-        self._planned: list[tuple[str, JobFactory]] | None = None
-        self._running: dict[str, Future[ExportJob | None]] = {}
+        self._planned: list[tuple[JobKey, JobFactory]] | None = None
+        self._running: dict[JobKey, Future[ExportJob]] = {}
         self._stop = threading.Event()
 
     def sleep(self, seconds: float) -> None:
@@ -43,24 +42,25 @@ class JobScheduler:
             msg = "the sync stopped while an export job was still being polled"
             raise SyncStopped(msg)
 
-    def completed_job(self, stream: str, factory: JobFactory) -> ExportJob | None:
-        """Return the stream's job once completed (None: nothing to export).
+    def completed_job(self, key: JobKey, factory: JobFactory) -> ExportJob:
+        """Return the completed job of ``key`` (stream, spec): started ahead if it was planned,
+        else obtained now by ``factory``.
 
-        The first call plans every selected stream's job (in sync order) and starts the first
-        ones; the SDK syncs streams in that same order.
+        The first call plans every selected stream's first job (in sync order) and starts the
+        first ones; the SDK syncs streams in that same order.
         """
         if self._planned is None:
             self._planned = self._planner() if self._planner and self.max_in_flight > 1 else []
             self._start_next()
-        future = self._running.get(stream)
+        future = self._running.get(key)
         if future is None:
-            return _run(factory)
+            return factory()
         return future.result()
 
-    def release(self, stream: str) -> None:
-        """The stream has read its job's result: its slot goes to the next planned job."""
-        self._running.pop(stream, None)
-        self._planned = [(name, job) for name, job in self._planned or [] if name != stream]
+    def release(self, key: JobKey) -> None:
+        """The stream has read this job's result: its slot goes to the next planned job."""
+        self._running.pop(key, None)
+        self._planned = [(k, job) for k, job in self._planned or [] if k != key]
         self._start_next()
 
     def stop(self) -> None:
@@ -68,31 +68,23 @@ class JobScheduler:
         self._stop.set()
 
     def _start_next(self) -> None:
-        for name, factory in self._planned or []:
+        for key, factory in self._planned or []:
             if len(self._running) >= self.max_in_flight:
                 break
-            if name not in self._running:
-                self._running[name] = _in_background(name, factory)
+            if key not in self._running:
+                self._running[key] = _in_background(key, factory)
 
 
-def _in_background(name: str, factory: JobFactory) -> Future[ExportJob | None]:
-    """Run a job in a daemon thread, so that a failed sync never waits for it at exit."""
-    future: Future[ExportJob | None] = Future()
+def _in_background(key: JobKey, factory: JobFactory) -> Future[ExportJob]:
+    """Obtain a job in a daemon thread, so that a failed sync never waits for it at exit."""
+    future: Future[ExportJob] = Future()
 
     def work() -> None:
         future.set_running_or_notify_cancel()
         try:
-            future.set_result(_run(factory))
-        except BaseException as exc:
+            future.set_result(factory())
+        except BaseException as exc:  # handed to the stream that reads it
             future.set_exception(exc)
 
-    threading.Thread(target=work, name=f"export-job-{name}", daemon=True).start()
+    threading.Thread(target=work, name=f"export-job-{key[0]}", daemon=True).start()
     return future
-
-
-def _run(factory: Callable[[], ExportJob | None]) -> ExportJob | None:
-    """Create a job and wait until it is completed."""
-    job = factory()
-    if job is not None:
-        job.wait_until_completed()
-    return job

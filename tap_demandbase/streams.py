@@ -6,11 +6,12 @@ into a JobSpec, and the job's parts into records the SDK emits with the bookmark
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import logging
 import sys
 import typing as t
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 import pendulum
 from singer_sdk import Stream
@@ -19,8 +20,22 @@ from singer_sdk.mapper import SameRecordTransform
 
 from tap_demandbase.api import JobSpec
 from tap_demandbase.batches import batch_writer
-from tap_demandbase.errors import DemandbaseError, MalformedResultError
-from tap_demandbase.jobs import ExportJob, PollPolicy, human_bytes
+from tap_demandbase.errors import (
+    AuthError,
+    ConfigError,
+    DemandbaseError,
+    MalformedResultError,
+    QuotaExceededError,
+)
+from tap_demandbase.jobs import (
+    AttemptPolicy,
+    ExportJob,
+    PollPolicy,
+    human_bytes,
+    resumable_status,
+    run_until_completed,
+)
+from tap_demandbase.ledger import LedgerEntry, clear_entry, read_entry, write_entry
 from tap_demandbase.records import CsvPartReader
 from tap_demandbase.results import ResultParts
 from tap_demandbase.scheduler import JobScheduler
@@ -28,7 +43,7 @@ from tap_demandbase.schema import date_fields
 from tap_demandbase.writer import FastSingerWriter
 
 if t.TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Iterable, Iterator
 
     from singer_sdk import Tap
     from singer_sdk.helpers import types
@@ -36,6 +51,7 @@ if t.TYPE_CHECKING:
     from singer_sdk.singerlib import MetadataMapping
 
     from tap_demandbase.api import ExportApi
+    from tap_demandbase.results import DownloadedPart
 
 PRIMARY_KEY = "id"
 
@@ -49,6 +65,9 @@ class ExportSettings:
     scheduler: JobScheduler
     end_date: datetime.datetime | None = None
     account_list_id: str | None = None
+    window_days: int | None = None
+    attempts: AttemptPolicy = field(default_factory=AttemptPolicy)
+    failures: list[str] = field(default_factory=list)
 
 
 class _OneLineErrors(logging.Filter):
@@ -59,6 +78,23 @@ class _OneLineErrors(logging.Filter):
             str(record.msg).startswith("An unhandled error occurred")
             and isinstance(sys.exc_info()[1], DemandbaseError)
         )
+
+
+def plan_windows(
+    start: datetime.date, end: datetime.date, days: int | None
+) -> list[tuple[datetime.date, datetime.date]]:
+    """Split [start, end] (inclusive UTC days) into consecutive windows of ``days`` days.
+
+    The windows are contiguous and cover the range exactly: each day is in exactly one.
+    """
+    if not days:
+        return [(start, end)]
+    windows = []
+    while start <= end:
+        last = min(start + datetime.timedelta(days=days - 1), end)
+        windows.append((start, last))
+        start = last + datetime.timedelta(days=1)
+    return windows
 
 
 def utc_date(value: str | datetime.datetime) -> datetime.date:
@@ -103,6 +139,7 @@ class ExportStream(Stream):
         self._direct_checked = False
         self._time_extracted: str | None = None
         self._max_replication_value: t.Any = None
+        self._window_rows = 0
 
     @property
     def metadata(self) -> MetadataMapping:
@@ -138,7 +175,7 @@ class ExportStream(Stream):
         return str(bookmark) if bookmark else start_date
 
     def job_spec(self) -> JobSpec | None:
-        """Return the export job for this sync, or None when the window is empty."""
+        """Return the export of this sync as one spec, or None when the range is empty."""
         start_value = self.start_value()
         start = utc_date(start_value) if start_value else None
         end = utc_date(self.export.end_date or datetime.datetime.now(datetime.timezone.utc))
@@ -156,85 +193,186 @@ class ExportStream(Stream):
             account_list_id=self.export.account_list_id,
         )
 
+    def window_specs(self) -> list[JobSpec]:
+        """Return this sync's export jobs, oldest first: a job left in the ledger by an earlier
+        run comes first (it is resumed), then ``window_days`` windows up to end_date.
+        """
+        whole = self.job_spec()
+        entry = read_entry(self.stream_state)
+        specs: list[JobSpec] = []
+        if entry is not None and entry.spec.entity == self.name:
+            specs.append(entry.spec)
+            if whole is not None and entry.spec.end and whole.end and entry.spec.end < whole.end:
+                next_day = entry.spec.end + datetime.timedelta(days=1)
+                whole = replace(whole, start=max(whole.start or next_day, next_day))
+            else:
+                whole = None
+        if whole is not None and whole.start and whole.end:
+            specs += [
+                replace(whole, start=start, end=end)
+                for start, end in plan_windows(whole.start, whole.end, self.export.window_days)
+            ]
+        elif whole is not None:
+            specs.append(whole)
+        return specs
+
+    def prefetch_first_job(self) -> tuple[tuple[str, JobSpec], t.Callable[[], ExportJob]] | None:
+        """Return the key and the maker of this sync's first job, for the scheduler to start."""
+        specs = self.window_specs()
+        if not specs:
+            return None
+        spec = specs[0]
+        return (self.name, spec), lambda: self._completed_job(spec, record_in_ledger=False)
+
     def get_records(self, context: types.Context | None) -> Iterable[dict[str, t.Any]]:
-        """Run the export job and yield its rows as typed records."""
-        export = self._completed_export(context)
-        if export is None:
-            return
-        job, parts, reader = export
-        rows = 0
-        for part in parts:
-            self._time_extracted = datetime.datetime.now(datetime.timezone.utc).isoformat()
-            for record in reader.records(part):
-                rows += 1
-                yield record
-            self._advance_bookmark(context)
-        self._check_complete(job, parts, rows)
-        self.export.scheduler.release(self.name)
+        """Export each window and yield its rows as typed records."""
+        with self._failure_kept_to_this_stream():
+            for spec in self.window_specs():
+                for part, reader in self._window_parts(spec, context):
+                    self._time_extracted = datetime.datetime.now(datetime.timezone.utc).isoformat()
+                    for record in reader.records(part):
+                        self._window_rows += 1
+                        yield record
 
     def get_batches(
         self, batch_config: BatchConfig, context: types.Context | None = None
     ) -> Iterable[tuple[BaseBatchFileEncoding, list[str]]]:
-        """Run the export job and turn each result part into one batch file."""
-        export = self._completed_export(context)
-        if export is None:
-            return
-        job, parts, reader = export
-        write, extension = batch_writer(batch_config.encoding, reader, self.replication_key)
+        """Export each window and turn each of its result parts into one batch file."""
         storage = batch_config.storage
-        rows = 0
-        for part in parts:
-            name = (
-                f"{storage.prefix or ''}{self.tap_name}--{self.name}-{job.status_id}-{part.number}"
-            )
-            batch = write(part, storage, f"{name}.{extension}")
-            rows += batch.rows
-            if batch.max_replication_value is not None and self.replication_key:
-                self._increment_stream_state({self.replication_key: batch.max_replication_value})
-            self._advance_bookmark(context)
-            yield batch_config.encoding, [storage.get_url(batch.filename)]
-        self._check_complete(job, parts, rows)
-        self.export.scheduler.release(self.name)
+        with self._failure_kept_to_this_stream():
+            for spec in self.window_specs():
+                for part, reader in self._window_parts(spec, context):
+                    write, extension = batch_writer(
+                        batch_config.encoding, reader, self.replication_key
+                    )
+                    stem = f"{storage.prefix or ''}{self.tap_name}--{self.name}"
+                    job_id = self.last_job.status_id if self.last_job else "job"
+                    batch = write(part, storage, f"{stem}-{job_id}-{part.number}.{extension}")
+                    self._window_rows += batch.rows
+                    if batch.max_replication_value is not None and self.replication_key:
+                        latest = {self.replication_key: batch.max_replication_value}
+                        self._increment_stream_state(latest)
+                    yield batch_config.encoding, [storage.get_url(batch.filename)]
 
-    def new_export_job(self) -> ExportJob | None:
-        """Return this sync's export job, not yet created (None: nothing to export)."""
-        spec = self.job_spec()
-        if spec is None:
-            return None
-        return ExportJob(
-            self.export.api,
-            spec,
-            self.export.poll_policy,
-            self.logger,
-            sleep=self.export.scheduler.sleep,
+    # One window: job → parts → ledger and bookmark ------------------------------------------
+
+    def _window_parts(
+        self, spec: JobSpec, context: types.Context | None
+    ) -> Iterator[tuple[DownloadedPart, CsvPartReader]]:
+        """Yield the parts of the window's completed job that are still to be emitted.
+
+        Around each part the ledger and the progress marker move on and STATE is emitted; after
+        the last one the bookmark advances and the ledger entry goes.
+        """
+        key = (self.name, spec)
+        job = self.export.scheduler.completed_job(key, lambda: self._completed_job(spec))
+        self.last_job = job
+        entry = self._record_in_ledger(job)
+        assert job.status is not None
+        reader = CsvPartReader(self.name, self.schema["properties"], spec.fields)
+        parts = ResultParts(self.export.api, job.status, self.logger, skip=set(entry.parts_done))
+        if entry.parts_done:
+            self.logger.info(
+                "%s: parts %s were emitted by an earlier run; reading the others",
+                job.label,
+                ", ".join(map(str, sorted(entry.parts_done))),
+            )
+        if entry.max_replication_value is not None and self.replication_key:
+            self._increment_stream_state({self.replication_key: entry.max_replication_value})
+        self._window_rows = 0
+        for part in parts:
+            yield part, reader
+            entry.parts_done.append(part.number)
+            entry.max_replication_value = self._max_replication_value
+            self._advance_bookmark(context)
+            write_entry(self.stream_state, entry)
+            self._emit_state()
+        self._check_complete(job, parts, self._window_rows)
+        self.export.scheduler.release(key)
+        self._advance_bookmark(context)
+        clear_entry(self.stream_state)
+        self.finalize_state_progress_markers(self.stream_state)
+
+    def _completed_job(self, spec: JobSpec, *, record_in_ledger: bool = True) -> ExportJob:
+        """Resume the job the ledger names, re-use an equivalent one, or create one; wait until
+        it is completed, trying anew (up to max_job_attempts) when it fails.
+        """
+        entry = read_entry(self.stream_state)
+        resume_id = entry.job_id if entry is not None and entry.spec == spec else None
+        api = self.export.api
+
+        def start(job: ExportJob) -> None:
+            nonlocal resume_id
+            if resume_id and (status := resumable_status(api, resume_id, self.logger)):
+                job.attach(status, "resumed from the state")
+            elif status := api.find_equivalent_job(spec):
+                job.attach(status, "re-used: an equivalent job already exists")
+            else:
+                job.create()
+            resume_id = None
+            if record_in_ledger:
+                self._record_in_ledger(job)
+
+        def make_job() -> ExportJob:
+            return ExportJob(
+                api, spec, self.export.poll_policy, self.logger, sleep=self.export.scheduler.sleep
+            )
+
+        return run_until_completed(
+            make_job, self.export.attempts, start=start, sleep=self.export.scheduler.sleep
         )
 
-    def _completed_export(
-        self, context: types.Context | None
-    ) -> tuple[ExportJob, ResultParts, CsvPartReader] | None:
-        """Return the completed export job with its parts and their reader."""
-        job = self.export.scheduler.completed_job(self.name, self.new_export_job)
-        self.last_job = job
-        if job is None or job.status is None:
-            return None
-        reader = CsvPartReader(self.name, self.schema["properties"], job.spec.fields)
-        parts = ResultParts(self.export.api, job.status, self.logger)
-        return job, parts, reader
+    def _record_in_ledger(self, job: ExportJob) -> LedgerEntry:
+        """Put the job in the stream's ledger (keeping parts done if it is the same job) and
+        emit STATE, so that a crash from here on re-attaches to it.
+        """
+        assert job.status is not None
+        entry = read_entry(self.stream_state)
+        if entry is None or entry.job_id != job.status.id:
+            created = job.status.created_at or datetime.datetime.now(datetime.timezone.utc)
+            entry = LedgerEntry(job.status.id, job.spec, created.isoformat())
+        write_entry(self.stream_state, entry)
+        self._emit_state()
+        return entry
+
+    def _emit_state(self) -> None:
+        """Emit STATE now (after the records before it, which the writer flushes first)."""
+        self.state_manager.is_flushed = False
+        self._write_state_message()
 
     def _check_complete(self, job: ExportJob, parts: ResultParts, rows: int) -> None:
         """Log the job's totals; fail when they disagree with the job's record_count."""
         self.logger.info(
             "%s: emitted %d records from %d part(s), %s downloaded, %d status calls",
-            job.label, rows, parts.count, human_bytes(parts.bytes_downloaded), job.status_calls,
+            job.label, rows, parts.count - len(parts.skip), human_bytes(parts.bytes_downloaded),
+            job.status_calls,
         )  # fmt: skip
         expected = parts.job.record_count
-        if expected is not None and rows != expected:
+        if expected is not None and rows != expected and not parts.skip:
             msg = (
                 f"{job.label}: the parts held {rows} rows but the job reported "
                 f"record_count={expected}. The bookmark was not advanced; run the "
                 "tap again, and report the job to Demandbase support if it persists."
             )
             raise MalformedResultError(msg)
+
+    @contextlib.contextmanager
+    def _failure_kept_to_this_stream(self) -> Iterator[None]:
+        """Let one stream fail without stopping the others; the run still ends non-zero.
+
+        The bookmark does not move past what a failed stream finished, and its ledger entry
+        stays so that the next run re-attaches. A spent quota or a refused token stops the
+        whole run at once: no other stream could succeed.
+        """
+        try:
+            yield
+        except (QuotaExceededError, AuthError, ConfigError):
+            raise
+        except DemandbaseError as exc:
+            self.stream_state.pop("progress_markers", None)
+            self._max_replication_value = None
+            self.logger.warning("Stream '%s' failed; the other streams go on: %s", self.name, exc)
+            self.export.failures.append(f"Stream '{self.name}' failed: {exc}")
 
     def _write_record_message(self, record: types.Record) -> None:
         """Write a RECORD message, bypassing the SDK's per-record work when it changes nothing.

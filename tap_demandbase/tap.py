@@ -18,7 +18,7 @@ from singer_sdk import typing as th
 
 from tap_demandbase.client import DataExportClient
 from tap_demandbase.errors import ConfigError, DemandbaseError
-from tap_demandbase.jobs import PollPolicy
+from tap_demandbase.jobs import AttemptPolicy, PollPolicy
 from tap_demandbase.scheduler import JobScheduler
 from tap_demandbase.schema import date_fields, entity_schema
 from tap_demandbase.streams import ExportSettings, ExportStream
@@ -70,6 +70,11 @@ class TapDemandbase(Tap):
 
     name = "tap-demandbase"
     message_writer_class = FastSingerWriter
+
+    #: Streams that failed in this process's sync ("stream: error"): the others still synced,
+    #: and ``invoke`` ends the run non-zero with one line each. Class-level because the SDK's
+    #: ``invoke`` owns the tap instance.
+    failed_streams: t.ClassVar[list[str]] = []
 
     config_jsonschema = th.PropertiesList(
         th.Property(
@@ -125,7 +130,7 @@ class TapDemandbase(Tap):
         th.Property(
             "max_poll_interval_seconds",
             th.NumberType,
-            default=600,
+            default=900,
             title="Longest poll interval",
             description="Cap of the exponential wait between two job status calls.",
         ),
@@ -139,6 +144,30 @@ class TapDemandbase(Tap):
                 "jobs are created and polled while earlier streams download. Output stays one "
                 "stream at a time. Production tenants run one job at a time."
             ),
+        ),
+        th.Property(
+            "window_days",
+            th.IntegerType,
+            title="Window (days)",
+            description=(
+                "Split the range from the bookmark to end_date into windows of this many UTC "
+                "days, one export job each, oldest first; the bookmark and STATE advance after "
+                "each window. Default: one job for the whole range."
+            ),
+        ),
+        th.Property(
+            "max_job_attempts",
+            th.IntegerType,
+            default=3,
+            title="Job attempts",
+            description="How many export jobs to try for one window when they end failed.",
+        ),
+        th.Property(
+            "job_retry_cooldown_seconds",
+            th.NumberType,
+            default=60,
+            title="Retry cooldown",
+            description="Pause before a new job replaces one that failed.",
         ),
         th.Property(
             "job_timeout_seconds",
@@ -159,7 +188,7 @@ class TapDemandbase(Tap):
     def poll_policy(self) -> PollPolicy:
         """Return the job polling policy from the settings."""
         first = float(self.config.get("poll_interval_seconds", 2))
-        cap = float(self.config.get("max_poll_interval_seconds", 600))
+        cap = float(self.config.get("max_poll_interval_seconds", 900))
         timeout = float(self.config.get("job_timeout_seconds", 6 * 3600))
         if first <= 0 or cap < first or timeout <= 0:
             msg = (
@@ -191,9 +220,25 @@ class TapDemandbase(Tap):
             api=self.api,
             poll_policy=self.poll_policy(),
             scheduler=self.scheduler,
+            window_days=self._positive_int("window_days"),
+            attempts=AttemptPolicy(
+                max_attempts=self._positive_int("max_job_attempts") or 3,
+                cooldown=float(self.config.get("job_retry_cooldown_seconds", 60)),
+            ),
+            failures=type(self).failed_streams,
             end_date=end,
             account_list_id=self.config.get("account_list_id") or None,
         )
+
+    def _positive_int(self, name: str) -> int | None:
+        """Return an optional whole-number setting that must be at least 1."""
+        value = self.config.get(name)
+        if value is None:
+            return None
+        if not isinstance(value, int) or value < 1:
+            msg = f"Setting {name}={value!r} must be a whole number of at least 1."
+            raise ConfigError(msg)
+        return value
 
     @cached_property
     def scheduler(self) -> JobScheduler:
@@ -204,12 +249,13 @@ class TapDemandbase(Tap):
             raise ConfigError(msg)
         return JobScheduler(jobs, planner=self._planned_jobs)
 
-    def _planned_jobs(self) -> list[tuple[str, t.Callable[[], t.Any]]]:
-        """Return the selected streams' job factories, in the order the SDK syncs them."""
+    def _planned_jobs(self) -> list[tuple[t.Any, t.Callable[[], t.Any]]]:
+        """Return the selected streams' first jobs, in the order the SDK syncs them."""
         return [
-            (stream.name, stream.new_export_job)
+            planned
             for stream in self.streams.values()
             if isinstance(stream, ExportStream) and stream.selected
+            if (planned := stream.prefetch_first_job()) is not None
         ]
 
     # Discovery ------------------------------------------------------------------------------
@@ -275,9 +321,16 @@ class TapDemandbase(Tap):
 
     @classmethod
     def invoke(cls, *args: t.Any, **kwargs: t.Any) -> None:  # type: ignore[override]
-        """Run a sync; our errors end it with one line and exit code 1."""
+        """Run a sync; our errors end it with one line and exit code 1, and so does a stream
+        that failed while the others synced (one summary line per failed stream).
+        """
+        cls.failed_streams.clear()
         with one_line_errors(cls):
             super().invoke(*args, **kwargs)
+        if cls.failed_streams:
+            for failure in cls.failed_streams:
+                cls.logger.error("%s", failure)
+            sys.exit(1)
 
     @classmethod
     def cb_discover(cls, ctx: click.Context, param: click.Option, value: bool) -> None:

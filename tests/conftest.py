@@ -52,6 +52,7 @@ def tap_config(sb: Any, **overrides: Any) -> dict[str, Any]:
         "start_date": START_DATE,
         "poll_interval_seconds": 0.05,
         "max_poll_interval_seconds": 0.2,
+        "job_retry_cooldown_seconds": 0.1,
     }
     config.update(overrides)
     return config

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from tests.conftest import ENTITIES, run_tap, tap_config
+from tap_demandbase.sandbox import Sandbox
+from tests.conftest import ENTITIES, fast_settings, run_tap, tap_config
 
 
 def _stream_order(run):
@@ -14,9 +15,9 @@ def _stream_order(run):
 
 
 def test_jobs_overlap_but_output_stays_one_stream_at_a_time(sandbox, tmp_path):
+    with Sandbox(fast_settings()) as other:  # a second emulator: no job to re-use
+        sequential = run_tap(tmp_path, tap_config(other))
     sandbox.settings.processing_seconds = 0.5
-    sequential = run_tap(tmp_path, tap_config(sandbox))
-    sandbox.reset_log()
     run = run_tap(tmp_path, tap_config(sandbox, max_concurrent_jobs=3))
     assert run.returncode == 0, run.stderr
     # Output: each stream's records in one block, streams in name order, all rows there.

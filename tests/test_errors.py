@@ -58,6 +58,7 @@ def test_failed_job_exits_non_zero_with_the_jobs_error_message(sandbox, tmp_path
     assert "failed" in line
     assert "simulated" in line
     assert not run.records
+    assert len(_posts(sandbox)) == 3  # max_job_attempts (default 3) jobs, then the error
 
 
 def test_quota_429_stops_at_once_with_finished_streams_state_kept(sandbox, tmp_path):
@@ -109,5 +110,9 @@ def test_malformed_csv_is_one_line_naming_part_line_and_field(
     assert (", field '" in line) is field_named
     # accounts finished before opportunities failed: its records and bookmark are kept.
     assert len(run.records["accounts"]) == 120
-    assert list(run.last_state["bookmarks"]) == ["accounts"]
-    assert run.last_state["bookmarks"]["accounts"]["replication_key_value"]
+    bookmarks = run.last_state["bookmarks"]
+    assert bookmarks["accounts"]["replication_key_value"]
+    assert "export_job" not in bookmarks["accounts"]
+    # opportunities: no bookmark; its job stays in the ledger, no part of it counted as done.
+    assert "replication_key_value" not in bookmarks["opportunities"]
+    assert bookmarks["opportunities"]["export_job"]["parts_done"] == []
