@@ -25,7 +25,7 @@ if t.TYPE_CHECKING:
 
     from tap_demandbase.api import ExportApi, JobStatus
 
-CHUNK_SIZE = 1 << 20
+CHUNK_SIZE = 1 << 14  # small: what arrives before a connection breaks is kept
 PROGRESS_EVERY_SECONDS = 15.0
 MAX_RESUMES = 5
 
@@ -102,6 +102,7 @@ class ResultParts:
                     try:
                         size = self._copy(response, out, number, size, expected, started)
                     except _BROKEN_TRANSFER as exc:
+                        size = out.tell()  # what did arrive is kept: resume after it
                         self.logger.warning(
                             "Part %d of %s broke off after %s (%s); resuming (%d/%d)",
                             number, self.job.id, human_bytes(size), type(exc).__name__,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import signal
 import sys
 import typing as t
 from functools import cached_property
@@ -27,6 +28,7 @@ from tap_demandbase.writer import FastSingerWriter
 
 if t.TYPE_CHECKING:
     from collections.abc import Iterator
+    from types import FrameType
 
     import click
     from singer_sdk.singerlib import Catalog
@@ -316,6 +318,21 @@ class TapDemandbase(Tap):
             return None
         entry = self.input_catalog.get_stream(stream)
         return entry.replication_key if entry else None
+
+    def _handle_termination(self, signum: int, frame: FrameType | None) -> None:
+        """On SIGTERM/SIGINT: stop at once, emit STATE with the ledger, exit non-zero.
+
+        Overrides the SDK's handler (singer-sdk 0.54.x), which exits 0. The export jobs are
+        kept, not cancelled: the ledger in the emitted state lets the next run resume them.
+        """
+        self.scheduler.stop()
+        self.state_writer.write_state(self.state)
+        self.logger.error(
+            "Stopped by %s: state emitted with any export job in flight; run the tap again "
+            "and it resumes that job instead of creating a new one.",
+            signal.Signals(signum).name,
+        )
+        sys.exit(128 + signum)
 
     # Command line ---------------------------------------------------------------------------
 
