@@ -47,10 +47,11 @@ class FastSingerWriter(GenericSingerWriter[bytes, Message]):
 
     def __init__(self) -> None:
         self._pending = bytearray()
+        self._target: t.Any = None
         self._record_key: tuple[str, str | None] | None = None
         self._record_head = b""
         self._record_tail = b""
-        atexit.register(self.flush)
+        atexit.register(self._flush_at_exit)
 
     def serialize_message(self, message: Message) -> bytes:
         """Serialize a message into one JSON line."""
@@ -79,20 +80,24 @@ class FastSingerWriter(GenericSingerWriter[bytes, Message]):
             body = orjson.dumps(record, default=_default)
         except orjson.JSONEncodeError:
             body = json_line(record)[:-1]
+        if not self._pending:
+            self._target = sys.stdout
         self._pending += self._record_head + body + self._record_tail
         if len(self._pending) >= BUFFER_BYTES:
             self.flush()
 
     def write_line(self, line: bytes, *, flush: bool) -> None:
         """Queue an encoded line; write the queue out when asked or when it is large."""
+        if not self._pending:
+            self._target = sys.stdout
         self._pending += line
         if flush or len(self._pending) >= BUFFER_BYTES:
             self.flush()
 
     def flush(self) -> None:
         """Write out and flush every queued line."""
-        # Looked up on every flush: tests (and the SDK's test runner) swap sys.stdout.
-        out = sys.stdout
+        # The stdout of when the lines were queued: the SDK's test runner swaps sys.stdout.
+        out = self._target or sys.stdout
         buffer = getattr(out, "buffer", None)
         if self._pending:
             if buffer is not None:
@@ -102,3 +107,10 @@ class FastSingerWriter(GenericSingerWriter[bytes, Message]):
                 out.write(self._pending.decode())
             self._pending.clear()
         (buffer or out).flush()
+
+    def _flush_at_exit(self) -> None:
+        """Flush records still queued when the process ends (a failed run's last records)."""
+        try:
+            self.flush()
+        except (OSError, ValueError):  # stdout already closed: nothing left to deliver to
+            pass
