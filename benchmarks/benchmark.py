@@ -65,7 +65,8 @@ def bare_export(api_url: str, token: str, entity: str, start: str) -> int:
     api.headers["Authorization"] = f"Bearer {token}"
     entities = api.get(f"{api_url}/export/v1/entities", timeout=30).json()["entities"]
     types = {f["name"]: f["type"] for e in entities if e["name"] == entity for f in e["fields"]}
-    date_range = {"field": "last_modified_date", "start": start, "end": "2100-01-01"}
+    today = datetime.datetime.now(_UTC).date().isoformat()  # the tap's filter: same cached result
+    date_range = {"field": "last_modified_date", "start": start, "end": today}
     body = {"entity_type": entity, "fields": list(types), "filters": {"date_range": date_range}}
     job = api.post(f"{api_url}/export/v1/jobs", json=body, timeout=30).json()
     while job["status"] not in ("completed", "failed", "cancelled"):

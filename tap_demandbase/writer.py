@@ -10,6 +10,7 @@ state that runs ahead of the records it covers. What is still buffered at exit i
 from __future__ import annotations
 
 import atexit
+import contextlib
 import datetime
 import decimal
 import json
@@ -110,7 +111,5 @@ class FastSingerWriter(GenericSingerWriter[bytes, Message]):
 
     def _flush_at_exit(self) -> None:
         """Flush records still queued when the process ends (a failed run's last records)."""
-        try:
+        with contextlib.suppress(OSError, ValueError):  # stdout closed: nowhere to deliver
             self.flush()
-        except (OSError, ValueError):  # stdout already closed: nothing left to deliver to
-            pass

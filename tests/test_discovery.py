@@ -97,9 +97,9 @@ def test_about_lists_the_settings(tmp_path):
 
 
 def test_meltano_yml_declares_every_setting():
-    import yaml  # noqa: PLC0415
+    import yaml
 
-    from tap_demandbase.tap import TapDemandbase  # noqa: PLC0415
+    from tap_demandbase.tap import TapDemandbase
 
     TapDemandbase.append_builtin_config(TapDemandbase.config_jsonschema)
 
