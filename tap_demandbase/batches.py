@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import orjson
 
 from tap_demandbase.errors import ConfigError, MalformedResultError
+from tap_demandbase.schema import property_kind
 
 if t.TYPE_CHECKING:
     from singer_sdk.helpers._batch import BaseBatchFileEncoding, StorageTarget
@@ -148,11 +149,7 @@ class _ParquetWriter:
         )
 
     def _kind(self, name: str) -> tuple[str, str | None]:
-        prop = self.reader.properties[name]
-        types = prop.get("type", "string")
-        types = [types] if isinstance(types, str) else list(types)
-        main = next((name for name in types if name != "null"), "string")
-        return main, (prop.get("format") if main == "string" else None)
+        return property_kind(self.reader.properties[name])
 
     def _read_type(self, name: str, pa: t.Any) -> t.Any:
         """The type pyarrow reads a column as; booleans and date-times are converted after."""

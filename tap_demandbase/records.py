@@ -15,6 +15,7 @@ import math
 import typing as t
 
 from tap_demandbase.errors import MalformedResultError
+from tap_demandbase.schema import property_kind
 
 if t.TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
@@ -79,11 +80,7 @@ _KINDS: dict[tuple[str, str | None], tuple[Converter, str]] = {
 
 def converter_for(prop: dict[str, t.Any]) -> tuple[Converter, str] | None:
     """Return the converter and the kind's name for a property; None keeps the string."""
-    types = prop.get("type", "string")
-    types = [types] if isinstance(types, str) else list(types)
-    main = next((name for name in types if name != "null"), "string")
-    fmt = prop.get("format") if main == "string" else None
-    return _KINDS.get((main, fmt))
+    return _KINDS.get(property_kind(prop))
 
 
 class CsvPartReader:

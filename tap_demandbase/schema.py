@@ -69,3 +69,13 @@ def is_date_property(prop: dict[str, t.Any]) -> bool:
 def date_fields(schema: dict[str, t.Any]) -> list[str]:
     """Return the names of the date and date-time properties, in schema order."""
     return [name for name, prop in schema.get("properties", {}).items() if is_date_property(prop)]
+
+
+def property_kind(prop: dict[str, t.Any]) -> tuple[str, str | None]:
+    """Return a property's main JSON type and, for strings, its format: ("integer", None),
+    ("string", "date-time")...
+    """
+    types = prop.get("type", "string")
+    types = [types] if isinstance(types, str) else list(types)
+    main = next((name for name in types if name != "null"), "string")
+    return main, (prop.get("format") if main == "string" else None)
