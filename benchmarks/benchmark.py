@@ -172,12 +172,12 @@ def status_calls_per_job(api_url: str) -> Counter[str]:
     return calls
 
 
-def polls_for(seconds: float, first: float = 2, cap: float = 600) -> int:
+def polls_for(seconds: float) -> int:
     """Status calls the tap's default policy makes for a job that takes ``seconds``."""
     from tap_demandbase.jobs import PollPolicy
 
     waited, calls = 0.0, 0
-    for wait in PollPolicy(first_interval=first, max_interval=cap).intervals():
+    for wait in PollPolicy().intervals():
         waited += wait
         calls += 1
         if waited >= seconds:
