@@ -227,20 +227,18 @@ def throughput(args: argparse.Namespace, folder: Path) -> None:
             rate = statistics.median(args.rows / wall for wall, _ in runs)
             rss = max(peak for _, peak in runs)
             print(f"  {mode:<22}{rate:>12,.0f}{rate / baseline:>8.2f}x{rss:>8.0f} MiB")
-        calls = status_calls_per_job(api_url)
-        print(f"  status calls per job in these runs: max {max(calls.values())}")
     finally:
         sandbox.terminate()
         sandbox.wait()
 
 
 def concurrency(args: argparse.Namespace, folder: Path) -> None:
-    rows = dict.fromkeys(ENTITIES, args.concurrency_rows)
-    sandbox, api_url = start_sandbox(folder, rows, args.job_seconds)
-    try:
-        rows_each, seconds = args.concurrency_rows, args.job_seconds
-        print(f"\n6 streams x {rows_each} rows, each job {seconds}s on the server:")
-        for jobs in (1, 6):
+    rows_each, seconds = args.concurrency_rows, args.job_seconds
+    print(f"\n6 streams x {rows_each} rows, each job {seconds}s on the server:")
+    for jobs in (1, 6):
+        # A fresh emulator per run: the tap would re-use the other run's jobs otherwise.
+        sandbox, api_url = start_sandbox(folder, dict.fromkeys(ENTITIES, rows_each), seconds)
+        try:
             config = {
                 "api_url": api_url,
                 "access_token": "sandbox-token",
@@ -253,12 +251,14 @@ def concurrency(args: argparse.Namespace, folder: Path) -> None:
             catalog = selected_catalog(folder, path, ENTITIES)
             tap = [str(BIN / "tap-demandbase"), "--config", path, "--catalog", catalog]
             wall, rss = measure(tap)
-            print(f"  max_concurrent_jobs={jobs}: {wall:6.1f}s wall, peak RSS {rss:.0f} MiB")
-        calls = status_calls_per_job(api_url)
-        print(f"  status calls per job: {sorted(calls.values())}")
-    finally:
-        sandbox.terminate()
-        sandbox.wait()
+            calls = sorted(status_calls_per_job(api_url).values())
+            print(
+                f"  max_concurrent_jobs={jobs}: {wall:6.1f}s wall, peak RSS {rss:.0f} MiB, "
+                f"status calls per job {calls}"
+            )
+        finally:
+            sandbox.terminate()
+            sandbox.wait()
 
 
 def main() -> None:
