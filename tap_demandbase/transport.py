@@ -65,12 +65,17 @@ def _retry_waits(factor: float, cap: float) -> Generator[float, t.Any, None]:
 
 def retry_after_seconds(response: requests.Response) -> float | None:
     """Return the wait a Retry-After header asks for (seconds or HTTP date), if any."""
-    value = response.headers.get("Retry-After")
+    value = (response.headers.get("Retry-After") or "").strip()
     if not value:
         return None
-    if value.strip().isdigit():
-        return float(value)
-    when = email.utils.parsedate_to_datetime(value)
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
     return max(0.0, when.timestamp() - time.time())
 
 

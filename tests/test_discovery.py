@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from tests.conftest import ENTITIES, discover, run_tap, tap_config
 from tests.expected import api_field_types
 
@@ -118,3 +120,28 @@ def test_meltano_yml_declares_every_setting():
         assert name in declared
     assert declared["access_token"]["sensitive"] is True
     assert declared["access_token"]["kind"] == "password"
+
+
+def test_python_m_and_config_from_the_environment(sandbox, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ)
+    env.update(
+        TAP_DEMANDBASE_API_URL=sandbox.api_url,
+        TAP_DEMANDBASE_ACCESS_TOKEN=sandbox.token,
+        TAP_DEMANDBASE_START_DATE="2024-01-01T00:00:00Z",
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "tap_demandbase", "--config=ENV", "--discover"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    catalog = json.loads(done.stdout)
+    assert len(catalog["streams"]) == 6
+    assert sandbox.token not in done.stderr

@@ -116,3 +116,16 @@ def test_malformed_csv_is_one_line_naming_part_line_and_field(
     # opportunities: no bookmark; its job stays in the ledger, no part of it counted as done.
     assert "replication_key_value" not in bookmarks["opportunities"]
     assert bookmarks["opportunities"]["export_job"]["parts_done"] == []
+
+
+def test_api_400_is_one_line_with_the_apis_message(sandbox, tmp_path):
+    config = tap_config(sandbox)
+    catalog = select(discover(tmp_path, config), {"campaigns": None})
+    entry = next(e for e in catalog["streams"] if e["tap_stream_id"] == "campaigns")
+    entry["schema"]["properties"]["bogus_field"] = {"type": ["string", "null"]}
+    run = run_tap(tmp_path, config, catalog=catalog)
+    assert run.returncode == 1
+    _no_traceback(run)
+    (line,) = run.error_lines
+    assert "rejected creating the campaigns export job (400)" in line
+    assert "bogus_field" in line

@@ -304,3 +304,26 @@ def test_sigterm_stops_with_the_ledger_in_state_and_keeps_the_job(sandbox, tmp_p
     assert run.returncode == 0, run.stderr
     assert len(_requests(sandbox, "POST")) == 1
     _assert_accounts(sandbox, run.records["accounts"])
+
+
+def test_retry_after_is_honoured_on_a_plain_429(sandbox, tmp_path):
+    config = tap_config(sandbox)
+    catalog = _accounts_catalog(tmp_path, config)
+    sandbox.settings.http_errors = {"create": 1}
+    sandbox.settings.http_error_status = 429
+    sandbox.settings.http_error_retry_after = 1.5
+    run = run_tap(tmp_path, config, catalog=catalog)
+    assert run.returncode == 0, run.stderr
+    assert "Retrying in 1.5s" in run.stderr
+    _assert_accounts(sandbox, run.records["accounts"])
+
+
+def test_rows_that_disagree_with_record_count_fail_the_stream(sandbox, tmp_path):
+    config = tap_config(sandbox)
+    catalog = _accounts_catalog(tmp_path, config)
+    sandbox.settings.record_count_offset = 1
+    run = run_tap(tmp_path, config, catalog=catalog)
+    assert run.returncode == 1
+    (line,) = run.error_lines
+    assert "the parts held 120 rows but the job reported record_count=121" in line
+    assert "replication_key_value" not in run.last_state["bookmarks"]["accounts"]

@@ -194,12 +194,14 @@ class SandboxHandler(BaseHTTPRequestHandler):
             phrase = HTTPStatus(status).phrase
         except ValueError:
             phrase = "Error"
+        retry_after = self.settings.http_error_retry_after
         self.send_json(
             status,
             {
                 "error": phrase.lower().replace(" ", "_").replace("-", "_"),
                 "message": f"Simulated {status} {phrase} from the sandbox ({endpoint})",
             },
+            {"Retry-After": f"{retry_after:g}"} if retry_after is not None else None,
         )
         return True
 

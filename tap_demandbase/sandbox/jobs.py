@@ -75,7 +75,7 @@ class Job:
         }
         if self.status == "completed" and self.result is not None:
             out.update(
-                record_count=self.result.record_count,
+                record_count=self.result.record_count + self.settings.record_count_offset,
                 file_size_bytes=self.result.total_bytes,
                 file_parts=len(self.result.parts),
                 download_url=f"{api_url}/export/v1/jobs/{self.id}/download",

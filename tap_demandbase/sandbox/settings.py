@@ -58,6 +58,8 @@ class SandboxSettings:
         supports_range: Whether downloads honour ``Range: bytes=``.
         http_errors: Endpoint name -> answer its next k calls with ``http_error_status``.
         http_error_status: Status of those injected errors.
+        http_error_retry_after: ``Retry-After`` seconds sent with those errors (None: no header).
+        record_count_offset: Added to the ``record_count`` completed jobs report (0: the truth).
         fail_jobs: Entity -> its next k jobs end ``failed`` (-1: all of them).
         quota_exhausted_after_jobs: Create answers 429 once this many jobs exist (None: never).
         quota_bytes: Create answers 429 once today's (UTC) completed exports total this many bytes.
@@ -96,6 +98,8 @@ class SandboxSettings:
     # Faults.
     http_errors: dict[str, int] = field(default_factory=dict)
     http_error_status: int = 503
+    http_error_retry_after: float | None = None
+    record_count_offset: int = 0
     fail_jobs: dict[str, int] = field(default_factory=dict)
     quota_exhausted_after_jobs: int | None = None
     quota_bytes: int = 10 * 1024**3
