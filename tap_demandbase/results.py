@@ -17,11 +17,13 @@ from pathlib import Path
 
 import requests
 
+from tap_demandbase.background import run_in_background
 from tap_demandbase.errors import ApiRequestError
 from tap_demandbase.jobs import human_bytes
 
 if t.TYPE_CHECKING:
     from collections.abc import Iterator
+    from concurrent.futures import Future
 
     from tap_demandbase.api import ExportApi, JobStatus
 
@@ -68,19 +70,35 @@ class ResultParts:
         return max(1, self.job.file_parts or 1)
 
     def __iter__(self) -> Iterator[DownloadedPart]:
-        """Yield each part on disk (but those in ``skip``); its file is deleted once the consumer
-        asks for the next.
+        """Yield each part on disk (but those in ``skip``), downloading the next one while the
+        consumer reads this one; a part's file is deleted once the consumer asks for the next.
         """
-        with tempfile.TemporaryDirectory(prefix="tap-demandbase-") as folder:
-            for number in range(1, self.count + 1):
-                if number in self.skip:
-                    continue
-                path = Path(folder) / f"{self.job.id}-part-{number}.csv"
-                part = self.download(number, path)
+        numbers = [n for n in range(1, self.count + 1) if n not in self.skip]
+        with tempfile.TemporaryDirectory(
+            prefix="tap-demandbase-", ignore_cleanup_errors=True
+        ) as folder:
+            spool = Path(folder)
+            upcoming = self._prefetch(numbers, 0, spool)
+            for index in range(len(numbers)):
+                assert upcoming is not None
+                part = upcoming.result()
+                upcoming = self._prefetch(numbers, index + 1, spool)
                 try:
                     yield part
                 finally:
-                    path.unlink(missing_ok=True)
+                    part.path.unlink(missing_ok=True)
+
+    def _prefetch(
+        self, numbers: list[int], index: int, spool: Path
+    ) -> Future[DownloadedPart] | None:
+        """Start downloading the index-th part to emit, if there is one."""
+        if index >= len(numbers):
+            return None
+        number = numbers[index]
+        path = spool / f"{self.job.id}-part-{number}.csv"
+        return run_in_background(
+            f"download-{self.job.id}-{number}", lambda: self.download(number, path)
+        )
 
     def download(self, number: int, path: Path) -> DownloadedPart:
         """Download one part to ``path``, resuming a broken transfer where the server allows."""

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import threading
 import typing as t
-from concurrent.futures import Future
 
+from tap_demandbase.background import run_in_background
 from tap_demandbase.errors import DemandbaseError
 
 if t.TYPE_CHECKING:
+    from concurrent.futures import Future
+
     from tap_demandbase.jobs import ExportJob
 
 JobKey = tuple[str, t.Any]
@@ -72,19 +74,4 @@ class JobScheduler:
             if len(self._running) >= self.max_in_flight:
                 break
             if key not in self._running:
-                self._running[key] = _in_background(key, factory)
-
-
-def _in_background(key: JobKey, factory: JobFactory) -> Future[ExportJob]:
-    """Obtain a job in a daemon thread, so that a failed sync never waits for it at exit."""
-    future: Future[ExportJob] = Future()
-
-    def work() -> None:
-        future.set_running_or_notify_cancel()
-        try:
-            future.set_result(factory())
-        except BaseException as exc:  # handed to the stream that reads it
-            future.set_exception(exc)
-
-    threading.Thread(target=work, name=f"export-job-{key[0]}", daemon=True).start()
-    return future
+                self._running[key] = run_in_background(f"export-job-{key[0]}", factory)
