@@ -10,11 +10,13 @@ re-read by the CSV reader of RECORD mode, which names stream, part, line and fie
 from __future__ import annotations
 
 import gzip
+import queue
 import typing as t
 from dataclasses import dataclass
 
 import orjson
 
+from tap_demandbase.background import run_in_background
 from tap_demandbase.errors import ConfigError, MalformedResultError
 from tap_demandbase.schema import property_kind
 
@@ -119,11 +121,21 @@ class _ParquetWriter:
                 storage.open(filename, "wb") as out,
                 pq.ParquetWriter(out, self._schema(pa), compression=self.compression) as writer,
             ):
-                for batch in batches:
-                    table = pa.Table.from_batches([self._convert(batch, pa, pc)])
-                    writer.write_table(table)
-                    rows += table.num_rows
-                    greatest = self._greater(greatest, table, pc)
+                # Parse and convert here while another thread encodes and writes the previous
+                # blocks (pyarrow releases the GIL): two cores at work, a bounded queue between.
+                tables: queue.Queue[t.Any] = queue.Queue(maxsize=2)
+                written = run_in_background(
+                    f"parquet-{part.number}", lambda: _drain(tables, writer)
+                )
+                try:
+                    for batch in batches:
+                        table = pa.Table.from_batches([self._convert(batch, pa, pc)])
+                        tables.put(table)
+                        rows += table.num_rows
+                        greatest = self._greater(greatest, table, pc)
+                finally:
+                    tables.put(None)
+                written.result()
         except (pa.ArrowInvalid, pa.ArrowTypeError, ValueError) as exc:
             raise self._precise_error(part, exc) from None
         return BatchFile(filename, rows, greatest)
@@ -135,7 +147,8 @@ class _ParquetWriter:
         types = {name: self._read_type(name, pa) for name in self.reader.fields}
         return csv.open_csv(
             str(part.path),
-            read_options=csv.ReadOptions(block_size=1 << 20),
+            # One thread: on the streaming reader, threads cost more than they bring here.
+            read_options=csv.ReadOptions(block_size=1 << 20, use_threads=False),
             parse_options=csv.ParseOptions(newlines_in_values=True),
             convert_options=csv.ConvertOptions(
                 column_types=types,
@@ -205,6 +218,21 @@ class _ParquetWriter:
         detail = str(exc).splitlines()[0]
         msg = f"{self.reader.stream}: part {part.number}: {detail}. The export result is malformed."
         return MalformedResultError(msg)
+
+
+def _drain(tables: queue.Queue[t.Any], writer: t.Any) -> None:
+    """Write queued tables until the None that ends the part; keep draining after a failure
+    so that the producer never blocks on a full queue, then raise it.
+    """
+    failure: BaseException | None = None
+    while (table := tables.get()) is not None:
+        if failure is None:
+            try:
+                writer.write_table(table)
+            except BaseException as exc:  # raised below, once drained
+                failure = exc
+    if failure is not None:
+        raise failure
 
 
 def _prefer_returning_memory_pool() -> None:
