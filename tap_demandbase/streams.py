@@ -378,7 +378,7 @@ class ExportStream(Stream):
         """Write a RECORD message, bypassing the SDK's per-record work when it changes nothing.
 
         Overrides a private SDK hook (stable across singer-sdk 0.54.x, which pyproject pins and
-        tests/test_record_path.py checks byte for byte against the SDK's own path). Records
+        tests/test_record_path.py checks record for record against the SDK's own path). Records
         are already typed and hold only selected fields, so popping deselected properties and
         building message objects is waste when the only stream map is the identity.
         """
