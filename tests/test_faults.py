@@ -327,3 +327,16 @@ def test_rows_that_disagree_with_record_count_fail_the_stream(sandbox, tmp_path)
     (line,) = run.error_lines
     assert "the parts held 120 rows but the job reported record_count=121" in line
     assert "replication_key_value" not in run.last_state["bookmarks"]["accounts"]
+
+
+def test_a_job_that_finishes_as_it_is_cancelled_is_used(sandbox, tmp_path):
+    config = tap_config(sandbox, job_timeout_seconds=0.3)
+    catalog = _accounts_catalog(tmp_path, config)
+    sandbox.settings.processing_seconds = 1.0
+    sandbox.settings.finish_before_cancel = True
+    run = run_tap(tmp_path, config, catalog=catalog)
+    assert run.returncode == 0, run.stderr
+    (delete,) = _requests(sandbox, "DELETE")
+    assert delete.status == 409
+    assert sandbox.jobs()[0]["status"] == "completed"
+    _assert_accounts(sandbox, run.records["accounts"])

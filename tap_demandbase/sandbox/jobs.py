@@ -151,7 +151,15 @@ class JobStore:
             ]
 
     def cancel(self, job: Job) -> bool:
-        """Cancel ``job`` if it is pending or processing; return whether it was."""
+        """Cancel ``job`` if it is pending or processing; return whether it was.
+
+        With ``finish_before_cancel`` the job is let finish first, so the answer is the 409 of a
+        job that completed just as it was being cancelled.
+        """
+        if job.settings.finish_before_cancel:
+            deadline = time.monotonic() + 60
+            while job.status in ACTIVE and time.monotonic() < deadline:
+                time.sleep(0.02)
         with self._lock:
             if job.status not in ACTIVE:
                 return False

@@ -60,6 +60,7 @@ class SandboxSettings:
         http_error_status: Status of those injected errors.
         http_error_retry_after: ``Retry-After`` seconds sent with those errors (None: no header).
         record_count_offset: Added to the ``record_count`` completed jobs report (0: the truth).
+        finish_before_cancel: DELETE waits for the job to finish, then answers 409.
         fail_jobs: Entity -> its next k jobs end ``failed`` (-1: all of them).
         quota_exhausted_after_jobs: Create answers 429 once this many jobs exist (None: never).
         quota_bytes: Create answers 429 once today's (UTC) completed exports total this many bytes.
@@ -100,6 +101,7 @@ class SandboxSettings:
     http_error_status: int = 503
     http_error_retry_after: float | None = None
     record_count_offset: int = 0
+    finish_before_cancel: bool = False
     fail_jobs: dict[str, int] = field(default_factory=dict)
     quota_exhausted_after_jobs: int | None = None
     quota_bytes: int = 10 * 1024**3
