@@ -115,11 +115,12 @@ class _ParquetWriter:
 
         rows = 0
         greatest: t.Any = None
+        schema = self._schema(pa)
         try:
             with (
                 self._csv_batches(part) as batches,
                 storage.open(filename, "wb") as out,
-                pq.ParquetWriter(out, self._schema(pa), compression=self.compression) as writer,
+                pq.ParquetWriter(out, schema, compression=self.compression) as writer,
             ):
                 # Parse and convert here while another thread encodes and writes the previous
                 # blocks (pyarrow releases the GIL): two cores at work, a bounded queue between.
@@ -129,7 +130,7 @@ class _ParquetWriter:
                 )
                 try:
                     for batch in batches:
-                        table = pa.Table.from_batches([self._convert(batch, pa, pc)])
+                        table = pa.Table.from_batches([self._convert(batch, schema, pa, pc)])
                         tables.put(table)
                         rows += table.num_rows
                         greatest = self._greater(greatest, table, pc)
@@ -184,7 +185,7 @@ class _ParquetWriter:
     def _schema(self, pa: t.Any) -> t.Any:
         return pa.schema([(name, self._final_type(name, pa)) for name in self.reader.fields])
 
-    def _convert(self, batch: t.Any, pa: t.Any, pc: t.Any) -> t.Any:
+    def _convert(self, batch: t.Any, schema: t.Any, pa: t.Any, pc: t.Any) -> t.Any:
         columns = []
         for name in self.reader.fields:
             column = batch.column(name)
@@ -197,7 +198,7 @@ class _ParquetWriter:
                 msg = "a number column holds NaN or infinity"
                 raise ValueError(msg)
             columns.append(column)
-        return pa.RecordBatch.from_arrays(columns, schema=self._schema(pa))
+        return pa.RecordBatch.from_arrays(columns, schema=schema)
 
     def _greater(self, greatest: t.Any, table: t.Any, pc: t.Any) -> t.Any:
         if not self.replication_key or table.num_rows == 0:

@@ -239,13 +239,14 @@ class ExportStream(Stream):
     ) -> Iterable[tuple[BaseBatchFileEncoding, list[str]]]:
         """Export each window and turn each of its result parts into one batch file."""
         storage = batch_config.storage
+        stem = f"{storage.prefix or ''}{self.tap_name}--{self.name}"
         with self._failure_kept_to_this_stream():
             for spec in self.window_specs():
+                writer = None  # one per window: its reader (the window's fields) is the same
                 for part, reader in self._window_parts(spec, context):
-                    write, extension = batch_writer(
-                        batch_config.encoding, reader, self.replication_key
-                    )
-                    stem = f"{storage.prefix or ''}{self.tap_name}--{self.name}"
+                    if writer is None:
+                        writer = batch_writer(batch_config.encoding, reader, self.replication_key)
+                    write, extension = writer
                     job_id = self.last_job.status_id if self.last_job else "job"
                     batch = write(part, storage, f"{stem}-{job_id}-{part.number}.{extension}")
                     self._window_rows += batch.rows

@@ -297,8 +297,3 @@ class Transport:
             with response:
                 raise_for_status(response, f"{what} (pre-signed download {safe_url(url)})")
         return response
-
-    def close(self) -> None:
-        """Close both sessions' connections."""
-        self._api.close()
-        self._files.close()

@@ -81,11 +81,7 @@ class FastSingerWriter(GenericSingerWriter[bytes, Message]):
             body = orjson.dumps(record, default=_default)
         except orjson.JSONEncodeError:
             body = json_line(record)[:-1]
-        if not self._pending:
-            self._target = sys.stdout
-        self._pending += self._record_head + body + self._record_tail
-        if len(self._pending) >= BUFFER_BYTES:
-            self.flush()
+        self.write_line(self._record_head + body + self._record_tail, flush=False)
 
     def write_line(self, line: bytes, *, flush: bool) -> None:
         """Queue an encoded line; write the queue out when asked or when it is large."""
