@@ -12,6 +12,7 @@ import codecs
 import csv
 import datetime
 import math
+import re
 import typing as t
 
 from tap_demandbase.errors import MalformedResultError
@@ -29,15 +30,40 @@ csv.field_size_limit(64 * 1024 * 1024)
 
 _UTC = datetime.timezone.utc
 _BOOLEANS = {"true": True, "false": False, "1": True, "0": False}
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+
+# The accepted text forms, ASCII only (the README's "Streams" section states them). Python's own
+# parsers are laxer (int() takes "1_000", " 42" and "٤٢"; fromisoformat() takes week dates), so
+# every value is matched against these first.
+_NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+_UTC_SECONDS = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z")
+_DATETIME = re.compile(
+    r"([0-9]{4})-([0-9]{2})-([0-9]{2})"
+    r"(?:[Tt ]([0-9]{2}):([0-9]{2})(?::([0-9]{2})(?:\.([0-9]{1,9}))?)?"
+    r"([Zz]|[+-][0-9]{2}:?[0-9]{2})?)?"
+)
+
+
+class OutOfRangeError(ValueError):
+    """A well-formed integer that no warehouse integer column (signed 64-bit) can hold."""
 
 
 def to_integer(value: str) -> int:
-    """Read an integer; '1.0' is not one."""
-    return int(value)
+    """Read an ASCII integer with an optional sign; '1.0', '1_000' and ' 42' are not ones."""
+    digits = value[1:] if value[0] in "+-" else value
+    if not (digits.isascii() and digits.isdigit()):
+        raise ValueError(value)
+    number = int(value)
+    if not _INT64_MIN <= number <= _INT64_MAX:
+        raise OutOfRangeError(value)
+    return number
 
 
 def to_number(value: str) -> float:
-    """Read a finite number (JSON has no NaN or Infinity)."""
+    """Read a finite decimal number (JSON has no NaN or Infinity)."""
+    if not _NUMBER.fullmatch(value):
+        raise ValueError(value)
     number = float(value)
     if not math.isfinite(number):
         raise ValueError(value)
@@ -51,22 +77,46 @@ def to_boolean(value: str) -> bool:
 
 def to_date(value: str) -> str:
     """Check a YYYY-MM-DD date and keep it as it is."""
-    if len(value) != 10 or value[4] != "-":
+    if not _DATE.fullmatch(value):
         raise ValueError(value)
     datetime.date.fromisoformat(value)
     return value
 
 
 def to_datetime(value: str) -> str:
-    """Normalise an ISO 8601 date-time to RFC 3339 in UTC; a naive one is taken as UTC."""
-    if len(value) == 20 and value[10] == "T" and value[19] == "Z":
+    """Normalise a date-time to RFC 3339 in UTC: naive is UTC, a bare date is midnight UTC,
+    fractions beyond microseconds are truncated.
+    """
+    if len(value) == 20 and _UTC_SECONDS.fullmatch(value):
         # The common case, already UTC: validate it, and only swap the suffix.
         datetime.datetime.fromisoformat(value[:19])
         return value[:19] + "+00:00"
-    text = value[:-1] + "+00:00" if value[-1:] in {"Z", "z"} else value
-    parsed = datetime.datetime.fromisoformat(text)
-    parsed = parsed.replace(tzinfo=_UTC) if parsed.tzinfo is None else parsed.astimezone(_UTC)
-    return parsed.isoformat()
+    match = _DATETIME.fullmatch(value)
+    if match is None:
+        raise ValueError(value)
+    year, month, day, hour, minute, second, fraction, offset = match.groups()
+    moment = datetime.datetime(
+        int(year),
+        int(month),
+        int(day),
+        int(hour or 0),
+        int(minute or 0),
+        int(second or 0),
+        int((fraction or "")[:6].ljust(6, "0")),
+        tzinfo=_offset(offset),
+    )
+    return moment.astimezone(_UTC).isoformat()
+
+
+def _offset(text: str | None) -> datetime.tzinfo:
+    """Return the time zone of a '+05:30' / '-0800' / 'Z' suffix (none: UTC)."""
+    if not text or text in {"Z", "z"}:
+        return _UTC
+    hours, minutes = int(text[1:3]), int(text[-2:])
+    if minutes >= 60:
+        raise ValueError(text)
+    delta = datetime.timedelta(hours=hours, minutes=minutes)
+    return datetime.timezone(-delta if text[0] == "-" else delta)
 
 
 _KINDS: dict[tuple[str, str | None], tuple[Converter, str]] = {
@@ -116,38 +166,53 @@ class CsvPartReader:
         extra = [name for name in names if not name]
         typed = [(name, kind) for name, kind in columns if name and kind]
         plain = [name for name, kind in columns if name and not kind]
-        for row in reader:
-            if len(row) != width:
-                detail = f"{len(row)} columns where the header has {width}"
-                raise self._error(part, reader.line_num, None, detail)
-            record = dict(zip(names, row, strict=False))  # widths checked above
-            if extra:
-                del record[""]
-            for name, (convert, kind) in typed:
-                value = record[name]
-                if value:
-                    try:
-                        record[name] = convert(value)
-                    except (ValueError, KeyError):
-                        raise self._value_error(part, reader.line_num, name, value, kind) from None
-                else:
-                    record[name] = None
-            if "" in row:
-                for name in plain:
-                    if not record[name]:
+        # A quoted value may span lines: errors name the line where the row starts.
+        ended = reader.line_num
+        try:
+            for row in reader:
+                if len(row) != width:
+                    detail = f"{len(row)} columns where the header has {width}"
+                    raise self._error(part, ended + 1, None, detail)
+                record = dict(zip(names, row, strict=False))  # widths checked above
+                if extra:
+                    del record[""]
+                for name, (convert, kind) in typed:
+                    value = record[name]
+                    if value:
+                        try:
+                            record[name] = convert(value)
+                        except (ValueError, KeyError, OverflowError) as exc:
+                            line = ended + 1
+                            raise self._value_error(part, line, name, value, kind, exc) from None
+                    else:
                         record[name] = None
-            yield record
+                if "" in row:
+                    for name in plain:
+                        if not record[name]:
+                            record[name] = None
+                ended = reader.line_num
+                yield record
+        except csv.Error as exc:
+            raise self._error(part, ended + 1, None, f"broken CSV ({exc})") from exc
 
     def _value_error(
-        self, part: DownloadedPart, line: int, name: str, value: str, kind: str
+        self, part: DownloadedPart, line: int, name: str, value: str, kind: str, exc: Exception
     ) -> MalformedResultError:
         shown = value if len(value) <= 40 else value[:37] + "..."
-        return self._error(part, line, name, f"'{shown}' is not a valid {kind}")
+        if isinstance(exc, OutOfRangeError):
+            detail = f"'{shown}' is an integer out of the signed 64-bit range warehouses store"
+        else:
+            detail = f"'{shown}' is not a valid {kind}"
+        return self._error(part, line, name, detail)
 
     def _columns(
         self, header: list[str], part: DownloadedPart
     ) -> list[tuple[str | None, tuple[Converter, str] | None]]:
         """Map header positions to wanted fields (None: not wanted) and their converters."""
+        duplicated = sorted({name for name in header if header.count(name) > 1})
+        if duplicated:
+            names = ", ".join(f"'{name}'" for name in duplicated)
+            raise self._error(part, 1, None, f"the header names column(s) {names} twice")
         wanted = set(self.fields)
         missing = [name for name in self.fields if name not in header]
         if missing:

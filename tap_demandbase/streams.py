@@ -17,6 +17,7 @@ import pendulum
 from singer_sdk import Stream
 from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.mapper import SameRecordTransform
+from typing_extensions import override
 
 from tap_demandbase.api import JobSpec
 from tap_demandbase.batches import batch_writer
@@ -48,7 +49,7 @@ if t.TYPE_CHECKING:
     from singer_sdk import Tap
     from singer_sdk.helpers import types
     from singer_sdk.helpers._batch import BaseBatchFileEncoding, BatchConfig
-    from singer_sdk.singerlib import MetadataMapping
+    from singer_sdk.singerlib import Catalog, MetadataMapping
 
     from tap_demandbase.api import ExportApi
     from tap_demandbase.results import DownloadedPart
@@ -128,12 +129,14 @@ class ExportStream(Stream):
         schema: dict[str, t.Any],
         replication_key: str,
         export: ExportSettings,
+        key_from_settings: bool = False,
     ) -> None:
         super().__init__(tap, schema=schema, name=name)
         self.logger.addFilter(_OneLineErrors())
         self.export = export
         self.primary_keys = [PRIMARY_KEY]
         self.replication_key = replication_key
+        self._key_from_settings = key_from_settings
         self.last_job: ExportJob | None = None
         self._direct_writer: FastSingerWriter | None = None
         self._direct_checked = False
@@ -147,6 +150,22 @@ class ExportStream(Stream):
         metadata = super().metadata
         metadata.root.valid_replication_keys = date_fields(self.schema)
         return metadata
+
+    @override
+    def apply_catalog(self, catalog: Catalog) -> None:
+        """Apply the catalog, except that replication_keys in the settings beats its key.
+
+        A catalog discovered before the setting was added still names the old key, and the
+        SDK would silently take it.
+        """
+        chosen = self.replication_key
+        super().apply_catalog(catalog)
+        if self._key_from_settings and self.replication_key != chosen:
+            self.logger.info(
+                "Setting replication_keys.%s='%s' overrides the catalog's replication key '%s'",
+                self.name, chosen, self.replication_key,
+            )  # fmt: skip
+            self.replication_key = chosen
 
     def selected_fields(self) -> tuple[str, ...]:
         """Return the fields to export: the selected ones, always with key and bookmark."""

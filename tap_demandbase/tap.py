@@ -285,6 +285,7 @@ class TapDemandbase(Tap):
                 schema=schema,
                 replication_key=self._replication_key(name, schema, configured.get(name)),
                 export=export,
+                key_from_settings=name in configured,
             )
             for name, schema in schemas.items()
         ]

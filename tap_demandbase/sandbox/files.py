@@ -28,6 +28,13 @@ bad_date      first date-time-typed column of record 2 (else first     3
 bad_utf8      first string/text column of record 2 has the raw bytes   3
               ``b"\xff\xfe"`` after its first character
 no_header     part 1 has no header row; record 1 is line 1             1
+duplicate_    the header names its second column like its first        1
+header
+lax_integer   first integer-typed column of record 2 is ``1_000``      3
+week_date     first date-time-typed column of record 2 is              3
+              ``2024-W01-1T10:00:00Z`` (an ISO week date)
+ragged_       record 3 gets an extra trailing cell and its first       5 (the row
+multiline     string/text column holds a line break                    starts on 4)
 ============  =======================================================  ==========
 
 If part 1 has fewer records than the target, the last record is damaged instead; with no records,
@@ -178,14 +185,18 @@ def _write_damaged(
         return None
 
     if rows:
-        target = rows[min(3 if defect == "ragged" else 2, len(rows)) - 1]
-        if defect == "ragged":
+        ragged = defect in {"ragged", "ragged_multiline"}
+        target = rows[min(3 if ragged else 2, len(rows)) - 1]
+        if ragged:
             target.append("unexpected")
         column = {
             "bad_integer": first_column(INTEGER_TYPES),
             "bad_boolean": first_column(BOOLEAN_TYPES),
             "bad_date": first_column(DATETIME_TYPES, DATE_TYPES),
             "bad_utf8": first_column(TEXT_TYPES),
+            "lax_integer": first_column(INTEGER_TYPES),
+            "week_date": first_column(DATETIME_TYPES),
+            "ragged_multiline": first_column(TEXT_TYPES),
         }.get(defect)
         if column is not None:
             text = target[column] or "x"
@@ -194,10 +205,15 @@ def _write_damaged(
                 "bad_boolean": "maybe",
                 "bad_date": "2024-13-45T99:00:00Z",
                 "bad_utf8": text[:1] + _MARKER + text[1:],
+                "lax_integer": "1_000",
+                "week_date": "2024-W01-1T10:00:00Z",
+                "ragged_multiline": text[:1] + "\n" + text[1:],
             }[defect]
     buffer = io.StringIO()
     writer = csv.writer(buffer)
-    if defect != "no_header":
+    if defect == "duplicate_header" and len(columns) > 1:
+        writer.writerow([columns[0], columns[0], *columns[2:]])
+    elif defect != "no_header":
         writer.writerow(columns)
     writer.writerows(rows)
     out.flush()

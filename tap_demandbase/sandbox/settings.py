@@ -25,7 +25,18 @@ COLUMN_ORDERS = ("reversed", "requested", "sorted")
 #: Accepted values of ``bom``.
 BOM_MODES = ("first", "all", "none")
 #: Accepted values of ``malformed`` (see ``files.py`` for exactly what each one breaks).
-DEFECTS = ("ragged", "bad_integer", "bad_boolean", "bad_date", "bad_utf8", "no_header")
+DEFECTS = (
+    "ragged",
+    "bad_integer",
+    "bad_boolean",
+    "bad_date",
+    "bad_utf8",
+    "no_header",
+    "duplicate_header",
+    "lax_integer",
+    "week_date",
+    "ragged_multiline",
+)
 
 _COUNTER_LOCK = threading.Lock()
 
