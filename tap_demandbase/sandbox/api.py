@@ -14,7 +14,9 @@ JSON ``{"error": "<short_code>", "message": "<sentence>"}``; the quota 429 adds 
 
 Sandbox controls (no auth, not recorded): ``GET /_sandbox/requests``, ``GET /_sandbox/jobs``,
 ``GET``/``POST /_sandbox/settings`` (POST a JSON object of knobs), ``POST /_sandbox/reset``
-(clears the request log) -- so a demo or benchmark in another process can steer the sandbox.
+(forgets the request log, every job and the quota counters; knobs stay as they are) -- so a
+demo or benchmark in another process can steer the sandbox. The uapi dialect (``uapi.py``)
+serves the same controls through a subclass of these server and handler classes.
 """
 
 from __future__ import annotations
@@ -168,11 +170,21 @@ class ApiServer(SandboxServer):
         store: JobStore,
         signer: UrlSigner,
         files_url: str,
+        handler: type[ApiHandler] | None = None,
     ) -> None:
         self.store = store
         self.signer = signer
         self.files_url = files_url
-        super().__init__(address, ApiHandler, name="api", settings=settings, log=log)
+        super().__init__(address, handler or ApiHandler, name="api", settings=settings, log=log)
+
+    def describe_jobs(self) -> list[dict[str, object]]:
+        """Return every job as this dialect's API describes it, oldest first."""
+        return self.store.describe_all(self.url)
+
+    def reset(self) -> None:
+        """Forget the request log, every job and the quota counters (``POST /_sandbox/reset``)."""
+        self.log.clear()
+        self.store.reset()
 
 
 class ApiHandler(SandboxHandler):
@@ -338,7 +350,7 @@ class ApiHandler(SandboxHandler):
         if route == ("GET", "requests"):
             self.send_json(200, {"requests": [r.to_json() for r in server.log.entries()]})
         elif route == ("GET", "jobs"):
-            self.send_json(200, {"jobs": server.store.describe_all(server.url)})
+            self.send_json(200, {"jobs": server.describe_jobs()})
         elif route == ("GET", "settings"):
             self.send_json(200, self.settings.to_json())
         elif route == ("POST", "settings"):
@@ -352,7 +364,7 @@ class ApiHandler(SandboxHandler):
                 return
             self.send_json(200, self.settings.to_json())
         elif route == ("POST", "reset"):
-            server.log.clear()
+            server.reset()
             self.send_json(200, {"reset": True})
         else:
             self.send_problem(404, "not_found", f"No such sandbox control: {self.url_path}")

@@ -9,7 +9,8 @@ Part files are RFC 4180 (``csv`` module, ``\r\n`` line ends, minimal quoting), U
 row in every part, ``rows_per_part`` records each; an export with no rows is one header-only part.
 Columns are ordered by ``column_order`` (by default the *reverse* of the requested order), so a
 client must match columns by header name. ``bom`` puts a UTF-8 byte order mark on part 1 only
-(``first``), on every part (``all``), or nowhere (``none``).
+(``first``), on every part (``all``), or nowhere (``none``). The uapi dialect writes its original
+field names (``{Account}.id``) in the header and may gzip the parts (same names, served as is).
 
 Malformed results (``SandboxSettings.malformed[entity]``) damage part 1 only. "Record k" is the
 k-th data record of the part. In a damaged part the first three records have any embedded
@@ -44,6 +45,7 @@ or no column of the needed type among the exported fields, that defect changes n
 from __future__ import annotations
 
 import csv
+import gzip
 import hashlib
 import hmac
 import io
@@ -64,6 +66,7 @@ from tap_demandbase.sandbox.entities import (
     ENTITIES,
     INTEGER_TYPES,
     TEXT_TYPES,
+    Entity,
 )
 from tap_demandbase.sandbox.handler import SandboxHandler, SandboxServer
 from tap_demandbase.sandbox.log import RequestLog
@@ -96,38 +99,53 @@ class ResultFiles:
 
 def column_order(fields: Sequence[str], mode: str) -> list[str]:
     """Return the CSV column order for requested ``fields`` under ``column_order`` ``mode``."""
+    return [fields[k] for k in column_positions(fields, mode)]
+
+
+def column_positions(labels: Sequence[str], mode: str) -> list[int]:
+    """Return the indices of ``labels`` in CSV column order under ``column_order`` ``mode``."""
     if mode == "reversed":
-        return list(reversed(fields))
+        return list(reversed(range(len(labels))))
     if mode == "sorted":
-        return sorted(fields)
-    return list(fields)
+        return sorted(range(len(labels)), key=labels.__getitem__)
+    return list(range(len(labels)))
 
 
 def write_export(
     directory: Path,
     settings: SandboxSettings,
-    entity: str,
+    entity: str | Entity,
     fields: Sequence[str],
     filters: Filters,
     *,
     defect: str | None = None,
     cancelled: Callable[[], bool] = lambda: False,
+    header: Sequence[str] | None = None,
+    compress: bool = False,
+    max_rows: int | None = None,
 ) -> ResultFiles:
     """Write the parts of an export into ``directory`` (created if needed), streaming the rows.
 
     Memory stays flat: rows go from the generator through ``csv.writer`` to disk in batches.
+    The uapi dialect names its columns differently from the generator's fields: ``header``
+    (one name per field, same order) is then what the header row says. ``compress`` gzips
+    each part (same file name); ``max_rows`` stops after that many rows.
 
     Raises:
         ExportCancelled: ``cancelled()`` turned true; the parts written so far are deleted.
     """
     directory.mkdir(parents=True, exist_ok=True)
-    columns = column_order(fields, settings.column_order)
+    shown = list(header) if header is not None else list(fields)
+    order = column_positions(shown, settings.column_order)
+    columns = [fields[k] for k in order]
+    labels = [shown[k] for k in order]
+    definition = entity if isinstance(entity, Entity) else ENTITIES[entity]
     counter = itertools.count()
     # zip() pulls a row before a number, so next(counter) at the end is the number of rows.
-    rows = map(
-        operator.itemgetter(0),
-        zip(iter_rows(settings, entity, columns, filters), counter, strict=False),
-    )
+    generated = iter_rows(settings, definition, columns, filters)
+    if max_rows is not None:
+        generated = itertools.islice(generated, max_rows)
+    rows = map(operator.itemgetter(0), zip(generated, counter, strict=False))
     parts: list[Path] = []
     try:
         while True:
@@ -138,15 +156,15 @@ def write_export(
             parts.append(path)
             bom = settings.bom == "all" or (settings.bom == "first" and len(parts) == 1)
             head: list[Sequence[Cell]] = [] if first is None else [first]
-            with path.open("w", encoding="utf-8", newline="", buffering=1 << 20) as out:
+            with _open_part(path, compress) as out:
                 if bom:
                     out.write("\ufeff")
                 writer = csv.writer(out)
                 if defect is not None and len(parts) == 1:
                     head += itertools.islice(rows, min(3, settings.rows_per_part) - len(head))
-                    _write_damaged(out, entity, columns, head, defect)
+                    _write_damaged(out, definition, columns, head, defect, labels)
                 else:
-                    writer.writerow(columns)
+                    writer.writerow(labels)
                     writer.writerows(head)
                 remaining = settings.rows_per_part - len(head)
                 while remaining > 0:
@@ -162,19 +180,31 @@ def write_export(
     return ResultFiles(tuple(parts), tuple(p.stat().st_size for p in parts), next(counter))
 
 
+def _open_part(path: Path, compress: bool) -> io.TextIOWrapper:
+    """Open a part file for writing CSV text: plain, or gzip-compressed under the same name."""
+    if compress:
+        return io.TextIOWrapper(
+            io.BufferedWriter(gzip.GzipFile(path, "wb", compresslevel=5), 1 << 20),
+            encoding="utf-8",
+            newline="",
+        )
+    return path.open("w", encoding="utf-8", newline="", buffering=1 << 20)
+
+
 def _write_damaged(
     out: io.TextIOWrapper,
-    entity: str,
+    entity: Entity,
     columns: list[str],
     records: list[Sequence[Cell]],
     defect: str,
+    labels: list[str],
 ) -> None:
     """Write the header and the first records of part 1 with ``defect`` (see the module doc)."""
     rows: list[list[Cell]] = [
         [None if c is None else c.replace("\r\n", " ").replace("\n", " ") for c in r]
         for r in records
     ]
-    type_of = {f.name: f.type for f in ENTITIES[entity].fields}
+    type_of = {f.name: f.type for f in entity.fields}
     types = [type_of[name] for name in columns]
 
     def first_column(*kinds: frozenset[str]) -> int | None:
@@ -211,10 +241,10 @@ def _write_damaged(
             }[defect]
     buffer = io.StringIO()
     writer = csv.writer(buffer)
-    if defect == "duplicate_header" and len(columns) > 1:
-        writer.writerow([columns[0], columns[0], *columns[2:]])
+    if defect == "duplicate_header" and len(labels) > 1:
+        writer.writerow([labels[0], labels[0], *labels[2:]])
     elif defect != "no_header":
-        writer.writerow(columns)
+        writer.writerow(labels)
     writer.writerows(rows)
     out.flush()
     out.buffer.write(buffer.getvalue().encode().replace(_MARKER.encode(), _BAD_BYTES))

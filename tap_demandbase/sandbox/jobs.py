@@ -15,14 +15,18 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import TypeVar
 
 from tap_demandbase.sandbox.data import Filters
-from tap_demandbase.sandbox.entities import ENTITIES
+from tap_demandbase.sandbox.entities import DEFAULT_ROWS
 from tap_demandbase.sandbox.files import ExportCancelled, ResultFiles, write_export
 from tap_demandbase.sandbox.settings import SandboxSettings
+
+_T = TypeVar("_T")
 
 ACTIVE = ("pending", "processing")
 STATUSES = ("pending", "processing", "completed", "failed", "cancelled")
@@ -39,7 +43,12 @@ class QuotaExceeded(Exception):
 
 @dataclass
 class Job:
-    """One export job and everything needed to run and describe it."""
+    """One export job and everything needed to run and describe it.
+
+    ``writer`` (None: :func:`write_export` of ``fields``) lets a dialect lay out its own result
+    files; ``cache_key`` then names everything that writer's output depends on beyond the
+    generic key. ``updated_at`` is the time of the last status change.
+    """
 
     id: str
     entity: str
@@ -55,6 +64,17 @@ class Job:
     result: ResultFiles | None = None
     error_message: str | None = None
     cancelled: threading.Event = field(default_factory=threading.Event)
+    writer: ResultWriter | None = None
+    cache_key: tuple[object, ...] = ()
+    updated_at: float = 0.0
+
+    def __post_init__(self) -> None:
+        self.updated_at = self.updated_at or self.created_at
+
+    def set_status(self, status: str) -> None:
+        """Move to ``status`` now (callers hold the store's lock)."""
+        self.status = status
+        self.updated_at = time.time()
 
     @property
     def expires_at(self) -> float | None:
@@ -87,6 +107,10 @@ class Job:
         return out
 
 
+#: Writes a job's result files into a directory; a dialect's own file layout (see ``Job``).
+ResultWriter = Callable[[Path, Job], ResultFiles]
+
+
 class JobStore:
     """All jobs of one sandbox, their worker threads, the result cache and quota counters."""
 
@@ -99,11 +123,23 @@ class JobStore:
         self._cache: dict[tuple[object, ...], ResultFiles] = {}
         self._cache_locks: dict[tuple[object, ...], threading.Lock] = {}
         self._bytes_by_day: dict[str, int] = {}
+        self._created = 0  # jobs ever created: ids stay unique across reset()
 
     def create(
-        self, entity: str, fields: list[str], filters: Filters, filters_json: dict[str, object]
+        self,
+        entity: str,
+        fields: list[str],
+        filters: Filters,
+        filters_json: dict[str, object],
+        *,
+        job_id: str | None = None,
+        writer: ResultWriter | None = None,
+        cache_key: tuple[object, ...] = (),
     ) -> Job:
         """Create a job (already validated) and start its worker.
+
+        ``job_id`` (default ``job-000001``, ...) must be unique; ``writer`` and ``cache_key``
+        are a dialect's result layout (see :class:`Job`).
 
         Raises:
             QuotaExceeded: ``quota_exhausted_after_jobs`` jobs exist already, or today's
@@ -115,8 +151,9 @@ class JobStore:
             spent = self._bytes_by_day.get(_utc_day(time.time()), 0)
             if (limit is not None and len(self._jobs) >= limit) or spent >= live.quota_bytes:
                 raise QuotaExceeded(rfc3339(_next_utc_midnight()))
+            self._created += 1
             job = Job(
-                id=f"job-{len(self._jobs) + 1:06d}",
+                id=job_id or f"job-{self._created:06d}",
                 entity=entity,
                 fields=fields,
                 filters=filters,
@@ -124,6 +161,8 @@ class JobStore:
                 settings=live.snapshot(),
                 will_fail=live.consume("fail_jobs", entity),
                 defect=live.malformed.get(entity),
+                writer=writer,
+                cache_key=cache_key,
             )
             self._jobs[job.id] = job
             worker = threading.Thread(target=self._run, args=(job,), name=job.id, daemon=True)
@@ -140,6 +179,27 @@ class JobStore:
         """Return ``job``'s JSON, read consistently with respect to its worker."""
         with self._lock:
             return job.to_json(api_url)
+
+    def view(self, job: Job, render: Callable[[Job], _T]) -> _T:
+        """Return ``render(job)``, read consistently with respect to its worker."""
+        with self._lock:
+            return render(job)
+
+    def all_jobs(self) -> list[Job]:
+        """Return every job, oldest first (read each through :meth:`view`)."""
+        with self._lock:
+            return list(self._jobs.values())
+
+    def reset(self) -> None:
+        """Forget every job (stopping those still running) and today's exported bytes.
+
+        Job ids are not re-used, so a client holding an old id gets a 404, never another job.
+        """
+        with self._lock:
+            for job in self._jobs.values():
+                job.cancelled.set()
+            self._jobs.clear()
+            self._bytes_by_day.clear()
 
     def describe_all(self, api_url: str, status: str | None = None) -> list[dict[str, object]]:
         """Return the JSON of every job (optionally only those in ``status``), oldest first."""
@@ -163,7 +223,7 @@ class JobStore:
         with self._lock:
             if job.status not in ACTIVE:
                 return False
-            job.status = "cancelled"
+            job.set_status("cancelled")
             job.cancelled.set()
             return True
 
@@ -196,7 +256,7 @@ class JobStore:
         with self._lock:
             if job.status != "pending":
                 return
-            job.status = "processing"
+            job.set_status("processing")
         began = time.monotonic()
         result: ResultFiles | None = None
         error = f"Export failed: simulated internal error while exporting {job.entity}"
@@ -214,11 +274,11 @@ class JobStore:
                 return
             if result is None:
                 job.error_message = error
-                job.status = "failed"
+                job.set_status("failed")
                 return
             job.result = result
-            job.completed_at = time.time()
-            job.status = "completed"
+            job.set_status("completed")
+            job.completed_at = job.updated_at
             day = _utc_day(job.completed_at)
             self._bytes_by_day[day] = self._bytes_by_day.get(day, 0) + result.total_bytes
 
@@ -232,12 +292,14 @@ class JobStore:
             tuple(job.fields),
             job.filters,
             settings.seed,
-            tuple(settings.row_count(name) for name in ENTITIES),
+            tuple(settings.row_count(name) for name in DEFAULT_ROWS),
             settings.data_start,
             settings.data_days,
             settings.rows_per_part,
             settings.column_order,
             settings.bom,
+            job.writer is not None,
+            job.cache_key,
         )
         with self._lock:
             key_lock = self._cache_locks.setdefault(key, threading.Lock())
@@ -250,6 +312,8 @@ class JobStore:
             return result
 
     def _write(self, job: Job) -> ResultFiles:
+        if job.writer is not None:
+            return job.writer(self.directory / job.id, job)
         return write_export(
             self.directory / job.id,
             job.settings,
