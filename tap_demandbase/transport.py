@@ -12,9 +12,10 @@ import email.utils
 import logging
 import random
 import re
+import threading
 import time
 import typing as t
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import parse_qsl, urljoin, urlsplit
 
 import backoff
 import requests
@@ -93,12 +94,59 @@ def api_message(response: requests.Response) -> str:
     return str(body)[:300]
 
 
-_QUERY = re.compile(r"\?[^\s'\")]*")
+_QUERY = re.compile(r"(\?|%3[Ff])[^\s'\")<>]*")
+_SECRETS: set[str] = set()
+_SECRETS_LOCK = threading.Lock()
 
 
 def redact(text: str) -> str:
-    """Drop query strings from a message: a pre-signed URL's signature never reaches a log."""
-    return _QUERY.sub("?…", text)
+    """Drop query strings and known secrets from a message.
+
+    A pre-signed URL's signature and the token never reach a log, even when an error body or a
+    third-party library (urllib3 at DEBUG) echoes them, URL-encoded or not.
+    """
+    text = _QUERY.sub("?…", text)
+    for secret in _SECRETS:
+        if secret in text:
+            text = text.replace(secret, "…")
+    return text
+
+
+def add_secrets(*values: str) -> None:
+    """Register values that must never reach a log (tokens, signature parameters)."""
+    with _SECRETS_LOCK:
+        _SECRETS.update(value for value in values if len(value) >= 8)
+
+
+def _redacting_factory(
+    factory: t.Callable[..., logging.LogRecord],
+) -> t.Callable[..., logging.LogRecord]:
+    def make_record(*args: t.Any, **kwargs: t.Any) -> logging.LogRecord:
+        record = factory(*args, **kwargs)
+        try:
+            message = record.getMessage()
+        except Exception:  # a bad format string is logging's to report, not ours
+            return record
+        clean = redact(message)
+        if clean != message:
+            record.msg, record.args = clean, ()
+        if record.exc_info and record.exc_info[1] is not None:
+            record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
+        return record
+
+    make_record.redacting = True  # type: ignore[attr-defined]
+    return make_record
+
+
+def install_log_redaction() -> None:
+    """Scrub every log record of every logger in this process, once (not per tap instance).
+
+    A record factory, not a handler filter, so that third-party loggers and handlers added
+    later (the SDK's, urllib3's) are covered too.
+    """
+    factory = logging.getLogRecordFactory()
+    if not getattr(factory, "redacting", False):
+        logging.setLogRecordFactory(_redacting_factory(factory))
 
 
 def safe_url(url: str) -> str:
@@ -197,6 +245,8 @@ class Transport:
         self.timeout = timeout
         self._api = requests.Session()
         self._api.auth = BearerTokenAuthenticator(token=token)
+        add_secrets(token)
+        install_log_redaction()
         self._api.headers["User-Agent"] = user_agent
         self._files = requests.Session()
         self._files.auth = _NoCredentials()
@@ -285,6 +335,7 @@ class Transport:
         self, url: str, *, what: str, headers: dict[str, str] | None = None
     ) -> requests.Response:
         """GET a pre-signed URL with the bare session (no token ever goes there)."""
+        add_secrets(*(value for _, value in parse_qsl(urlsplit(url).query)))
         logger.debug("GET %s", safe_url(url))
         response = self._files.get(
             url, headers=headers, timeout=self.timeout, stream=True, allow_redirects=False

@@ -381,11 +381,17 @@ class FilesHandler(SandboxHandler):
     ) -> None:
         """Answer with an S3-style XML error (``code`` turned into CamelCase)."""
         camel = "".join(word.capitalize() for word in code.split("_"))
+        if self.server.settings.echo_url_in_errors:
+            message += f" (request: http://{self.headers.get('Host', '')}{self.path})"
         body = (
             '<?xml version="1.0" encoding="UTF-8"?>\n'
             f"<Error><Code>{camel}</Code><Message>{message}</Message></Error>"
         )
         self.send_body(status, "application/xml", body.encode(), headers)
+
+    def send_fault(self, status: int, code: str, message: str, headers: dict[str, str]) -> None:
+        """Answer injected faults like the object store's own errors (XML)."""
+        self.send_problem(status, code, message, headers)
 
     def route(self) -> None:
         """Check auth mechanism, fault, signature and expiry, then stream the part."""

@@ -127,7 +127,10 @@ class SandboxSettings:
         cut_downloads: The next k downloads send half their body, then drop the connection.
         expire_next_urls: The next k pre-signed URLs are already expired when issued.
         malformed: Entity (as in ``rows``) -> defect written into part 1 of its results
-            (ragged, bad_integer, bad_boolean, bad_date, bad_utf8, no_header; see ``files.py``).
+            (ragged, bad_integer, bad_boolean, bad_date, bad_utf8, no_header, duplicate_header,
+            lax_integer, week_date, ragged_multiline; see ``files.py``).
+        echo_url_in_errors: The download host's error messages quote the request's full URL,
+            signature included (as some object stores do).
     """
 
     # Where and how to listen.
@@ -188,6 +191,7 @@ class SandboxSettings:
     cut_downloads: int = 0
     expire_next_urls: int = 0
     malformed: dict[str, str] = field(default_factory=dict)
+    echo_url_in_errors: bool = False
 
     def row_count(self, entity: str) -> int:
         """Return how many rows ``entity`` has (``rows`` entry, else the default)."""
