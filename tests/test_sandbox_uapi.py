@@ -330,7 +330,7 @@ def test_field_type_and_alias_knobs(sb: Sandbox, api: Client) -> None:
 
 
 def test_job_life_cycle_and_the_same_rows_as_export_v1(sb: Sandbox, api: Client) -> None:
-    sb.settings.processing_seconds = 0.3
+    sb.settings.update({"pending_seconds": 0.3, "processing_seconds": 0.3})  # seen by polling
     created = api.create(entityType="Account", jobName="accounts-full", fields=ACCOUNT_FIELDS)
     assert created.status_code == 202, created.text
     accepted = created.json()
@@ -640,7 +640,7 @@ def test_list_jobs_pages_newest_first(sb: Sandbox, api: Client) -> None:
 
 
 def test_one_running_job_per_tenant(sb: Sandbox, api: Client) -> None:
-    sb.settings.processing_seconds = 0.4
+    sb.settings.processing_seconds = 1.0
     running = _create_id(api)
     body = assert_error(api.create(entityType="person"), 429, "429-102")
     assert "1 job" in body["errorMessage"]
@@ -664,7 +664,8 @@ def test_daily_limits_per_endpoint_and_reset(sb: Sandbox, api: Client) -> None:
     for _ in range(3):
         assert api.call("GET", f"/job/{job_id}").status_code == 200
     assert_error(api.call("GET", f"/job/{job_id}"), 429, "429-100")
-    time.sleep(0.1)  # the job finishes
+    while sb.jobs()[0]["jobStatus"] != "finished":  # not a status call: none left today
+        time.sleep(0.005)
     _create_id(api)
     assert_error(api.create(entityType="account"), 429, "429-100")
     usage = requests.get(sb.api_url + "/_sandbox/usage", timeout=10).json()
