@@ -33,6 +33,9 @@ if t.TYPE_CHECKING:
 
 logger = logging.getLogger("tap-demandbase.http")
 
+#: Redirects followed from the download endpoint to the file (object stores may add hops).
+MAX_REDIRECT_HOPS = 5
+
 #: Network failures that are worth another try.
 RETRIABLE_EXCEPTIONS = (
     TransientApiError,
@@ -174,7 +177,9 @@ def raise_for_status(response: requests.Response, what: str) -> None:
             "grant the token's user the Data Export permission."
         )
         raise AuthError(msg)
-    if status == 429 and _is_quota_answer(response, message):
+    if status == 429 and (
+        _is_quota_answer(response, message) or retry_after_seconds(response) is None
+    ):
         raise QuotaExceededError(quota_message(response, message))
     if status == 429 or status >= 500:
         raise TransientApiError(
@@ -185,7 +190,9 @@ def raise_for_status(response: requests.Response, what: str) -> None:
 
 
 def _is_quota_answer(response: requests.Response, message: str) -> bool:
-    """Tell the daily-quota 429 (never retried) from a plain rate limit (retried)."""
+    """Tell the daily-quota 429 (never retried) from a rate limit (retried only when the
+    server says when: the contract's 429 is the quota, and a blind retry loop spends it).
+    """
     return "quota" in message.lower() or "quota" in response.text.lower()[:500]
 
 
@@ -322,8 +329,8 @@ class Transport:
             stream=True,
             allow_redirects=False,
         )
-        if response.is_redirect:
-            location = urljoin(response.url, response.headers["Location"])
+        if _is_redirect(response):
+            location = _redirect_target(response, what)
             response.close()
             return self._open_presigned(location, what=what, headers=headers)
         if response.status_code >= 400:
@@ -334,17 +341,51 @@ class Transport:
     def _open_presigned(
         self, url: str, *, what: str, headers: dict[str, str] | None = None
     ) -> requests.Response:
-        """GET a pre-signed URL with the bare session (no token ever goes there)."""
-        add_secrets(*(value for _, value in parse_qsl(urlsplit(url).query)))
-        logger.debug("GET %s", safe_url(url))
-        response = self._files.get(
-            url, headers=headers, timeout=self.timeout, stream=True, allow_redirects=False
-        )
-        if response.status_code == 403:
+        """GET a pre-signed URL with the bare session (no token ever goes there), following a
+        bounded chain of redirects the same way.
+        """
+        for _ in range(MAX_REDIRECT_HOPS):
+            add_secrets(*(value for _, value in parse_qsl(urlsplit(url).query)))
+            logger.debug("GET %s", safe_url(url))
+            response = self._files.get(
+                url, headers=headers, timeout=self.timeout, stream=True, allow_redirects=False
+            )
+            if not _is_redirect(response):
+                break
+            url = _redirect_target(response, what)
             response.close()
-            msg = f"{what}: the pre-signed URL {safe_url(url)} was refused (403, expired)"
+        else:
+            msg = f"{what}: more than {MAX_REDIRECT_HOPS} redirects; report this to Demandbase."
+            raise ApiRequestError(msg)
+        if response.status_code in {401, 403}:
+            response.close()
+            msg = (
+                f"{what}: the pre-signed URL {safe_url(url)} was refused "
+                f"({response.status_code}, expired or not valid)"
+            )
             raise TransientApiError(msg)
         if response.status_code >= 400:
             with response:
                 raise_for_status(response, f"{what} (pre-signed download {safe_url(url)})")
         return response
+
+
+def _is_redirect(response: requests.Response) -> bool:
+    """Whether the answer is a redirect, with a Location header or (wrongly) without one."""
+    return response.status_code in {301, 302, 303, 307, 308}
+
+
+def _redirect_target(response: requests.Response, what: str) -> str:
+    """Return where a redirect points, if it is somewhere a download may go (http or https)."""
+    location = response.headers.get("Location")
+    if not location:
+        response.close()
+        msg = f"{what} answered {response.status_code} without a Location header; report it."
+        raise ApiRequestError(msg)
+    target = urljoin(response.url, location)
+    scheme = urlsplit(target).scheme
+    if scheme not in {"http", "https"}:
+        response.close()
+        msg = f"{what} redirected to a '{scheme}:' URL, which the tap does not fetch; report it."
+        raise ApiRequestError(msg)
+    return target

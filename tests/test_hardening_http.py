@@ -38,3 +38,56 @@ def test_storage_error_quoting_the_url_is_scrubbed(sandbox, tmp_path, monkeypatc
     for signature in _signatures(sandbox):
         assert signature not in run.stderr
     assert "signature=" not in run.stderr
+
+
+def _files(sandbox):
+    return [r for r in sandbox.requests() if r.server == "files"]
+
+
+def test_redirect_chain_is_followed_without_credentials(sandbox, tmp_path):
+    sandbox.settings.redirect_style = "chain"
+    config = tap_config(sandbox)
+    catalog = select(discover(tmp_path, config), {"accounts": None})
+    run = run_tap(tmp_path, config, catalog=catalog)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert len(run.records["accounts"]) == 120
+    paths = [r.path for r in _files(sandbox)]
+    assert any(p.startswith("/hop/2/") for p in paths)
+    assert any(p.startswith("/hop/1/") for p in paths)
+    assert not any(r.has_authorization for r in _files(sandbox))
+
+
+def test_bad_redirects_are_one_line(sandbox, tmp_path):
+    config = tap_config(sandbox)
+    catalog = select(discover(tmp_path, config), {"campaigns": None})
+    for style, words in [("no_location", "without a Location header"), ("file_url", "'file:'")]:
+        sandbox.settings.redirect_style = style
+        run = run_tap(tmp_path, config, catalog=catalog)
+        assert run.returncode == 1
+        assert "Traceback" not in run.stderr
+        assert any(words in line for line in run.error_lines), run.stderr[-2000:]
+
+
+def test_download_host_401_fails_that_stream_not_the_run(sandbox, tmp_path):
+    sandbox.settings.http_errors = {"file": 6}
+    sandbox.settings.http_error_status = 401
+    config = tap_config(sandbox)
+    catalog = select(discover(tmp_path, config), {"accounts": None, "campaigns": None})
+    run = run_tap(tmp_path, config, catalog=catalog)
+    assert run.returncode == 1
+    assert "access token" not in run.stderr
+    assert any("Stream 'accounts' failed" in line for line in run.error_lines), run.stderr
+    assert len(run.records["campaigns"]) == 20
+    assert "export_job" in run.last_state["bookmarks"]["accounts"]
+
+
+def test_429_without_retry_after_stops_like_the_quota(sandbox, tmp_path):
+    sandbox.settings.http_errors = {"create": -1}
+    sandbox.settings.http_error_status = 429
+    config = tap_config(sandbox)
+    catalog = select(discover(tmp_path, config), {"accounts": None, "campaigns": None})
+    run = run_tap(tmp_path, config, catalog=catalog)
+    assert run.returncode == 1
+    assert any("quota" in line for line in run.error_lines), run.stderr[-2000:]
+    posts = [r for r in sandbox.requests() if r.method == "POST" and r.server == "api"]
+    assert len(posts) == 1

@@ -340,8 +340,13 @@ class ApiHandler(SandboxHandler):
         expires = int(time.time() + self.settings.url_ttl_seconds)
         if self.settings.consume("expire_next_urls"):
             expires = int(time.time()) - 60
-        location = self.server.signer.url(self.server.files_url, part_path(job.id, part), expires)
-        self.send_body(302, "text/plain", b"", {"Location": location})
+        style = self.settings.redirect_style
+        base = self.server.files_url + ("/hop/2" if style == "chain" else "")
+        location = self.server.signer.url(base, part_path(job.id, part), expires)
+        if style == "file_url":
+            location = "file:///etc/passwd"
+        headers = {} if style == "no_location" else {"Location": location}
+        self.send_body(302, "text/plain", b"", headers)
 
     def _admin(self) -> None:
         """Serve the sandbox controls (for demos and benchmarks in another process)."""

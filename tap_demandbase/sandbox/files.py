@@ -76,6 +76,7 @@ CHUNK_SIZE = 64 * 1024
 _WRITE_BATCH = 10_000  # rows between cancellation checks
 _MARKER = "\ue000"  # stands for the raw bytes of the bad_utf8 defect until they are encoded
 _BAD_BYTES = b"\xff\xfe"
+_HOP_PATH = re.compile(r"^/hop/([0-9]+)(/.*)$")
 _PART_PATH = re.compile(r"^/exports/([A-Za-z0-9_-]+)/part-([0-9]+)\.csv$")
 
 
@@ -407,6 +408,14 @@ class FilesHandler(SandboxHandler):
             )
             return
         if self.injected_fault("file"):
+            return
+        hop = _HOP_PATH.match(self.url_path)
+        if hop:
+            left = int(hop.group(1)) - 1
+            rest = (f"/hop/{left}" if left else "") + hop.group(2)
+            query = self.path.partition("?")[2]
+            location = f"http://{self.headers.get('Host', '')}{rest}?{query}"
+            self.send_body(302, "text/plain", b"", {"Location": location})
             return
         match = _PART_PATH.match(self.url_path)
         if not match:

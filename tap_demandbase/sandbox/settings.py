@@ -34,6 +34,8 @@ UAPI_COUNTED = ("create", "status", "list", "fields", "token")
 UAPI_STATUSES = ("accepted", "processing", "finished", "failed")
 #: Accepted values of ``column_order``.
 COLUMN_ORDERS = ("reversed", "requested", "sorted")
+#: Accepted values of ``redirect_style``.
+REDIRECT_STYLES = ("direct", "chain", "no_location", "file_url")
 #: Accepted values of ``bom``.
 BOM_MODES = ("first", "all", "none")
 #: Accepted values of ``malformed`` (see ``files.py`` for exactly what each one breaks).
@@ -129,6 +131,9 @@ class SandboxSettings:
         malformed: Entity (as in ``rows``) -> defect written into part 1 of its results
             (ragged, bad_integer, bad_boolean, bad_date, bad_utf8, no_header, duplicate_header,
             lax_integer, week_date, ragged_multiline; see ``files.py``).
+        redirect_style: How the download endpoint's 302 points at the file: ``direct``, ``chain``
+            (through two hops on the files host), ``no_location`` (no Location header) or
+            ``file_url`` (a ``file://`` URL).
         echo_url_in_errors: The download host's error messages quote the request's full URL,
             signature included (as some object stores do).
     """
@@ -192,6 +197,7 @@ class SandboxSettings:
     expire_next_urls: int = 0
     malformed: dict[str, str] = field(default_factory=dict)
     echo_url_in_errors: bool = False
+    redirect_style: str = "direct"
 
     def row_count(self, entity: str) -> int:
         """Return how many rows ``entity`` has (``rows`` entry, else the default)."""
@@ -253,6 +259,7 @@ class SandboxSettings:
         """
         _check_choice("column_order", self.column_order, COLUMN_ORDERS)
         _check_choice("bom", self.bom, BOM_MODES)
+        _check_choice("redirect_style", self.redirect_style, REDIRECT_STYLES)
         for key in self.http_errors:
             _check_choice("http_errors key", key, ENDPOINTS)
         for entity in (*self.rows, *self.fail_jobs, *self.malformed):
