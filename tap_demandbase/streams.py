@@ -67,6 +67,7 @@ class ExportSettings:
     end_date: datetime.datetime | None = None
     account_list_id: str | None = None
     window_days: int | None = None
+    download_stall_seconds: float = 60.0
     attempts: AttemptPolicy = field(default_factory=AttemptPolicy)
     failures: list[str] = field(default_factory=list)
 
@@ -290,7 +291,13 @@ class ExportStream(Stream):
         entry = self._record_in_ledger(job)
         assert job.status is not None
         reader = CsvPartReader(self.name, self.schema["properties"], spec.fields)
-        parts = ResultParts(self.export.api, job.status, self.logger, skip=set(entry.parts_done))
+        parts = ResultParts(
+            self.export.api,
+            job.status,
+            self.logger,
+            skip=set(entry.parts_done),
+            stall_seconds=self.export.download_stall_seconds,
+        )
         if entry.parts_done:
             self.logger.info(
                 "%s: parts %s were emitted by an earlier run; reading the others",

@@ -178,6 +178,16 @@ class TapDemandbase(Tap):
             title="Job timeout",
             description="An export job not done after this long is cancelled and the stream fails.",
         ),
+        th.Property(
+            "download_stall_seconds",
+            th.NumberType,
+            default=60,
+            title="Download stall timeout",
+            description=(
+                "A result download that brings less than 1 KiB in this many seconds (or nothing "
+                "at all) is a broken transfer: it is resumed where it stopped."
+            ),
+        ),
     ).to_dict()
 
     # Settings -------------------------------------------------------------------------------
@@ -208,8 +218,16 @@ class TapDemandbase(Tap):
             self.config.get("api_url") or DEFAULT_API_URL,
             self.config["access_token"],
             user_agent=f"{self.name}/{self.plugin_version}",
+            download_read_timeout=self._stall_seconds(),
         )
         return DataExportClient(transport)
+
+    def _stall_seconds(self) -> float:
+        value = float(self.config.get("download_stall_seconds", 60))
+        if value <= 0:
+            msg = f"Setting download_stall_seconds={value:g} must be a positive number of seconds."
+            raise ConfigError(msg)
+        return value
 
     def export_settings(self) -> ExportSettings:
         """Return what all streams' export jobs share, validating the settings it reads."""
@@ -223,6 +241,7 @@ class TapDemandbase(Tap):
             poll_policy=self.poll_policy(),
             scheduler=self.scheduler,
             window_days=self._positive_int("window_days"),
+            download_stall_seconds=self._stall_seconds(),
             attempts=AttemptPolicy(
                 max_attempts=self._positive_int("max_job_attempts") or 3,
                 cooldown=float(self.config.get("job_retry_cooldown_seconds", 60)),

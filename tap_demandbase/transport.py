@@ -244,12 +244,14 @@ class Transport:
         *,
         user_agent: str,
         timeout: tuple[float, float] = (15.0, 300.0),
+        download_read_timeout: float = 60.0,
         max_tries: int = 6,
         retry_factor: float = 1.0,
         retry_cap: float = 60.0,
     ) -> None:
         self.base_url = base_url.rstrip("/") + "/"
         self.timeout = timeout
+        self.download_timeout = (timeout[0], download_read_timeout)
         self._api = requests.Session()
         self._api.auth = BearerTokenAuthenticator(token=token)
         add_secrets(token)
@@ -348,7 +350,11 @@ class Transport:
             add_secrets(*(value for _, value in parse_qsl(urlsplit(url).query)))
             logger.debug("GET %s", safe_url(url))
             response = self._files.get(
-                url, headers=headers, timeout=self.timeout, stream=True, allow_redirects=False
+                url,
+                headers=headers,
+                timeout=self.download_timeout,
+                stream=True,
+                allow_redirects=False,
             )
             if not _is_redirect(response):
                 break

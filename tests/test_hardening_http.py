@@ -91,3 +91,82 @@ def test_429_without_retry_after_stops_like_the_quota(sandbox, tmp_path):
     assert any("quota" in line for line in run.error_lines), run.stderr[-2000:]
     posts = [r for r in sandbox.requests() if r.method == "POST" and r.server == "api"]
     assert len(posts) == 1
+
+
+def _accounts_run(sandbox, tmp_path, **overrides):
+    config = tap_config(sandbox, **overrides)
+    catalog = select(discover(tmp_path, config), {"accounts": None})
+    return run_tap(tmp_path, config, catalog=catalog)
+
+
+def test_cut_gzip_encoded_download_resumes_in_encoded_bytes(sandbox, tmp_path):
+    sandbox.settings.gzip_encoding = True
+    sandbox.settings.cut_downloads = 2
+    run = _accounts_run(sandbox, tmp_path)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "Traceback" not in run.stderr
+    assert "broke off" in run.stderr or "ended at" in run.stderr
+    assert len(run.records["accounts"]) == 120
+    ranges = [r for r in sandbox.requests() if r.server == "files" and r.status == 206]
+    assert ranges
+
+
+def test_gzip_file_body_is_decompressed(sandbox, tmp_path):
+    sandbox.settings.gzip_files = True
+    run = _accounts_run(sandbox, tmp_path)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert len(run.records["accounts"]) == 120
+    assert len({r["id"] for r in run.records["accounts"]}) == 120
+
+
+def test_trickling_download_is_a_broken_transfer(sandbox, tmp_path):
+    sandbox.settings.trickle_downloads = 1
+    sandbox.settings.trickle_seconds = 0.5
+    run = _accounts_run(sandbox, tmp_path, download_stall_seconds=1)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "stalled" in run.stderr
+    assert len(run.records["accounts"]) == 120
+
+
+def test_part_without_length_cut_mid_line_is_resumed(sandbox, tmp_path):
+    sandbox.settings.omit_content_length = True
+    sandbox.settings.cut_downloads = 1
+    run = _accounts_run(sandbox, tmp_path)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "without a complete last line" in run.stderr
+    assert len(run.records["accounts"]) == 120
+
+
+def test_bytes_disagreeing_with_file_size_bytes_fail_without_bookmark(sandbox, tmp_path):
+    sandbox.settings.file_size_offset = 7
+    run = _accounts_run(sandbox, tmp_path)
+    assert run.returncode == 1
+    assert any("file_size_bytes=" in line for line in run.error_lines), run.stderr[-2000:]
+    assert "replication_key_value" not in run.last_state["bookmarks"]["accounts"]
+
+
+def test_spool_files_are_private_and_stale_spools_removed(sandbox, tmp_path, monkeypatch):
+    import subprocess
+    import sys
+
+    from tap_demandbase.results import _private_file
+
+    with _private_file(tmp_path / "spool.csv") as out:
+        out.write(b"x")
+    assert (tmp_path / "spool.csv").stat().st_mode & 0o777 == 0o600
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    stale = temp / f"tap-demandbase-{dead.stdout.strip()}-abc"
+    stale.mkdir()
+    (stale / "job-1-part-1.csv").write_text("id\n1\n")
+    monkeypatch.setenv("TMPDIR", str(temp))
+    run = _accounts_run(sandbox, tmp_path)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert not stale.exists()
+    assert not list(temp.iterdir())  # this run's own spool is gone too

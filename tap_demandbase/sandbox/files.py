@@ -53,6 +53,7 @@ import itertools
 import operator
 import re
 import secrets
+import shutil
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -281,11 +282,18 @@ def part_path(job_id: str, part: int) -> str:
 
 
 def send_file(handler: SandboxHandler, path: Path, filename: str) -> None:
-    """Stream ``path`` as text/csv in chunks, honouring ``Range`` and the ``cut_downloads`` fault.
+    """Stream ``path`` as text/csv in chunks, honouring ``Range`` and the download fault knobs.
 
     A cut download announces the full Content-Length, sends about half the bytes, and closes
-    the connection: what a client sees when a transfer breaks mid-way.
+    the connection: what a client sees when a transfer breaks mid-way. A trickled one sends half,
+    then one byte every ``trickle_seconds`` until the client gives up. ``gzip_encoding`` sends
+    the part gzip-compressed with ``Content-Encoding: gzip``; ``gzip_files`` sends a gzip file
+    as the body (no Content-Encoding); ``omit_content_length`` sends no length and closes the
+    connection at the end of the body (so a cut one cannot be told from a whole one).
     """
+    settings = handler.settings
+    if settings.gzip_encoding or settings.gzip_files:
+        path = _gzipped_copy(path)
     size = path.stat().st_size
     first, last = 0, size - 1
     status = 200
@@ -293,7 +301,9 @@ def send_file(handler: SandboxHandler, path: Path, filename: str) -> None:
         "Content-Type": "text/csv; charset=utf-8",
         "Content-Disposition": f'attachment; filename="{filename}"',
     }
-    if handler.settings.supports_range:
+    if settings.gzip_encoding:
+        headers["Content-Encoding"] = "gzip"
+    if settings.supports_range:
         headers["Accept-Ranges"] = "bytes"
         spec = handler.headers.get("Range")
         wanted = _parse_range(spec, size) if spec else None
@@ -310,19 +320,55 @@ def send_file(handler: SandboxHandler, path: Path, filename: str) -> None:
             status = 206
             headers["Content-Range"] = f"bytes {first}-{last}/{size}"
     length = max(0, last - first + 1)
-    cut = handler.command != "HEAD" and handler.settings.consume("cut_downloads")
+    sending = handler.command != "HEAD"
+    cut = sending and settings.consume("cut_downloads")
+    trickle = sending and settings.consume("trickle_downloads")
     handler.send_response(status)
-    headers["Content-Length"] = str(length)
+    if settings.omit_content_length:
+        handler.close_connection = True
+    else:
+        headers["Content-Length"] = str(length)
     for name, value in headers.items():
         handler.send_header(name, value)
     handler.end_headers()
-    if handler.command == "HEAD":
+    if not sending:
         return
-    for chunk in _read_chunks(path, first, length // 2 if cut else length):
+    half = length // 2 if cut or trickle else length
+    for chunk in _read_chunks(path, first, half):
         handler.wfile.write(chunk)
-    if cut:
+    if trickle:
+        _trickle(handler, path, first + half, length - half, settings.trickle_seconds)
+    if cut or trickle:
         handler.wfile.flush()
         handler.close_connection = True
+
+
+def _trickle(handler: SandboxHandler, path: Path, offset: int, length: int, every: float) -> None:
+    """Send the rest one byte at a time, until done or the client hangs up."""
+    with path.open("rb") as source:
+        source.seek(offset)
+        try:
+            for _ in range(length):
+                handler.wfile.write(source.read(1))
+                handler.wfile.flush()
+                time.sleep(every)
+        except OSError:
+            return
+
+
+def _gzipped_copy(path: Path) -> Path:
+    """Return a gzip-compressed copy of a part file (made once, beside it)."""
+    target = path.with_name(path.name + ".gz")
+    if not target.exists():
+        partial = target.with_name(target.name + f".{secrets.token_hex(4)}")
+        with (
+            path.open("rb") as source,
+            partial.open("wb") as raw,
+            gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as out,
+        ):
+            shutil.copyfileobj(source, out)
+        partial.replace(target)
+    return target
 
 
 def _read_chunks(path: Path, offset: int, length: int) -> Iterator[bytes]:

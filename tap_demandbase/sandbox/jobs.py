@@ -96,7 +96,7 @@ class Job:
         if self.status == "completed" and self.result is not None:
             out.update(
                 record_count=self.result.record_count + self.settings.record_count_offset,
-                file_size_bytes=self.result.total_bytes,
+                file_size_bytes=self.result.total_bytes + self.settings.file_size_offset,
                 file_parts=len(self.result.parts),
                 download_url=f"{api_url}/export/v1/jobs/{self.id}/download",
                 completed_at=rfc3339(self.completed_at or 0.0),

@@ -24,7 +24,13 @@ from tap_demandbase.sandbox.settings import SandboxSettings
 #: Knobs only the ``export_v1`` dialect uses (the uapi dialect has no cancel or download
 #: endpoint and no record count).
 EXPORT_V1_ONLY = frozenset(
-    {"redirect_downloads", "redirect_style", "record_count_offset", "finish_before_cancel"}
+    {
+        "redirect_downloads",
+        "redirect_style",
+        "record_count_offset",
+        "file_size_offset",
+        "finish_before_cancel",
+    }
 )
 #: Where the CLI's default differs from the settings' (a fixed port is handier for demos).
 CLI_DEFAULTS: dict[str, object] = {"port": 8734}

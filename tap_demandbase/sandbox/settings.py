@@ -120,6 +120,7 @@ class SandboxSettings:
         http_error_status: Status of those injected errors.
         http_error_retry_after: ``Retry-After`` seconds sent with those errors (None: no header).
         record_count_offset: Added to the ``record_count`` completed jobs report (0: the truth).
+        file_size_offset: Added to the ``file_size_bytes`` completed jobs report (0: the truth).
         finish_before_cancel: DELETE waits for the job to finish, then answers 409.
         fail_jobs: Entity (as in ``rows``) -> its next k jobs end ``failed`` (-1: all of them).
         quota_exhausted_after_jobs: Create answers the quota 429 (uapi: 429-101) once this many
@@ -131,6 +132,12 @@ class SandboxSettings:
         malformed: Entity (as in ``rows``) -> defect written into part 1 of its results
             (ragged, bad_integer, bad_boolean, bad_date, bad_utf8, no_header, duplicate_header,
             lax_integer, week_date, ragged_multiline; see ``files.py``).
+        trickle_downloads: The next k downloads send half their body, then one byte every
+            ``trickle_seconds`` until the client gives up.
+        trickle_seconds: The pause between two trickled bytes.
+        gzip_encoding: Downloads are gzip-compressed with ``Content-Encoding: gzip``.
+        gzip_files: Downloads are gzip files (no ``Content-Encoding``), whatever their name.
+        omit_content_length: Downloads carry no Content-Length; the connection closes at the end.
         redirect_style: How the download endpoint's 302 points at the file: ``direct``, ``chain``
             (through two hops on the files host), ``no_location`` (no Location header) or
             ``file_url`` (a ``file://`` URL).
@@ -189,6 +196,7 @@ class SandboxSettings:
     http_error_status: int = 503
     http_error_retry_after: float | None = None
     record_count_offset: int = 0
+    file_size_offset: int = 0
     finish_before_cancel: bool = False
     fail_jobs: dict[str, int] = field(default_factory=dict)
     quota_exhausted_after_jobs: int | None = None
@@ -198,6 +206,11 @@ class SandboxSettings:
     malformed: dict[str, str] = field(default_factory=dict)
     echo_url_in_errors: bool = False
     redirect_style: str = "direct"
+    trickle_downloads: int = 0
+    trickle_seconds: float = 0.5
+    gzip_encoding: bool = False
+    gzip_files: bool = False
+    omit_content_length: bool = False
 
     def row_count(self, entity: str) -> int:
         """Return how many rows ``entity`` has (``rows`` entry, else the default)."""
