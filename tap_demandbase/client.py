@@ -50,6 +50,10 @@ _RFC3339 = re.compile(
 class InvalidJobJson(ApiRequestError):
     """An answer that should be an ExportJob is not one the tap can read."""
 
+    def __init__(self, message: str, detail: str) -> None:
+        super().__init__(message)
+        self.detail = detail
+
 
 def _timestamp(body: dict[str, t.Any], key: str) -> datetime.datetime | None:
     """Parse an RFC 3339 timestamp of the API (a missing offset is taken as UTC)."""
@@ -117,7 +121,7 @@ def job_status_from_json(body: t.Any, what: str = "a job request") -> JobStatus:
             f"The API's answer to {what} is not an export job the tap can read: {exc}. The "
             "state is kept: run the tap again, and report it to Demandbase support if it persists."
         )
-        raise InvalidJobJson(msg) from None
+        raise InvalidJobJson(msg, str(exc)) from None
 
 
 @dataclass(frozen=True)
@@ -127,6 +131,16 @@ class JobPage:
     jobs: list[JobStatus]
     listed: int
     total: int
+
+
+def _preference(job: JobStatus) -> tuple[bool, bool, datetime.datetime]:
+    """Rank equivalent jobs for re-use: completed first, then processing, then the newest."""
+    oldest = datetime.datetime.min.replace(tzinfo=datetime.timezone.utc)
+    return (
+        job.state is JobState.COMPLETED,
+        job.state is JobState.PROCESSING,
+        job.created_at or oldest,
+    )
 
 
 def _same_export(job: dict[str, t.Any], request: dict[str, t.Any]) -> bool:
@@ -204,8 +218,8 @@ class DataExportClient:
                 if job := self._job_of_lost_create(spec, rule, sent_at[-1], what):
                     return job
                 msg = (
-                    f"{what} answered {status} without a readable export job ({exc}), and no "
-                    "job it may have created is listed. Run the tap again: a job that was "
+                    f"{what} answered {status} without a readable export job ({exc.detail}), "
+                    "and no job it may have created is listed. Run the tap again: a job that was "
                     "created is re-used then."
                 )
                 raise ApiRequestError(msg, status=status) from None
@@ -282,18 +296,19 @@ class DataExportClient:
             return None
         rule = rule or ReuseRule()
         wanted = job_request_body(spec)
+        found: list[JobStatus] = []
         try:
-            for state in (JobState.COMPLETED, JobState.PROCESSING, JobState.PENDING):
+            # In the order jobs move through: one that moves on between two listings is
+            # still seen in the next. A completed job is preferred, then the newest.
+            for state in (JobState.PENDING, JobState.PROCESSING, JobState.COMPLETED):
                 offset = 0
                 while True:
                     page = self.list_jobs(state, limit=page_size, offset=offset)
-                    for job in page.jobs:
-                        if (
-                            _same_export(job.raw, wanted)
-                            and usable_result(job)
-                            and rule.admits(job)
-                        ):
-                            return job
+                    found += [
+                        job
+                        for job in page.jobs
+                        if _same_export(job.raw, wanted) and usable_result(job) and rule.admits(job)
+                    ]
                     offset += page.listed
                     if not page.listed or offset >= page.total:
                         break
@@ -306,7 +321,8 @@ class DataExportClient:
                 "by a run that died before recording it cannot be re-used",
                 exc.status,
             )
-        return None
+            return None
+        return max(found, key=_preference, default=None)
 
     def open_part(
         self, job: JobStatus, part: int, headers: dict[str, str] | None = None

@@ -210,9 +210,9 @@ class ExportStream(Stream):
         if bookmark not in (None, "") and not _is_date(bookmark):
             shown = repr(bookmark) if len(repr(bookmark)) <= 60 else repr(bookmark)[:57] + "..."
             msg = (
-                f"Stream '{self.name}': the bookmark in the state "
-                f"(bookmarks.{self.name}.replication_key_value = {shown}) is not a date. Fix it "
-                "or remove it from the state file given with --state, then run again."
+                f"the bookmark in the state (bookmarks.{self.name}.replication_key_value = "
+                f"{shown}) is not a date. Fix it or remove it from the state file given with "
+                "--state, then run again."
             )
             raise BadStateError(msg)
         start_date = self.config.get("start_date")
@@ -390,13 +390,23 @@ class ExportStream(Stream):
         self._advance_bookmark(context)
         clear_entry(self.stream_state)
         self._finished_with(entry)
-        if spec.end and self._final_end and spec.end < self._final_end:
+        if self._window_done_for_good(spec, entry) and spec.end is not None:
             self.stream_state[WINDOWS_DONE_KEY] = {
                 "field": spec.date_field,
                 "account_list_id": spec.account_list_id,
                 "through": spec.end.isoformat(),
             }
         self.finalize_state_progress_markers(self.stream_state)
+
+    def _window_done_for_good(self, spec: JobSpec, entry: LedgerEntry) -> bool:
+        """Whether a window just emitted never needs exporting again: it is not the last
+        window of this run (that one is read again from the bookmark's day), and all its days
+        had ended when its job was created (so no row could still come).
+        """
+        if spec.end is None or self._final_end is None or spec.end >= self._final_end:
+            return False
+        created = _state_datetime(entry.created_at) or datetime.datetime.now(datetime.timezone.utc)
+        return spec.end < created.astimezone(datetime.timezone.utc).date()
 
     def _finished_with(self, entry: LedgerEntry) -> None:
         """Remember the creation time of a job the stream is done with: no job created

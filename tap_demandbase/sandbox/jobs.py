@@ -22,10 +22,10 @@ from pathlib import Path
 from tap_demandbase.sandbox.data import Filters
 from tap_demandbase.sandbox.entities import ENTITIES
 from tap_demandbase.sandbox.files import ExportCancelled, ResultFiles, write_export
-from tap_demandbase.sandbox.settings import SandboxSettings
+from tap_demandbase.sandbox.settings import JOB_STATUSES, SandboxSettings
 
 ACTIVE = ("pending", "processing")
-STATUSES = ("pending", "processing", "completed", "failed", "cancelled")
+STATUSES = JOB_STATUSES
 QUOTA_MESSAGE = "Daily export quota exceeded (10GB per day limit)"
 
 
@@ -55,6 +55,7 @@ class Job:
     result: ResultFiles | None = None
     error_message: str | None = None
     cancelled: threading.Event = field(default_factory=threading.Event)
+    status_calls: int = 0
 
     @property
     def expires_at(self) -> float | None:
@@ -84,6 +85,12 @@ class Job:
             )
         if self.error_message is not None:
             out["error_message"] = self.error_message
+        out["status"] = self.settings.status_aliases.get(self.status, self.status)
+        for key, value in self.settings.job_json_patch.items():
+            if key in out and value is None:
+                del out[key]
+            elif key in out:
+                out[key] = value
         return out
 
 
@@ -135,6 +142,14 @@ class JobStore:
         """Return the job called ``job_id``, if any."""
         with self._lock:
             return self._jobs.get(job_id)
+
+    def status_hidden(self, job: Job) -> bool:
+        """Count a status call of ``job``; whether it is among the first ones that answer 404
+        (``status_not_found_after_create``).
+        """
+        with self._lock:
+            job.status_calls += 1
+            return job.status_calls <= job.settings.status_not_found_after_create
 
     def describe(self, job: Job, api_url: str) -> dict[str, object]:
         """Return ``job``'s JSON, read consistently with respect to its worker."""
@@ -238,6 +253,7 @@ class JobStore:
             settings.rows_per_part,
             settings.column_order,
             settings.bom,
+            settings.empty_results_have_parts,
         )
         with self._lock:
             key_lock = self._cache_locks.setdefault(key, threading.Lock())
