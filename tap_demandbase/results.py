@@ -121,7 +121,11 @@ class ResultParts:
 
     @property
     def count(self) -> int:
-        """Return how many parts the job's result has (at least one)."""
+        """Return how many parts the job's result has: none for an empty result (no rows,
+        no parts or file_parts absent), else at least one.
+        """
+        if self.job.file_parts == 0 or (self.job.file_parts is None and self.job.record_count == 0):
+            return 0
         return max(1, self.job.file_parts or 1)
 
     def __iter__(self) -> Iterator[DownloadedPart]:

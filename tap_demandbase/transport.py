@@ -170,13 +170,13 @@ def raise_for_status(response: requests.Response, what: str) -> None:
             "or expired. Set a valid token in the access_token setting "
             "(TAP_DEMANDBASE_ACCESS_TOKEN)."
         )
-        raise AuthError(msg)
+        raise AuthError(msg, status=401)
     if status == 403:
         msg = (
             f"The Demandbase API denied {what} (403: {message}). Ask your Demandbase admin to "
             "grant the token's user the Data Export permission."
         )
-        raise AuthError(msg)
+        raise AuthError(msg, status=403)
     if status == 429 and (
         _is_quota_answer(response, message) or retry_after_seconds(response) is None
     ):
@@ -214,6 +214,7 @@ def quota_message(response: requests.Response, message: str) -> str:
 
 
 _F = t.TypeVar("_F", bound=t.Callable[..., t.Any])
+_T = t.TypeVar("_T")
 
 
 def _unreachable_as_error(send: _F, tries: int) -> _F:
@@ -271,6 +272,8 @@ class Transport:
             cap=retry_cap,
         )
         self.request_json = _unreachable_as_error(retry(self._request_json_once), max_tries)  # type: ignore[method-assign]
+        self._retry = retry
+        self._max_tries = max_tries
         self.open_download = _unreachable_as_error(retry(self._open_download_once), max_tries)  # type: ignore[method-assign]
 
     @staticmethod
@@ -309,6 +312,28 @@ class Transport:
             except ValueError as exc:
                 msg = f"{what} answered {response.status_code} with a body that is not JSON"
                 raise TransientApiError(msg) from exc
+
+    def request_json_once(
+        self,
+        method: str,
+        path: str,
+        *,
+        what: str,
+        json: t.Any = None,
+    ) -> tuple[int, t.Any]:
+        """Send one API request, not retried: for a caller that must look before it sends a
+        request again (a create whose answer was lost may have created the job).
+        """
+        return self._request_json_once(method, path, what=what, json=json)
+
+    def retried(self, attempt: t.Callable[[], _T], *, what: str) -> _T:
+        """Call ``attempt`` with the retry policy of every API request (backoff with jitter,
+        Retry-After, the one-line "Gave up" error), so that it can check before each retry.
+        """
+        return t.cast(
+            "_T",
+            _unreachable_as_error(self._retry(lambda what: attempt()), self._max_tries)(what=what),
+        )
 
     def _open_download_once(
         self,

@@ -149,7 +149,7 @@ def test_cli_refuses_lax_or_ambiguous_parts(sandbox, tmp_path, defect, where):
     # Rows before the bad one may be out, but the part is not counted done nor bookmarked.
     bookmark = run.last_state["bookmarks"]["opportunities"]
     assert "replication_key_value" not in bookmark
-    assert bookmark["export_job"]["parts_done"] == []
+    assert bookmark["export_job"]["parts_done"] == {}
     lines = [line for line in run.error_lines if where in line]
     assert lines, run.stderr
     if defect in {"lax_integer", "week_date"}:

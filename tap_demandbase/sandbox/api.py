@@ -42,6 +42,17 @@ _FILTER_KEYS = ("date_range", "account_list_id")
 _DATE_RANGE_KEYS = ("field", "start", "end")
 
 
+#: What ``list_odd_jobs`` puts first in the job list: entries a client must skip.
+_ODD_JOBS: tuple[object, ...] = (
+    {"id": "odd-running", "entity_type": "accounts", "status": "running", "fields": ["id"]},
+    {"entity_type": "accounts", "status": "completed", "fields": ["id"]},
+    {"id": "odd-count", "entity_type": "accounts", "status": "completed", "record_count": "many"},
+    {"id": "odd-time", "entity_type": "accounts", "status": "pending", "created_at": "yesterday"},
+    "not a job",
+    None,
+)
+
+
 class ApiError(Exception):
     """A request the API refuses: becomes ``{"error": code, "message": message}``."""
 
@@ -223,6 +234,8 @@ class ApiHandler(SandboxHandler):
                 self._list()
             else:
                 job = self._job(job_id)
+                if endpoint == "status" and self.server.store.status_hidden(job):
+                    raise ApiError(404, "job_not_found", f"Export job {job_id!r} not found")
                 if endpoint == "status":
                     self.send_json(200, self.server.store.describe(job, self.server.url))
                 elif endpoint == "cancel":
@@ -284,11 +297,28 @@ class ApiHandler(SandboxHandler):
                 },
             )
             return
+        if self.settings.consume("lose_create_answers"):
+            self._lost_create_answer()
+            return
         self.send_json(
             202,
             self.server.store.describe(job, self.server.url),
             {"Location": f"{_PREFIX}/jobs/{job.id}"},
         )
+
+    def _lost_create_answer(self) -> None:
+        """Answer a create that did create its job as ``lost_create_answer`` says."""
+        kind = self.settings.lost_create_answer
+        if kind == "html":
+            page = b"<html><body><h1>Service temporarily unavailable</h1></body></html>"
+            self.send_body(200, "text/html; charset=utf-8", page)
+        elif kind == "empty":
+            self.send_body(202, "application/json", b"")
+        else:
+            status = self.settings.http_error_status
+            self.send_problem(
+                status, "internal_error", f"Simulated {status} after the job was created"
+            )
 
     def _list(self) -> None:
         status = self.query.get("status") or None
@@ -298,7 +328,9 @@ class ApiHandler(SandboxHandler):
             )
         limit = self._int_param("limit", 25)
         offset = self._int_param("offset", 0)
-        jobs = self.server.store.describe_all(self.server.url, status)[::-1]  # newest first
+        jobs: list[object] = list(self.server.store.describe_all(self.server.url, status)[::-1])
+        if self.settings.list_odd_jobs:  # newest first, after entries that are not valid jobs
+            jobs = [*_ODD_JOBS, *jobs]
         self.send_json(200, {"jobs": jobs[offset : offset + limit], "total": len(jobs)})
 
     def _int_param(self, name: str, default: int) -> int:

@@ -6,7 +6,8 @@ URL, and refuses any request that carries an ``Authorization`` header ("Only one
 allowed") -- which is how tests prove a tap never leaks its token to it.
 
 Part files are RFC 4180 (``csv`` module, ``\r\n`` line ends, minimal quoting), UTF-8, a header
-row in every part, ``rows_per_part`` records each; an export with no rows is one header-only part.
+row in every part, ``rows_per_part`` records each; an export with no rows is one header-only part
+(or no part at all, with ``empty_results_have_parts`` off).
 Columns are ordered by ``column_order`` (by default the *reverse* of the requested order), so a
 client must match columns by header name. ``bom`` puts a UTF-8 byte order mark on part 1 only
 (``first``), on every part (``all``), or nowhere (``none``). The uapi dialect writes its original
@@ -152,7 +153,7 @@ def write_export(
     try:
         while True:
             first = next(rows, None)
-            if first is None and parts:
+            if first is None and (parts or not settings.empty_results_have_parts):
                 break
             path = directory / f"part-{len(parts) + 1}.csv"
             parts.append(path)

@@ -24,12 +24,12 @@ from typing import TypeVar
 from tap_demandbase.sandbox.data import Filters
 from tap_demandbase.sandbox.entities import DEFAULT_ROWS
 from tap_demandbase.sandbox.files import ExportCancelled, ResultFiles, write_export
-from tap_demandbase.sandbox.settings import SandboxSettings
+from tap_demandbase.sandbox.settings import JOB_STATUSES, SandboxSettings
 
 _T = TypeVar("_T")
 
 ACTIVE = ("pending", "processing")
-STATUSES = ("pending", "processing", "completed", "failed", "cancelled")
+STATUSES = JOB_STATUSES
 QUOTA_MESSAGE = "Daily export quota exceeded (10GB per day limit)"
 
 
@@ -67,6 +67,7 @@ class Job:
     writer: ResultWriter | None = None
     cache_key: tuple[object, ...] = ()
     updated_at: float = 0.0
+    status_calls: int = 0
 
     def __post_init__(self) -> None:
         self.updated_at = self.updated_at or self.created_at
@@ -104,6 +105,12 @@ class Job:
             )
         if self.error_message is not None:
             out["error_message"] = self.error_message
+        out["status"] = self.settings.status_aliases.get(self.status, self.status)
+        for key, value in self.settings.job_json_patch.items():
+            if key in out and value is None:
+                del out[key]
+            elif key in out:
+                out[key] = value
         return out
 
 
@@ -174,6 +181,14 @@ class JobStore:
         """Return the job called ``job_id``, if any."""
         with self._lock:
             return self._jobs.get(job_id)
+
+    def status_hidden(self, job: Job) -> bool:
+        """Count a status call of ``job``; whether it is among the first ones that answer 404
+        (``status_not_found_after_create``).
+        """
+        with self._lock:
+            job.status_calls += 1
+            return job.status_calls <= job.settings.status_not_found_after_create
 
     def describe(self, job: Job, api_url: str) -> dict[str, object]:
         """Return ``job``'s JSON, read consistently with respect to its worker."""
@@ -300,6 +315,7 @@ class JobStore:
             settings.bom,
             job.writer is not None,
             job.cache_key,
+            settings.empty_results_have_parts,
         )
         with self._lock:
             key_lock = self._cache_locks.setdefault(key, threading.Lock())

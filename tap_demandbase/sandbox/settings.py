@@ -38,6 +38,8 @@ COLUMN_ORDERS = ("reversed", "requested", "sorted")
 REDIRECT_STYLES = ("direct", "chain", "no_location", "file_url")
 #: Accepted values of ``bom``.
 BOM_MODES = ("first", "all", "none")
+#: Accepted values of ``lost_create_answer``.
+LOST_CREATE_ANSWERS = ("error", "html", "empty")
 #: Accepted values of ``malformed`` (see ``files.py`` for exactly what each one breaks).
 DEFECTS = (
     "ragged",
@@ -51,6 +53,9 @@ DEFECTS = (
     "week_date",
     "ragged_multiline",
 )
+
+#: The job statuses of the contract (keys of ``status_aliases``).
+JOB_STATUSES = ("pending", "processing", "completed", "failed", "cancelled")
 
 _COUNTER_LOCK = threading.Lock()
 
@@ -143,6 +148,22 @@ class SandboxSettings:
             ``file_url`` (a ``file://`` URL).
         echo_url_in_errors: The download host's error messages quote the request's full URL,
             signature included (as some object stores do).
+        empty_results_have_parts: An export with no rows has one header-only part; if false,
+            it has none (``file_parts`` 0, and downloading part 1 answers 404).
+        job_json_patch: Keys of a job's ExportJob JSON replaced by these values in every answer
+            about it (create, status, list); null removes the key. Keys the JSON does not have
+            yet (``record_count`` before completion) are left out. E.g. ``{"file_parts": null}``,
+            ``{"record_count": "many"}``, ``{"created_at": "yesterday"}``.
+        status_aliases: Contract status -> the word the job reports instead (``pending`` ->
+            ``queued``, ``completed`` -> ``expired``); the job's life is unchanged.
+        status_not_found_after_create: The first k status calls of each job answer 404, as an
+            eventually consistent API does right after a create.
+        lose_create_answers: The next k creates create the job, then answer as
+            ``lost_create_answer`` says instead of 202 with the job.
+        lost_create_answer: ``error`` (``http_error_status`` with a JSON error), ``html`` (200
+            with an HTML page) or ``empty`` (202 with an empty body).
+        list_odd_jobs: The job list starts with entries that are not valid jobs (an unknown
+            status, a missing id, a count as text, a string), whatever the status filter.
     """
 
     # Where and how to listen.
@@ -211,6 +232,13 @@ class SandboxSettings:
     gzip_encoding: bool = False
     gzip_files: bool = False
     omit_content_length: bool = False
+    empty_results_have_parts: bool = True
+    job_json_patch: dict[str, typing.Any] = field(default_factory=dict)
+    status_aliases: dict[str, str] = field(default_factory=dict)
+    status_not_found_after_create: int = 0
+    lose_create_answers: int = 0
+    lost_create_answer: str = "error"
+    list_odd_jobs: bool = False
 
     def row_count(self, entity: str) -> int:
         """Return how many rows ``entity`` has (``rows`` entry, else the default)."""
@@ -273,6 +301,11 @@ class SandboxSettings:
         _check_choice("column_order", self.column_order, COLUMN_ORDERS)
         _check_choice("bom", self.bom, BOM_MODES)
         _check_choice("redirect_style", self.redirect_style, REDIRECT_STYLES)
+        _check_choice("lost_create_answer", self.lost_create_answer, LOST_CREATE_ANSWERS)
+        for status, alias in self.status_aliases.items():
+            _check_choice("status_aliases key", status, JOB_STATUSES)
+            if not alias:
+                raise ValueError("status_aliases values must be non-empty status words")
         for key in self.http_errors:
             _check_choice("http_errors key", key, ENDPOINTS)
         for entity in (*self.rows, *self.fail_jobs, *self.malformed):
@@ -319,6 +352,8 @@ def _coerce(name: str, hint: object, value: object) -> object:
     """Convert one JSON value to the type of knob ``name`` (only the shapes the knobs use)."""
     if hint is None:
         raise ValueError(f"unknown setting {name!r}")
+    if hint is typing.Any:
+        return value
     if typing.get_origin(hint) is dict:
         if not isinstance(value, dict):
             raise ValueError(f"setting {name!r} must be a JSON object")
