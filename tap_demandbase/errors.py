@@ -54,3 +54,7 @@ class BadStateError(DemandbaseError):
 
 class MalformedResultError(DemandbaseError):
     """A result part cannot be read as the CSV the schema describes."""
+
+
+class InconsistentResultError(MalformedResultError):
+    """A job's result disagrees with what the job reported about it (size, row count)."""

@@ -22,7 +22,11 @@ import requests
 import urllib3
 
 from tap_demandbase.background import run_in_background
-from tap_demandbase.errors import ApiRequestError, MalformedResultError
+from tap_demandbase.errors import (
+    ApiRequestError,
+    InconsistentResultError,
+    MalformedResultError,
+)
 from tap_demandbase.jobs import human_bytes
 
 if t.TYPE_CHECKING:
@@ -118,6 +122,7 @@ class ResultParts:
         self.logger = logger
         self.skip = skip or set()
         self.bytes_downloaded = 0
+        self.total_size = 0
 
     @property
     def count(self) -> int:
@@ -149,7 +154,7 @@ class ResultParts:
                     yield part
                 finally:
                     part.path.unlink(missing_ok=True)
-            self.check_total_size(total)
+            self.total_size = total
 
     def _prefetch(
         self, numbers: list[int], index: int, spool: Path
@@ -235,16 +240,19 @@ class ResultParts:
             os.replace(plain, path)
         return path.stat().st_size
 
-    def check_total_size(self, total: int) -> None:
-        """Fail when the parts' bytes disagree with the job's ``file_size_bytes``."""
+    def check_total_size(self) -> None:
+        """Fail when the parts' bytes disagree with the job's ``file_size_bytes``: a part cut
+        at a line end, with no length to tell, leaves a well-formed but short result.
+        """
         expected = self.job.file_size_bytes
+        total = self.total_size
         if expected is not None and not self.skip and total != expected:
             msg = (
                 f"The parts of export job {self.job.id} hold {total} bytes but the job reported "
                 f"file_size_bytes={expected}: the result is incomplete. The bookmark was not "
-                "advanced; run the tap again."
+                "advanced: the next run exports this window again with a new job."
             )
-            raise MalformedResultError(msg)
+            raise InconsistentResultError(msg)
 
     def _copy(
         self,

@@ -27,6 +27,7 @@ from tap_demandbase.errors import (
     BadStateError,
     ConfigError,
     DemandbaseError,
+    InconsistentResultError,
     MalformedResultError,
     QuotaExceededError,
 )
@@ -412,6 +413,11 @@ class ExportStream(Stream):
                 self._reject(entry, "a part of its result is missing (404)")
             raise
         self._check_complete(job, parts, entry)
+        try:
+            parts.check_total_size()
+        except InconsistentResultError:
+            self._reject(entry, "its parts' bytes disagree with file_size_bytes")
+            raise
         self.export.scheduler.release(key)
         self._advance_bookmark(context)
         clear_entry(self.stream_state)

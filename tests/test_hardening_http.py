@@ -139,10 +139,21 @@ def test_part_without_length_cut_mid_line_is_resumed(sandbox, tmp_path):
 
 def test_bytes_disagreeing_with_file_size_bytes_fail_without_bookmark(sandbox, tmp_path):
     sandbox.settings.file_size_offset = 7
-    run = _accounts_run(sandbox, tmp_path)
+    config = tap_config(sandbox)
+    catalog = select(discover(tmp_path, config), {"accounts": None})
+    run = run_tap(tmp_path, config, catalog=catalog)
     assert run.returncode == 1
     assert any("file_size_bytes=" in line for line in run.error_lines), run.stderr[-2000:]
     assert "replication_key_value" not in run.last_state["bookmarks"]["accounts"]
+    assert run.last_state["bookmarks"]["accounts"]["export_job"]["inconsistent"]
+    # The next run does not trust that job: a new export of the window, all rows, bookmark.
+    sandbox.settings.file_size_offset = 0
+    again = run_tap(tmp_path, config, catalog=catalog, state=run.last_state)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert len(again.records["accounts"]) == 120
+    assert again.last_state["bookmarks"]["accounts"]["replication_key_value"]
+    posts = [r for r in sandbox.requests() if r.method == "POST" and r.server == "api"]
+    assert len(posts) == 2
 
 
 def test_spool_files_are_private_and_stale_spools_removed(sandbox, tmp_path, monkeypatch):
