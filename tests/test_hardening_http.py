@@ -5,15 +5,20 @@ from __future__ import annotations
 from tests.conftest import discover, run_tap, select, tap_config
 
 
+def _sync(sandbox, tmp_path, streams, *, state=None, **overrides):
+    """Discover, select ``streams`` (all their fields) and run a sync with the real CLI."""
+    config = tap_config(sandbox, **overrides)
+    catalog = select(discover(tmp_path, config), dict.fromkeys(streams))
+    return run_tap(tmp_path, config, catalog=catalog, state=state)
+
+
 def _signatures(sandbox) -> set[str]:
     return {r.query["signature"] for r in sandbox.requests() if r.server == "files" and r.query}
 
 
 def test_debug_logs_carry_no_signature_and_no_token(sandbox, tmp_path, monkeypatch):
     monkeypatch.setenv("LOGLEVEL", "DEBUG")
-    config = tap_config(sandbox)
-    catalog = select(discover(tmp_path, config), {"accounts": None})
-    run = run_tap(tmp_path, config, catalog=catalog)
+    run = _sync(sandbox, tmp_path, ["accounts"])
     assert run.returncode == 0, run.stderr[-2000:]
     assert "urllib3" in run.stderr  # third-party DEBUG records are there, and scrubbed
     signatures = _signatures(sandbox)
@@ -29,9 +34,7 @@ def test_storage_error_quoting_the_url_is_scrubbed(sandbox, tmp_path, monkeypatc
     sandbox.settings.echo_url_in_errors = True
     sandbox.settings.http_errors = {"file": -1}
     sandbox.settings.http_error_status = 404
-    config = tap_config(sandbox)
-    catalog = select(discover(tmp_path, config), {"campaigns": None})
-    run = run_tap(tmp_path, config, catalog=catalog)
+    run = _sync(sandbox, tmp_path, ["campaigns"])
     assert run.returncode == 1
     assert any("404" in line for line in run.error_lines), run.stderr[-2000:]
     assert "(request: http://" in run.stderr  # the echo reached the log, scrubbed
@@ -46,9 +49,7 @@ def _files(sandbox):
 
 def test_redirect_chain_is_followed_without_credentials(sandbox, tmp_path):
     sandbox.settings.redirect_style = "chain"
-    config = tap_config(sandbox)
-    catalog = select(discover(tmp_path, config), {"accounts": None})
-    run = run_tap(tmp_path, config, catalog=catalog)
+    run = _sync(sandbox, tmp_path, ["accounts"])
     assert run.returncode == 0, run.stderr[-2000:]
     assert len(run.records["accounts"]) == 120
     paths = [r.path for r in _files(sandbox)]
@@ -71,9 +72,7 @@ def test_bad_redirects_are_one_line(sandbox, tmp_path):
 def test_download_host_401_fails_that_stream_not_the_run(sandbox, tmp_path):
     sandbox.settings.http_errors = {"file": 6}
     sandbox.settings.http_error_status = 401
-    config = tap_config(sandbox)
-    catalog = select(discover(tmp_path, config), {"accounts": None, "campaigns": None})
-    run = run_tap(tmp_path, config, catalog=catalog)
+    run = _sync(sandbox, tmp_path, ["accounts", "campaigns"])
     assert run.returncode == 1
     assert "access token" not in run.stderr
     assert any("Stream 'accounts' failed" in line for line in run.error_lines), run.stderr
@@ -84,9 +83,7 @@ def test_download_host_401_fails_that_stream_not_the_run(sandbox, tmp_path):
 def test_429_without_retry_after_stops_like_the_quota(sandbox, tmp_path):
     sandbox.settings.http_errors = {"create": -1}
     sandbox.settings.http_error_status = 429
-    config = tap_config(sandbox)
-    catalog = select(discover(tmp_path, config), {"accounts": None, "campaigns": None})
-    run = run_tap(tmp_path, config, catalog=catalog)
+    run = _sync(sandbox, tmp_path, ["accounts", "campaigns"])
     assert run.returncode == 1
     assert any("quota" in line for line in run.error_lines), run.stderr[-2000:]
     posts = [r for r in sandbox.requests() if r.method == "POST" and r.server == "api"]
@@ -94,9 +91,7 @@ def test_429_without_retry_after_stops_like_the_quota(sandbox, tmp_path):
 
 
 def _accounts_run(sandbox, tmp_path, **overrides):
-    config = tap_config(sandbox, **overrides)
-    catalog = select(discover(tmp_path, config), {"accounts": None})
-    return run_tap(tmp_path, config, catalog=catalog)
+    return _sync(sandbox, tmp_path, ["accounts"], **overrides)
 
 
 def test_cut_gzip_encoded_download_resumes_in_encoded_bytes(sandbox, tmp_path):
@@ -139,16 +134,14 @@ def test_part_without_length_cut_mid_line_is_resumed(sandbox, tmp_path):
 
 def test_bytes_disagreeing_with_file_size_bytes_fail_without_bookmark(sandbox, tmp_path):
     sandbox.settings.file_size_offset = 7
-    config = tap_config(sandbox)
-    catalog = select(discover(tmp_path, config), {"accounts": None})
-    run = run_tap(tmp_path, config, catalog=catalog)
+    run = _sync(sandbox, tmp_path, ["accounts"])
     assert run.returncode == 1
     assert any("file_size_bytes=" in line for line in run.error_lines), run.stderr[-2000:]
     assert "replication_key_value" not in run.last_state["bookmarks"]["accounts"]
     assert run.last_state["bookmarks"]["accounts"]["export_job"]["inconsistent"]
     # The next run does not trust that job: a new export of the window, all rows, bookmark.
     sandbox.settings.file_size_offset = 0
-    again = run_tap(tmp_path, config, catalog=catalog, state=run.last_state)
+    again = _sync(sandbox, tmp_path, ["accounts"], state=run.last_state)
     assert again.returncode == 0, again.stderr[-2000:]
     assert len(again.records["accounts"]) == 120
     assert again.last_state["bookmarks"]["accounts"]["replication_key_value"]
