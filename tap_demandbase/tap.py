@@ -260,11 +260,21 @@ class TapDemandbase(Tap):
         """Return the API client (created on first use: discovery and sync only)."""
         transport = Transport(
             checked_api_url(self.config.get("api_url") or DEFAULT_API_URL, self.logger),
-            self.config["access_token"],
+            self._access_token(),
             user_agent=f"{self.name}/{self.plugin_version}",
             download_read_timeout=self._stall_seconds(),
         )
         return DataExportClient(transport)
+
+    def _access_token(self) -> str:
+        token = self.config.get("access_token")
+        if not token:
+            msg = (
+                "Setting access_token is missing: set it (or TAP_DEMANDBASE_ACCESS_TOKEN) to the "
+                "bearer token of a Demandbase user with the Data Export permission."
+            )
+            raise ConfigError(msg)
+        return str(token)
 
     def _stall_seconds(self) -> float:
         value = float(self.config.get("download_stall_seconds", 60))

@@ -56,3 +56,14 @@ def test_plain_http_to_a_remote_host_warns(caplog):
         checked_api_url("http://localhost:8734", logger)
         checked_api_url("https://api.example.com", logger)
     assert "clear text" not in caplog.text
+
+
+@pytest.mark.parametrize("command", [(), ("--discover",)])
+def test_missing_access_token_is_one_line(sandbox, tmp_path, command):
+    config = tap_config(sandbox)
+    del config["access_token"]
+    run = run_tap(tmp_path, config, *command)
+    assert run.returncode == 1
+    assert "Traceback" not in run.stderr
+    assert "access_token" in run.stderr
+    assert not [r for r in sandbox.requests() if r.server == "api"]
