@@ -174,7 +174,7 @@ def status_calls_per_job(api_url: str) -> Counter[str]:
 
 def polls_for(seconds: float) -> int:
     """Status calls the tap's default policy makes for a job that takes ``seconds``."""
-    from tap_demandbase.jobs import PollPolicy
+    from tap_demandbase.model import PollPolicy
 
     waited, calls = 0.0, 0
     for wait in PollPolicy().intervals():

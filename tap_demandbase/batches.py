@@ -16,15 +16,15 @@ from dataclasses import dataclass
 
 import orjson
 
-from tap_demandbase.background import run_in_background
+from tap_demandbase.engine.background import run_in_background
 from tap_demandbase.errors import ConfigError
 from tap_demandbase.schema import property_kind
 
 if t.TYPE_CHECKING:
     from singer_sdk.helpers._batch import BaseBatchFileEncoding, StorageTarget
 
+    from tap_demandbase.engine.results import DownloadedPart
     from tap_demandbase.records import CsvPartReader
-    from tap_demandbase.results import DownloadedPart
 
 GZIP_LEVEL = 1  # batch files are staging data: speed over size
 

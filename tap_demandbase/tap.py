@@ -1,7 +1,9 @@
-"""tap-demandbase: settings, discovery and the command line.
+"""tap-demandbase: settings, discovery, wiring and the command line.
 
-Streams come from ``GET /export/v1/entities`` when discovering, and from the input catalog when
-one is given, so a scheduled sync spends no API call on discovery.
+The ``api_dialect`` setting picks the API module (``dialects/``); the tap connects it, builds
+the run's engine context once, and makes one stream per entity type. Streams come from the API
+when discovering, and from the input catalog when one is given, so a scheduled sync spends no
+API call on discovery.
 """
 
 from __future__ import annotations
@@ -21,14 +23,18 @@ from urllib.parse import urlsplit
 import pendulum
 from singer_sdk import Tap
 from singer_sdk import typing as th
+from typing_extensions import override
 
-from tap_demandbase.client import DataExportClient
+from tap_demandbase.dialects import DEFAULT_DIALECT, DIALECTS, ConnectOptions, dialect_named
+from tap_demandbase.engine.clock import SystemClock
+from tap_demandbase.engine.export import RunContext
+from tap_demandbase.engine.jobs import DEFAULT_COOLDOWN_SECONDS, DEFAULT_MAX_ATTEMPTS, AttemptPolicy
+from tap_demandbase.engine.scheduler import JobScheduler
+from tap_demandbase.engine.windows import utc_date
 from tap_demandbase.errors import ConfigError, DemandbaseError
-from tap_demandbase.jobs import AttemptPolicy, PollPolicy
-from tap_demandbase.scheduler import JobScheduler
+from tap_demandbase.model import PollPolicy
 from tap_demandbase.schema import date_fields, entity_schema
-from tap_demandbase.streams import ExportSettings, ExportStream
-from tap_demandbase.transport import Transport
+from tap_demandbase.streams import ExportStream
 from tap_demandbase.writer import FastSingerWriter
 
 if t.TYPE_CHECKING:
@@ -38,18 +44,26 @@ if t.TYPE_CHECKING:
     import click
     from singer_sdk.singerlib import Catalog
 
-    from tap_demandbase.api import ExportApi
-
-DEFAULT_API_URL = "https://api.demandbase.com"
-DEFAULT_REPLICATION_KEY = "last_modified_date"
-DEFAULT_REPLICATION_KEYS = {"activities": "activity_date"}
+    from tap_demandbase.dialects import Dialect
+    from tap_demandbase.dialects.base import Connection
+    from tap_demandbase.engine.scheduler import JobFactory, JobKey
 
 
-def checked_api_url(url: str, logger: logging.Logger) -> str:
+class StreamsFailedError(DemandbaseError):
+    """Some streams failed while the others synced (each failure was logged as it happened)."""
+
+    def __init__(self, failures: list[str]) -> None:
+        super().__init__("; ".join(failures))
+        self.failures = list(failures)
+
+
+def checked_api_url(
+    url: str, logger: logging.Logger, example: str = "https://api.demandbase.com"
+) -> str:
     """Return api_url, checked: absolute http(s); plain http warned about unless to loopback."""
     parts = urlsplit(url)
     if parts.scheme not in {"http", "https"} or not parts.hostname:
-        msg = f"Setting api_url='{url}' is not an absolute http(s) URL; use e.g. {DEFAULT_API_URL}."
+        msg = f"Setting api_url='{url}' is not an absolute http(s) URL; use e.g. {example}."
         raise ConfigError(msg)
     if parts.scheme == "http" and not _is_loopback(parts.hostname):
         logger.warning(
@@ -84,11 +98,51 @@ def _checked_state_file(state: t.IO[str]) -> t.IO[str]:
     return io.StringIO(text or "{}")
 
 
+class SyncRun:
+    """The tap's side of one sync, driven by its streams (``Tap.sync_all`` and ``Stream.sync``
+    are final in the SDK).
+
+    When the first stream starts, the selected streams' first jobs are planned (and started
+    ahead when max_concurrent_jobs > 1). A stream that fails is recorded while the others go
+    on; once every stream has synced, StreamsFailedError names every failure, so that
+    ``sync_all()`` fails for a program as the exit code does for a pipeline.
+    """
+
+    def __init__(self, tap: TapDemandbase) -> None:
+        self.tap = tap
+        self.failures: list[str] = []
+        self._planned = False
+
+    def stream_starting(self, stream: str) -> None:
+        """Plan the run's first jobs, once, when its first stream starts."""
+        if not self._planned:
+            self._planned = True
+            scheduler = self.tap.run_context.scheduler
+            if scheduler.max_in_flight > 1:
+                scheduler.plan(self.tap.planned_first_jobs())
+
+    def stream_failed(self, stream: str, error: DemandbaseError) -> None:
+        """Record a stream that failed while the others go on."""
+        self.failures.append(f"Stream '{stream}' failed: {error}")
+
+    def sync_over(self, stream: str) -> None:
+        """After the tap's last stream: raise the failures, if any."""
+        if stream != list(self.tap.streams)[-1]:
+            return
+        if self.failures:
+            failures, self.failures, self._planned = self.failures, [], False
+            raise StreamsFailedError(failures)
+
+
 @contextlib.contextmanager
 def one_line_errors(tap_class: type[Tap]) -> Iterator[None]:
     """Report a DemandbaseError as one log line and exit 1, instead of a traceback."""
     try:
         yield
+    except StreamsFailedError as exc:
+        for failure in exc.failures:
+            tap_class.logger.error("%s", failure)
+        sys.exit(1)
     except DemandbaseError as exc:
         tap_class.logger.error("%s", exc)
         sys.exit(1)
@@ -117,27 +171,25 @@ class TapDemandbase(Tap):
     name = "tap-demandbase"
     message_writer_class = FastSingerWriter
 
-    #: Streams that failed in this process's sync ("stream: error"): the others still synced,
-    #: and ``invoke`` ends the run non-zero with one line each. Class-level because the SDK's
-    #: ``invoke`` owns the tap instance.
-    failed_streams: t.ClassVar[list[str]] = []
-
     config_jsonschema = th.PropertiesList(
+        th.Property(
+            "api_dialect",
+            th.StringType(allowed_values=list(DIALECTS)),
+            default=DEFAULT_DIALECT,
+            title="API dialect",
+            description=(
+                "Which Demandbase API to speak: export_v1 (the published Data Export contract)."
+            ),
+        ),
         th.Property(
             "api_url",
             th.StringType,
-            default=DEFAULT_API_URL,
             title="API URL",
-            description="Base URL of the Data Export API.",
+            description=(
+                "Base URL of the API; default per dialect (export_v1: https://api.demandbase.com)."
+            ),
         ),
-        th.Property(
-            "access_token",
-            th.StringType,
-            required=True,
-            secret=True,
-            title="Access token",
-            description="Bearer token of a Demandbase user with the Data Export permission.",
-        ),
+        *(setting for dialect in DIALECTS.values() for setting in dialect.settings),
         th.Property(
             "start_date",
             th.DateTimeType,
@@ -150,12 +202,6 @@ class TapDemandbase(Tap):
             th.DateTimeType,
             title="End date",
             description="Last date to export (inclusive, UTC day); default: now.",
-        ),
-        th.Property(
-            "account_list_id",
-            th.StringType,
-            title="Account list ID",
-            description="Export only records of this account list (filters.account_list_id).",
         ),
         th.Property(
             "replication_keys",
@@ -234,7 +280,16 @@ class TapDemandbase(Tap):
         ),
     ).to_dict()
 
+    def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
+        self.clock = SystemClock()
+        super().__init__(*args, **kwargs)
+
     # Settings -------------------------------------------------------------------------------
+
+    @cached_property
+    def dialect(self) -> Dialect:
+        """Return the API dialect the settings name."""
+        return dialect_named(self.config.get("api_dialect"))
 
     def setting_datetime(self, name: str) -> datetime.datetime | None:
         """Return a date-time setting, validated."""
@@ -242,10 +297,11 @@ class TapDemandbase(Tap):
         return parse_setting_datetime(name, value) if value else None
 
     def poll_policy(self) -> PollPolicy:
-        """Return the job polling policy from the settings."""
-        first = float(self.config.get("poll_interval_seconds", 2))
-        cap = float(self.config.get("max_poll_interval_seconds", 900))
-        timeout = float(self.config.get("job_timeout_seconds", 6 * 3600))
+        """Return the job polling policy: the settings, else the dialect's defaults."""
+        default = self.dialect.poll_policy
+        first = float(self.config.get("poll_interval_seconds", default.first_interval))
+        cap = float(self.config.get("max_poll_interval_seconds", default.max_interval))
+        timeout = float(self.config.get("job_timeout_seconds", default.timeout))
         if first <= 0 or cap < first or timeout <= 0:
             msg = (
                 "Settings poll_interval_seconds, max_poll_interval_seconds and "
@@ -256,25 +312,19 @@ class TapDemandbase(Tap):
         return PollPolicy(first_interval=first, max_interval=cap, timeout=timeout)
 
     @cached_property
-    def api(self) -> ExportApi:
-        """Return the API client (created on first use: discovery and sync only)."""
-        transport = Transport(
-            checked_api_url(self.config.get("api_url") or DEFAULT_API_URL, self.logger),
-            self._access_token(),
+    def connection(self) -> Connection:
+        """Return the dialect's client and part opener (connected on first use: discovery and
+        sync only).
+        """
+        dialect = self.dialect
+        url = self.config.get("api_url") or dialect.default_api_url
+        options = ConnectOptions(
             user_agent=f"{self.name}/{self.plugin_version}",
-            download_read_timeout=self._stall_seconds(),
+            download_stall_seconds=self._stall_seconds(),
         )
-        return DataExportClient(transport)
-
-    def _access_token(self) -> str:
-        token = self.config.get("access_token")
-        if not token:
-            msg = (
-                "Setting access_token is missing: set it (or TAP_DEMANDBASE_ACCESS_TOKEN) to the "
-                "bearer token of a Demandbase user with the Data Export permission."
-            )
-            raise ConfigError(msg)
-        return str(token)
+        return dialect.connect(
+            self.config, checked_api_url(url, self.logger, dialect.default_api_url), options
+        )
 
     def _stall_seconds(self) -> float:
         value = float(self.config.get("download_stall_seconds", 60))
@@ -283,30 +333,46 @@ class TapDemandbase(Tap):
             raise ConfigError(msg)
         return value
 
-    def export_settings(self) -> ExportSettings:
-        """Return what all streams' export jobs share, validating the settings it reads."""
+    @cached_property
+    def run_context(self) -> RunContext:
+        """Return what all streams' exports share in this run, validating the settings it
+        reads. The run's last day is fixed here, once.
+        """
         start = self.setting_datetime("start_date")
         end = self.setting_datetime("end_date")
         if start and end and end < start:
             msg = f"Setting end_date ({end}) is before start_date ({start}); swap or fix them."
             raise ConfigError(msg)
-        return ExportSettings(
-            api=self.api,
+        connection = self.connection
+        return RunContext(
+            api=connection.api,
+            opener=connection.opener,
+            clock=self.clock,
+            scheduler=JobScheduler(self._max_concurrent_jobs()),
+            end_day=utc_date(end or self.clock.now()),
             poll_policy=self.poll_policy(),
-            scheduler=self.scheduler,
-            window_days=self._positive_int("window_days"),
-            download_stall_seconds=self._stall_seconds(),
             attempts=AttemptPolicy(
-                max_attempts=self._positive_int("max_job_attempts") or 3,
+                max_attempts=self._positive_int("max_job_attempts") or DEFAULT_MAX_ATTEMPTS,
                 cooldown=self._cooldown_seconds(),
             ),
-            failures=type(self).failed_streams,
-            end_date=end,
-            account_list_id=self.config.get("account_list_id") or None,
+            window_days=self._positive_int("window_days"),
+            stall_seconds=self._stall_seconds(),
         )
 
+    def _max_concurrent_jobs(self) -> int:
+        """Return max_concurrent_jobs, refused above what the dialect's API allows."""
+        jobs = self._positive_int("max_concurrent_jobs") or 1
+        limit = self.dialect.max_concurrent_jobs
+        if limit is not None and jobs > limit:
+            msg = (
+                f"Setting max_concurrent_jobs={jobs} is more than api_dialect="
+                f"{self.dialect.name} allows ({limit}); set it to {limit} or remove it."
+            )
+            raise ConfigError(msg)
+        return jobs
+
     def _cooldown_seconds(self) -> float:
-        value = float(self.config.get("job_retry_cooldown_seconds", 60))
+        value = float(self.config.get("job_retry_cooldown_seconds", DEFAULT_COOLDOWN_SECONDS))
         if value < 0:
             msg = f"Setting job_retry_cooldown_seconds={value:g} must be 0 or more seconds."
             raise ConfigError(msg)
@@ -322,26 +388,31 @@ class TapDemandbase(Tap):
             raise ConfigError(msg)
         return value
 
-    @cached_property
-    def scheduler(self) -> JobScheduler:
-        """Return the scheduler that overlaps export jobs across streams."""
-        jobs = self._positive_int("max_concurrent_jobs") or 1
-        return JobScheduler(jobs, planner=self._planned_jobs)
+    # Sync -----------------------------------------------------------------------------------
 
-    def _planned_jobs(self) -> list[tuple[t.Any, t.Callable[[], t.Any]]]:
-        """Return the selected streams' first jobs, in the order the SDK syncs them."""
+    @cached_property
+    def sync_run(self) -> SyncRun:
+        """Return the tap's side of this sync (planning ahead, failures)."""
+        return SyncRun(self)
+
+    def planned_first_jobs(self) -> list[tuple[JobKey, JobFactory]]:
+        """Return the selected streams' first jobs, in the order the SDK syncs the streams."""
         return [
             planned
-            for stream in self.streams.values()
-            if isinstance(stream, ExportStream) and stream.selected
-            if (planned := stream.prefetch_first_job()) is not None
+            for stream in self.selected_streams()
+            if (planned := stream.first_job_ahead()) is not None
         ]
+
+    def selected_streams(self) -> list[ExportStream]:
+        """Return the streams this sync exports, in the SDK's sync order."""
+        return [s for s in self.streams.values() if isinstance(s, ExportStream) and s.selected]
 
     # Discovery ------------------------------------------------------------------------------
 
+    @override
     def discover_streams(self) -> list[ExportStream]:
         """Return one stream per entity type, from the input catalog or from the API."""
-        export = self.export_settings()
+        run = self.run_context
         schemas = (
             self._schemas_from_catalog(self.input_catalog)
             if self.input_catalog
@@ -361,14 +432,16 @@ class TapDemandbase(Tap):
                 name=name,
                 schema=schema,
                 replication_key=self._replication_key(name, schema, configured.get(name)),
-                export=export,
+                run=run,
+                hooks=self.sync_run,
                 key_from_settings=name in configured,
             )
             for name, schema in schemas.items()
         ]
 
     def _schemas_from_api(self) -> dict[str, dict[str, t.Any]]:
-        return {entity.name: entity_schema(entity) for entity in self.api.list_entities()}
+        types = self.dialect.field_types
+        return {e.name: entity_schema(e, types) for e in self.connection.api.list_entities()}
 
     @staticmethod
     def _schemas_from_catalog(catalog: Catalog) -> dict[str, dict[str, t.Any]]:
@@ -377,10 +450,12 @@ class TapDemandbase(Tap):
     def _replication_key(
         self, stream: str, schema: dict[str, t.Any], configured: str | None
     ) -> str:
-        """Return the stream's replication key: configured, else the catalog's, else default."""
-        key = configured or self._catalog_replication_key(stream)
-        key = key or DEFAULT_REPLICATION_KEYS.get(stream, DEFAULT_REPLICATION_KEY)
+        """Return the stream's replication key: configured, else the catalog's, else the
+        dialect's default.
+        """
         valid = date_fields(schema)
+        key = configured or self._catalog_replication_key(stream)
+        key = key or self.dialect.default_replication_key(stream, valid) or ""
         if key not in valid:
             source = "replication_keys" if configured else "the default replication key"
             msg = (
@@ -397,13 +472,14 @@ class TapDemandbase(Tap):
         entry = self.input_catalog.get_stream(stream)
         return entry.replication_key if entry else None
 
+    @override
     def _handle_termination(self, signum: int, frame: FrameType | None) -> None:
         """On SIGTERM/SIGINT: stop at once, emit STATE with the ledger, exit non-zero.
 
         Overrides the SDK's handler (singer-sdk 0.54.x), which exits 0. The export jobs are
         kept, not cancelled: the ledger in the emitted state lets the next run resume them.
         """
-        self.scheduler.stop()
+        self.clock.stop()
         self.state_writer.write_state(self.state)
         self.logger.error(
             "Stopped by %s: state emitted with any export job in flight; run the tap again "
@@ -414,21 +490,18 @@ class TapDemandbase(Tap):
 
     # Command line ---------------------------------------------------------------------------
 
+    @override
     @classmethod
-    def invoke(cls, *args: t.Any, **kwargs: t.Any) -> None:  # type: ignore[override]
+    def invoke(cls, *args: t.Any, **kwargs: t.Any) -> None:
         """Run a sync; our errors end it with one line and exit code 1, and so does a stream
         that failed while the others synced (one summary line per failed stream).
         """
-        cls.failed_streams.clear()
         with one_line_errors(cls):
             if kwargs.get("state") is not None:
                 kwargs["state"] = _checked_state_file(kwargs["state"])
             super().invoke(*args, **kwargs)
-        if cls.failed_streams:
-            for failure in cls.failed_streams:
-                cls.logger.error("%s", failure)
-            sys.exit(1)
 
+    @override
     @classmethod
     def cb_discover(cls, ctx: click.Context, param: click.Option, value: bool) -> None:
         """Run discovery; our errors end it with one line and exit code 1."""

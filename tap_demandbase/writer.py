@@ -20,6 +20,7 @@ import typing as t
 import orjson
 from singer_sdk.singerlib.encoding.base import GenericSingerWriter
 from singer_sdk.singerlib.encoding.simple import Message, RecordMessage
+from typing_extensions import override
 
 _OPTIONS = orjson.OPT_APPEND_NEWLINE
 BUFFER_BYTES = 1 << 16
@@ -54,10 +55,12 @@ class FastSingerWriter(GenericSingerWriter[bytes, Message]):
         self._record_tail = b""
         atexit.register(self._flush_at_exit)
 
+    @override
     def serialize_message(self, message: Message) -> bytes:
         """Serialize a message into one JSON line."""
         return json_line(message.to_dict())
 
+    @override
     def write_message(self, message: Message) -> None:
         """Write a message; flush unless it is a RECORD."""
         is_record = isinstance(message, RecordMessage)

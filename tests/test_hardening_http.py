@@ -153,7 +153,7 @@ def test_spool_files_are_private_and_stale_spools_removed(sandbox, tmp_path, mon
     import subprocess
     import sys
 
-    from tap_demandbase.results import _private_file
+    from tap_demandbase.engine.results import _private_file
 
     with _private_file(tmp_path / "spool.csv") as out:
         out.write(b"x")
