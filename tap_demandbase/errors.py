@@ -46,3 +46,7 @@ class ExportJobError(DemandbaseError):
 
 class MalformedResultError(DemandbaseError):
     """A result part cannot be read as the CSV the schema describes."""
+
+
+class TargetGoneError(DemandbaseError):
+    """The target stopped reading the tap's output (broken pipe): nothing more can be sent."""

@@ -183,7 +183,7 @@ class AttemptPolicy:
     """How often a job that ends ``failed`` is tried again, and after what pause."""
 
     max_attempts: int = 3
-    cooldown: float = 30.0
+    cooldown: float = 60.0
 
 
 def usable_result(status: JobStatus, margin: float = 300.0) -> bool:

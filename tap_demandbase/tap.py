@@ -7,19 +7,34 @@ one is given, so a scheduled sync spends no API call on discovery.
 from __future__ import annotations
 
 import contextlib
+import copy
 import datetime
+import io
 import signal
 import sys
 import typing as t
 from functools import cached_property
 
+import click
 import pendulum
 from singer_sdk import Tap
 from singer_sdk import typing as th
+from singer_sdk.configuration._dict_config import parse_environment_config
+from singer_sdk.helpers._classproperty import classproperty
+from singer_sdk.plugin_base import JSONSchemaValidator
+from singer_sdk.tap_base import CliTestOptionValue
 
 from tap_demandbase.client import DataExportClient
+from tap_demandbase.config import (
+    api_url_warning,
+    json_object_file,
+    number_from_env,
+    setting_errors_line,
+    unknown_setting_warnings,
+)
 from tap_demandbase.errors import ConfigError, DemandbaseError
 from tap_demandbase.jobs import AttemptPolicy, PollPolicy
+from tap_demandbase.progress import PROGRESS_INTERVAL_SECONDS
 from tap_demandbase.scheduler import JobScheduler
 from tap_demandbase.schema import date_fields, entity_schema
 from tap_demandbase.streams import ExportSettings, ExportStream
@@ -30,7 +45,6 @@ if t.TYPE_CHECKING:
     from collections.abc import Iterator
     from types import FrameType
 
-    import click
     from singer_sdk.singerlib import Catalog
 
     from tap_demandbase.api import ExportApi
@@ -38,6 +52,8 @@ if t.TYPE_CHECKING:
 DEFAULT_API_URL = "https://api.demandbase.com"
 DEFAULT_REPLICATION_KEY = "last_modified_date"
 DEFAULT_REPLICATION_KEYS = {"activities": "activity_date"}
+#: What api_url must look like (checked by the settings schema): an http(s) URL with a host.
+API_URL_PATTERN = r"^https?://[^\s/?#]+"
 
 
 @contextlib.contextmanager
@@ -81,10 +97,11 @@ class TapDemandbase(Tap):
     config_jsonschema = th.PropertiesList(
         th.Property(
             "api_url",
-            th.StringType,
+            th.StringType(pattern=API_URL_PATTERN),
             default=DEFAULT_API_URL,
+            examples=[DEFAULT_API_URL],
             title="API URL",
-            description="Base URL of the Data Export API.",
+            description="Base URL of the Data Export API (https://; plain http only on loopback).",
         ),
         th.Property(
             "access_token",
@@ -92,7 +109,10 @@ class TapDemandbase(Tap):
             required=True,
             secret=True,
             title="Access token",
-            description="Bearer token of a Demandbase user with the Data Export permission.",
+            description=(
+                "Bearer token of a Demandbase user with the Data Export permission. Secret: "
+                "never logged, never sent to any host but api_url's."
+            ),
         ),
         th.Property(
             "start_date",
@@ -124,21 +144,24 @@ class TapDemandbase(Tap):
         ),
         th.Property(
             "poll_interval_seconds",
-            th.NumberType,
-            default=2,
+            th.NumberType(exclusive_minimum=0),
+            default=PollPolicy.first_interval,
             title="First poll interval",
             description="Wait before the first job status call; doubles after each call.",
         ),
         th.Property(
             "max_poll_interval_seconds",
-            th.NumberType,
-            default=900,
+            th.NumberType(exclusive_minimum=0),
+            default=PollPolicy.max_interval,
             title="Longest poll interval",
-            description="Cap of the exponential wait between two job status calls.",
+            description=(
+                "Cap of the exponential wait between two job status calls (a one-hour job "
+                "costs 12 status calls)."
+            ),
         ),
         th.Property(
             "max_concurrent_jobs",
-            th.IntegerType,
+            th.IntegerType(minimum=1),
             default=1,
             title="Export jobs in flight",
             description=(
@@ -149,7 +172,7 @@ class TapDemandbase(Tap):
         ),
         th.Property(
             "window_days",
-            th.IntegerType,
+            th.IntegerType(minimum=1),
             title="Window (days)",
             description=(
                 "Split the range from the bookmark to end_date into windows of this many UTC "
@@ -159,28 +182,97 @@ class TapDemandbase(Tap):
         ),
         th.Property(
             "max_job_attempts",
-            th.IntegerType,
-            default=3,
+            th.IntegerType(minimum=1),
+            default=AttemptPolicy.max_attempts,
             title="Job attempts",
-            description="How many export jobs to try for one window when they end failed.",
+            description=(
+                "How many export jobs to try for one window when they end failed; then the "
+                "stream fails with the job's error_message."
+            ),
         ),
         th.Property(
             "job_retry_cooldown_seconds",
-            th.NumberType,
-            default=60,
+            th.NumberType(minimum=0),
+            default=AttemptPolicy.cooldown,
             title="Retry cooldown",
             description="Pause before a new job replaces one that failed.",
         ),
         th.Property(
             "job_timeout_seconds",
-            th.NumberType,
-            default=6 * 3600,
+            th.NumberType(exclusive_minimum=0),
+            default=PollPolicy.timeout,
             title="Job timeout",
-            description="An export job not done after this long is cancelled and the stream fails.",
+            description=(
+                "An export job not done after this long is cancelled (DELETE) and the stream fails."
+            ),
+        ),
+        th.Property(
+            "progress_interval_seconds",
+            th.NumberType(exclusive_minimum=0),
+            default=PROGRESS_INTERVAL_SECONDS,
+            title="Progress interval",
+            description=(
+                "While a stream syncs, one INFO line this often: records emitted, records/s, "
+                "part i of n, bytes downloaded of the job's total."
+            ),
         ),
     ).to_dict()
 
     # Settings -------------------------------------------------------------------------------
+
+    def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
+        """Check the settings against the schema, whatever the command (discovery included).
+
+        Overrides the SDK's check (singer-sdk 0.54.x), which discovery skips (a missing
+        access_token then surfaced as a KeyError traceback) and which logs each violation on
+        its own line. Here every violation is one sentence naming the setting, all in one
+        ConfigError line; the validator also fills in the schema's defaults.
+        """
+        schema = self.config_jsonschema
+        self.append_builtin_config(schema)
+        errors = list(JSONSchemaValidator(schema).iter_errors(self._config))
+        if errors:
+            errors.sort(key=lambda error: [str(part) for part in error.path])
+            raise ConfigError(setting_errors_line(errors, schema, self._env_var_prefix))
+        for warning in unknown_setting_warnings(self._config, schema["properties"]):
+            self.logger.warning("%s", warning)
+        if clear_text := api_url_warning(self.setting("api_url")):
+            self.logger.warning("%s", clear_text)
+        return []
+
+    @classproperty
+    def _env_var_config(cls) -> dict[str, t.Any]:
+        """Return the settings given as TAP_DEMANDBASE_* environment variables (--config=ENV).
+
+        Overrides the SDK's parser (singer-sdk 0.54.x), which leaves numbers as strings
+        ('0.5' is not of type 'number'): numeric settings are read as text, then converted
+        here with an error naming the variable.
+        """
+        schema = copy.deepcopy(cls.config_jsonschema)
+        cls.append_builtin_config(schema)
+        kinds = {
+            name: "integer" if "integer" in types else "number"
+            for name, prop in schema["properties"].items()
+            if {"integer", "number"} & set(types := _schema_types(prop))
+        }
+        for name in kinds:
+            schema["properties"][name] = {"type": ["string"]}
+        config = parse_environment_config(schema, cls._env_var_prefix)
+        for name in kinds.keys() & config.keys():
+            env_var = cls._env_var_prefix + name.upper()
+            config[name] = number_from_env(
+                name, env_var, config[name], integer=kinds[name] == "integer"
+            )
+        return config
+
+    def setting(self, name: str) -> t.Any:
+        """Return a setting, or its default from the settings schema (the one place defaults
+        are written down).
+        """
+        value = self.config.get(name)
+        if value is None:
+            value = self.config_jsonschema["properties"][name].get("default")
+        return value
 
     def setting_datetime(self, name: str) -> datetime.datetime | None:
         """Return a date-time setting, validated."""
@@ -188,24 +280,23 @@ class TapDemandbase(Tap):
         return parse_setting_datetime(name, value) if value else None
 
     def poll_policy(self) -> PollPolicy:
-        """Return the job polling policy from the settings."""
-        first = float(self.config.get("poll_interval_seconds", 2))
-        cap = float(self.config.get("max_poll_interval_seconds", 900))
-        timeout = float(self.config.get("job_timeout_seconds", 6 * 3600))
-        if first <= 0 or cap < first or timeout <= 0:
+        """Return the job polling policy from the settings (each checked by the schema)."""
+        first = float(self.setting("poll_interval_seconds"))
+        cap = float(self.setting("max_poll_interval_seconds"))
+        if cap < first:
             msg = (
-                "Settings poll_interval_seconds, max_poll_interval_seconds and "
-                "job_timeout_seconds must be positive, with max_poll_interval_seconds >= "
-                "poll_interval_seconds."
+                f"Setting max_poll_interval_seconds={cap:g} must be at least "
+                f"poll_interval_seconds={first:g}."
             )
             raise ConfigError(msg)
+        timeout = float(self.setting("job_timeout_seconds"))
         return PollPolicy(first_interval=first, max_interval=cap, timeout=timeout)
 
     @cached_property
     def api(self) -> ExportApi:
         """Return the API client (created on first use: discovery and sync only)."""
         transport = Transport(
-            self.config.get("api_url") or DEFAULT_API_URL,
+            self.setting("api_url"),
             self.config["access_token"],
             user_agent=f"{self.name}/{self.plugin_version}",
         )
@@ -222,34 +313,20 @@ class TapDemandbase(Tap):
             api=self.api,
             poll_policy=self.poll_policy(),
             scheduler=self.scheduler,
-            window_days=self._positive_int("window_days"),
+            window_days=self.setting("window_days"),
             attempts=AttemptPolicy(
-                max_attempts=self._positive_int("max_job_attempts") or 3,
-                cooldown=float(self.config.get("job_retry_cooldown_seconds", 60)),
+                max_attempts=self.setting("max_job_attempts"),
+                cooldown=float(self.setting("job_retry_cooldown_seconds")),
             ),
             failures=type(self).failed_streams,
             end_date=end,
             account_list_id=self.config.get("account_list_id") or None,
         )
 
-    def _positive_int(self, name: str) -> int | None:
-        """Return an optional whole-number setting that must be at least 1."""
-        value = self.config.get(name)
-        if value is None:
-            return None
-        if not isinstance(value, int) or value < 1:
-            msg = f"Setting {name}={value!r} must be a whole number of at least 1."
-            raise ConfigError(msg)
-        return value
-
     @cached_property
     def scheduler(self) -> JobScheduler:
         """Return the scheduler that overlaps export jobs across streams."""
-        jobs = int(self.config.get("max_concurrent_jobs") or 1)
-        if jobs < 1:
-            msg = f"Setting max_concurrent_jobs={jobs} must be at least 1."
-            raise ConfigError(msg)
-        return JobScheduler(jobs, planner=self._planned_jobs)
+        return JobScheduler(self.setting("max_concurrent_jobs"), planner=self._planned_jobs)
 
     def _planned_jobs(self) -> list[tuple[t.Any, t.Callable[[], t.Any]]]:
         """Return the selected streams' first jobs, in the order the SDK syncs them."""
@@ -340,10 +417,21 @@ class TapDemandbase(Tap):
     def invoke(cls, *args: t.Any, **kwargs: t.Any) -> None:  # type: ignore[override]
         """Run a sync; our errors end it with one line and exit code 1, and so does a stream
         that failed while the others synced (one summary line per failed stream).
+
+        The --state and --catalog files are read here first, so that a truncated file is one
+        line naming it instead of a JSON traceback.
         """
         cls.failed_streams.clear()
         with one_line_errors(cls):
+            for what in ("state", "catalog"):
+                if (handle := kwargs.get(what)) is not None:
+                    kwargs[what] = _checked_json_file(handle, what)
             super().invoke(*args, **kwargs)
+        cls._exit_if_streams_failed()
+
+    @classmethod
+    def _exit_if_streams_failed(cls) -> None:
+        """End the run with exit code 1 and one line per failed stream, if any failed."""
         if cls.failed_streams:
             for failure in cls.failed_streams:
                 cls.logger.error("%s", failure)
@@ -354,6 +442,37 @@ class TapDemandbase(Tap):
         """Run discovery; our errors end it with one line and exit code 1."""
         with one_line_errors(cls):
             super().cb_discover(ctx, param, value)
+
+    @classmethod
+    def cb_test(cls, ctx: click.Context, param: click.Option, value: str) -> None:
+        """Run --test (one record per stream); a stream that failed makes it exit 1.
+
+        Overrides the SDK's callback (singer-sdk 0.54.x), which exits 0 whatever happened.
+        """
+        if value == CliTestOptionValue.Disabled.value:
+            return
+        cls.failed_streams.clear()
+        with one_line_errors(cls), contextlib.suppress(click.exceptions.Exit):
+            super().cb_test(ctx, param, value)
+        cls._exit_if_streams_failed()
+        if value != CliTestOptionValue.Schema.value:
+            cls.logger.info("Connection test passed: every stream delivered a record.")
+        ctx.exit()
+
+
+def _schema_types(prop: dict[str, t.Any]) -> list[str]:
+    """Return the JSON types a settings property allows (a string or a list in the schema)."""
+    types = prop.get("type", [])
+    return [types] if isinstance(types, str) else list(types)
+
+
+def _checked_json_file(handle: t.IO[str], what: str) -> t.IO[str]:
+    """Return the --state or --catalog file re-opened in memory, once it is known to hold a
+    JSON object (else a ConfigError naming the file).
+    """
+    text = handle.read()
+    json_object_file(text, what, getattr(handle, "name", what))
+    return io.StringIO(text)
 
 
 if __name__ == "__main__":
