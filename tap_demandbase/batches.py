@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import orjson
 
 from tap_demandbase.background import run_in_background
-from tap_demandbase.errors import ConfigError, MalformedResultError
+from tap_demandbase.errors import ConfigError
 from tap_demandbase.schema import property_kind
 
 if t.TYPE_CHECKING:
@@ -137,9 +137,54 @@ class _ParquetWriter:
                 finally:
                     tables.put(None)
                 written.result()
-        except (pa.ArrowInvalid, pa.ArrowTypeError, ValueError) as exc:
-            raise self._precise_error(part, exc) from None
+        except (pa.ArrowInvalid, pa.ArrowTypeError, ValueError):
+            # A value the vectorised path cannot type strictly: the RECORD-mode reader types the
+            # part instead (same values as RECORD mode), or names the bad line and field.
+            return self._write_from_records(part, storage, filename)
         return BatchFile(filename, rows, greatest)
+
+    def _write_from_records(
+        self, part: DownloadedPart, storage: StorageTarget, filename: str
+    ) -> BatchFile:
+        """Write the part from the RECORD-mode reader's typed records, block by block."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        schema = self._schema(pa)
+        key = self.replication_key
+        rows = 0
+        greatest: t.Any = None
+        block: list[dict[str, t.Any]] = []
+        with (
+            storage.open(filename, "wb") as out,
+            pq.ParquetWriter(out, schema, compression=self.compression) as writer,
+        ):
+            for record in self.reader.records(part):
+                rows += 1
+                value = record.get(key) if key else None
+                if value is not None and (greatest is None or value > greatest):
+                    greatest = value
+                block.append(record)
+                if len(block) >= _RECORDS_PER_BLOCK:
+                    writer.write_table(self._table(block, schema))
+                    block.clear()
+            if block:
+                writer.write_table(self._table(block, schema))
+        return BatchFile(filename, rows, greatest)
+
+    def _table(self, records: list[dict[str, t.Any]], schema: t.Any) -> t.Any:
+        """Return typed records as an arrow table (dates arrive as their normalised text)."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        arrays = []
+        for column in schema:
+            values = [record.get(column.name) for record in records]
+            if self._kind(column.name) in _DATE_KINDS:
+                arrays.append(pc.cast(pa.array(values, pa.string()), column.type))
+            else:
+                arrays.append(pa.array(values, column.type))
+        return pa.Table.from_arrays(arrays, schema=schema)
 
     def _csv_batches(self, part: DownloadedPart) -> t.Any:
         import pyarrow as pa
@@ -166,21 +211,19 @@ class _ParquetWriter:
         return property_kind(self.reader.properties[name])
 
     def _read_type(self, name: str, pa: t.Any) -> t.Any:
-        """The type pyarrow reads a column as; booleans and date-times are converted after."""
-        kind = self._kind(name)
+        """Every column is read as text: typed ones are checked against the documented forms
+        (records.py) before they are cast, so both modes accept exactly the same values.
+        """
+        return pa.string()
+
+    def _final_type(self, name: str, pa: t.Any) -> t.Any:
         return {
             ("integer", None): pa.int64(),
             ("number", None): pa.float64(),
+            ("boolean", None): pa.bool_(),
             ("string", "date"): pa.date32(),
-        }.get(kind, pa.string())
-
-    def _final_type(self, name: str, pa: t.Any) -> t.Any:
-        kind = self._kind(name)
-        if kind == ("boolean", None):
-            return pa.bool_()
-        if kind == ("string", "date-time"):
-            return pa.timestamp("us", tz="UTC")
-        return self._read_type(name, pa)
+            ("string", "date-time"): pa.timestamp("us", tz="UTC"),
+        }.get(self._kind(name), pa.string())
 
     def _schema(self, pa: t.Any) -> t.Any:
         return pa.schema([(name, self._final_type(name, pa)) for name in self.reader.fields])
@@ -192,11 +235,15 @@ class _ParquetWriter:
             kind = self._kind(name)
             if kind == ("boolean", None):
                 column = _booleans(column, pa, pc)
-            elif kind == ("string", "date-time"):
-                column = _utc_timestamps(column, pa, pc)
-            elif kind == ("number", None) and pc.any(pc.invert(pc.is_finite(column))).as_py():
-                msg = "a number column holds NaN or infinity"
-                raise ValueError(msg)
+            elif kind in _STRICT_FORMS:
+                _check_forms(column, _STRICT_FORMS[kind], pc)
+                if kind == ("string", "date-time"):
+                    column = _utc_timestamps(column, pa, pc)
+                else:
+                    column = pc.cast(column, schema.field(name).type)
+                if kind == ("number", None) and pc.any(pc.invert(pc.is_finite(column))).as_py():
+                    msg = "a number column holds a value out of range"
+                    raise ValueError(msg)
             columns.append(column)
         return pa.RecordBatch.from_arrays(columns, schema=schema)
 
@@ -209,16 +256,27 @@ class _ParquetWriter:
         text = value.isoformat()
         return text if greatest is None or text > greatest else greatest
 
-    def _precise_error(self, part: DownloadedPart, exc: Exception) -> MalformedResultError:
-        """Re-read the part with the RECORD-mode reader, which names line and field."""
-        try:
-            for _ in self.reader.records(part):
-                pass
-        except MalformedResultError as precise:
-            return precise
-        detail = str(exc).splitlines()[0]
-        msg = f"{self.reader.stream}: part {part.number}: {detail}. The export result is malformed."
-        return MalformedResultError(msg)
+
+_RECORDS_PER_BLOCK = 65_536
+_DATE_KINDS = {("string", "date"), ("string", "date-time")}
+#: The documented forms (README "Streams"; records.py checks the same), as RE2 patterns.
+_STRICT_FORMS = {
+    ("integer", None): r"^[+-]?[0-9]+$",
+    ("number", None): r"^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?$",
+    ("string", "date"): r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$",
+    ("string", "date-time"): (
+        r"^[0-9]{4}-[0-9]{2}-[0-9]{2}([Tt ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,9})?)?"
+        r"([Zz]|[+-][0-9]{2}:?[0-9]{2})?)?$"
+    ),
+}
+
+
+def _check_forms(column: t.Any, pattern: str, pc: t.Any) -> None:
+    """Raise ValueError when a non-null value is not in the documented form."""
+    matches = pc.match_substring_regex(column, pattern)
+    if not pc.all(pc.or_kleene(matches, pc.is_null(column))).as_py():
+        msg = "a value is not in the documented form"
+        raise ValueError(msg)
 
 
 def _drain(tables: queue.Queue[t.Any], writer: t.Any) -> None:

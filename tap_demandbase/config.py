@@ -13,10 +13,14 @@ import decimal
 import difflib
 import ipaddress
 import json
+import logging
 import typing as t
 from urllib.parse import urlsplit
 
 from tap_demandbase.errors import ConfigError
+
+#: Default of the ``api_url`` setting: Demandbase's production API.
+DEFAULT_API_URL = "https://api.demandbase.com"
 
 if t.TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
@@ -111,15 +115,21 @@ def unknown_setting_warnings(config: Mapping[str, t.Any], known: Iterable[str]) 
     return warnings
 
 
-def api_url_warning(url: str) -> str | None:
-    """Return a warning when ``api_url`` would send the token in clear text, else None."""
+def checked_api_url(url: str, logger: logging.Logger) -> str:
+    """Return ``api_url`` once it is an absolute http(s) URL (else a ConfigError naming it);
+    warn when plain http would send the token in clear text to a host other than this machine.
+    """
     parts = urlsplit(url)
-    if parts.scheme != "http" or is_loopback(parts.hostname or ""):
-        return None
-    return (
-        f"Setting api_url={url!r} uses http://: the access token would travel in clear text. "
-        "Use https:// (plain http is meant for a local emulator only)."
-    )
+    if parts.scheme not in {"http", "https"} or not parts.hostname:
+        msg = f"Setting api_url={url!r} is not an absolute http(s) URL; use e.g. {DEFAULT_API_URL}."
+        raise ConfigError(msg)
+    if parts.scheme == "http" and not is_loopback(parts.hostname):
+        logger.warning(
+            "Setting api_url=%r uses plain http: the access token would travel in clear text. "
+            "Use https:// (plain http is meant for a local emulator only).",
+            url,
+        )
+    return url
 
 
 def is_loopback(host: str) -> bool:

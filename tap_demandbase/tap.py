@@ -26,7 +26,8 @@ from singer_sdk.tap_base import CliTestOptionValue
 
 from tap_demandbase.client import DataExportClient
 from tap_demandbase.config import (
-    api_url_warning,
+    DEFAULT_API_URL,
+    checked_api_url,
     json_object_file,
     number_from_env,
     setting_errors_line,
@@ -34,7 +35,6 @@ from tap_demandbase.config import (
 )
 from tap_demandbase.errors import ConfigError, DemandbaseError
 from tap_demandbase.jobs import AttemptPolicy, PollPolicy
-from tap_demandbase.progress import PROGRESS_INTERVAL_SECONDS
 from tap_demandbase.scheduler import JobScheduler
 from tap_demandbase.schema import date_fields, entity_schema
 from tap_demandbase.streams import ExportSettings, ExportStream
@@ -49,7 +49,6 @@ if t.TYPE_CHECKING:
 
     from tap_demandbase.api import ExportApi
 
-DEFAULT_API_URL = "https://api.demandbase.com"
 DEFAULT_REPLICATION_KEY = "last_modified_date"
 DEFAULT_REPLICATION_KEYS = {"activities": "activity_date"}
 #: What api_url must look like (checked by the settings schema): an http(s) URL with a host.
@@ -138,8 +137,10 @@ class TapDemandbase(Tap):
             th.ObjectType(additional_properties=th.StringType),
             title="Replication keys",
             description=(
-                "Stream name → date field to bookmark and filter on. Defaults: activity_date "
-                "for activities, last_modified_date for the others."
+                "Stream name → date field to bookmark and filter on: any date or date-time field "
+                "of the stream (discovery lists them as valid-replication-keys). Defaults: "
+                "activity_date for activities, last_modified_date for the others. The setting "
+                "wins over the replication key of a catalog discovered before it was set."
             ),
         ),
         th.Property(
@@ -207,13 +208,13 @@ class TapDemandbase(Tap):
             ),
         ),
         th.Property(
-            "progress_interval_seconds",
+            "download_stall_seconds",
             th.NumberType(exclusive_minimum=0),
-            default=PROGRESS_INTERVAL_SECONDS,
-            title="Progress interval",
+            default=ExportSettings.download_stall_seconds,
+            title="Download stall timeout",
             description=(
-                "While a stream syncs, one INFO line this often: records emitted, records/s, "
-                "part i of n, bytes downloaded of the job's total."
+                "A result download that brings less than 1 KiB in this many seconds (or nothing "
+                "at all) is a broken transfer: logged and resumed with Range where it stopped."
             ),
         ),
     ).to_dict()
@@ -236,8 +237,7 @@ class TapDemandbase(Tap):
             raise ConfigError(setting_errors_line(errors, schema, self._env_var_prefix))
         for warning in unknown_setting_warnings(self._config, schema["properties"]):
             self.logger.warning("%s", warning)
-        if clear_text := api_url_warning(self.setting("api_url")):
-            self.logger.warning("%s", clear_text)
+        checked_api_url(self.setting("api_url"), self.logger)
         return []
 
     @classproperty
@@ -299,6 +299,7 @@ class TapDemandbase(Tap):
             self.setting("api_url"),
             self.config["access_token"],
             user_agent=f"{self.name}/{self.plugin_version}",
+            download_read_timeout=float(self.setting("download_stall_seconds")),
         )
         return DataExportClient(transport)
 
@@ -314,6 +315,7 @@ class TapDemandbase(Tap):
             poll_policy=self.poll_policy(),
             scheduler=self.scheduler,
             window_days=self.setting("window_days"),
+            download_stall_seconds=float(self.setting("download_stall_seconds")),
             attempts=AttemptPolicy(
                 max_attempts=self.setting("max_job_attempts"),
                 cooldown=float(self.setting("job_retry_cooldown_seconds")),
@@ -362,6 +364,7 @@ class TapDemandbase(Tap):
                 schema=schema,
                 replication_key=self._replication_key(name, schema, configured.get(name)),
                 export=export,
+                key_from_settings=name in configured,
             )
             for name, schema in schemas.items()
         ]

@@ -5,12 +5,13 @@ every setting from the environment, and readable errors for broken --state/--cat
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
 
 import pytest
 
-from tap_demandbase.config import api_url_warning, unknown_setting_warnings
+from tap_demandbase.config import checked_api_url, unknown_setting_warnings
 from tap_demandbase.jobs import AttemptPolicy, PollPolicy
 from tap_demandbase.tap import TapDemandbase
 from tests.conftest import TAP, discover, run_tap, select, tap_config
@@ -50,7 +51,7 @@ def test_missing_access_token_is_one_line_whatever_the_command(sandbox, tmp_path
         ({"poll_interval_seconds": 0}, "Setting poll_interval_seconds=0 must be greater than 0"),
         ({"window_days": 0}, "Setting window_days=0 must be at least 1"),
         ({"max_job_attempts": 2.5}, "Setting max_job_attempts=2.5 must be a whole number"),
-        ({"progress_interval_seconds": -5}, "Setting progress_interval_seconds=-5"),
+        ({"download_stall_seconds": 0}, "Setting download_stall_seconds=0 must be greater than 0"),
     ],
 )
 @pytest.mark.parametrize("command", [["--discover"], []])
@@ -119,8 +120,10 @@ def test_plain_http_api_url_other_than_loopback_is_a_warning(sandbox, tmp_path):
         ("http://[::1]:8734", False),
     ],
 )
-def test_api_url_warning(url, warns):
-    assert (api_url_warning(url) is not None) is warns
+def test_api_url_warning(url, warns, caplog):
+    with caplog.at_level(logging.WARNING):
+        assert checked_api_url(url, logging.getLogger("test-api-url")) == url
+    assert ("clear text" in caplog.text) is warns
 
 
 @pytest.mark.parametrize(
@@ -201,7 +204,7 @@ def test_every_setting_comes_from_the_environment_fractions_included(sandbox, tm
         "TAP_DEMANDBASE_MAX_POLL_INTERVAL_SECONDS": "0.2",
         "TAP_DEMANDBASE_JOB_RETRY_COOLDOWN_SECONDS": "0.5",
         "TAP_DEMANDBASE_JOB_TIMEOUT_SECONDS": "600.5",
-        "TAP_DEMANDBASE_PROGRESS_INTERVAL_SECONDS": "0.5",
+        "TAP_DEMANDBASE_DOWNLOAD_STALL_SECONDS": "30.5",
         "TAP_DEMANDBASE_FLATTENING_ENABLED": "false",
     }
     done = _run_with_env(tmp_path, env, catalog=catalog)

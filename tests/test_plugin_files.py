@@ -81,7 +81,7 @@ def test_meltano_yml_declares_every_setting_with_its_kind_and_default(about):
         "max_poll_interval_seconds",
         "job_retry_cooldown_seconds",
         "job_timeout_seconds",
-        "progress_interval_seconds",
+        "download_stall_seconds",
     ):
         assert numeric[fractional] == "decimal", fractional
 
