@@ -9,22 +9,31 @@ API call on discovery.
 from __future__ import annotations
 
 import contextlib
+import copy
 import datetime
 import io
-import ipaddress
-import json
-import logging
 import signal
 import sys
 import typing as t
 from functools import cached_property
-from urllib.parse import urlsplit
 
+import click
 import pendulum
 from singer_sdk import Tap
 from singer_sdk import typing as th
+from singer_sdk.configuration._dict_config import parse_environment_config
+from singer_sdk.helpers._classproperty import classproperty
+from singer_sdk.plugin_base import JSONSchemaValidator
+from singer_sdk.tap_base import CliTestOptionValue
 from typing_extensions import override
 
+from tap_demandbase.config import (
+    checked_api_url,
+    json_object_file,
+    number_from_env,
+    setting_errors_line,
+    unknown_setting_warnings,
+)
 from tap_demandbase.dialects import DEFAULT_DIALECT, DIALECTS, ConnectOptions, dialect_named
 from tap_demandbase.engine.clock import SystemClock
 from tap_demandbase.engine.export import RunContext
@@ -41,7 +50,6 @@ if t.TYPE_CHECKING:
     from collections.abc import Iterator
     from types import FrameType
 
-    import click
     from singer_sdk.singerlib import Catalog
 
     from tap_demandbase.dialects import Dialect
@@ -57,45 +65,10 @@ class StreamsFailedError(DemandbaseError):
         self.failures = list(failures)
 
 
-def checked_api_url(
-    url: str, logger: logging.Logger, example: str = "https://api.demandbase.com"
-) -> str:
-    """Return api_url, checked: absolute http(s); plain http warned about unless to loopback."""
-    parts = urlsplit(url)
-    if parts.scheme not in {"http", "https"} or not parts.hostname:
-        msg = f"Setting api_url='{url}' is not an absolute http(s) URL; use e.g. {example}."
-        raise ConfigError(msg)
-    if parts.scheme == "http" and not _is_loopback(parts.hostname):
-        logger.warning(
-            "Setting api_url uses plain http to %s: the access token would travel in clear "
-            "text. Use https.",
-            parts.hostname,
-        )
-    return url
-
-
-def _is_loopback(host: str) -> bool:
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return host == "localhost"
-
-
-def _checked_state_file(state: t.IO[str]) -> t.IO[str]:
-    """Return the --state file's text as a new stream, or fail naming the file."""
-    text = state.read()
-    try:
-        value = json.loads(text) if text.strip() else {}
-    except ValueError as exc:
-        msg = (
-            f"The state file {getattr(state, 'name', '')} is not valid JSON ({exc}); restore "
-            "it from the last STATE message the tap emitted, or remove it to start over."
-        )
-        raise ConfigError(msg) from exc
-    if not isinstance(value, dict):
-        msg = f"The state file {getattr(state, 'name', '')} does not hold a JSON object."
-        raise ConfigError(msg)
-    return io.StringIO(text or "{}")
+#: What api_url must look like (checked by the settings schema): an http(s) URL with a host.
+API_URL_PATTERN = r"^https?://[^\s/?#]+"
+#: Default of download_stall_seconds (the engine's results.py takes it as given).
+DEFAULT_STALL_SECONDS = 60.0
 
 
 class SyncRun:
@@ -183,7 +156,8 @@ class TapDemandbase(Tap):
         ),
         th.Property(
             "api_url",
-            th.StringType,
+            th.StringType(pattern=API_URL_PATTERN),
+            examples=["https://api.demandbase.com"],
             title="API URL",
             description=(
                 "Base URL of the API; default per dialect (export_v1: https://api.demandbase.com)."
@@ -208,27 +182,33 @@ class TapDemandbase(Tap):
             th.ObjectType(additional_properties=th.StringType),
             title="Replication keys",
             description=(
-                "Stream name → date field to bookmark and filter on. Defaults: activity_date "
-                "for activities, last_modified_date for the others."
+                "Stream name → date field to bookmark and filter on: any date or date-time field "
+                "of the stream (discovery lists them as valid-replication-keys). Defaults: "
+                "activity_date for activities, last_modified_date for the others. The setting "
+                "wins over the replication key of a catalog discovered before it was set."
             ),
         ),
         th.Property(
             "poll_interval_seconds",
-            th.NumberType,
-            default=2,
+            th.NumberType(exclusive_minimum=0),
             title="First poll interval",
-            description="Wait before the first job status call; doubles after each call.",
+            description=(
+                "Wait before the first job status call; doubles after each call. Default per "
+                "dialect: 2 s for export_v1."
+            ),
         ),
         th.Property(
             "max_poll_interval_seconds",
-            th.NumberType,
-            default=900,
+            th.NumberType(exclusive_minimum=0),
             title="Longest poll interval",
-            description="Cap of the exponential wait between two job status calls.",
+            description=(
+                "Cap of the exponential wait between two job status calls. Default per dialect: "
+                "900 s for export_v1 (a one-hour job costs 12 status calls)."
+            ),
         ),
         th.Property(
             "max_concurrent_jobs",
-            th.IntegerType,
+            th.IntegerType(minimum=1),
             default=1,
             title="Export jobs in flight",
             description=(
@@ -239,7 +219,7 @@ class TapDemandbase(Tap):
         ),
         th.Property(
             "window_days",
-            th.IntegerType,
+            th.IntegerType(minimum=1),
             title="Window (days)",
             description=(
                 "Split the range from the bookmark to end_date into windows of this many UTC "
@@ -249,33 +229,38 @@ class TapDemandbase(Tap):
         ),
         th.Property(
             "max_job_attempts",
-            th.IntegerType,
-            default=3,
+            th.IntegerType(minimum=1),
+            default=DEFAULT_MAX_ATTEMPTS,
             title="Job attempts",
-            description="How many export jobs to try for one window when they end failed.",
+            description=(
+                "How many export jobs to try for one window when they end failed; then the "
+                "stream fails with the job's error_message."
+            ),
         ),
         th.Property(
             "job_retry_cooldown_seconds",
-            th.NumberType,
-            default=60,
+            th.NumberType(minimum=0),
+            default=DEFAULT_COOLDOWN_SECONDS,
             title="Retry cooldown",
             description="Pause before a new job replaces one that failed.",
         ),
         th.Property(
             "job_timeout_seconds",
-            th.NumberType,
-            default=6 * 3600,
+            th.NumberType(exclusive_minimum=0),
             title="Job timeout",
-            description="An export job not done after this long is cancelled and the stream fails.",
+            description=(
+                "An export job not done after this long is cancelled (where the API can cancel) "
+                "and the stream fails. Default per dialect: 21600 s (6 hours) for export_v1."
+            ),
         ),
         th.Property(
             "download_stall_seconds",
-            th.NumberType,
-            default=60,
+            th.NumberType(exclusive_minimum=0),
+            default=DEFAULT_STALL_SECONDS,
             title="Download stall timeout",
             description=(
                 "A result download that brings less than 1 KiB in this many seconds (or nothing "
-                "at all) is a broken transfer: it is resumed where it stopped."
+                "at all) is a broken transfer: logged and resumed with Range where it stopped."
             ),
         ),
     ).to_dict()
@@ -285,6 +270,60 @@ class TapDemandbase(Tap):
         super().__init__(*args, **kwargs)
 
     # Settings -------------------------------------------------------------------------------
+
+    @override
+    def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
+        """Check the settings against the schema, whatever the command (discovery included).
+
+        Overrides the SDK's check (singer-sdk 0.54.x), which discovery skips (a missing
+        access_token then surfaced as a KeyError traceback) and which logs each violation on
+        its own line. Here every violation is one sentence naming the setting, all in one
+        ConfigError line; the validator also fills in the schema's defaults.
+        """
+        schema = self.config_jsonschema
+        self.append_builtin_config(schema)
+        errors = list(JSONSchemaValidator(schema).iter_errors(self._config))
+        if errors:
+            errors.sort(key=lambda error: [str(part) for part in error.path])
+            raise ConfigError(setting_errors_line(errors, schema, self._env_var_prefix))
+        for warning in unknown_setting_warnings(self._config, schema["properties"]):
+            self.logger.warning("%s", warning)
+        return []
+
+    @classproperty
+    @override
+    def _env_var_config(cls) -> dict[str, t.Any]:
+        """Return the settings given as TAP_DEMANDBASE_* environment variables (--config=ENV).
+
+        Overrides the SDK's parser (singer-sdk 0.54.x), which leaves numbers as strings
+        ('0.5' is not of type 'number'): numeric settings are read as text, then converted
+        here with an error naming the variable.
+        """
+        schema = copy.deepcopy(cls.config_jsonschema)
+        cls.append_builtin_config(schema)
+        kinds = {
+            name: "integer" if "integer" in types else "number"
+            for name, prop in schema["properties"].items()
+            if {"integer", "number"} & set(types := _schema_types(prop))
+        }
+        for name in kinds:
+            schema["properties"][name] = {"type": ["string"]}
+        config = parse_environment_config(schema, cls._env_var_prefix)
+        for name in kinds.keys() & config.keys():
+            env_var = cls._env_var_prefix + name.upper()
+            config[name] = number_from_env(
+                name, env_var, config[name], integer=kinds[name] == "integer"
+            )
+        return config
+
+    def setting(self, name: str) -> t.Any:
+        """Return a setting, or its default from the settings schema (the one place defaults
+        are written down).
+        """
+        value = self.config.get(name)
+        if value is None:
+            value = self.config_jsonschema["properties"][name].get("default")
+        return value
 
     @cached_property
     def dialect(self) -> Dialect:
@@ -302,11 +341,10 @@ class TapDemandbase(Tap):
         first = float(self.config.get("poll_interval_seconds", default.first_interval))
         cap = float(self.config.get("max_poll_interval_seconds", default.max_interval))
         timeout = float(self.config.get("job_timeout_seconds", default.timeout))
-        if first <= 0 or cap < first or timeout <= 0:
+        if cap < first:
             msg = (
-                "Settings poll_interval_seconds, max_poll_interval_seconds and "
-                "job_timeout_seconds must be positive, with max_poll_interval_seconds >= "
-                "poll_interval_seconds."
+                f"Setting max_poll_interval_seconds={cap:g} must be at least "
+                f"poll_interval_seconds={first:g}."
             )
             raise ConfigError(msg)
         return PollPolicy(first_interval=first, max_interval=cap, timeout=timeout)
@@ -322,16 +360,10 @@ class TapDemandbase(Tap):
             user_agent=f"{self.name}/{self.plugin_version}",
             download_stall_seconds=self._stall_seconds(),
         )
-        return dialect.connect(
-            self.config, checked_api_url(url, self.logger, dialect.default_api_url), options
-        )
+        return dialect.connect(self.config, checked_api_url(url, self.logger), options)
 
     def _stall_seconds(self) -> float:
-        value = float(self.config.get("download_stall_seconds", 60))
-        if value <= 0:
-            msg = f"Setting download_stall_seconds={value:g} must be a positive number of seconds."
-            raise ConfigError(msg)
-        return value
+        return float(self.setting("download_stall_seconds"))
 
     @cached_property
     def run_context(self) -> RunContext:
@@ -352,16 +384,16 @@ class TapDemandbase(Tap):
             end_day=utc_date(end or self.clock.now()),
             poll_policy=self.poll_policy(),
             attempts=AttemptPolicy(
-                max_attempts=self._positive_int("max_job_attempts") or DEFAULT_MAX_ATTEMPTS,
-                cooldown=self._cooldown_seconds(),
+                max_attempts=int(self.setting("max_job_attempts")),
+                cooldown=float(self.setting("job_retry_cooldown_seconds")),
             ),
-            window_days=self._positive_int("window_days"),
+            window_days=self.setting("window_days"),
             stall_seconds=self._stall_seconds(),
         )
 
     def _max_concurrent_jobs(self) -> int:
         """Return max_concurrent_jobs, refused above what the dialect's API allows."""
-        jobs = self._positive_int("max_concurrent_jobs") or 1
+        jobs = int(self.setting("max_concurrent_jobs"))
         limit = self.dialect.max_concurrent_jobs
         if limit is not None and jobs > limit:
             msg = (
@@ -370,23 +402,6 @@ class TapDemandbase(Tap):
             )
             raise ConfigError(msg)
         return jobs
-
-    def _cooldown_seconds(self) -> float:
-        value = float(self.config.get("job_retry_cooldown_seconds", DEFAULT_COOLDOWN_SECONDS))
-        if value < 0:
-            msg = f"Setting job_retry_cooldown_seconds={value:g} must be 0 or more seconds."
-            raise ConfigError(msg)
-        return value
-
-    def _positive_int(self, name: str) -> int | None:
-        """Return an optional whole-number setting that must be at least 1."""
-        value = self.config.get(name)
-        if value is None:
-            return None
-        if not isinstance(value, int) or value < 1:
-            msg = f"Setting {name}={value!r} must be a whole number of at least 1."
-            raise ConfigError(msg)
-        return value
 
     # Sync -----------------------------------------------------------------------------------
 
@@ -495,10 +510,14 @@ class TapDemandbase(Tap):
     def invoke(cls, *args: t.Any, **kwargs: t.Any) -> None:
         """Run a sync; our errors end it with one line and exit code 1, and so does a stream
         that failed while the others synced (one summary line per failed stream).
+
+        The --state and --catalog files are read here first, so that a truncated file is one
+        line naming it instead of a JSON traceback.
         """
         with one_line_errors(cls):
-            if kwargs.get("state") is not None:
-                kwargs["state"] = _checked_state_file(kwargs["state"])
+            for what in ("state", "catalog"):
+                if (handle := kwargs.get(what)) is not None:
+                    kwargs[what] = _checked_json_file(handle, what)
             super().invoke(*args, **kwargs)
 
     @override
@@ -507,6 +526,36 @@ class TapDemandbase(Tap):
         """Run discovery; our errors end it with one line and exit code 1."""
         with one_line_errors(cls):
             super().cb_discover(ctx, param, value)
+
+    @override
+    @classmethod
+    def cb_test(cls, ctx: click.Context, param: click.Option, value: str) -> None:
+        """Run --test (one record per stream); a stream that failed makes it exit 1.
+
+        Overrides the SDK's callback (singer-sdk 0.54.x), which exits 0 whatever happened.
+        """
+        if value == CliTestOptionValue.Disabled.value:
+            return
+        with one_line_errors(cls), contextlib.suppress(click.exceptions.Exit):
+            super().cb_test(ctx, param, value)
+        if value != CliTestOptionValue.Schema.value:
+            cls.logger.info("Connection test passed: every stream delivered a record.")
+        ctx.exit()
+
+
+def _schema_types(prop: dict[str, t.Any]) -> list[str]:
+    """Return the JSON types a settings property allows (a string or a list in the schema)."""
+    types = prop.get("type", [])
+    return [types] if isinstance(types, str) else list(types)
+
+
+def _checked_json_file(handle: t.IO[str], what: str) -> t.IO[str]:
+    """Return the --state or --catalog file re-opened in memory, once it is known to hold a
+    JSON object (else a ConfigError naming the file).
+    """
+    text = handle.read()
+    json_object_file(text, what, getattr(handle, "name", what))
+    return io.StringIO(text)
 
 
 if __name__ == "__main__":
