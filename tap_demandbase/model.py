@@ -158,11 +158,13 @@ class ReuseRule:
 
 @dataclass(frozen=True)
 class PollPolicy:
-    """How often to ask for a job's status, and for how long."""
+    """How often to ask for a job's status, and for how long (each dialect has its defaults:
+    status calls are budgeted differently by each API).
+    """
 
-    first_interval: float = 2.0
-    max_interval: float = 900.0
-    timeout: float = 6 * 3600.0
+    first_interval: float
+    max_interval: float
+    timeout: float
 
     def intervals(self) -> Iterator[float]:
         """Yield the waits between status calls: doubling from the first, capped."""

@@ -444,7 +444,13 @@ def test_a_job_still_not_found_after_the_brief_retries_is_an_error(sandbox):
     client = export_v1.connect({"access_token": sandbox.token}, sandbox.api_url, options).api
     clock = FakeClock()
     spec = JobSpec("campaigns", ("id",), "last_modified_date")
-    job = ExportJob(client, spec, PollPolicy(first_interval=0.01), logging.getLogger("t"), clock)
+    job = ExportJob(
+        client,
+        spec,
+        PollPolicy(first_interval=0.01, max_interval=1, timeout=60),
+        logging.getLogger("t"),
+        clock,
+    )
     job.create()
     with pytest.raises(ApiRequestError) as raised:
         job.wait_until_completed()

@@ -473,8 +473,9 @@ def connect(config: Mapping[str, t.Any], api_url: str, options: ConnectOptions) 
     token = config.get("access_token")
     if not token:
         msg = (
-            "Setting access_token is missing: set it (or TAP_DEMANDBASE_ACCESS_TOKEN) to the "
-            "bearer token of a Demandbase user with the Data Export permission."
+            "Setting access_token is required with api_dialect=export_v1: set it (or "
+            "TAP_DEMANDBASE_ACCESS_TOKEN) to the bearer token of a Demandbase user with the Data "
+            "Export permission."
         )
         raise ConfigError(msg)
     add_secrets(str(token))

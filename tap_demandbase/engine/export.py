@@ -70,7 +70,7 @@ class RunContext:
     clock: Clock
     scheduler: JobScheduler
     end_day: datetime.date
-    poll_policy: PollPolicy = field(default_factory=PollPolicy)
+    poll_policy: PollPolicy
     attempts: AttemptPolicy = field(default_factory=AttemptPolicy)
     window_days: int | None = None
     stall_seconds: float = 60.0
