@@ -9,28 +9,22 @@ from __future__ import annotations
 
 import contextlib
 import datetime
-import logging
-import sys
 import typing as t
 
-from singer_sdk import Stream
-from singer_sdk.helpers.conform import TypeConformanceLevel
-from singer_sdk.mapper import SameRecordTransform
 from typing_extensions import override
 
 from tap_demandbase.batches import batch_writer
 from tap_demandbase.engine.export import PartResult, StreamExport, StreamRequest, greatest
-from tap_demandbase.engine.windows import is_date, utc_date
+from tap_demandbase.engine.windows import first_day, is_date
 from tap_demandbase.errors import (
     AuthError,
-    BadStateError,
     ConfigError,
     DemandbaseError,
     QuotaExceededError,
 )
+from tap_demandbase.record_path import FastRecordStream
 from tap_demandbase.records import CsvPartReader
 from tap_demandbase.schema import date_fields
-from tap_demandbase.writer import FastSingerWriter
 
 if t.TYPE_CHECKING:
     from collections.abc import Iterable, Iterator
@@ -62,18 +56,14 @@ class SyncHooks(t.Protocol):
         ...
 
 
-class ExportStream(Stream):
+class ExportStream(FastRecordStream):
     """The records of one entity type, exported by one job per window from the bookmark's day.
 
     The bookmark is the greatest replication-key value seen; the next run starts on that UTC
     day, so the bookmark's day is read again (at-least-once; targets de-duplicate on ``id``).
 
-    Records leave the CSV reader already typed by the schema, so the SDK's per-record type
-    conformance is off, and when no stream map or flattening changes records they go straight to
-    the orjson writer (see ``_write_record_message``).
+    Records leave the CSV reader already typed by the schema (``record_path.py`` writes them).
     """
-
-    TYPE_CONFORMANCE_LEVEL = TypeConformanceLevel.NONE
 
     def __init__(
         self,
@@ -93,9 +83,6 @@ class ExportStream(Stream):
         self.replication_key = replication_key
         self._key_from_settings = key_from_settings
         self._export: StreamExport | None = None
-        self._direct_writer: FastSingerWriter | None = None
-        self._direct_checked = False
-        self._time_extracted: str | None = None
 
     @property
     @override
@@ -167,35 +154,19 @@ class ExportStream(Stream):
         )
 
     def _start_day(self) -> datetime.date | None:
-        """Return the UTC day this sync starts on: the bookmark's, or start_date's if later.
-
-        Read from the state directly (not from the SDK's starting marker), because a job
-        planned ahead is created before the SDK begins this stream.
+        """Return the UTC day this sync starts on (read from the state directly, not from the
+        SDK's starting marker: a job planned ahead is created before the SDK begins this stream).
         """
-        state = self.stream_state
-        bookmark = state.get("replication_key_value")
-        if state.get("replication_key") != self.replication_key:
-            bookmark = None
-        if bookmark not in (None, "") and not is_date(bookmark):
-            shown = repr(bookmark) if len(repr(bookmark)) <= 60 else repr(bookmark)[:57] + "..."
-            msg = (
-                f"the bookmark in the state (bookmarks.{self.name}.replication_key_value = "
-                f"{shown}) is not a date. Fix it or remove it from the state file given with "
-                "--state, then run again."
-            )
-            raise BadStateError(msg)
-        start_date = self.config.get("start_date")
-        value = str(bookmark) if bookmark else start_date
-        if bookmark and start_date:
-            value = self.compare_start_date(str(bookmark), start_date)
-        return utc_date(value) if value else None
+        return first_day(
+            self.name, self.stream_state, self.replication_key, self.config.get("start_date")
+        )
 
     @override
     def compare_start_date(self, value: str, start_date_value: str) -> str:
         """Return the later of bookmark and start_date (the SDK's starting marker).
 
         A bookmark that is not a date yields start_date here, so that the SDK (which calls
-        this before the stream's records) does not crash on it: ``_start_day`` then fails
+        this before the stream's records) does not crash on it: ``first_day`` then fails
         this stream alone with one line naming the state.
         """
         if not is_date(value):
@@ -249,20 +220,16 @@ class ExportStream(Stream):
         takes the window's greatest value.
         """
         window.finish()
-        self._advance_bookmark(window.progress.max_value)
+        self.advance_bookmark(window.progress.max_value)
         self.finalize_state_progress_markers(self.stream_state)
 
     def _checkpoint(self, max_value: t.Any) -> None:
         """Give the SDK's bookmark the greatest value emitted so far, then emit STATE (after
         the records before it, which the writer flushes first).
         """
-        self._advance_bookmark(max_value)
+        self.advance_bookmark(max_value)
         self.state_manager.is_flushed = False
         self._write_state_message()
-
-    def _advance_bookmark(self, value: t.Any) -> None:
-        if value is not None and self.replication_key:
-            super()._increment_stream_state({self.replication_key: value})
 
     @contextlib.contextmanager
     def _failure_kept_to_this_stream(self) -> Iterator[None]:
@@ -283,66 +250,3 @@ class ExportStream(Stream):
             self.hooks.stream_failed(self.name, exc)
         finally:
             self.run.scheduler.release_stream(self.name)
-
-    @override
-    def log(self, message: str, *args: t.Any, level: int = logging.INFO, **kwargs: t.Any) -> None:
-        """Log, except the SDK's generic "unhandled error" line for an error the tap reports
-        itself in one line (a filter on the logger would pile up, one per tap instance).
-        """
-        generic = level >= logging.ERROR and message.startswith("An unhandled error occurred")
-        if generic and isinstance(sys.exc_info()[1], DemandbaseError):
-            return
-        super().log(message, *args, level=level, **kwargs)
-
-    # The SDK's per-record path, short-cut where it changes nothing ------------------------
-
-    @override
-    def _write_record_message(self, record: types.Record) -> None:
-        """Write a RECORD message, bypassing the SDK's per-record work when it changes nothing.
-
-        Overrides a private SDK hook (singer-sdk 0.54.x, pinned; ``@override`` makes mypy fail
-        if it is renamed, and tests/test_record_path.py checks that this path is the one used).
-        Records are already typed and hold only selected fields, so popping deselected
-        properties and building message objects is waste when the only stream map is the
-        identity.
-        """
-        if not self._direct_checked:
-            self._direct_writer = self._fast_writer()
-            self._direct_checked = True
-        if self._direct_writer is not None:
-            self._direct_writer.write_record(self.name, record, self._time_extracted)
-            self.state_manager.is_flushed = False
-        else:
-            super()._write_record_message(record)
-
-    def _fast_writer(self) -> FastSingerWriter | None:
-        """Return the tap's writer when records can skip the SDK's map/flatten machinery."""
-        writer = self._tap.message_writer
-        maps = self.stream_maps
-        identity = (
-            len(maps) == 1
-            and type(maps[0]) is SameRecordTransform
-            and maps[0].stream_alias == self.name
-            and not maps[0].flattening_enabled
-        )
-        return writer if identity and isinstance(writer, FastSingerWriter) else None
-
-    @override
-    def _process_record(
-        self,
-        record: types.Record,
-        child_context: types.Context | None = None,
-        partition_context: types.Context | None = None,
-    ) -> None:
-        """Skip the SDK's per-record child-stream and partition work: these streams have none."""
-        if self.child_streams or partition_context:
-            super()._process_record(record, child_context, partition_context)
-
-    @override
-    def _increment_stream_state(
-        self, latest_record: types.Record, *, context: types.Context | None = None
-    ) -> None:
-        """Do nothing per record: the bookmark moves once per part (``_checkpoint``), with the
-        greatest value ``get_records`` saw, instead of a state lookup and two conversions per
-        record in the SDK's version.
-        """

@@ -7,6 +7,11 @@ import typing as t
 
 import pendulum
 
+from tap_demandbase.errors import BadStateError
+
+if t.TYPE_CHECKING:
+    from collections.abc import Mapping
+
 
 def plan_windows(
     start: datetime.date, end: datetime.date, days: int | None
@@ -61,3 +66,27 @@ def state_datetime(value: t.Any) -> datetime.datetime | None:
     except ValueError:
         return None
     return moment if moment.tzinfo else moment.replace(tzinfo=datetime.timezone.utc)
+
+
+def first_day(
+    stream: str, state: Mapping[str, t.Any], replication_key: str | None, start_date: str | None
+) -> datetime.date | None:
+    """Return the UTC day a sync starts on: the bookmark's day (read again: the overlap day)
+    or start_date's, whichever is later; None when neither is set (all rows).
+
+    Raises:
+        BadStateError: the bookmark is not a date (named with its state key).
+    """
+    bookmark = state.get("replication_key_value")
+    if state.get("replication_key") != replication_key:
+        bookmark = None
+    if bookmark not in (None, "") and not is_date(bookmark):
+        shown = repr(bookmark) if len(repr(bookmark)) <= 60 else repr(bookmark)[:57] + "..."
+        msg = (
+            f"the bookmark in the state (bookmarks.{stream}.replication_key_value = {shown}) is "
+            "not a date. Fix it or remove it from the state file given with --state, then run "
+            "again."
+        )
+        raise BadStateError(msg)
+    days = [utc_date(value) for value in (bookmark, start_date) if value]
+    return max(days) if days else None
