@@ -20,6 +20,7 @@ from singer_sdk.mapper import SameRecordTransform
 
 from tap_demandbase.api import JobSpec
 from tap_demandbase.batches import batch_writer
+from tap_demandbase.columnar import polars_available, write_part_record_messages
 from tap_demandbase.errors import (
     AuthError,
     ConfigError,
@@ -230,6 +231,8 @@ class ExportStream(Stream):
             for spec in self.window_specs():
                 for part, reader in self._window_parts(spec, context):
                     self._time_extracted = datetime.datetime.now(datetime.timezone.utc).isoformat()
+                    if self._wrote_part_columnar(part, reader):
+                        continue
                     for record in reader.records(part):
                         self._window_rows += 1
                         yield record
@@ -391,6 +394,28 @@ class ExportStream(Stream):
             self.state_manager.is_flushed = False
         else:
             super()._write_record_message(record)
+
+    def _wrote_part_columnar(self, part: DownloadedPart, reader: CsvPartReader) -> bool:
+        """Write a whole part's RECORD messages through the columnar path (``columnar.py``)
+        when records reach the output unchanged; return whether it did.
+
+        The part's row count and greatest replication-key value come back as plain values, so
+        the window's row total and the bookmark move exactly as record by record.
+        """
+        if not self._direct_checked:
+            self._direct_writer = self._fast_writer()
+            self._direct_checked = True
+        if self._direct_writer is None or not polars_available():
+            return False
+        assert self._time_extracted is not None
+        summary = write_part_record_messages(
+            part, reader, self._direct_writer, self._time_extracted, self.replication_key
+        )
+        self._window_rows += summary.rows
+        if summary.max_replication_value is not None and self.replication_key:
+            self._increment_stream_state({self.replication_key: summary.max_replication_value})
+        self.state_manager.is_flushed = False
+        return True
 
     def _fast_writer(self) -> FastSingerWriter | None:
         """Return the tap's writer when records can skip the SDK's map/flatten machinery."""
