@@ -45,7 +45,9 @@ if t.TYPE_CHECKING:
 
 #: Bytes of CSV typed at once: big enough for polars to use every core, small enough that a
 #: chunk, its columns and its output stay well within the memory budget.
-CHUNK_BYTES = 8 << 20
+CHUNK_BYTES = int(float(__import__("os").environ.get("XCHUNK", "8")) * (1 << 20))
+#: Bytes of CSV the chunk pattern is matched against at once (see ``_well_formed``).
+CHECK_BYTES = 256 << 10
 #: A row longer than this is not looked for further: the Python reader refuses fields this large.
 MAX_ROW_BYTES = 64 << 20
 #: Records the Python reader hands over at once when it reads the rest of a part.
@@ -152,11 +154,7 @@ class ColumnarPartReader:
         """Parse and type one chunk of whole rows; None when it is not provably exact."""
         import polars as pl
 
-        try:
-            text = pl.Series([chunk], dtype=pl.Binary).cast(pl.String)
-        except pl.exceptions.InvalidOperationError:  # not UTF-8
-            return None
-        if not text.str.contains(layout.chunk_pattern).item():
+        if not _well_formed(chunk, layout.chunk_pattern):
             return None
         try:
             frame = pl.read_csv(
@@ -262,6 +260,33 @@ def _chunk_pattern(width: int) -> str:
     return r"\A(?:" + row + r"\r?\n)*(?:" + row + r")?\z"
 
 
+def _well_formed(chunk: bytes, pattern: str) -> bool:
+    """Whether a chunk of rows is valid UTF-8 and matches the chunk pattern.
+
+    The chunk is checked in pieces of about ``CHECK_BYTES`` (cut at row boundaries), because
+    the regex engine needs memory in proportion to its input, and so that pieces are checked on
+    every core at once.
+    """
+    import polars as pl
+
+    pieces = []
+    start = 0
+    while start < len(chunk):
+        end = (
+            _last_row_end(chunk, start, start + CHECK_BYTES)
+            if start + CHECK_BYTES < len(chunk)
+            else None
+        )
+        end = end or len(chunk)
+        pieces.append(chunk[start:end])
+        start = end
+    try:
+        text = pl.Series(pieces, dtype=pl.Binary).cast(pl.String)
+    except pl.exceptions.InvalidOperationError:  # not UTF-8
+        return False
+    return bool(text.str.contains(pattern).all())
+
+
 def _row_chunks(raw: t.BinaryIO, size: int) -> Iterator[bytes]:
     """Yield the rest of a CSV file in chunks of about ``size`` bytes, each ending on a row
     boundary: a line feed preceded by an even number of quotes in the chunk.
@@ -288,14 +313,16 @@ def _row_chunks(raw: t.BinaryIO, size: int) -> Iterator[bytes]:
         carry = chunk[end:]
 
 
-def _last_row_end(chunk: bytes) -> int | None:
-    """Return the offset just after the last line feed outside quotes, if any."""
-    end = chunk.rfind(b"\n")
+def _last_row_end(chunk: bytes, start: int = 0, stop: int | None = None) -> int | None:
+    """Return the offset just after the last line feed in ``chunk[start:stop]`` that has an
+    even number of quotes between ``start`` (a row boundary) and it, if any.
+    """
+    end = chunk.rfind(b"\n", start, stop)
     if end < 0:
         return None
-    quotes = chunk.count(b'"', 0, end)
+    quotes = chunk.count(b'"', start, end)
     while quotes % 2:
-        previous = chunk.rfind(b"\n", 0, end)
+        previous = chunk.rfind(b"\n", start, end)
         if previous < 0:
             return None
         quotes -= chunk.count(b'"', previous, end)
@@ -449,7 +476,7 @@ def write_record_messages(
             pl.struct(pl.all()).alias("record"),
             pl.lit(time_extracted).alias("time_extracted"),
         )
-        sink.write_lines(_ndjson(messages))
+        messages.write_ndjson(_LinesTo(sink))  # polars hands over a few MiB at a time
     return summary.result()
 
 
@@ -465,7 +492,7 @@ def write_json_lines(
         if isinstance(block, list):
             out.write(b"".join(orjson.dumps(r, option=orjson.OPT_APPEND_NEWLINE) for r in block))
         else:
-            out.write(_ndjson(block))
+            block.write_ndjson(out)  # polars hands over a few MiB at a time
     return summary.result()
 
 
@@ -536,10 +563,21 @@ def _records_frame(records: list[dict[str, t.Any]], schema: dict[str, pl.DataTyp
     )
 
 
-def _ndjson(frame: pl.DataFrame) -> bytes:
-    buffer = io.BytesIO()
-    frame.write_ndjson(buffer)
-    return buffer.getvalue()
+class _LinesTo(io.RawIOBase):
+    """A binary file whose writes go to a RECORD sink (what polars' writers write to)."""
+
+    def __init__(self, sink: RecordSink) -> None:
+        super().__init__()
+        self.sink = sink
+
+    def writable(self) -> bool:
+        """Whether the file can be written: it can."""
+        return True
+
+    def write(self, data: t.Any) -> int:
+        """Hand encoded lines to the sink."""
+        self.sink.write_lines(bytes(data))
+        return len(data)
 
 
 class _Summary:
