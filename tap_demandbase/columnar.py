@@ -101,10 +101,12 @@ class ColumnarPartReader:
         replication_key: str | None,
         *,
         chunk_bytes: int = CHUNK_BYTES,
+        check_bytes: int = CHECK_BYTES,
     ) -> None:
         self.reader = reader
         self.replication_key = replication_key
         self.chunk_bytes = chunk_bytes
+        self.check_bytes = check_bytes
         self.fields = list(reader.fields)
         self.kinds = {name: property_kind(reader.properties[name]) for name in self.fields}
 
@@ -154,7 +156,7 @@ class ColumnarPartReader:
         """Parse and type one chunk of whole rows; None when it is not provably exact."""
         import polars as pl
 
-        if not _well_formed(chunk, layout.chunk_pattern):
+        if not _well_formed(chunk, layout.chunk_pattern, self.check_bytes):
             return None
         try:
             frame = pl.read_csv(
@@ -260,10 +262,10 @@ def _chunk_pattern(width: int) -> str:
     return r"\A(?:" + row + r"\r?\n)*(?:" + row + r")?\z"
 
 
-def _well_formed(chunk: bytes, pattern: str) -> bool:
+def _well_formed(chunk: bytes, pattern: str, piece_bytes: int) -> bool:
     """Whether a chunk of rows is valid UTF-8 and matches the chunk pattern.
 
-    The chunk is checked in pieces of about ``CHECK_BYTES`` (cut at row boundaries), because
+    The chunk is checked in pieces of about ``piece_bytes`` (cut at row boundaries), because
     the regex engine needs memory in proportion to its input, and so that pieces are checked on
     every core at once.
     """
@@ -272,12 +274,8 @@ def _well_formed(chunk: bytes, pattern: str) -> bool:
     pieces = []
     start = 0
     while start < len(chunk):
-        end = (
-            _last_row_end(chunk, start, start + CHECK_BYTES)
-            if start + CHECK_BYTES < len(chunk)
-            else None
-        )
-        end = end or len(chunk)
+        stop = start + piece_bytes
+        end = (_last_row_end(chunk, start, stop) if stop < len(chunk) else None) or len(chunk)
         pieces.append(chunk[start:end])
         start = end
     try:
@@ -354,54 +352,86 @@ def _date(cell: pl.Expr, tmp: str, target: Target) -> tuple[list[list[pl.Expr]],
 def _datetime(cell: pl.Expr, tmp: str, target: Target) -> tuple[list[list[pl.Expr]], pl.Expr]:
     """An ISO 8601 date-time cell → a UTC instant in microseconds, null when invalid; for JSON,
     the text ``datetime.isoformat()`` gives for it (``+00:00``, microseconds only if not 0).
+
+    Once a cell matches the grammar, each part sits at a known position: the date at 0-9, hour
+    and minute at 11-15, seconds at 17-18 when there is a colon at 16, then an optional fraction
+    and an optional zone at the end (``Z``, ``±HH:MM`` or ``±HHMM``). So fixed slices read it.
     """
     import polars as pl
 
-    groups = pl.col(tmp + "g")
+    number = pl.Int64
+    v = pl.col(tmp + "v")
+    length, rest, zone = pl.col(tmp + "len"), pl.col(tmp + "rest"), pl.col(tmp + "zone")
+    has_seconds = v.str.slice(16, 1) == ":"
 
-    def number(index: int, key: str, default: int = 0) -> pl.Expr:
-        field = groups.struct.field(str(index)).cast(pl.Int64, strict=False)
-        return field.fill_null(default).alias(tmp + key)
+    def at(start: int | pl.Expr, size: int | pl.Expr) -> pl.Expr:
+        return v.str.slice(start, size).cast(number, strict=False)
 
-    fraction = groups.struct.field("7").str.pad_end(6, "0").str.slice(0, 6)
-    sign = pl.when(groups.struct.field("8") == "-").then(-1).otherwise(1)
-    numbers = [
-        groups.struct.field("1").cast(pl.Int64, strict=False).alias(tmp + "y"),
-        number(2, "mo"),
-        number(3, "d"),
-        number(4, "h"),
-        number(5, "mi"),
-        number(6, "s"),
-        fraction.cast(pl.Int64, strict=False).fill_null(0).alias(tmp + "us"),
-        sign.alias(tmp + "sign"),
-        number(9, "zh"),
-        number(10, "zm"),
+    shaped = [pl.when(cell.str.contains(_DATETIME)).then(cell).alias(tmp + "v")]
+    fixed = [
+        v.str.len_bytes().cast(number).alias(tmp + "len"),
+        pl.when(has_seconds)
+        .then(19)
+        .when(v.str.len_bytes() > 10)
+        .then(16)
+        .otherwise(10)
+        .cast(number)
+        .alias(tmp + "rest"),  # where fraction and zone start
+        at(0, 4).alias(tmp + "y"),
+        at(5, 2).alias(tmp + "mo"),
+        at(8, 2).alias(tmp + "d"),
+        at(11, 2).fill_null(0).alias(tmp + "h"),
+        at(14, 2).fill_null(0).alias(tmp + "mi"),
+        pl.when(has_seconds).then(at(17, 2)).otherwise(0).alias(tmp + "s"),
     ]
-    y, mo, d, h, mi, sec, us, sg, zh, zm = (
+    tail = v.str.slice(rest)
+    zone_length = (
+        pl.when(v.str.ends_with("Z") | v.str.ends_with("z"))
+        .then(1)
+        .when(tail.str.contains(":", literal=True))
+        .then(6)
+        .when(tail.str.contains("+", literal=True) | tail.str.contains("-", literal=True))
+        .then(5)
+        .otherwise(0)
+    )
+    fraction_length = length - rest - zone - 1  # the digits after the point, if any
+    numeric_zone = zone >= 5
+    variable = [
+        pl.when(fraction_length > 0)
+        .then(v.str.slice(rest + 1, pl.min_horizontal(fraction_length, 6)).str.pad_end(6, "0"))
+        .cast(number, strict=False)
+        .fill_null(0)
+        .alias(tmp + "us"),
+        pl.when(numeric_zone).then(at(length - zone + 1, 2)).otherwise(0).alias(tmp + "zh"),
+        pl.when(numeric_zone).then(at(length - 2, 2)).otherwise(0).alias(tmp + "zm"),
+        pl.when(numeric_zone & (v.str.slice(length - zone, 1) == "-"))
+        .then(-1)
+        .otherwise(1)
+        .alias(tmp + "sign"),
+    ]
+    y, mo, d, h, mi, sec, us, sign, zh, zm = (
         pl.col(tmp + key) for key in ("y", "mo", "d", "h", "mi", "s", "us", "sign", "zh", "zm")
     )
-    seconds = _days_from_civil(y, mo, d) * 86_400 + h * 3600 + (mi - sg * (zh * 60 + zm)) * 60 + sec
+    seconds = (
+        _days_from_civil(y, mo, d) * 86_400 + h * 3600 + (mi - sign * (zh * 60 + zm)) * 60 + sec
+    )
     instant = seconds * 1_000_000 + us
     valid = _valid_date(y, mo, d) & (h <= 23) & (mi <= 59) & (sec <= 59) & (zh <= 23) & (zm <= 59)
-    checked = pl.when(valid).then(instant)
     micros = pl.col(tmp + "i")
-    in_range = pl.when((micros >= _MIN_US) & (micros < _END_US)).then(micros)
     stages = [
-        [cell.str.extract_groups(_DATETIME).alias(tmp + "g")],
-        numbers,
-        [checked.alias(tmp + "i")],
-        [in_range.alias(tmp + "u")],
+        shaped,
+        fixed,
+        [zone_length.cast(number).alias(tmp + "zone")],
+        variable,
+        [pl.when(valid).then(instant).alias(tmp + "i")],
+        [pl.when((micros >= _MIN_US) & (micros < _END_US)).then(micros).alias(tmp + "u")],
     ]
-    moment = pl.col(tmp + "u").cast(pl.Datetime("us", "UTC"))
+    utc = pl.col(tmp + "u")
     if target == "parquet":
-        return stages, moment
-    fraction_text = pl.when(pl.col(tmp + "u") % 1_000_000 != 0).then(
-        pl.lit(".") + (pl.col(tmp + "u") % 1_000_000).cast(pl.String).str.zfill(6)
-    )
-    text = pl.concat_str(
-        moment.dt.strftime("%Y-%m-%dT%H:%M:%S"), fraction_text.fill_null(""), pl.lit("+00:00")
-    )
-    return stages, text
+        return stages, utc.cast(pl.Datetime("us", "UTC"))
+    # Formatting a naive datetime is cheaper than an aware one; the text is the same.
+    text = utc.cast(pl.Datetime("us")).dt.strftime("%Y-%m-%dT%H:%M:%S%.6f+00:00")
+    return stages, text.str.replace(".000000+", "+", literal=True)  # no microseconds: none
 
 
 def _valid_date(year: pl.Expr, month: pl.Expr, day: pl.Expr) -> pl.Expr:
@@ -476,7 +506,7 @@ def write_record_messages(
             pl.struct(pl.all()).alias("record"),
             pl.lit(time_extracted).alias("time_extracted"),
         )
-        messages.write_ndjson(_LinesTo(sink))  # polars hands over a few MiB at a time
+        messages.write_ndjson(t.cast("t.IO[bytes]", _LinesTo(sink)))  # a few MiB at a time
     return summary.result()
 
 
