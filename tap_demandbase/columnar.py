@@ -130,9 +130,7 @@ class ColumnarPartReader:
                         yield frame
                 else:
                     return
-        rest = itertools.islice(self.reader.records(part), delivered, None)
-        while block := list(itertools.islice(rest, FALLBACK_BLOCK_ROWS)):
-            yield block
+        yield from _in_blocks(itertools.islice(self.reader.records(part), delivered, None))
 
     def _layout(self, raw: t.BinaryIO) -> _Layout | None:
         """Read the header row; None when this path does not handle it (the Python reader will
@@ -262,6 +260,25 @@ def _chunk_pattern(width: int) -> str:
     return r"\A(?:" + row + r"\r?\n)*(?:" + row + r")?\z"
 
 
+def _in_blocks(records: Iterator[dict[str, t.Any]]) -> Iterator[list[dict[str, t.Any]]]:
+    """Group records in blocks; the records read before an error are still yielded before it
+    is raised, as the Python path would have emitted them.
+    """
+    block: list[dict[str, t.Any]] = []
+    try:
+        for record in records:
+            block.append(record)
+            if len(block) >= FALLBACK_BLOCK_ROWS:
+                yield block
+                block = []
+    except Exception:
+        if block:
+            yield block
+        raise
+    if block:
+        yield block
+
+
 def _well_formed(chunk: bytes, pattern: str, piece_bytes: int) -> bool:
     """Whether a chunk of rows is valid UTF-8 and matches the chunk pattern.
 
@@ -280,7 +297,7 @@ def _well_formed(chunk: bytes, pattern: str, piece_bytes: int) -> bool:
         start = end
     try:
         text = pl.Series(pieces, dtype=pl.Binary).cast(pl.String)
-    except pl.exceptions.InvalidOperationError:  # not UTF-8
+    except (pl.exceptions.InvalidOperationError, pl.exceptions.ComputeError):  # not UTF-8
         return False
     return bool(text.str.contains(pattern).all())
 
