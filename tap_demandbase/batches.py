@@ -98,8 +98,12 @@ class _JsonLinesWriter:
 class _ColumnarJsonLinesWriter(_JsonLinesWriter):
     """Records typed a column at a time (``columnar.py``), written as JSON lines by polars."""
 
+    def __init__(self, reader: CsvPartReader, replication_key: str | None, gzipped: bool) -> None:
+        super().__init__(reader, replication_key, gzipped)
+        self.columnar = ColumnarPartReader(reader, replication_key)
+
     def _write(self, part: DownloadedPart, out: t.Any, filename: str) -> BatchFile:
-        blocks = ColumnarPartReader(self.reader, self.replication_key).blocks(part, "json")
+        blocks = self.columnar.blocks(part, "json")
         summary = write_json_lines(blocks, out, self.replication_key)
         return BatchFile(filename, summary.rows, summary.max_replication_value)
 
@@ -120,9 +124,10 @@ class _ParquetWriter:
         self.replication_key = replication_key
         self.compression: t.Literal["gzip", "uncompressed"] = "gzip" if gzipped else "uncompressed"
         self.schema = parquet_schema(reader)
+        self.columnar = ColumnarPartReader(reader, replication_key)
 
     def __call__(self, part: DownloadedPart, storage: StorageTarget, filename: str) -> BatchFile:
-        blocks = ColumnarPartReader(self.reader, self.replication_key).blocks(part, "parquet")
+        blocks = self.columnar.blocks(part, "parquet")
         with storage.open(filename, "wb") as out:
             summary = write_parquet(
                 blocks, out, self.schema, self.compression, self.replication_key

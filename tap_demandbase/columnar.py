@@ -30,7 +30,9 @@ from __future__ import annotations
 
 import io
 import itertools
+import os
 import typing as t
+import weakref
 from dataclasses import dataclass
 
 from tap_demandbase.schema import property_kind
@@ -43,9 +45,14 @@ if t.TYPE_CHECKING:
     from tap_demandbase.records import CsvPartReader
     from tap_demandbase.results import DownloadedPart
 
+# polars allocates with jemalloc, which by default keeps an arena per thread and core: memory
+# freed by one chunk in one arena is not reused by the next chunk in another, and peak RSS grows
+# with every chunk. One arena keeps it flat. Read when polars loads (it is imported lazily).
+os.environ.setdefault("_RJEM_MALLOC_CONF", "narenas:1,dirty_decay_ms:500,muzzy_decay_ms:1000")
+
 #: Bytes of CSV typed at once: big enough for polars to use every core, small enough that a
 #: chunk, its columns and its output stay well within the memory budget.
-CHUNK_BYTES = int(float(__import__("os").environ.get("XCHUNK", "8")) * (1 << 20))
+CHUNK_BYTES = int(float(__import__("os").environ.get("XCHUNK", "2")) * (1 << 20))
 #: Bytes of CSV the chunk pattern is matched against at once (see ``_well_formed``).
 CHECK_BYTES = 256 << 10
 #: A row longer than this is not looked for further: the Python reader refuses fields this large.
@@ -109,6 +116,9 @@ class ColumnarPartReader:
         self.check_bytes = check_bytes
         self.fields = list(reader.fields)
         self.kinds = {name: property_kind(reader.properties[name]) for name in self.fields}
+        self._plans: dict[
+            tuple[tuple[str, ...], Target], tuple[list[list[pl.Expr]], list[pl.Expr]]
+        ] = {}
 
     def blocks(self, part: DownloadedPart, target: Target) -> Iterator[Block]:
         """Yield the part's records in file order, as blocks.
@@ -182,6 +192,21 @@ class ColumnarPartReader:
         Conversions that need intermediate columns (date-times) compute them in stages, each
         stage a ``with_columns``, so that no sub-expression is evaluated twice.
         """
+        stages, finals = self._plan(tuple(names), target)
+        lazy = frame.lazy()
+        for exprs in stages:
+            lazy = lazy.with_columns(exprs)
+        return lazy.select(finals).collect()
+
+    def _plan(
+        self, names: tuple[str, ...], target: Target
+    ) -> tuple[list[list[pl.Expr]], list[pl.Expr]]:
+        """Return the stages and final expressions typing ``names`` (built once per part
+        layout: building them costs more than running them on a chunk).
+        """
+        plan = self._plans.get((names, target))
+        if plan is not None:
+            return plan
         stages: list[list[pl.Expr]] = []
         finals = []
         for index, name in enumerate(names):
@@ -191,10 +216,8 @@ class ColumnarPartReader:
                     stages.append([])
                 stages[depth] += exprs
             finals.append(final.alias(name))
-        lazy = frame.lazy()
-        for exprs in stages:
-            lazy = lazy.with_columns(exprs)
-        return lazy.select(finals).collect()
+        self._plans[names, target] = stages, finals
+        return stages, finals
 
 
 def _conversion(
@@ -665,5 +688,13 @@ def write_part_record_messages(
     replication_key: str | None,
 ) -> PartSummary:
     """Write one part's RECORD messages through the columnar path; return what they held."""
-    blocks = ColumnarPartReader(reader, replication_key).blocks(part, "json")
+    columnar = _READERS.get(reader)
+    if columnar is None or columnar.replication_key != replication_key:
+        columnar = _READERS[reader] = ColumnarPartReader(reader, replication_key)
+    blocks = columnar.blocks(part, "json")
     return write_record_messages(blocks, sink, reader.stream, time_extracted, replication_key)
+
+
+#: The columnar reader of each Python reader (one per window), so that its typing plan is built
+#: once per window, not once per part.
+_READERS: weakref.WeakKeyDictionary[CsvPartReader, ColumnarPartReader] = weakref.WeakKeyDictionary()
