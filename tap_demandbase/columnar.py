@@ -31,6 +31,7 @@ from __future__ import annotations
 import io
 import itertools
 import os
+import re
 import typing as t
 import weakref
 from dataclasses import dataclass
@@ -375,103 +376,97 @@ def _date(cell: pl.Expr, tmp: str, target: Target) -> tuple[list[list[pl.Expr]],
     """A YYYY-MM-DD cell: kept as text for JSON, a ``Date`` for parquet; null when invalid."""
     import polars as pl
 
-    shaped = cell.str.contains(_DATE)
-    parts = [
-        pl.when(shaped)
-        .then(cell.str.slice(start, length).cast(pl.Int64, strict=False))
-        .alias(tmp + key)
-        for key, start, length in (("y", 0, 4), ("m", 5, 2), ("d", 8, 2))
-    ]
-    year, month, day = (pl.col(tmp + key) for key in "ymd")
-    valid = _valid_date(year, month, day)
+    day = pl.col(tmp + "day")
+    stages = [[_calendar_day(cell).alias(tmp + "day")]]
     if target == "json":
-        return [parts], pl.when(valid).then(cell)
-    return [parts], pl.when(valid).then(_days_from_civil(year, month, day)).cast(pl.Date)
+        return stages, pl.when(day.is_not_null()).then(cell)
+    return stages, day
+
+
+def _calendar_day(text: pl.Expr) -> pl.Expr:
+    """The ``Date`` of a YYYY-MM-DD text (year 1 to 9999, a real day), else null."""
+    import polars as pl
+
+    shaped = text.str.contains(_DATE) & (text.str.slice(0, 4) != "0000")
+    return pl.when(shaped).then(text).str.to_date("%Y-%m-%d", strict=False)
 
 
 def _datetime(cell: pl.Expr, tmp: str, target: Target) -> tuple[list[list[pl.Expr]], pl.Expr]:
     """An ISO 8601 date-time cell → a UTC instant in microseconds, null when invalid; for JSON,
     the text ``datetime.isoformat()`` gives for it (``+00:00``, microseconds only if not 0).
 
-    Once a cell matches the grammar, each part sits at a known position: the date at 0-9, hour
-    and minute at 11-15, seconds at 17-18 when there is a colon at 16, then an optional fraction
-    and an optional zone at the end (``Z``, ``±HH:MM`` or ``±HHMM``). So fixed slices read it.
+    Once a cell matches the grammar, each part sits at a known place: the date at 0-9, hour
+    and minute at 11-15, seconds at 17-18 when there is a colon at 16, then the "tail": an
+    optional fraction and an optional zone (``Z``, ``±HH:MM`` or ``±HHMM``). Few distinct tails
+    occur in a chunk, so each distinct one is read once, in Python (``_tail_micros``).
     """
     import polars as pl
 
     number = pl.Int64
     v = pl.col(tmp + "v")
-    length, rest, zone = pl.col(tmp + "len"), pl.col(tmp + "rest"), pl.col(tmp + "zone")
     has_seconds = v.str.slice(16, 1) == ":"
+    timed = v.str.len_bytes() > 10
 
-    def at(start: int | pl.Expr, size: int | pl.Expr) -> pl.Expr:
-        return v.str.slice(start, size).cast(number, strict=False)
+    def at(start: int, size: int) -> pl.Expr:
+        return v.str.slice(start, size).cast(number, strict=False).fill_null(0)
 
-    shaped = [pl.when(cell.str.contains(_DATETIME)).then(cell).alias(tmp + "v")]
-    fixed = [
-        v.str.len_bytes().cast(number).alias(tmp + "len"),
-        pl.when(has_seconds)
-        .then(19)
-        .when(v.str.len_bytes() > 10)
-        .then(16)
-        .otherwise(10)
-        .cast(number)
-        .alias(tmp + "rest"),  # where fraction and zone start
-        at(0, 4).alias(tmp + "y"),
-        at(5, 2).alias(tmp + "mo"),
-        at(8, 2).alias(tmp + "d"),
-        at(11, 2).fill_null(0).alias(tmp + "h"),
-        at(14, 2).fill_null(0).alias(tmp + "mi"),
-        pl.when(has_seconds).then(at(17, 2)).otherwise(0).alias(tmp + "s"),
-    ]
-    tail = v.str.slice(rest)
-    zone_length = (
-        pl.when(v.str.ends_with("Z") | v.str.ends_with("z"))
-        .then(1)
-        .when(tail.str.contains(":", literal=True))
-        .then(6)
-        .when(tail.str.contains("+", literal=True) | tail.str.contains("-", literal=True))
-        .then(5)
-        .otherwise(0)
-    )
-    fraction_length = length - rest - zone - 1  # the digits after the point, if any
-    numeric_zone = zone >= 5
-    variable = [
-        pl.when(fraction_length > 0)
-        .then(v.str.slice(rest + 1, pl.min_horizontal(fraction_length, 6)).str.pad_end(6, "0"))
-        .cast(number, strict=False)
-        .fill_null(0)
-        .alias(tmp + "us"),
-        pl.when(numeric_zone).then(at(length - zone + 1, 2)).otherwise(0).alias(tmp + "zh"),
-        pl.when(numeric_zone).then(at(length - 2, 2)).otherwise(0).alias(tmp + "zm"),
-        pl.when(numeric_zone & (v.str.slice(length - zone, 1) == "-"))
-        .then(-1)
-        .otherwise(1)
-        .alias(tmp + "sign"),
-    ]
-    y, mo, d, h, mi, sec, us, sign, zh, zm = (
-        pl.col(tmp + key) for key in ("y", "mo", "d", "h", "mi", "s", "us", "sign", "zh", "zm")
-    )
-    seconds = (
-        _days_from_civil(y, mo, d) * 86_400 + h * 3600 + (mi - sign * (zh * 60 + zm)) * 60 + sec
-    )
-    instant = seconds * 1_000_000 + us
-    valid = _valid_date(y, mo, d) & (h <= 23) & (mi <= 59) & (sec <= 59) & (zh <= 23) & (zm <= 59)
-    micros = pl.col(tmp + "i")
+    h, mi, sec = pl.col(tmp + "h"), pl.col(tmp + "mi"), pl.col(tmp + "s")
+    day, tail = pl.col(tmp + "day"), pl.col(tmp + "tail")
     stages = [
-        shaped,
-        fixed,
-        [zone_length.cast(number).alias(tmp + "zone")],
-        variable,
-        [pl.when(valid).then(instant).alias(tmp + "i")],
-        [pl.when((micros >= _MIN_US) & (micros < _END_US)).then(micros).alias(tmp + "u")],
+        [pl.when(cell.str.contains(_DATETIME)).then(cell).alias(tmp + "v")],
+        [
+            _calendar_day(v.str.slice(0, 10)).cast(number).alias(tmp + "day"),
+            at(11, 2).alias(tmp + "h"),
+            at(14, 2).alias(tmp + "mi"),
+            pl.when(has_seconds).then(at(17, 2)).otherwise(0).alias(tmp + "s"),
+            v.str.slice(pl.when(has_seconds).then(19).when(timed).then(16).otherwise(10)).alias(
+                tmp + "tail"
+            ),
+        ],
+        [
+            pl.when((h <= 23) & (mi <= 59) & (sec <= 59))
+            .then(
+                (day * 86_400 + h * 3600 + mi * 60 + sec) * 1_000_000
+                + tail.map_batches(_tail_micros, return_dtype=number, is_elementwise=True)
+            )
+            .alias(tmp + "i")
+        ],
     ]
-    utc = pl.col(tmp + "u")
+    micros = pl.col(tmp + "i")
+    utc = pl.when((micros >= _MIN_US) & (micros < _END_US)).then(micros)
     if target == "parquet":
         return stages, utc.cast(pl.Datetime("us", "UTC"))
     # Formatting a naive datetime is cheaper than an aware one; the text is the same.
     text = utc.cast(pl.Datetime("us")).dt.strftime("%Y-%m-%dT%H:%M:%S%.6f+00:00")
     return stages, text.str.replace(".000000+", "+", literal=True)  # no microseconds: none
+
+
+_TAIL = re.compile(r"(?:\.([0-9]{1,9}))?(?:[Zz]|([+-])([0-9]{2}):?([0-9]{2}))?")
+
+
+def _tail_micros(tails: pl.Series) -> pl.Series:
+    """Map each tail (fraction and zone, already checked against the grammar) to microseconds
+    to add to the local time: the fraction truncated to microseconds, minus the zone's offset;
+    null for a zone offset Python refuses (hours above 23 or minutes above 59).
+    """
+    import polars as pl
+
+    mapping: dict[str, int | None] = {}
+    for tail in tails.unique().drop_nulls().to_list():
+        match = _TAIL.fullmatch(tail)
+        if match is None:
+            mapping[tail] = None
+            continue
+        fraction, sign, hours, minutes = match.groups()
+        micros = int((fraction or "0").ljust(6, "0")[:6])
+        if hours is None:
+            mapping[tail] = micros
+        elif int(hours) > 23 or int(minutes) > 59:
+            mapping[tail] = None
+        else:
+            offset = (int(hours) * 60 + int(minutes)) * 60_000_000
+            mapping[tail] = micros - offset if sign == "+" else micros + offset
+    return tails.replace_strict(mapping, default=None, return_dtype=pl.Int64)
 
 
 def _valid_date(year: pl.Expr, month: pl.Expr, day: pl.Expr) -> pl.Expr:
