@@ -102,9 +102,11 @@ class _ColumnarJsonLinesWriter(_JsonLinesWriter):
         super().__init__(reader, replication_key, gzipped)
         self.columnar = ColumnarPartReader(reader, replication_key)
 
-    def _write(self, part: DownloadedPart, out: t.Any, filename: str) -> BatchFile:
+    def __call__(self, part: DownloadedPart, storage: StorageTarget, filename: str) -> BatchFile:
         blocks = self.columnar.blocks(part, "json")
-        summary = write_json_lines(blocks, out, self.replication_key)
+        level = GZIP_LEVEL if self.gzipped else None
+        with storage.open(filename, "wb") as out:
+            summary = write_json_lines(blocks, out, self.replication_key, gzip_level=level)
         return BatchFile(filename, summary.rows, summary.max_replication_value)
 
 
@@ -129,7 +131,8 @@ class _ParquetWriter:
     def __call__(self, part: DownloadedPart, storage: StorageTarget, filename: str) -> BatchFile:
         blocks = self.columnar.blocks(part, "parquet")
         with storage.open(filename, "wb") as out:
+            where = f"{self.reader.stream}: part {part.number}"
             summary = write_parquet(
-                blocks, out, self.schema, self.compression, self.replication_key
+                blocks, out, self.schema, self.compression, self.replication_key, where
             )
         return BatchFile(filename, summary.rows, summary.max_replication_value)

@@ -20,7 +20,11 @@ from singer_sdk.mapper import SameRecordTransform
 
 from tap_demandbase.api import JobSpec
 from tap_demandbase.batches import batch_writer
-from tap_demandbase.columnar import polars_available, write_part_record_messages
+from tap_demandbase.columnar import (
+    import_polars_meanwhile,
+    polars_available,
+    write_part_record_messages,
+)
 from tap_demandbase.errors import (
     AuthError,
     ConfigError,
@@ -227,6 +231,7 @@ class ExportStream(Stream):
 
     def get_records(self, context: types.Context | None) -> Iterable[dict[str, t.Any]]:
         """Export each window and yield its rows as typed records."""
+        import_polars_meanwhile()
         with self._failure_kept_to_this_stream():
             for spec in self.window_specs():
                 for part, reader in self._window_parts(spec, context):
@@ -241,6 +246,7 @@ class ExportStream(Stream):
         self, batch_config: BatchConfig, context: types.Context | None = None
     ) -> Iterable[tuple[BaseBatchFileEncoding, list[str]]]:
         """Export each window and turn each of its result parts into one batch file."""
+        import_polars_meanwhile()
         storage = batch_config.storage
         stem = f"{storage.prefix or ''}{self.tap_name}--{self.name}"
         with self._failure_kept_to_this_stream():

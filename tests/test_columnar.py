@@ -555,3 +555,72 @@ def _csv_row(cells: list[str], end: bytes = b"\r\n") -> bytes:
     out = io.StringIO()
     csv.writer(out, lineterminator=end.decode()).writerow(cells)
     return out.getvalue().encode()
+
+
+# BATCH parquet types exactly like RECORD mode (issue 7, item 8) ---------------------------------
+
+
+def _parquet_batch(tmp_path, data: bytes, properties):
+    from singer_sdk.helpers._batch import BaseBatchFileEncoding, StorageTarget
+
+    from tap_demandbase.batches import batch_writer
+
+    reader = CsvPartReader("things", properties, list(properties))
+    part = _part(tmp_path / "part.csv", data, number=2)
+    storage = StorageTarget(root=f"file://{tmp_path}/batches")
+    encoding = BaseBatchFileEncoding(format="parquet", compression="none")
+    write, _ = batch_writer(encoding, reader, None)
+    batch = write(part, storage, "things.parquet")
+    return reader, part, batch, tmp_path / "batches" / "things.parquet"
+
+
+def test_parquet_batch_takes_every_value_record_mode_takes(tmp_path):
+    import pyarrow.parquet as pq  # an independent reader of the file
+
+    properties = {"id": KINDS["s"], "n": KINDS["i"], "t": KINDS["t"], "d": KINDS["d"]}
+    data = (
+        b"id,n,t,d\r\n"
+        b"1,+42,2024-01-05,2024-02-29\r\n"
+        b"2,-0,2024-01-05T10:20:30.123456789+01:00,\r\n"
+        b"3,007,2024-01-05 10:20,0001-01-01\r\n"
+        b"4,,2024-01-05t10:20:30z,9999-12-31\r\n"
+    )
+    reader, part, batch, path = _parquet_batch(tmp_path, data, properties)
+    records = list(reader.records(part))
+    assert batch.rows == 4
+    rows = pq.read_table(path).to_pylist()
+    as_json = [
+        {
+            "id": row["id"],
+            "n": row["n"],
+            "t": row["t"].isoformat() if row["t"] else None,
+            "d": row["d"].isoformat() if row["d"] else None,
+        }
+        for row in rows
+    ]
+    assert as_json == records
+    assert records[0] == {"id": "1", "n": 42, "t": "2024-01-05T00:00:00+00:00", "d": "2024-02-29"}
+    assert records[1]["t"] == "2024-01-05T09:20:30.123456+00:00"
+
+
+def test_parquet_batch_refuses_an_integer_beyond_64_bits_in_one_line(tmp_path):
+    properties = {"id": KINDS["s"], "n": KINDS["i"]}
+    data = b"id,n\r\n1,5\r\n2,9223372036854775808\r\n"
+    with pytest.raises(MalformedResultError) as caught:
+        _parquet_batch(tmp_path, data, properties)
+    message = str(caught.value)
+    assert "\n" not in message
+    # Once the Python reader refuses the value itself, its message names the line too.
+    assert "things: part 2" in message
+    assert "field 'n'" in message
+    assert "64-bit range" in message
+
+
+def test_parquet_batch_error_names_stream_part_line_and_field(tmp_path):
+    properties = {"id": KINDS["s"], "b": KINDS["b"]}
+    data = b"id,b\r\n" + b"".join(f"{n},true\r\n".encode() for n in range(5000)) + b"x,maybe\r\n"
+    with pytest.raises(MalformedResultError) as caught:
+        _parquet_batch(tmp_path, data, properties)
+    assert "things: part 2, line 5002, field 'b': 'maybe' is not a valid boolean" in str(
+        caught.value
+    )
