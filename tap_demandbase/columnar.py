@@ -617,7 +617,7 @@ def write_parquet(
 
 
 #: Rows per parquet row group: what the parquet writer holds before it writes.
-PARQUET_ROW_GROUP = 65_536
+PARQUET_ROW_GROUP = 16_384
 
 
 def parquet_schema(reader: CsvPartReader) -> dict[str, pl.DataType]:
