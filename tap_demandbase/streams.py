@@ -14,7 +14,7 @@ import typing as t
 from dataclasses import dataclass, field, replace
 
 import pendulum
-from singer_sdk import Stream
+from singer_sdk import Stream, metrics
 from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.mapper import SameRecordTransform
 
@@ -145,6 +145,7 @@ class ExportStream(Stream):
         self._time_extracted: str | None = None
         self._max_replication_value: t.Any = None
         self._window_rows = 0
+        self._record_counter: metrics.Counter | None = None
 
     @property
     def metadata(self) -> MetadataMapping:
@@ -418,10 +419,19 @@ class ExportStream(Stream):
             part, reader, self._direct_writer, self._time_extracted, self.replication_key
         )
         self._window_rows += summary.rows
+        if self._record_counter is not None:
+            self._record_counter.increment(summary.rows)
         if summary.max_replication_value is not None and self.replication_key:
             self._increment_stream_state({self.replication_key: summary.max_replication_value})
         self.state_manager.is_flushed = False
         return True
+
+    def get_record_counter(self, **kwargs: t.Any) -> metrics.Counter:
+        """Return the SDK's record counter, kept so that parts written by the columnar path are
+        counted in the record_count metric too.
+        """
+        self._record_counter = super().get_record_counter(**kwargs)
+        return self._record_counter
 
     def _fast_writer(self) -> FastSingerWriter | None:
         """Return the tap's writer when records can skip the SDK's map/flatten machinery."""
