@@ -70,7 +70,6 @@ Target = t.Literal["json", "parquet"]
 Block = t.Union["pl.DataFrame", list[dict[str, t.Any]]]
 
 _BOM = b"\xef\xbb\xbf"
-_UNSIGNED_DIGITS = "[0-9]+"
 _INTEGER = r"^[+-]?[0-9]+$"
 _NUMBER = r"^[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?$"
 _DATE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
@@ -80,7 +79,6 @@ _DATETIME = (
     r"(?:[Zz]|([+-])([0-9]{2}):?([0-9]{2}))?)?$"
 )
 _BOOLEAN_WORDS = {"true": True, "false": False}
-_US_PER_DAY = 86_400_000_000
 #: Microseconds since the epoch of 0001-01-01T00:00:00 and of 10000-01-01T00:00:00: the range
 #: Python's datetime can hold (a UTC instant outside it fails in the Python reader).
 _MIN_US = -62_135_596_800_000_000
@@ -477,36 +475,6 @@ def _tail_micros(tails: pl.Series) -> pl.Series:
             offset = (int(hours) * 60 + int(minutes)) * 60_000_000
             mapping[tail] = micros - offset if sign == "+" else micros + offset
     return tails.replace_strict(mapping, default=None, return_dtype=pl.Int64)
-
-
-def _valid_date(year: pl.Expr, month: pl.Expr, day: pl.Expr) -> pl.Expr:
-    """Whether year (1-9999), month and day name a day of the proleptic Gregorian calendar."""
-    import polars as pl
-
-    leap = (year % 4 == 0) & ((year % 100 != 0) | (year % 400 == 0))
-    month_days = (
-        pl.when(month == 2)
-        .then(pl.when(leap).then(29).otherwise(28))
-        .when(month.is_in([4, 6, 9, 11]))
-        .then(30)
-        .otherwise(31)
-    )
-    return ((year >= 1) & (year <= 9999) & (month >= 1) & (month <= 12) & (day >= 1)) & (
-        day <= month_days
-    )
-
-
-def _days_from_civil(year: pl.Expr, month: pl.Expr, day: pl.Expr) -> pl.Expr:
-    """Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm)."""
-    import polars as pl
-
-    shifted = year - (month <= 2).cast(pl.Int64)
-    era = shifted // 400
-    year_of_era = shifted - era * 400
-    month_index = pl.when(month > 2).then(month - 3).otherwise(month + 9)
-    day_of_year = (153 * month_index + 2) // 5 + day - 1
-    day_of_era = year_of_era * 365 + year_of_era // 4 - year_of_era // 100 + day_of_year
-    return era * 146_097 + day_of_era - 719_468
 
 
 # Outputs ---------------------------------------------------------------------------------------
