@@ -11,10 +11,13 @@ demo=.demo
 rm -rf "$demo" && mkdir -p "$demo/output"
 
 echo "==> Starting the Demandbase API emulator"
-uv run --locked demandbase-sandbox --port 0 --pending-seconds 0.5 --processing-seconds 1 \
+# The environment's own python, started directly: $! must be the emulator itself (uv is a shell
+# function here, so `uv run ... &` would leave the emulator behind when the trap kills $!).
+python_bin=$(uv run --locked python -c 'import sys; print(sys.executable)')
+"$python_bin" -m tap_demandbase.sandbox --port 0 --pending-seconds 0.5 --processing-seconds 1 \
   --ready-file "$demo/api_url" >"$demo/sandbox.log" 2>&1 &
 sandbox_pid=$!
-trap 'kill "$sandbox_pid" 2>/dev/null || true' EXIT
+trap 'kill "$sandbox_pid" 2>/dev/null; wait "$sandbox_pid" 2>/dev/null || true' EXIT
 for _ in $(seq 100); do [ -s "$demo/api_url" ] && break; sleep 0.1; done
 [ -s "$demo/api_url" ] || { cat "$demo/sandbox.log"; echo "the emulator did not start" >&2; exit 1; }
 head -1 "$demo/sandbox.log"

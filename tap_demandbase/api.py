@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime
 import enum
 import typing as t
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 if t.TYPE_CHECKING:
     import requests
@@ -48,6 +48,12 @@ class JobSpec:
     end: datetime.date | None = None
     account_list_id: str | None = None
 
+    def covers(self, other: JobSpec) -> bool:
+        """Whether a job of this spec can deliver ``other``: the same rows, and every field of
+        ``other`` among its own (extra columns are read past, never emitted).
+        """
+        return replace(self, fields=other.fields) == other and set(other.fields) <= set(self.fields)
+
     def describe_window(self) -> str:
         """Return the window as people read it in logs: ``field 2024-01-01..2024-01-31``."""
         if not self.date_field:
@@ -63,11 +69,15 @@ class JobState(enum.Enum):
     COMPLETED = "completed"
     FAILED = "failed"
     CANCELLED = "cancelled"
+    #: The result is gone (or the job is): only a new job can deliver its rows.
+    EXPIRED = "expired"
+    #: A status the dialect does not know: taken as still running, and waited on.
+    UNKNOWN = "unknown"
 
     @property
     def is_terminal(self) -> bool:
         """Whether polling can stop."""
-        return self in {JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED}
+        return self in {JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED, JobState.EXPIRED}
 
 
 @dataclass(frozen=True)
@@ -85,6 +95,34 @@ class JobStatus:
     expires_at: datetime.datetime | None = None
     error_message: str | None = None
     raw: dict[str, t.Any] = field(default_factory=dict, compare=False, repr=False)
+    #: The status word as the API sent it (logs name it, e.g. an unknown ``queued``).
+    reported_status: str = ""
+
+    @property
+    def status_name(self) -> str:
+        """Return the status as people read it in logs: the API's own word."""
+        return self.reported_status or self.state.value
+
+
+@dataclass(frozen=True)
+class ReuseRule:
+    """Which existing jobs may stand in for a new one (see ``jobs.reuse_rule``).
+
+    Re-use only rescues a job whose creation a crashed run could not record: a job created at
+    or before ``created_after`` (older than the re-use age, or than the last job the stream
+    finished with) would deliver a stale snapshot, and jobs in ``exclude`` were found unusable.
+    """
+
+    created_after: datetime.datetime | None = None
+    exclude: frozenset[str] = frozenset()
+
+    def admits(self, status: JobStatus) -> bool:
+        """Whether this job is recent enough and not excluded (its state is checked apart)."""
+        if status.id in self.exclude:
+            return False
+        if self.created_after is None:
+            return True
+        return status.created_at is not None and status.created_at > self.created_after
 
 
 class ExportApi(t.Protocol):
@@ -94,8 +132,13 @@ class ExportApi(t.Protocol):
         """Return every exportable entity type with its fields."""
         ...
 
-    def create_job(self, spec: JobSpec) -> JobStatus:
-        """Create an export job and return its first status."""
+    def create_job(self, spec: JobSpec, rule: ReuseRule | None = None) -> JobStatus:
+        """Create an export job and return its first status.
+
+        A create whose answer is lost (5xx, a body that is not a job) may still have created
+        the job: before sending it again, the dialect looks for an equivalent job created since
+        just before it (and admitted by ``rule``) and returns that one.
+        """
         ...
 
     def get_job(self, job_id: str) -> JobStatus:
@@ -106,8 +149,10 @@ class ExportApi(t.Protocol):
         """Cancel a job; ``None`` when it had already finished (nothing to cancel)."""
         ...
 
-    def find_equivalent_job(self, spec: JobSpec) -> JobStatus | None:
-        """Return an existing, unexpired job that exports exactly this spec, if any."""
+    def find_equivalent_job(self, spec: JobSpec, rule: ReuseRule | None = None) -> JobStatus | None:
+        """Return an existing, unexpired job that exports exactly this spec and that ``rule``
+        admits, if any; None too when the API does not let this token list jobs.
+        """
         ...
 
     def open_part(

@@ -131,8 +131,7 @@ class _ParquetWriter:
     def __call__(self, part: DownloadedPart, storage: StorageTarget, filename: str) -> BatchFile:
         blocks = self.columnar.blocks(part, "parquet")
         with storage.open(filename, "wb") as out:
-            where = f"{self.reader.stream}: part {part.number}"
             summary = write_parquet(
-                blocks, out, self.schema, self.compression, self.replication_key, where
+                blocks, out, self.schema, self.compression, self.replication_key
             )
         return BatchFile(filename, summary.rows, summary.max_replication_value)

@@ -7,10 +7,13 @@ The only module that knows this API's paths, payload shapes and status names. An
 from __future__ import annotations
 
 import datetime
+import logging
+import re
 import typing as t
+from dataclasses import dataclass, replace
 
-from tap_demandbase.api import EntityInfo, FieldInfo, JobSpec, JobState, JobStatus
-from tap_demandbase.errors import ApiRequestError
+from tap_demandbase.api import EntityInfo, FieldInfo, JobSpec, JobState, JobStatus, ReuseRule
+from tap_demandbase.errors import ApiRequestError, AuthError
 from tap_demandbase.jobs import usable_result
 
 if t.TYPE_CHECKING:
@@ -21,39 +24,122 @@ if t.TYPE_CHECKING:
 JOBS_PATH = "/export/v1/jobs"
 ENTITIES_PATH = "/export/v1/entities"
 
-_STATES = {state.value: state for state in JobState}
+logger = logging.getLogger("tap-demandbase.api")
+
+#: The contract's status words. Any other word is ``JobState.UNKNOWN``: waited on like a
+#: running job, with a warning naming it (an API may add ``queued`` or ``running``).
+STATUSES: dict[str, JobState] = {
+    "pending": JobState.PENDING,
+    "processing": JobState.PROCESSING,
+    "completed": JobState.COMPLETED,
+    "failed": JobState.FAILED,
+    "cancelled": JobState.CANCELLED,
+    "expired": JobState.EXPIRED,
+}
+
+#: A create whose answer was lost may have created a job up to this long before the client's
+#: clock said it sent the request (clocks differ): such a job is looked for before a retry.
+LOST_CREATE_CLOCK_MARGIN = datetime.timedelta(minutes=2)
+
+_RFC3339 = re.compile(
+    r"(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?"
+    r"(?:[Zz]|([+-])(\d{2}):(\d{2}))?"
+)
 
 
-def _timestamp(value: t.Any) -> datetime.datetime | None:
-    """Parse an RFC 3339 timestamp of the API, tolerating absence."""
-    if not isinstance(value, str) or not value:
+class InvalidJobJson(ApiRequestError):
+    """An answer that should be an ExportJob is not one the tap can read."""
+
+    def __init__(self, message: str, detail: str) -> None:
+        super().__init__(message)
+        self.detail = detail
+
+
+def _timestamp(body: dict[str, t.Any], key: str) -> datetime.datetime | None:
+    """Parse an RFC 3339 timestamp of the API (a missing offset is taken as UTC)."""
+    value = body.get(key)
+    if value is None or value == "":
         return None
-    parsed = datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=datetime.timezone.utc)
+    match = _RFC3339.fullmatch(value) if isinstance(value, str) else None
+    if match is None:
+        raise ValueError(f"{key} {value!r} is not an RFC 3339 timestamp")
+    year, month, day, hour, minute, second, fraction, sign, off_h, off_m = match.groups()
+    offset = datetime.timedelta(0)
+    if sign:
+        offset = datetime.timedelta(hours=int(off_h), minutes=int(off_m))
+        offset = -offset if sign == "-" else offset
+    micro = int((fraction or "0")[:6].ljust(6, "0"))
+    try:
+        return datetime.datetime(
+            int(year), int(month), int(day), int(hour), int(minute), int(second), micro,
+            tzinfo=datetime.timezone(offset),
+        ).astimezone(datetime.timezone.utc)  # fmt: skip
+    except ValueError:
+        raise ValueError(f"{key} {value!r} is not an RFC 3339 timestamp") from None
 
 
-def _optional_int(value: t.Any) -> int | None:
-    return int(value) if value is not None else None
+def _count(body: dict[str, t.Any], key: str) -> int | None:
+    """Read a count of the job JSON: absent, null or a whole JSON number, never text."""
+    value = body.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"{key} {value!r} is not a count")
+    return value
 
 
-def job_status_from_json(body: dict[str, t.Any]) -> JobStatus:
-    """Turn an ExportJob JSON object into a JobStatus."""
-    status = str(body.get("status", ""))
-    if status not in _STATES:
-        msg = f"The API reported job {body.get('id')} in an unknown status '{status}'"
-        raise ApiRequestError(msg)
-    return JobStatus(
-        id=str(body["id"]),
-        entity=str(body.get("entity_type", "")),
-        state=_STATES[status],
-        record_count=_optional_int(body.get("record_count")),
-        file_parts=_optional_int(body.get("file_parts")),
-        file_size_bytes=_optional_int(body.get("file_size_bytes")),
-        created_at=_timestamp(body.get("created_at")),
-        completed_at=_timestamp(body.get("completed_at")),
-        expires_at=_timestamp(body.get("expires_at")),
-        error_message=body.get("error_message"),
-        raw=body,
+def job_status_from_json(body: t.Any, what: str = "a job request") -> JobStatus:
+    """Turn an ExportJob JSON object into a JobStatus; InvalidJobJson (one line) if it is not
+    one: a missing id, a count as text, a timestamp that is not RFC 3339.
+    """
+    try:
+        if not isinstance(body, dict):
+            raise ValueError(f"the body is {type(body).__name__}, not a JSON object")
+        job_id = body.get("id")
+        if not isinstance(job_id, (str, int)) or isinstance(job_id, bool) or job_id == "":
+            raise ValueError("it has no job id")
+        status = body.get("status")
+        if not isinstance(status, str) or not status:
+            raise ValueError("it has no status")
+        error = body.get("error_message")
+        return JobStatus(
+            id=str(job_id),
+            entity=str(body.get("entity_type") or ""),
+            state=STATUSES.get(status, JobState.UNKNOWN),
+            record_count=_count(body, "record_count"),
+            file_parts=_count(body, "file_parts"),
+            file_size_bytes=_count(body, "file_size_bytes"),
+            created_at=_timestamp(body, "created_at"),
+            completed_at=_timestamp(body, "completed_at"),
+            expires_at=_timestamp(body, "expires_at"),
+            error_message=None if error is None else str(error),
+            raw=body,
+            reported_status=status,
+        )
+    except ValueError as exc:
+        msg = (
+            f"The API's answer to {what} is not an export job the tap can read: {exc}. The "
+            "state is kept: run the tap again, and report it to Demandbase support if it persists."
+        )
+        raise InvalidJobJson(msg, str(exc)) from None
+
+
+@dataclass(frozen=True)
+class JobPage:
+    """One page of the job list: the jobs read, how many entries it had, the total."""
+
+    jobs: list[JobStatus]
+    listed: int
+    total: int
+
+
+def _preference(job: JobStatus) -> tuple[bool, bool, datetime.datetime]:
+    """Rank equivalent jobs for re-use: completed first, then processing, then the newest."""
+    oldest = datetime.datetime.min.replace(tzinfo=datetime.timezone.utc)
+    return (
+        job.state is JobState.COMPLETED,
+        job.state is JobState.PROCESSING,
+        job.created_at or oldest,
     )
 
 
@@ -90,6 +176,7 @@ class DataExportClient:
 
     def __init__(self, transport: Transport) -> None:
         self.transport = transport
+        self._listing_unavailable = False
 
     def list_entities(self) -> list[EntityInfo]:
         """Return every exportable entity with its fields (tenant custom fields included)."""
@@ -110,61 +197,132 @@ class DataExportClient:
             for entity in (body or {}).get("entities") or []
         ]
 
-    def create_job(self, spec: JobSpec) -> JobStatus:
-        """POST a new export job."""
-        _, body = self.transport.request_json(
-            "POST",
-            JOBS_PATH,
-            json=job_request_body(spec),
-            what=f"creating the {spec.entity} export job",
-        )
-        return job_status_from_json(body)
+    def create_job(self, spec: JobSpec, rule: ReuseRule | None = None) -> JobStatus:
+        """POST a new export job; before sending it again after a lost answer (5xx, a body
+        that is not a job), use the job that POST may have created, if one is listed.
+        """
+        request = job_request_body(spec)
+        what = f"creating the {spec.entity} export job"
+        sent_at: list[datetime.datetime] = []
+
+        def attempt() -> JobStatus:
+            if sent_at and (job := self._job_of_lost_create(spec, rule, sent_at[-1], what)):
+                return job
+            sent_at.append(datetime.datetime.now(datetime.timezone.utc))
+            status, body = self.transport.request_json_once(
+                "POST", JOBS_PATH, json=request, what=what
+            )
+            try:
+                return job_status_from_json(body, what)
+            except InvalidJobJson as exc:
+                if job := self._job_of_lost_create(spec, rule, sent_at[-1], what):
+                    return job
+                msg = (
+                    f"{what} answered {status} without a readable export job ({exc.detail}), "
+                    "and no job it may have created is listed. Run the tap again: a job that was "
+                    "created is re-used then."
+                )
+                raise ApiRequestError(msg, status=status) from None
+
+        return self.transport.retried(attempt, what=what)
+
+    def _job_of_lost_create(
+        self, spec: JobSpec, rule: ReuseRule | None, sent_at: datetime.datetime, what: str
+    ) -> JobStatus | None:
+        """Return the job a create whose answer was lost made, if the job list shows it."""
+        since = sent_at - LOST_CREATE_CLOCK_MARGIN
+        rule = rule or ReuseRule()
+        if rule.created_after is not None:
+            since = max(since, rule.created_after)
+        job = self.find_equivalent_job(spec, replace(rule, created_after=since))
+        if job is not None:
+            logger.warning(
+                "The answer to %s was lost, but the job it created is listed: using job %s "
+                "instead of creating another",
+                what,
+                job.id,
+            )
+        return job
 
     def get_job(self, job_id: str) -> JobStatus:
         """GET one job's status."""
-        _, body = self.transport.request_json(
-            "GET", f"{JOBS_PATH}/{job_id}", what=f"reading export job {job_id}"
-        )
-        return job_status_from_json(body)
+        what = f"reading export job {job_id}"
+        _, body = self.transport.request_json("GET", f"{JOBS_PATH}/{job_id}", what=what)
+        return job_status_from_json(body, what)
 
     def cancel_job(self, job_id: str) -> JobStatus | None:
         """DELETE a job; a 409 means it already finished and there is nothing to cancel."""
+        what = f"cancelling export job {job_id}"
         status, body = self.transport.request_json(
-            "DELETE", f"{JOBS_PATH}/{job_id}", what=f"cancelling export job {job_id}", allow=(409,)
+            "DELETE", f"{JOBS_PATH}/{job_id}", what=what, allow=(409,)
         )
-        return None if status == 409 else job_status_from_json(body)
+        return None if status == 409 else job_status_from_json(body, what)
 
     def list_jobs(
         self, status: JobState | None = None, *, limit: int = 25, offset: int = 0
-    ) -> tuple[list[JobStatus], int]:
-        """Return one page of jobs and the total count."""
+    ) -> JobPage:
+        """Return one page of jobs; entries that are not jobs the tap can read are skipped."""
         params: dict[str, t.Any] = {"limit": limit, "offset": offset}
         if status:
             params["status"] = status.value
         _, body = self.transport.request_json(
             "GET", JOBS_PATH, params=params, what="listing export jobs"
         )
-        jobs = [job_status_from_json(job) for job in (body or {}).get("jobs") or []]
-        return jobs, int((body or {}).get("total") or len(jobs))
+        entries = body.get("jobs") if isinstance(body, dict) else None
+        entries = entries if isinstance(entries, list) else []
+        jobs = []
+        for entry in entries:
+            try:
+                jobs.append(job_status_from_json(entry, "listing export jobs"))
+            except InvalidJobJson as exc:
+                logger.debug("Skipped an entry of the job list: %s", exc)
+        total = body.get("total") if isinstance(body, dict) else None
+        if not isinstance(total, int) or isinstance(total, bool):
+            total = offset + len(entries)
+        return JobPage(jobs, len(entries), total)
 
-    def find_equivalent_job(self, spec: JobSpec, page_size: int = 100) -> JobStatus | None:
-        """Return an unexpired job exporting exactly this spec (same entity, fields, filters).
+    def find_equivalent_job(
+        self, spec: JobSpec, rule: ReuseRule | None = None, page_size: int = 100
+    ) -> JobStatus | None:
+        """Return an unexpired job exporting exactly this spec (same entity, fields, filters)
+        that ``rule`` admits.
 
         Looked for before creating a job, so that a job created by a run that died before it
-        could record it is re-used instead of spending quota on a duplicate.
+        could record it is re-used instead of spending quota on a duplicate. Listing only
+        serves that rescue: if the token may not list jobs (403) or the API has no job list
+        (404), the tap says so once and goes on without it.
         """
+        if self._listing_unavailable:
+            return None
+        rule = rule or ReuseRule()
         wanted = job_request_body(spec)
-        for state in (JobState.COMPLETED, JobState.PROCESSING, JobState.PENDING):
-            offset = 0
-            while True:
-                jobs, total = self.list_jobs(state, limit=page_size, offset=offset)
-                for job in jobs:
-                    if _same_export(job.raw, wanted) and usable_result(job):
-                        return job
-                offset += len(jobs)
-                if not jobs or offset >= total:
-                    break
-        return None
+        found: list[JobStatus] = []
+        try:
+            # In the order jobs move through: one that moves on between two listings is
+            # still seen in the next. A completed job is preferred, then the newest.
+            for state in (JobState.PENDING, JobState.PROCESSING, JobState.COMPLETED):
+                offset = 0
+                while True:
+                    page = self.list_jobs(state, limit=page_size, offset=offset)
+                    found += [
+                        job
+                        for job in page.jobs
+                        if _same_export(job.raw, wanted) and usable_result(job) and rule.admits(job)
+                    ]
+                    offset += page.listed
+                    if not page.listed or offset >= page.total:
+                        break
+        except (ApiRequestError, AuthError) as exc:
+            if exc.status not in (403, 404):
+                raise
+            self._listing_unavailable = True
+            logger.warning(
+                "Listing export jobs is not possible (%s); going on without it: a job created "
+                "by a run that died before recording it cannot be re-used",
+                exc.status,
+            )
+            return None
+        return max(found, key=_preference, default=None)
 
     def open_part(
         self, job: JobStatus, part: int, headers: dict[str, str] | None = None

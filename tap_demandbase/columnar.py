@@ -38,7 +38,6 @@ import weakref
 from dataclasses import dataclass
 
 from tap_demandbase.background import run_in_background
-from tap_demandbase.errors import MalformedResultError
 from tap_demandbase.schema import property_kind
 
 if t.TYPE_CHECKING:
@@ -559,12 +558,10 @@ def write_parquet(
     schema: dict[str, pl.DataType],
     compression: t.Literal["uncompressed", "gzip"],
     replication_key: str | None,
-    where: str = "",
 ) -> PartSummary:
     """Write a part's blocks (typed for "parquet") into one parquet file; return what it holds.
 
-    polars' streaming engine pulls the blocks, so only a few are in memory at once. ``where``
-    ("stream: part N") starts the error about a value parquet cannot hold.
+    polars' streaming engine pulls the blocks, so only a few are in memory at once.
     """
     from polars.io.plugins import register_io_source
 
@@ -575,7 +572,7 @@ def write_parquet(
         for block in blocks:
             summary.add(block)
             if isinstance(block, list):
-                yield _records_frame(block, schema, where).select(names)
+                yield _records_frame(block, schema).select(names)
             else:
                 yield block.select(names)
 
@@ -605,27 +602,11 @@ def parquet_schema(reader: CsvPartReader) -> dict[str, pl.DataType]:
     }
 
 
-def _records_frame(
-    records: list[dict[str, t.Any]], schema: dict[str, pl.DataType], where: str
-) -> pl.DataFrame:
-    """Columns of the Python reader's records, typed for parquet.
-
-    An integer outside the signed 64-bit range (which the Python reader of RECORD mode may
-    accept, as JSON has no limit) is refused with one line naming the field.
+def _records_frame(records: list[dict[str, t.Any]], schema: dict[str, pl.DataType]) -> pl.DataFrame:
+    """Columns of the Python reader's records, typed for parquet (its integers are within the
+    signed 64-bit range: it refuses others).
     """
     import polars as pl
-
-    for name, dtype in schema.items():
-        if dtype == pl.Int64:
-            for record in records:
-                value = record.get(name)
-                if value is not None and not -(2**63) <= value < 2**63:
-                    msg = (
-                        f"{where}, field '{name}': {value} is an integer out of the 64-bit "
-                        "range warehouses store (parquet cannot hold it). The export result is "
-                        "malformed; report the job to Demandbase support."
-                    )
-                    raise MalformedResultError(msg)
 
     text = {
         name: pl.String() if dtype in (pl.Date, pl.Datetime) else dtype

@@ -19,6 +19,10 @@ class ConfigError(DemandbaseError):
 class AuthError(DemandbaseError):
     """The API refused the credentials (401) or the permission (403)."""
 
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
 
 class QuotaExceededError(DemandbaseError):
     """The daily export quota is spent; nothing more can be exported until it resets."""
@@ -44,5 +48,13 @@ class ExportJobError(DemandbaseError):
     """An export job ended failed or cancelled, or did not finish in time."""
 
 
+class BadStateError(DemandbaseError):
+    """A value in the input state cannot be read (it names the stream and the state key)."""
+
+
 class MalformedResultError(DemandbaseError):
     """A result part cannot be read as the CSV the schema describes."""
+
+
+class InconsistentResultError(MalformedResultError):
+    """A job's result disagrees with what the job reported about it (size, row count)."""

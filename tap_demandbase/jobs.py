@@ -13,13 +13,37 @@ import time
 import typing as t
 from dataclasses import dataclass
 
-from tap_demandbase.api import JobState
+from tap_demandbase.api import JobState, ReuseRule
 from tap_demandbase.errors import ApiRequestError, ExportJobError
 
 if t.TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Callable, Collection, Iterator
 
     from tap_demandbase.api import ExportApi, JobSpec, JobStatus
+
+#: An existing job older than this is never re-used: re-use rescues a job that a run created
+#: and died before recording, not a snapshot of hours ago (its rows would be stale).
+REUSE_MAX_AGE = datetime.timedelta(hours=2)
+
+#: Waits before asking again for a job that the API just created but does not find yet (404):
+#: APIs are eventually consistent. About 10 seconds in all, then the 404 is an error.
+NOT_FOUND_AFTER_CREATE_WAITS = (0.5, 1.0, 2.0, 2.5, 4.0)
+
+
+def reuse_rule(
+    last_job_created_at: datetime.datetime | None,
+    exclude: Collection[str] = (),
+    *,
+    now: datetime.datetime | None = None,
+) -> ReuseRule:
+    """Return which existing jobs may be re-used: created less than REUSE_MAX_AGE ago, after
+    the last job the stream finished with, and not one found unusable.
+    """
+    now = now or datetime.datetime.now(datetime.timezone.utc)
+    oldest = now - REUSE_MAX_AGE
+    if last_job_created_at is not None:
+        oldest = max(oldest, last_job_created_at)
+    return ReuseRule(created_after=oldest, exclude=frozenset(exclude))
 
 
 @dataclass(frozen=True)
@@ -73,6 +97,8 @@ class ExportJob:
         self._clock = clock
         self._started = 0.0
         self._state_since = 0.0
+        self._seen_by_get = False
+        self._warned_statuses: set[str] = set()
 
     @property
     def status_id(self) -> str:
@@ -85,21 +111,35 @@ class ExportJob:
         job_id = self.status.id if self.status else "(not created)"
         return f"{self.spec.entity} export job {job_id} ({self.spec.describe_window()})"
 
-    def create(self) -> JobStatus:
-        """Create the job on the API."""
+    def create(self, rule: ReuseRule | None = None) -> JobStatus:
+        """Create the job on the API (``rule``: which job a lost create answer may stand for)."""
         self._started = self._state_since = self._clock()
-        self.status = self.api.create_job(self.spec)
+        self.status = self.api.create_job(self.spec, rule)
         self.logger.info(
-            "%s created: %s, %d fields", self.label, self.status.state.value, len(self.spec.fields)
+            "%s created: %s, %d fields", self.label, self.status.status_name, len(self.spec.fields)
         )
+        self._warn_if_unknown(self.status)
         return self.status
 
     def attach(self, status: JobStatus, why: str) -> JobStatus:
         """Take over a job that already exists (left by a crashed run, or an equivalent one)."""
         self._started = self._state_since = self._clock()
         self.status = status
-        self.logger.info("%s %s: %s", self.label, why, status.state.value)
+        self._seen_by_get = True
+        self.logger.info("%s %s: %s", self.label, why, status.status_name)
+        self._warn_if_unknown(status)
         return status
+
+    def _warn_if_unknown(self, status: JobStatus) -> None:
+        """Say once per status word that the API reported a status this tap does not know."""
+        if status.state is JobState.UNKNOWN and status.status_name not in self._warned_statuses:
+            self._warned_statuses.add(status.status_name)
+            self.logger.warning(
+                "%s is in status '%s', which the API contract does not define; waiting for it "
+                "as for a running job",
+                self.label,
+                status.status_name,
+            )
 
     def wait_until_completed(self) -> JobStatus:
         """Poll until the job is completed; raise ExportJobError if it fails, is cancelled or
@@ -119,35 +159,61 @@ class ExportJob:
     def _refresh(self) -> JobStatus:
         """Ask the API for the job's status and log a state change."""
         assert self.status is not None
-        previous = self.status.state
-        self.status_calls += 1
-        status = self.api.get_job(self.status.id)
+        previous = self.status.status_name
+        status = self._get_status()
         self.status = status
-        if status.state != previous:
+        if status.status_name != previous:
             now = self._clock()
             self.logger.info(
                 "%s %s → %s after %.1fs %s (%.1fs since creation)%s",
                 self.label,
-                previous.value,
-                status.state.value,
+                previous,
+                status.status_name,
                 now - self._state_since,
-                previous.value,
+                previous,
                 now - self._started,
                 self._result_summary(status),
             )
             self._state_since = now
+            self._warn_if_unknown(status)
         else:
-            self.logger.debug("%s still %s", self.label, status.state.value)
+            self.logger.debug("%s still %s", self.label, status.status_name)
         return status
+
+    def _get_status(self) -> JobStatus:
+        """GET the job; a 404 before the API has once found the job it just created is asked
+        again a few times (eventual consistency), and only then is an error.
+        """
+        assert self.status is not None
+        waits = iter(() if self._seen_by_get else NOT_FOUND_AFTER_CREATE_WAITS)
+        while True:
+            self.status_calls += 1
+            try:
+                status = self.api.get_job(self.status.id)
+            except ApiRequestError as exc:
+                wait = next(waits, None) if exc.status == 404 else None
+                if wait is None:
+                    raise
+                self.logger.info(
+                    "%s is not found yet right after its creation; asking again in %.1fs",
+                    self.label,
+                    wait,
+                )
+                self._sleep(wait)
+                continue
+            self._seen_by_get = True
+            return status
 
     @staticmethod
     def _result_summary(status: JobStatus) -> str:
+        """Return the completed job's size for the log, saying so when the API did not."""
         if status.state is not JobState.COMPLETED:
             return ""
-        return (
-            f": {status.record_count} rows in {status.file_parts} part(s), "
-            f"{human_bytes(status.file_size_bytes)}"
-        )
+        rows = "an unknown number of rows" if status.record_count is None else (
+            f"{status.record_count} rows"
+        )  # fmt: skip
+        parts = "" if status.file_parts is None else f" in {status.file_parts} part(s)"
+        return f": {rows}{parts}, {human_bytes(status.file_size_bytes)}"
 
     def _cancel_for_timeout(self, elapsed: float) -> JobStatus:
         """Cancel a job that took too long; use it after all if it finished meanwhile."""
@@ -155,7 +221,7 @@ class ExportJob:
         self.logger.warning(
             "%s still %s after %.0fs (job_timeout_seconds=%.0f): cancelling it",
             self.label,
-            self.status.state.value,
+            self.status.status_name,
             elapsed,
             self.policy.timeout,
         )
@@ -174,6 +240,9 @@ class ExportJob:
         if status.state is JobState.FAILED:
             msg = f"{self.label} failed on Demandbase's side: {reason}"
             raise JobFailedError(msg)
+        if status.state is JobState.EXPIRED:
+            msg = f"{self.label} expired before its result could be downloaded"
+            raise JobFailedError(msg)
         msg = f"{self.label} was cancelled ({reason}); run the tap again to export it anew"
         raise ExportJobError(msg)
 
@@ -186,17 +255,24 @@ class AttemptPolicy:
     cooldown: float = 30.0
 
 
-def usable_result(status: JobStatus, margin: float = 300.0) -> bool:
-    """Whether a job's result can still be downloaded for a while (not near expires_at)."""
+def usable_result(status: JobStatus, margin: float = 300.0, *, unknown_ok: bool = False) -> bool:
+    """Whether a job's result can still be downloaded for a while (not near expires_at).
+
+    A job in a status the API contract does not define is usable only with ``unknown_ok``:
+    the job the ledger names is waited on, but a job merely listed is not re-used.
+    """
     if status.state is not JobState.COMPLETED:
-        return status.state in {JobState.PENDING, JobState.PROCESSING}
+        running = {JobState.PENDING, JobState.PROCESSING}
+        return status.state in (running | {JobState.UNKNOWN} if unknown_ok else running)
     if status.expires_at is None:
         return True
     remaining = status.expires_at - datetime.datetime.now(datetime.timezone.utc)
     return remaining.total_seconds() > margin
 
 
-def resumable_status(api: ExportApi, job_id: str, logger: logging.Logger) -> JobStatus | None:
+def resumable_status(
+    api: ExportApi, job_id: str, spec: JobSpec, logger: logging.Logger
+) -> JobStatus | None:
     """Return a job left by an earlier run if it can still deliver; log why not otherwise."""
     try:
         status = api.get_job(job_id)
@@ -205,13 +281,23 @@ def resumable_status(api: ExportApi, job_id: str, logger: logging.Logger) -> Job
             raise
         logger.warning("Export job %s from the state no longer exists; exporting anew", job_id)
         return None
-    if usable_result(status):
+    if status.entity and status.entity != spec.entity:
+        logger.warning(
+            "Export job %s from the state exports %s, not %s: ignoring it and exporting the "
+            "%s window anew",
+            job_id,
+            status.entity,
+            spec.entity,
+            spec.describe_window(),
+        )
+        return None
+    if usable_result(status, unknown_ok=True):
         return status
     reason = status.error_message or ("its result expired" if status.expires_at else "")
     logger.warning(
         "Export job %s from the state is %s%s; exporting its window anew",
         job_id,
-        status.state.value,
+        status.status_name,
         f" ({reason})" if reason else "",
     )
     return None

@@ -3,6 +3,10 @@
 Emitted as soon as the job exists and after every part, so that a run that crashes, is killed or
 runs out of time leaves behind enough to re-attach: the next run GETs the job and downloads only
 the parts not yet emitted, instead of spending quota on a new export of the same window.
+
+Each part done is kept with the rows it held, so that a run that resumes a job still checks
+all of its rows against the job's ``record_count``; a job whose result proved inconsistent is
+marked so, and the next run exports its window anew instead of trusting it.
 """
 
 from __future__ import annotations
@@ -23,8 +27,16 @@ class LedgerEntry:
     job_id: str
     spec: JobSpec
     created_at: str
-    parts_done: list[int] = field(default_factory=list)
+    #: Part number → rows it held (None: emitted by a version that did not count them).
+    parts_done: dict[int, int | None] = field(default_factory=dict)
     max_replication_value: t.Any = None
+    #: Why the job's result cannot be trusted (None: nothing wrong found).
+    inconsistent: str | None = None
+
+    def rows_done(self) -> int | None:
+        """Return the rows of all parts done, or None when some part's count is unknown."""
+        counts = list(self.parts_done.values())
+        return None if None in counts else sum(t.cast("list[int]", counts))
 
     def to_state(self) -> dict[str, t.Any]:
         """Return the JSON the STATE message carries."""
@@ -39,8 +51,9 @@ class LedgerEntry:
             },
             "account_list_id": self.spec.account_list_id,
             "created_at": self.created_at,
-            "parts_done": sorted(self.parts_done),
+            "parts_done": {str(n): rows for n, rows in sorted(self.parts_done.items())},
             "max_replication_value": self.max_replication_value,
+            **({"inconsistent": self.inconsistent} if self.inconsistent else {}),
         }
 
     @classmethod
@@ -62,11 +75,19 @@ class LedgerEntry:
                 job_id=str(value["job_id"]),
                 spec=spec,
                 created_at=str(value.get("created_at") or ""),
-                parts_done=[int(n) for n in value.get("parts_done") or []],
+                parts_done=_parts_done(value.get("parts_done")),
                 max_replication_value=value.get("max_replication_value"),
+                inconsistent=str(value["inconsistent"]) if value.get("inconsistent") else None,
             )
-        except (KeyError, TypeError, ValueError):
+        except (KeyError, TypeError, ValueError, AttributeError):
             return None
+
+
+def _parts_done(value: t.Any) -> dict[int, int | None]:
+    """Read parts done: ``{"1": rows}``, or the plain list of part numbers of older versions."""
+    if isinstance(value, dict):
+        return {int(n): None if rows is None else int(rows) for n, rows in value.items()}
+    return {int(n): None for n in value or []}
 
 
 def _date(value: t.Any) -> datetime.date | None:

@@ -7,18 +7,26 @@ the byte count before a single record of the part is emitted.
 
 from __future__ import annotations
 
+import gzip
 import logging
 import os
+import shutil
 import tempfile
 import time
 import typing as t
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import requests
+import urllib3
 
 from tap_demandbase.background import run_in_background
-from tap_demandbase.errors import ApiRequestError
+from tap_demandbase.errors import (
+    ApiRequestError,
+    InconsistentResultError,
+    MalformedResultError,
+)
 from tap_demandbase.jobs import human_bytes
 
 if t.TYPE_CHECKING:
@@ -30,12 +38,61 @@ if t.TYPE_CHECKING:
 CHUNK_SIZE = 1 << 14  # small: what arrives before a connection breaks is kept
 PROGRESS_EVERY_SECONDS = 15.0
 MAX_RESUMES = 5
+#: A transfer that brings fewer bytes than this in ``stall_seconds`` is broken (and resumed).
+STALL_MIN_BYTES = 1024
+SPOOL_PREFIX = "tap-demandbase-"
+_GZIP_MAGIC = b"\x1f\x8b"
+
+
+class StalledTransferError(Exception):
+    """A download that still trickles but makes no real progress."""
+
 
 _BROKEN_TRANSFER = (
     requests.exceptions.ChunkedEncodingError,
     requests.ConnectionError,
     requests.Timeout,
+    urllib3.exceptions.HTTPError,
+    StalledTransferError,
 )
+
+
+def remove_stale_spools(root: str | None = None) -> None:
+    """Remove the spool folders of runs that died without cleaning up (SIGKILL, OOM).
+
+    Each folder is named after its process, so a folder whose process is gone holds customer
+    rows nobody will read.
+    """
+    base = Path(root or tempfile.gettempdir())
+    for folder in base.glob(f"{SPOOL_PREFIX}*-*"):
+        pid = folder.name[len(SPOOL_PREFIX) :].split("-", 1)[0]
+        if folder.is_dir() and pid.isdigit() and not _process_alive(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+_STALE_REMOVED: list[bool] = []
+
+
+def _remove_stale_spools_once() -> None:
+    if not _STALE_REMOVED:
+        _STALE_REMOVED.append(True)
+        remove_stale_spools()
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _private_file(path: Path) -> t.BinaryIO:
+    """Open a new spool file readable by this user only (0600): it holds customer rows."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
+    return os.fdopen(fd, "w+b")
 
 
 @dataclass(frozen=True)
@@ -57,16 +114,23 @@ class ResultParts:
         logger: logging.Logger,
         *,
         skip: set[int] | None = None,
+        stall_seconds: float = 60.0,
     ) -> None:
         self.api = api
+        self.stall_seconds = stall_seconds
         self.job = job
         self.logger = logger
         self.skip = skip or set()
         self.bytes_downloaded = 0
+        self.total_size = 0
 
     @property
     def count(self) -> int:
-        """Return how many parts the job's result has (at least one)."""
+        """Return how many parts the job's result has: none for an empty result (no rows,
+        no parts or file_parts absent), else at least one.
+        """
+        if self.job.file_parts == 0 or (self.job.file_parts is None and self.job.record_count == 0):
+            return 0
         return max(1, self.job.file_parts or 1)
 
     def __iter__(self) -> Iterator[DownloadedPart]:
@@ -74,19 +138,23 @@ class ResultParts:
         consumer reads this one; a part's file is deleted once the consumer asks for the next.
         """
         numbers = [n for n in range(1, self.count + 1) if n not in self.skip]
+        _remove_stale_spools_once()
         with tempfile.TemporaryDirectory(
-            prefix="tap-demandbase-", ignore_cleanup_errors=True
+            prefix=f"{SPOOL_PREFIX}{os.getpid()}-", ignore_cleanup_errors=True
         ) as folder:
             spool = Path(folder)
             upcoming = self._prefetch(numbers, 0, spool)
+            total = 0
             for index in range(len(numbers)):
                 assert upcoming is not None
                 part = upcoming.result()
                 upcoming = self._prefetch(numbers, index + 1, spool)
+                total += part.size
                 try:
                     yield part
                 finally:
                     part.path.unlink(missing_ok=True)
+            self.total_size = total
 
     def _prefetch(
         self, numbers: list[int], index: int, spool: Path
@@ -101,11 +169,15 @@ class ResultParts:
         )
 
     def download(self, number: int, path: Path) -> DownloadedPart:
-        """Download one part to ``path``, resuming a broken transfer where the server allows."""
+        """Download one part to ``path``, resuming a broken transfer where the server allows.
+
+        The bytes are spooled exactly as sent (not decoded), so that Range offsets count what
+        the server counts; a gzip body (Content-Encoding or a gzip file) is decompressed after.
+        """
         started = time.monotonic()
         size = 0
         expected: int | None = None
-        with path.open("wb") as out:
+        with _private_file(path) as out:
             for attempt in range(MAX_RESUMES + 1):
                 headers = {"Range": f"bytes={size}-"} if size else None
                 response = self.api.open_part(self.job, number, headers=headers)
@@ -123,15 +195,16 @@ class ResultParts:
                         size = out.tell()  # what did arrive is kept: resume after it
                         self.logger.warning(
                             "Part %d of %s broke off after %s (%s); resuming (%d/%d)",
-                            number, self.job.id, human_bytes(size), type(exc).__name__,
+                            number, self.job.id, human_bytes(size), _reason(exc),
                             attempt + 1, MAX_RESUMES,
                         )  # fmt: skip
                         continue
-                if expected is None or size >= expected:
+                if _complete(out, size, expected):
                     break
                 self.logger.warning(
-                    "Part %d of %s ended at %s of %s; resuming (%d/%d)",
+                    "Part %d of %s ended at %s of %s%s; resuming (%d/%d)",
                     number, self.job.id, human_bytes(size), human_bytes(expected),
+                    "" if expected else " without a complete last line",
                     attempt + 1, MAX_RESUMES,
                 )  # fmt: skip
             else:
@@ -142,13 +215,44 @@ class ResultParts:
                 )
                 raise ApiRequestError(msg)
             out.flush()
-            os.fsync(out.fileno())
         self.bytes_downloaded += size
+        size = self._gunzipped(number, path)
         self.logger.info(
             "Downloaded part %d/%d of %s: %s in %.1fs",
             number, self.count, self.job.id, human_bytes(size), time.monotonic() - started,
         )  # fmt: skip
         return DownloadedPart(number=number, path=path, size=size)
+
+    def _gunzipped(self, number: int, path: Path) -> int:
+        """Decompress a spooled gzip body in place (streaming); return the part's size."""
+        while _starts_with_gzip(path):
+            plain = path.with_suffix(".plain")
+            try:
+                with gzip.open(path, "rb") as source, _private_file(plain) as target:
+                    shutil.copyfileobj(source, target, 1 << 20)
+            except (OSError, EOFError, zlib.error) as exc:
+                plain.unlink(missing_ok=True)
+                msg = (
+                    f"Part {number} of export job {self.job.id} is gzip-compressed but does not "
+                    f"decompress ({exc}). Run the tap again; report the job if it persists."
+                )
+                raise MalformedResultError(msg) from exc
+            os.replace(plain, path)
+        return path.stat().st_size
+
+    def check_total_size(self) -> None:
+        """Fail when the parts' bytes disagree with the job's ``file_size_bytes``: a part cut
+        at a line end, with no length to tell, leaves a well-formed but short result.
+        """
+        expected = self.job.file_size_bytes
+        total = self.total_size
+        if expected is not None and not self.skip and total != expected:
+            msg = (
+                f"The parts of export job {self.job.id} hold {total} bytes but the job reported "
+                f"file_size_bytes={expected}: the result is incomplete. The bookmark was not "
+                "advanced: the next run exports this window again with a new job."
+            )
+            raise InconsistentResultError(msg)
 
     def _copy(
         self,
@@ -159,12 +263,22 @@ class ResultParts:
         expected: int | None,
         started: float,
     ) -> int:
-        """Append the response body to ``out``; log progress on long downloads."""
-        last_log = time.monotonic()
-        for chunk in response.iter_content(CHUNK_SIZE):
+        """Append the response's raw body to ``out``; log progress on long downloads, and give
+        up on a transfer that trickles slower than STALL_MIN_BYTES per ``stall_seconds``.
+        """
+        last_log = window_start = time.monotonic()
+        window_bytes = 0
+        raw = response.raw
+        while chunk := raw.read1(CHUNK_SIZE, decode_content=False):
             out.write(chunk)
             size += len(chunk)
+            window_bytes += len(chunk)
             now = time.monotonic()
+            if now - window_start >= self.stall_seconds:
+                if window_bytes < STALL_MIN_BYTES:
+                    msg = f"{window_bytes} bytes in the last {self.stall_seconds:g}s"
+                    raise StalledTransferError(msg)
+                window_start, window_bytes = now, 0
             if now - last_log >= PROGRESS_EVERY_SECONDS:
                 last_log = now
                 self.logger.info(
@@ -173,6 +287,34 @@ class ResultParts:
                     size / (1 << 20) / max(now - started, 1e-6),
                 )  # fmt: skip
         return size
+
+
+def _reason(exc: BaseException) -> str:
+    """Name a broken transfer's cause for the log (no URL: urllib3 messages carry them)."""
+    if isinstance(exc, StalledTransferError):
+        return f"stalled: {exc}"
+    return type(exc).__name__
+
+
+def _starts_with_gzip(path: Path) -> bool:
+    with path.open("rb") as head:
+        return head.read(2) == _GZIP_MAGIC
+
+
+def _complete(out: t.BinaryIO, size: int, expected: int | None) -> bool:
+    """Whether the spooled part is whole: its announced length, else a complete last line
+    (or a gzip body, whose own end marker is checked when it is decompressed).
+    """
+    if expected is not None:
+        return size >= expected
+    if size == 0:
+        return True
+    out.seek(0)
+    head = out.read(2)
+    out.seek(size - 1)
+    last = out.read(1)
+    out.seek(size)
+    return head == _GZIP_MAGIC or last == b"\n"
 
 
 def _expected_total(response: requests.Response, offset: int) -> int | None:

@@ -17,6 +17,7 @@ import pendulum
 from singer_sdk import Stream, metrics
 from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.mapper import SameRecordTransform
+from typing_extensions import override
 
 from tap_demandbase.api import JobSpec
 from tap_demandbase.batches import batch_writer
@@ -26,9 +27,12 @@ from tap_demandbase.columnar import (
     write_part_record_messages,
 )
 from tap_demandbase.errors import (
+    ApiRequestError,
     AuthError,
+    BadStateError,
     ConfigError,
     DemandbaseError,
+    InconsistentResultError,
     MalformedResultError,
     QuotaExceededError,
 )
@@ -38,6 +42,7 @@ from tap_demandbase.jobs import (
     PollPolicy,
     human_bytes,
     resumable_status,
+    reuse_rule,
     run_until_completed,
 )
 from tap_demandbase.ledger import LedgerEntry, clear_entry, read_entry, write_entry
@@ -53,12 +58,18 @@ if t.TYPE_CHECKING:
     from singer_sdk import Tap
     from singer_sdk.helpers import types
     from singer_sdk.helpers._batch import BaseBatchFileEncoding, BatchConfig
-    from singer_sdk.singerlib import MetadataMapping
+    from singer_sdk.singerlib import Catalog, MetadataMapping
 
     from tap_demandbase.api import ExportApi
     from tap_demandbase.results import DownloadedPart
 
 PRIMARY_KEY = "id"
+#: Stream state key: creation time of the last job this stream finished with (all its rows
+#: emitted, or its result rejected as inconsistent). No older job is ever re-used.
+LAST_JOB_KEY = "last_job_created_at"
+#: Stream state key: the last day of the windows (all but the final one of a run) already
+#: exported, so that a later run does not export finished windows, empty ones included, again.
+WINDOWS_DONE_KEY = "windows_done"
 
 
 @dataclass(frozen=True)
@@ -71,6 +82,7 @@ class ExportSettings:
     end_date: datetime.datetime | None = None
     account_list_id: str | None = None
     window_days: int | None = None
+    download_stall_seconds: float = 60.0
     attempts: AttemptPolicy = field(default_factory=AttemptPolicy)
     failures: list[str] = field(default_factory=list)
 
@@ -103,13 +115,41 @@ def plan_windows(
 
 
 def utc_date(value: str | datetime.datetime) -> datetime.date:
-    """Return the UTC calendar date of a bookmark, start_date or end_date value."""
-    moment = pendulum.instance(value) if isinstance(value, datetime.datetime) else value
+    """Return the UTC calendar date of a bookmark, start_date or end_date value.
+
+    Raises:
+        ValueError: The value is not a date or date-time.
+    """
+    moment: t.Any = pendulum.instance(value) if isinstance(value, datetime.datetime) else value
     if isinstance(moment, str):
-        moment = pendulum.parse(moment)  # type: ignore[assignment]
+        moment = pendulum.parse(moment)
     if isinstance(moment, datetime.datetime):
         return moment.astimezone(datetime.timezone.utc).date()
-    return t.cast("datetime.date", moment)
+    if isinstance(moment, datetime.date):
+        return moment
+    raise ValueError(f"{value!r} is not a date")
+
+
+def _is_date(value: t.Any) -> bool:
+    """Whether a bookmark is a date or date-time string."""
+    if not isinstance(value, str):
+        return False
+    try:
+        utc_date(value)
+    except (ValueError, TypeError, OverflowError):
+        return False
+    return True
+
+
+def _state_datetime(value: t.Any) -> datetime.datetime | None:
+    """Read a timestamp the tap wrote into the state; None when absent or unreadable."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        moment = datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=datetime.timezone.utc)
 
 
 class ExportStream(Stream):
@@ -133,12 +173,14 @@ class ExportStream(Stream):
         schema: dict[str, t.Any],
         replication_key: str,
         export: ExportSettings,
+        key_from_settings: bool = False,
     ) -> None:
         super().__init__(tap, schema=schema, name=name)
         self.logger.addFilter(_OneLineErrors())
         self.export = export
         self.primary_keys = [PRIMARY_KEY]
         self.replication_key = replication_key
+        self._key_from_settings = key_from_settings
         self.last_job: ExportJob | None = None
         self._direct_writer: FastSingerWriter | None = None
         self._direct_checked = False
@@ -146,6 +188,7 @@ class ExportStream(Stream):
         self._max_replication_value: t.Any = None
         self._window_rows = 0
         self._record_counter: metrics.Counter | None = None
+        self._final_end: datetime.date | None = None
 
     @property
     def metadata(self) -> MetadataMapping:
@@ -153,6 +196,22 @@ class ExportStream(Stream):
         metadata = super().metadata
         metadata.root.valid_replication_keys = date_fields(self.schema)
         return metadata
+
+    @override
+    def apply_catalog(self, catalog: Catalog) -> None:
+        """Apply the catalog, except that replication_keys in the settings beats its key.
+
+        A catalog discovered before the setting was added still names the old key, and the
+        SDK would silently take it.
+        """
+        chosen = self.replication_key
+        super().apply_catalog(catalog)
+        if self._key_from_settings and self.replication_key != chosen:
+            self.logger.info(
+                "Setting replication_keys.%s='%s' overrides the catalog's replication key '%s'",
+                self.name, chosen, self.replication_key,
+            )  # fmt: skip
+            self.replication_key = chosen
 
     def selected_fields(self) -> tuple[str, ...]:
         """Return the fields to export: the selected ones, always with key and bookmark."""
@@ -175,15 +234,55 @@ class ExportStream(Stream):
         bookmark = state.get("replication_key_value")
         if state.get("replication_key") != self.replication_key:
             bookmark = None
+        if bookmark not in (None, "") and not _is_date(bookmark):
+            shown = repr(bookmark) if len(repr(bookmark)) <= 60 else repr(bookmark)[:57] + "..."
+            msg = (
+                f"the bookmark in the state (bookmarks.{self.name}.replication_key_value = "
+                f"{shown}) is not a date. Fix it or remove it from the state file given with "
+                "--state, then run again."
+            )
+            raise BadStateError(msg)
         start_date = self.config.get("start_date")
         if bookmark and start_date:
             return self.compare_start_date(str(bookmark), start_date)
         return str(bookmark) if bookmark else start_date
 
+    def compare_start_date(self, value: str, start_date_value: str) -> str:
+        """Return the later of bookmark and start_date (the SDK's starting marker).
+
+        A bookmark that is not a date yields start_date here, so that the SDK (which calls
+        this before the stream's records) does not crash on it: ``start_value`` then fails
+        this stream alone with one line naming the state.
+        """
+        if not _is_date(value):
+            return start_date_value
+        return super().compare_start_date(value, start_date_value)
+
+    def windows_done_through(self) -> datetime.date | None:
+        """Return the last day of the windows an earlier run finished (for this replication
+        key and account list), if any.
+        """
+        done = self.stream_state.get(WINDOWS_DONE_KEY)
+        if not isinstance(done, dict) or done.get("field") != self.replication_key:
+            return None
+        if done.get("account_list_id") != self.export.account_list_id:
+            return None
+        try:
+            return datetime.date.fromisoformat(str(done.get("through")))
+        except ValueError:
+            return None
+
     def job_spec(self) -> JobSpec | None:
-        """Return the export of this sync as one spec, or None when the range is empty."""
+        """Return the export of this sync as one spec, or None when the range is empty.
+
+        It starts on the bookmark's day (read again: the overlap day), or the day after the
+        windows an earlier run finished, whichever is later.
+        """
         start_value = self.start_value()
         start = utc_date(start_value) if start_value else None
+        done = self.windows_done_through()
+        if done is not None and (start is None or start <= done):
+            start = done + datetime.timedelta(days=1)
         end = utc_date(self.export.end_date or datetime.datetime.now(datetime.timezone.utc))
         if start and start > end:
             self.logger.info(
@@ -204,10 +303,20 @@ class ExportStream(Stream):
         run comes first (it is resumed), then ``window_days`` windows up to end_date.
         """
         whole = self.job_spec()
+        self._final_end = whole.end if whole is not None else None
         entry = read_entry(self.stream_state)
         specs: list[JobSpec] = []
-        if entry is not None and entry.spec.entity == self.name:
-            specs.append(entry.spec)
+        if entry is not None and entry.spec.entity != self.name:
+            self.logger.warning(
+                "The state of stream '%s' names export job %s of entity '%s': ignoring it",
+                self.name,
+                entry.job_id,
+                entry.spec.entity,
+            )
+        elif entry is not None:
+            # The ledger's window, with the fields selected now: a job with more fields is
+            # read without the extra columns; one lacking a field is replaced by a new job.
+            specs.append(replace(entry.spec, fields=self.selected_fields()))
             if whole is not None and entry.spec.end and whole.end and entry.spec.end < whole.end:
                 next_day = entry.spec.end + datetime.timedelta(days=1)
                 whole = replace(whole, start=max(whole.start or next_day, next_day))
@@ -224,7 +333,10 @@ class ExportStream(Stream):
 
     def prefetch_first_job(self) -> tuple[tuple[str, JobSpec], t.Callable[[], ExportJob]] | None:
         """Return the key and the maker of this sync's first job, for the scheduler to start."""
-        specs = self.window_specs()
+        try:
+            specs = self.window_specs()
+        except DemandbaseError:
+            return None  # the stream reports it itself, when its turn comes
         if not specs:
             return None
         spec = specs[0]
@@ -281,7 +393,13 @@ class ExportStream(Stream):
         entry = self._record_in_ledger(job)
         assert job.status is not None
         reader = CsvPartReader(self.name, self.schema["properties"], spec.fields)
-        parts = ResultParts(self.export.api, job.status, self.logger, skip=set(entry.parts_done))
+        parts = ResultParts(
+            self.export.api,
+            job.status,
+            self.logger,
+            skip=set(entry.parts_done),
+            stall_seconds=self.export.download_stall_seconds,
+        )
         if entry.parts_done:
             self.logger.info(
                 "%s: parts %s were emitted by an earlier run; reading the others",
@@ -291,36 +409,85 @@ class ExportStream(Stream):
         if entry.max_replication_value is not None and self.replication_key:
             self._increment_stream_state({self.replication_key: entry.max_replication_value})
         self._window_rows = 0
-        for part in parts:
-            yield part, reader
-            entry.parts_done.append(part.number)
-            entry.max_replication_value = self._max_replication_value
-            self._advance_bookmark(context)
-            write_entry(self.stream_state, entry)
-            self._emit_state()
-        self._check_complete(job, parts, self._window_rows)
+        try:
+            for part in parts:
+                rows_before = self._window_rows
+                yield part, reader
+                entry.parts_done[part.number] = self._window_rows - rows_before
+                entry.max_replication_value = self._max_replication_value
+                self._advance_bookmark(context)
+                write_entry(self.stream_state, entry)
+                self._emit_state()
+        except ApiRequestError as exc:
+            if exc.status == 404:  # a part the job lists is not there: the result is broken
+                self._reject(entry, "a part of its result is missing (404)")
+            raise
+        self._check_complete(job, parts, entry)
+        try:
+            parts.check_total_size()
+        except InconsistentResultError:
+            self._reject(entry, "its parts' bytes disagree with file_size_bytes")
+            raise
         self.export.scheduler.release(key)
         self._advance_bookmark(context)
         clear_entry(self.stream_state)
+        self._finished_with(entry)
+        if self._window_done_for_good(spec, entry) and spec.end is not None:
+            self.stream_state[WINDOWS_DONE_KEY] = {
+                "field": spec.date_field,
+                "account_list_id": spec.account_list_id,
+                "through": spec.end.isoformat(),
+            }
         self.finalize_state_progress_markers(self.stream_state)
+
+    def _window_done_for_good(self, spec: JobSpec, entry: LedgerEntry) -> bool:
+        """Whether a window just emitted never needs exporting again: it is not the last
+        window of this run (that one is read again from the bookmark's day), and all its days
+        had ended when its job was created (so no row could still come).
+        """
+        if spec.end is None or self._final_end is None or spec.end >= self._final_end:
+            return False
+        created = _state_datetime(entry.created_at) or datetime.datetime.now(datetime.timezone.utc)
+        return spec.end < created.astimezone(datetime.timezone.utc).date()
+
+    def _finished_with(self, entry: LedgerEntry) -> None:
+        """Remember the creation time of a job the stream is done with: no job created
+        before it is re-used (its snapshot would be older than what was already emitted).
+        """
+        created = _state_datetime(entry.created_at)
+        last = _state_datetime(self.stream_state.get(LAST_JOB_KEY))
+        if created is not None and (last is None or created > last):
+            self.stream_state[LAST_JOB_KEY] = created.isoformat()
+
+    def _reject(self, entry: LedgerEntry, reason: str) -> None:
+        """Mark the ledger's job as inconsistent and emit STATE: the next run exports its
+        window with a new job instead of trusting (or re-using) this one.
+        """
+        entry.inconsistent = reason
+        write_entry(self.stream_state, entry)
+        self._finished_with(entry)
+        self._emit_state()
 
     def _completed_job(self, spec: JobSpec, *, record_in_ledger: bool = True) -> ExportJob:
         """Resume the job the ledger names, re-use an equivalent one, or create one; wait until
         it is completed, trying anew (up to max_job_attempts) when it fails.
         """
         entry = read_entry(self.stream_state)
-        resume_id = entry.job_id if entry is not None and entry.spec == spec else None
+        resume_id = self._resumable_id(entry, spec)
         api = self.export.api
+        exclude = {entry.job_id} if entry is not None else set()
 
         def start(job: ExportJob) -> None:
             nonlocal resume_id
-            if resume_id and (status := resumable_status(api, resume_id, self.logger)):
+            rule = reuse_rule(_state_datetime(self.stream_state.get(LAST_JOB_KEY)), exclude)
+            if resume_id and (status := resumable_status(api, resume_id, spec, self.logger)):
                 job.attach(status, "resumed from the state")
-            elif status := api.find_equivalent_job(spec):
+            elif status := api.find_equivalent_job(spec, rule):
                 job.attach(status, "re-used: an equivalent job already exists")
             else:
-                job.create()
+                job.create(rule)
             resume_id = None
+            exclude.add(job.status_id)
             if record_in_ledger:
                 self._record_in_ledger(job)
 
@@ -332,6 +499,33 @@ class ExportStream(Stream):
         return run_until_completed(
             make_job, self.export.attempts, start=start, sleep=self.export.scheduler.sleep
         )
+
+    def _resumable_id(self, entry: LedgerEntry | None, spec: JobSpec) -> str | None:
+        """Return the ledger's job id if that job can deliver ``spec``; say why not if it
+        exports this window but cannot.
+        """
+        if entry is None or entry.spec.entity != spec.entity:
+            return None
+        if replace(entry.spec, fields=spec.fields) != spec:
+            return None  # another window (or filters): not this window's job
+        if entry.inconsistent:
+            self.logger.warning(
+                "Export job %s from the state delivered an inconsistent result (%s); "
+                "exporting its window anew",
+                entry.job_id,
+                entry.inconsistent,
+            )
+            return None
+        if not entry.spec.covers(spec):
+            missing = sorted(set(spec.fields) - set(entry.spec.fields))
+            self.logger.info(
+                "Export job %s from the state lacks the now selected field(s) %s; exporting "
+                "its window anew",
+                entry.job_id,
+                ", ".join(missing),
+            )
+            return None
+        return entry.job_id
 
     def _record_in_ledger(self, job: ExportJob) -> LedgerEntry:
         """Put the job in the stream's ledger (keeping parts done if it is the same job) and
@@ -351,19 +545,35 @@ class ExportStream(Stream):
         self.state_manager.is_flushed = False
         self._write_state_message()
 
-    def _check_complete(self, job: ExportJob, parts: ResultParts, rows: int) -> None:
-        """Log the job's totals; fail when they disagree with the job's record_count."""
+    def _check_complete(self, job: ExportJob, parts: ResultParts, entry: LedgerEntry) -> None:
+        """Log the job's totals; fail when the rows of all its parts (those emitted by earlier
+        runs included) disagree with the job's record_count, and mark the job as inconsistent
+        so that the next run exports the window anew instead of trusting it.
+        """
         self.logger.info(
             "%s: emitted %d records from %d part(s), %s downloaded, %d status calls",
-            job.label, rows, parts.count - len(parts.skip), human_bytes(parts.bytes_downloaded),
-            job.status_calls,
+            job.label, self._window_rows, parts.count - len(parts.skip),
+            human_bytes(parts.bytes_downloaded), job.status_calls,
         )  # fmt: skip
         expected = parts.job.record_count
-        if expected is not None and rows != expected and not parts.skip:
+        rows = entry.rows_done()
+        if expected is None:
+            return
+        if rows is None:
+            self.logger.warning(
+                "%s: the rows of parts emitted by an earlier version of the tap were not "
+                "counted; the check against record_count=%d is skipped",
+                job.label,
+                expected,
+            )
+            return
+        if rows != expected:
+            self._reject(entry, f"its parts held {rows} rows, record_count={expected}")
             msg = (
                 f"{job.label}: the parts held {rows} rows but the job reported "
-                f"record_count={expected}. The bookmark was not advanced; run the "
-                "tap again, and report the job to Demandbase support if it persists."
+                f"record_count={expected}. The bookmark was not advanced: the next run exports "
+                "this window again with a new job. Report the job to Demandbase support if it "
+                "persists."
             )
             raise MalformedResultError(msg)
 

@@ -8,10 +8,15 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import io
+import ipaddress
+import json
+import logging
 import signal
 import sys
 import typing as t
 from functools import cached_property
+from urllib.parse import urlsplit
 
 import pendulum
 from singer_sdk import Tap
@@ -38,6 +43,45 @@ if t.TYPE_CHECKING:
 DEFAULT_API_URL = "https://api.demandbase.com"
 DEFAULT_REPLICATION_KEY = "last_modified_date"
 DEFAULT_REPLICATION_KEYS = {"activities": "activity_date"}
+
+
+def checked_api_url(url: str, logger: logging.Logger) -> str:
+    """Return api_url, checked: absolute http(s); plain http warned about unless to loopback."""
+    parts = urlsplit(url)
+    if parts.scheme not in {"http", "https"} or not parts.hostname:
+        msg = f"Setting api_url='{url}' is not an absolute http(s) URL; use e.g. {DEFAULT_API_URL}."
+        raise ConfigError(msg)
+    if parts.scheme == "http" and not _is_loopback(parts.hostname):
+        logger.warning(
+            "Setting api_url uses plain http to %s: the access token would travel in clear "
+            "text. Use https.",
+            parts.hostname,
+        )
+    return url
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
+def _checked_state_file(state: t.IO[str]) -> t.IO[str]:
+    """Return the --state file's text as a new stream, or fail naming the file."""
+    text = state.read()
+    try:
+        value = json.loads(text) if text.strip() else {}
+    except ValueError as exc:
+        msg = (
+            f"The state file {getattr(state, 'name', '')} is not valid JSON ({exc}); restore "
+            "it from the last STATE message the tap emitted, or remove it to start over."
+        )
+        raise ConfigError(msg) from exc
+    if not isinstance(value, dict):
+        msg = f"The state file {getattr(state, 'name', '')} does not hold a JSON object."
+        raise ConfigError(msg)
+    return io.StringIO(text or "{}")
 
 
 @contextlib.contextmanager
@@ -178,6 +222,16 @@ class TapDemandbase(Tap):
             title="Job timeout",
             description="An export job not done after this long is cancelled and the stream fails.",
         ),
+        th.Property(
+            "download_stall_seconds",
+            th.NumberType,
+            default=60,
+            title="Download stall timeout",
+            description=(
+                "A result download that brings less than 1 KiB in this many seconds (or nothing "
+                "at all) is a broken transfer: it is resumed where it stopped."
+            ),
+        ),
     ).to_dict()
 
     # Settings -------------------------------------------------------------------------------
@@ -205,11 +259,29 @@ class TapDemandbase(Tap):
     def api(self) -> ExportApi:
         """Return the API client (created on first use: discovery and sync only)."""
         transport = Transport(
-            self.config.get("api_url") or DEFAULT_API_URL,
-            self.config["access_token"],
+            checked_api_url(self.config.get("api_url") or DEFAULT_API_URL, self.logger),
+            self._access_token(),
             user_agent=f"{self.name}/{self.plugin_version}",
+            download_read_timeout=self._stall_seconds(),
         )
         return DataExportClient(transport)
+
+    def _access_token(self) -> str:
+        token = self.config.get("access_token")
+        if not token:
+            msg = (
+                "Setting access_token is missing: set it (or TAP_DEMANDBASE_ACCESS_TOKEN) to the "
+                "bearer token of a Demandbase user with the Data Export permission."
+            )
+            raise ConfigError(msg)
+        return str(token)
+
+    def _stall_seconds(self) -> float:
+        value = float(self.config.get("download_stall_seconds", 60))
+        if value <= 0:
+            msg = f"Setting download_stall_seconds={value:g} must be a positive number of seconds."
+            raise ConfigError(msg)
+        return value
 
     def export_settings(self) -> ExportSettings:
         """Return what all streams' export jobs share, validating the settings it reads."""
@@ -223,14 +295,22 @@ class TapDemandbase(Tap):
             poll_policy=self.poll_policy(),
             scheduler=self.scheduler,
             window_days=self._positive_int("window_days"),
+            download_stall_seconds=self._stall_seconds(),
             attempts=AttemptPolicy(
                 max_attempts=self._positive_int("max_job_attempts") or 3,
-                cooldown=float(self.config.get("job_retry_cooldown_seconds", 60)),
+                cooldown=self._cooldown_seconds(),
             ),
             failures=type(self).failed_streams,
             end_date=end,
             account_list_id=self.config.get("account_list_id") or None,
         )
+
+    def _cooldown_seconds(self) -> float:
+        value = float(self.config.get("job_retry_cooldown_seconds", 60))
+        if value < 0:
+            msg = f"Setting job_retry_cooldown_seconds={value:g} must be 0 or more seconds."
+            raise ConfigError(msg)
+        return value
 
     def _positive_int(self, name: str) -> int | None:
         """Return an optional whole-number setting that must be at least 1."""
@@ -245,10 +325,7 @@ class TapDemandbase(Tap):
     @cached_property
     def scheduler(self) -> JobScheduler:
         """Return the scheduler that overlaps export jobs across streams."""
-        jobs = int(self.config.get("max_concurrent_jobs") or 1)
-        if jobs < 1:
-            msg = f"Setting max_concurrent_jobs={jobs} must be at least 1."
-            raise ConfigError(msg)
+        jobs = self._positive_int("max_concurrent_jobs") or 1
         return JobScheduler(jobs, planner=self._planned_jobs)
 
     def _planned_jobs(self) -> list[tuple[t.Any, t.Callable[[], t.Any]]]:
@@ -285,6 +362,7 @@ class TapDemandbase(Tap):
                 schema=schema,
                 replication_key=self._replication_key(name, schema, configured.get(name)),
                 export=export,
+                key_from_settings=name in configured,
             )
             for name, schema in schemas.items()
         ]
@@ -343,6 +421,8 @@ class TapDemandbase(Tap):
         """
         cls.failed_streams.clear()
         with one_line_errors(cls):
+            if kwargs.get("state") is not None:
+                kwargs["state"] = _checked_state_file(kwargs["state"])
             super().invoke(*args, **kwargs)
         if cls.failed_streams:
             for failure in cls.failed_streams:

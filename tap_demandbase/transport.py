@@ -12,9 +12,10 @@ import email.utils
 import logging
 import random
 import re
+import threading
 import time
 import typing as t
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import parse_qsl, urljoin, urlsplit
 
 import backoff
 import requests
@@ -31,6 +32,9 @@ if t.TYPE_CHECKING:
     from collections.abc import Generator
 
 logger = logging.getLogger("tap-demandbase.http")
+
+#: Redirects followed from the download endpoint to the file (object stores may add hops).
+MAX_REDIRECT_HOPS = 5
 
 #: Network failures that are worth another try.
 RETRIABLE_EXCEPTIONS = (
@@ -93,12 +97,59 @@ def api_message(response: requests.Response) -> str:
     return str(body)[:300]
 
 
-_QUERY = re.compile(r"\?[^\s'\")]*")
+_QUERY = re.compile(r"(\?|%3[Ff])[^\s'\")<>]*")
+_SECRETS: set[str] = set()
+_SECRETS_LOCK = threading.Lock()
 
 
 def redact(text: str) -> str:
-    """Drop query strings from a message: a pre-signed URL's signature never reaches a log."""
-    return _QUERY.sub("?…", text)
+    """Drop query strings and known secrets from a message.
+
+    A pre-signed URL's signature and the token never reach a log, even when an error body or a
+    third-party library (urllib3 at DEBUG) echoes them, URL-encoded or not.
+    """
+    text = _QUERY.sub("?…", text)
+    for secret in _SECRETS:
+        if secret in text:
+            text = text.replace(secret, "…")
+    return text
+
+
+def add_secrets(*values: str) -> None:
+    """Register values that must never reach a log (tokens, signature parameters)."""
+    with _SECRETS_LOCK:
+        _SECRETS.update(value for value in values if len(value) >= 8)
+
+
+def _redacting_factory(
+    factory: t.Callable[..., logging.LogRecord],
+) -> t.Callable[..., logging.LogRecord]:
+    def make_record(*args: t.Any, **kwargs: t.Any) -> logging.LogRecord:
+        record = factory(*args, **kwargs)
+        try:
+            message = record.getMessage()
+        except Exception:  # a bad format string is logging's to report, not ours
+            return record
+        clean = redact(message)
+        if clean != message:
+            record.msg, record.args = clean, ()
+        if record.exc_info and record.exc_info[1] is not None:
+            record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
+        return record
+
+    make_record.redacting = True  # type: ignore[attr-defined]
+    return make_record
+
+
+def install_log_redaction() -> None:
+    """Scrub every log record of every logger in this process, once (not per tap instance).
+
+    A record factory, not a handler filter, so that third-party loggers and handlers added
+    later (the SDK's, urllib3's) are covered too.
+    """
+    factory = logging.getLogRecordFactory()
+    if not getattr(factory, "redacting", False):
+        logging.setLogRecordFactory(_redacting_factory(factory))
 
 
 def safe_url(url: str) -> str:
@@ -119,14 +170,16 @@ def raise_for_status(response: requests.Response, what: str) -> None:
             "or expired. Set a valid token in the access_token setting "
             "(TAP_DEMANDBASE_ACCESS_TOKEN)."
         )
-        raise AuthError(msg)
+        raise AuthError(msg, status=401)
     if status == 403:
         msg = (
             f"The Demandbase API denied {what} (403: {message}). Ask your Demandbase admin to "
             "grant the token's user the Data Export permission."
         )
-        raise AuthError(msg)
-    if status == 429 and _is_quota_answer(response, message):
+        raise AuthError(msg, status=403)
+    if status == 429 and (
+        _is_quota_answer(response, message) or retry_after_seconds(response) is None
+    ):
         raise QuotaExceededError(quota_message(response, message))
     if status == 429 or status >= 500:
         raise TransientApiError(
@@ -137,7 +190,9 @@ def raise_for_status(response: requests.Response, what: str) -> None:
 
 
 def _is_quota_answer(response: requests.Response, message: str) -> bool:
-    """Tell the daily-quota 429 (never retried) from a plain rate limit (retried)."""
+    """Tell the daily-quota 429 (never retried) from a rate limit (retried only when the
+    server says when: the contract's 429 is the quota, and a blind retry loop spends it).
+    """
     return "quota" in message.lower() or "quota" in response.text.lower()[:500]
 
 
@@ -159,6 +214,7 @@ def quota_message(response: requests.Response, message: str) -> str:
 
 
 _F = t.TypeVar("_F", bound=t.Callable[..., t.Any])
+_T = t.TypeVar("_T")
 
 
 def _unreachable_as_error(send: _F, tries: int) -> _F:
@@ -189,14 +245,18 @@ class Transport:
         *,
         user_agent: str,
         timeout: tuple[float, float] = (15.0, 300.0),
+        download_read_timeout: float = 60.0,
         max_tries: int = 6,
         retry_factor: float = 1.0,
         retry_cap: float = 60.0,
     ) -> None:
         self.base_url = base_url.rstrip("/") + "/"
         self.timeout = timeout
+        self.download_timeout = (timeout[0], download_read_timeout)
         self._api = requests.Session()
         self._api.auth = BearerTokenAuthenticator(token=token)
+        add_secrets(token)
+        install_log_redaction()
         self._api.headers["User-Agent"] = user_agent
         self._files = requests.Session()
         self._files.auth = _NoCredentials()
@@ -212,6 +272,8 @@ class Transport:
             cap=retry_cap,
         )
         self.request_json = _unreachable_as_error(retry(self._request_json_once), max_tries)  # type: ignore[method-assign]
+        self._retry = retry
+        self._max_tries = max_tries
         self.open_download = _unreachable_as_error(retry(self._open_download_once), max_tries)  # type: ignore[method-assign]
 
     @staticmethod
@@ -251,6 +313,28 @@ class Transport:
                 msg = f"{what} answered {response.status_code} with a body that is not JSON"
                 raise TransientApiError(msg) from exc
 
+    def request_json_once(
+        self,
+        method: str,
+        path: str,
+        *,
+        what: str,
+        json: t.Any = None,
+    ) -> tuple[int, t.Any]:
+        """Send one API request, not retried: for a caller that must look before it sends a
+        request again (a create whose answer was lost may have created the job).
+        """
+        return self._request_json_once(method, path, what=what, json=json)
+
+    def retried(self, attempt: t.Callable[[], _T], *, what: str) -> _T:
+        """Call ``attempt`` with the retry policy of every API request (backoff with jitter,
+        Retry-After, the one-line "Gave up" error), so that it can check before each retry.
+        """
+        return t.cast(
+            "_T",
+            _unreachable_as_error(self._retry(lambda what: attempt()), self._max_tries)(what=what),
+        )
+
     def _open_download_once(
         self,
         path: str,
@@ -272,8 +356,8 @@ class Transport:
             stream=True,
             allow_redirects=False,
         )
-        if response.is_redirect:
-            location = urljoin(response.url, response.headers["Location"])
+        if _is_redirect(response):
+            location = _redirect_target(response, what)
             response.close()
             return self._open_presigned(location, what=what, headers=headers)
         if response.status_code >= 400:
@@ -284,16 +368,55 @@ class Transport:
     def _open_presigned(
         self, url: str, *, what: str, headers: dict[str, str] | None = None
     ) -> requests.Response:
-        """GET a pre-signed URL with the bare session (no token ever goes there)."""
-        logger.debug("GET %s", safe_url(url))
-        response = self._files.get(
-            url, headers=headers, timeout=self.timeout, stream=True, allow_redirects=False
-        )
-        if response.status_code == 403:
+        """GET a pre-signed URL with the bare session (no token ever goes there), following a
+        bounded chain of redirects the same way.
+        """
+        for _ in range(MAX_REDIRECT_HOPS):
+            add_secrets(*(value for _, value in parse_qsl(urlsplit(url).query)))
+            logger.debug("GET %s", safe_url(url))
+            response = self._files.get(
+                url,
+                headers=headers,
+                timeout=self.download_timeout,
+                stream=True,
+                allow_redirects=False,
+            )
+            if not _is_redirect(response):
+                break
+            url = _redirect_target(response, what)
             response.close()
-            msg = f"{what}: the pre-signed URL {safe_url(url)} was refused (403, expired)"
+        else:
+            msg = f"{what}: more than {MAX_REDIRECT_HOPS} redirects; report this to Demandbase."
+            raise ApiRequestError(msg)
+        if response.status_code in {401, 403}:
+            response.close()
+            msg = (
+                f"{what}: the pre-signed URL {safe_url(url)} was refused "
+                f"({response.status_code}, expired or not valid)"
+            )
             raise TransientApiError(msg)
         if response.status_code >= 400:
             with response:
                 raise_for_status(response, f"{what} (pre-signed download {safe_url(url)})")
         return response
+
+
+def _is_redirect(response: requests.Response) -> bool:
+    """Whether the answer is a redirect, with a Location header or (wrongly) without one."""
+    return response.status_code in {301, 302, 303, 307, 308}
+
+
+def _redirect_target(response: requests.Response, what: str) -> str:
+    """Return where a redirect points, if it is somewhere a download may go (http or https)."""
+    location = response.headers.get("Location")
+    if not location:
+        response.close()
+        msg = f"{what} answered {response.status_code} without a Location header; report it."
+        raise ApiRequestError(msg)
+    target = urljoin(response.url, location)
+    scheme = urlsplit(target).scheme
+    if scheme not in {"http", "https"}:
+        response.close()
+        msg = f"{what} redirected to a '{scheme}:' URL, which the tap does not fetch; report it."
+        raise ApiRequestError(msg)
+    return target

@@ -14,6 +14,16 @@ def _stream_order(run):
     return order
 
 
+def _without_job_times(state):
+    """The state without the creation times of the last jobs (they differ between runs)."""
+    return {
+        "bookmarks": {
+            stream: {k: v for k, v in value.items() if k != "last_job_created_at"}
+            for stream, value in state["bookmarks"].items()
+        }
+    }
+
+
 def test_jobs_overlap_but_output_stays_one_stream_at_a_time(sandbox, tmp_path):
     with Sandbox(fast_settings()) as other:  # a second emulator: no job to re-use
         sequential = run_tap(tmp_path, tap_config(other))
@@ -23,7 +33,7 @@ def test_jobs_overlap_but_output_stays_one_stream_at_a_time(sandbox, tmp_path):
     # Output: each stream's records in one block, streams in name order, all rows there.
     assert _stream_order(run) == sorted(ENTITIES)
     assert run.records == sequential.records
-    assert run.last_state == sequential.last_state
+    assert _without_job_times(run.last_state) == _without_job_times(sequential.last_state)
     # Three jobs were created before the first result was downloaded, and six in all.
     log = sandbox.requests()
     first_download = next(i for i, r in enumerate(log) if r.path.endswith("/download"))

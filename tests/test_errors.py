@@ -115,7 +115,7 @@ def test_malformed_csv_is_one_line_naming_part_line_and_field(
     assert "export_job" not in bookmarks["accounts"]
     # opportunities: no bookmark; its job stays in the ledger, no part of it counted as done.
     assert "replication_key_value" not in bookmarks["opportunities"]
-    assert bookmarks["opportunities"]["export_job"]["parts_done"] == []
+    assert bookmarks["opportunities"]["export_job"]["parts_done"] == {}
 
 
 def test_api_400_is_one_line_with_the_apis_message(sandbox, tmp_path):

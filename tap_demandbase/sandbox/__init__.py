@@ -2,7 +2,10 @@
 
 ``Sandbox`` runs the API and a pre-signed download host in background threads; ``SandboxSettings``
 holds every knob (data volume, timings, file format quirks, faults). See ``server.py`` to start,
-``settings.py`` for the knobs, ``files.py`` for the result-file format and malformed defects.
+``settings.py`` for the knobs (``knobs.py`` turns them into CLI flags and the README table),
+``files.py`` for the result-file format and malformed defects. Two dialects: ``api.py`` (the
+OpenAPI contract, ``export_v1``) and ``uapi.py`` (Demandbase's production API, with
+``uapi_catalog.py``, ``uapi_requests.py``, ``uapi_auth.py`` and ``usage.py``).
 """
 
 from tap_demandbase.sandbox.server import Sandbox

@@ -14,7 +14,9 @@ JSON ``{"error": "<short_code>", "message": "<sentence>"}``; the quota 429 adds 
 
 Sandbox controls (no auth, not recorded): ``GET /_sandbox/requests``, ``GET /_sandbox/jobs``,
 ``GET``/``POST /_sandbox/settings`` (POST a JSON object of knobs), ``POST /_sandbox/reset``
-(clears the request log) -- so a demo or benchmark in another process can steer the sandbox.
+(forgets the request log, every job and the quota counters; knobs stay as they are) -- so a
+demo or benchmark in another process can steer the sandbox. The uapi dialect (``uapi.py``)
+serves the same controls through a subclass of these server and handler classes.
 """
 
 from __future__ import annotations
@@ -38,6 +40,17 @@ _JOB = re.compile(r"^/export/v1/jobs/([^/]+)$")
 _DOWNLOAD = re.compile(r"^/export/v1/jobs/([^/]+)/download$")
 _FILTER_KEYS = ("date_range", "account_list_id")
 _DATE_RANGE_KEYS = ("field", "start", "end")
+
+
+#: What ``list_odd_jobs`` puts first in the job list: entries a client must skip.
+_ODD_JOBS: tuple[object, ...] = (
+    {"id": "odd-running", "entity_type": "accounts", "status": "running", "fields": ["id"]},
+    {"entity_type": "accounts", "status": "completed", "fields": ["id"]},
+    {"id": "odd-count", "entity_type": "accounts", "status": "completed", "record_count": "many"},
+    {"id": "odd-time", "entity_type": "accounts", "status": "pending", "created_at": "yesterday"},
+    "not a job",
+    None,
+)
 
 
 class ApiError(Exception):
@@ -168,11 +181,21 @@ class ApiServer(SandboxServer):
         store: JobStore,
         signer: UrlSigner,
         files_url: str,
+        handler: type[ApiHandler] | None = None,
     ) -> None:
         self.store = store
         self.signer = signer
         self.files_url = files_url
-        super().__init__(address, ApiHandler, name="api", settings=settings, log=log)
+        super().__init__(address, handler or ApiHandler, name="api", settings=settings, log=log)
+
+    def describe_jobs(self) -> list[dict[str, object]]:
+        """Return every job as this dialect's API describes it, oldest first."""
+        return self.store.describe_all(self.url)
+
+    def reset(self) -> None:
+        """Forget the request log, every job and the quota counters (``POST /_sandbox/reset``)."""
+        self.log.clear()
+        self.store.reset()
 
 
 class ApiHandler(SandboxHandler):
@@ -211,6 +234,8 @@ class ApiHandler(SandboxHandler):
                 self._list()
             else:
                 job = self._job(job_id)
+                if endpoint == "status" and self.server.store.status_hidden(job):
+                    raise ApiError(404, "job_not_found", f"Export job {job_id!r} not found")
                 if endpoint == "status":
                     self.send_json(200, self.server.store.describe(job, self.server.url))
                 elif endpoint == "cancel":
@@ -272,11 +297,28 @@ class ApiHandler(SandboxHandler):
                 },
             )
             return
+        if self.settings.consume("lose_create_answers"):
+            self._lost_create_answer()
+            return
         self.send_json(
             202,
             self.server.store.describe(job, self.server.url),
             {"Location": f"{_PREFIX}/jobs/{job.id}"},
         )
+
+    def _lost_create_answer(self) -> None:
+        """Answer a create that did create its job as ``lost_create_answer`` says."""
+        kind = self.settings.lost_create_answer
+        if kind == "html":
+            page = b"<html><body><h1>Service temporarily unavailable</h1></body></html>"
+            self.send_body(200, "text/html; charset=utf-8", page)
+        elif kind == "empty":
+            self.send_body(202, "application/json", b"")
+        else:
+            status = self.settings.http_error_status
+            self.send_problem(
+                status, "internal_error", f"Simulated {status} after the job was created"
+            )
 
     def _list(self) -> None:
         status = self.query.get("status") or None
@@ -286,7 +328,9 @@ class ApiHandler(SandboxHandler):
             )
         limit = self._int_param("limit", 25)
         offset = self._int_param("offset", 0)
-        jobs = self.server.store.describe_all(self.server.url, status)[::-1]  # newest first
+        jobs: list[object] = list(self.server.store.describe_all(self.server.url, status)[::-1])
+        if self.settings.list_odd_jobs:  # newest first, after entries that are not valid jobs
+            jobs = [*_ODD_JOBS, *jobs]
         self.send_json(200, {"jobs": jobs[offset : offset + limit], "total": len(jobs)})
 
     def _int_param(self, name: str, default: int) -> int:
@@ -328,8 +372,13 @@ class ApiHandler(SandboxHandler):
         expires = int(time.time() + self.settings.url_ttl_seconds)
         if self.settings.consume("expire_next_urls"):
             expires = int(time.time()) - 60
-        location = self.server.signer.url(self.server.files_url, part_path(job.id, part), expires)
-        self.send_body(302, "text/plain", b"", {"Location": location})
+        style = self.settings.redirect_style
+        base = self.server.files_url + ("/hop/2" if style == "chain" else "")
+        location = self.server.signer.url(base, part_path(job.id, part), expires)
+        if style == "file_url":
+            location = "file:///etc/passwd"
+        headers = {} if style == "no_location" else {"Location": location}
+        self.send_body(302, "text/plain", b"", headers)
 
     def _admin(self) -> None:
         """Serve the sandbox controls (for demos and benchmarks in another process)."""
@@ -338,7 +387,7 @@ class ApiHandler(SandboxHandler):
         if route == ("GET", "requests"):
             self.send_json(200, {"requests": [r.to_json() for r in server.log.entries()]})
         elif route == ("GET", "jobs"):
-            self.send_json(200, {"jobs": server.store.describe_all(server.url)})
+            self.send_json(200, {"jobs": server.describe_jobs()})
         elif route == ("GET", "settings"):
             self.send_json(200, self.settings.to_json())
         elif route == ("POST", "settings"):
@@ -352,7 +401,7 @@ class ApiHandler(SandboxHandler):
                 return
             self.send_json(200, self.settings.to_json())
         elif route == ("POST", "reset"):
-            server.log.clear()
+            server.reset()
             self.send_json(200, {"reset": True})
         else:
             self.send_problem(404, "not_found", f"No such sandbox control: {self.url_path}")

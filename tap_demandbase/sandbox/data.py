@@ -55,13 +55,16 @@ class Filters:
     ``date_range`` keeps a row when the UTC calendar day of its ``date_field`` cell lies in
     ``[start, end]`` (both inclusive, either may be open); an empty cell never matches.
     ``account_list_id`` keeps a row when ``zlib.crc32(f"{list_id}:{row id}") % 4 == 0``, the
-    stand-in for "the row belongs to an account on that list".
+    stand-in for "the row belongs to an account on that list". ``one_of`` keeps a row when, for
+    each ``(field, values)`` pair, the field's cell is one of ``values`` (the uapi dialect's
+    ``accountIds`` and campaign ``source``).
     """
 
     date_field: str | None = None
     start: date | None = None
     end: date | None = None
     account_list_id: str | None = None
+    one_of: tuple[tuple[str, frozenset[str]], ...] = ()
 
 
 class _TableCell(NamedTuple):
@@ -87,13 +90,15 @@ def _slot(h: int, salt: int, size: int) -> int:
 
 
 def iter_rows(
-    settings: SandboxSettings, entity: str, fields: Sequence[str], filters: Filters
+    settings: SandboxSettings, entity: str | Entity, fields: Sequence[str], filters: Filters
 ) -> Iterator[Sequence[Cell]]:
     """Yield the cells of ``fields`` (in that order) of each row an export with ``filters`` returns.
 
-    Rows come in ascending index order, which is the export order.
+    ``entity`` is a name of ``ENTITIES`` or an :class:`Entity` (the uapi dialect's entities: a
+    field list sharing an entity's name shares its values). Rows come in ascending index order,
+    which is the export order.
     """
-    rows = _Rows(settings, ENTITIES[entity])
+    rows = _Rows(settings, entity if isinstance(entity, Entity) else ENTITIES[entity])
     make_row = rows.row_function(fields)
     lo, hi = 0, rows.count
     checks: list[Callable[[int, int], bool]] = []
@@ -108,6 +113,8 @@ def iter_rows(
             checks.append(_day_check(rows.stamp(field), first, last))
     if filters.account_list_id is not None:
         checks.append(_list_check(rows.row_id, filters.account_list_id))
+    for name, allowed in filters.one_of:
+        checks.append(_value_check(rows.row_function([name]), allowed))
     row_hash = rows.row_hash
     if not checks:  # the common, unfiltered case: keep the loop minimal
         for i in range(lo, hi):
@@ -130,6 +137,15 @@ def _day_check(stamp: StampFn, first: int, last: int) -> Callable[[int, int], bo
 def _list_check(row_id: Callable[[int], str], list_id: str) -> Callable[[int, int], bool]:
     def check(i: int, h: int) -> bool:
         return zlib.crc32(f"{list_id}:{row_id(i)}".encode()) % 4 == 0
+
+    return check
+
+
+def _value_check(
+    cells: Callable[[int, int], Sequence[Cell]], allowed: frozenset[str]
+) -> Callable[[int, int], bool]:
+    def check(i: int, h: int) -> bool:
+        return cells(i, h)[0] in allowed
 
     return check
 
@@ -445,6 +461,11 @@ _PICKLISTS: dict[str, tuple[str, ...]] = {
     "campaign_status": ("Planned", "Active", "Paused", "Completed"),
     "region": ("NA", "EMEA", "APAC", "LATAM"),
     "bg_stage": ("Awareness", "Consideration", "Decision", "Purchase"),
+    # Used by the entities only the uapi dialect exports (uapi_catalog.py).
+    "ad_source": ("demandbase", "linkedin", "google"),
+    "bg_role": ("Decision Maker", "Champion", "Influencer", "Evaluator", "Budget Holder"),
+    "keyword_set": ("Data Platform", "ABM", "Intent, Buyer", "Analytics"),
+    "creative_format": ("Image", "Video", "Carousel", "Text"),
 }
 _BOOLEANS = ("true", "false", "TRUE", "False", "1", "0")
 _EMAIL_NAMES = ("jane.doe", "john.smith", "zoe.muller", "jose.garcia", "li.nguyen", "Ana.OBrien")

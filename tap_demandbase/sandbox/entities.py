@@ -246,4 +246,7 @@ DEFAULT_ROWS: dict[str, int] = {
     "activities": 3000,
     "campaigns": 50,
     "buying_groups": 120,
+    # Exported by the uapi dialect only (uapi_catalog.py).
+    "creatives": 80,
+    "buying_group_members": 300,
 }

@@ -195,15 +195,17 @@ class SandboxHandler(BaseHTTPRequestHandler):
         except ValueError:
             phrase = "Error"
         retry_after = self.settings.http_error_retry_after
-        self.send_json(
+        self.send_fault(
             status,
-            {
-                "error": phrase.lower().replace(" ", "_").replace("-", "_"),
-                "message": f"Simulated {status} {phrase} from the sandbox ({endpoint})",
-            },
-            {"Retry-After": f"{retry_after:g}"} if retry_after is not None else None,
+            phrase.lower().replace(" ", "_").replace("-", "_"),
+            f"Simulated {status} {phrase} from the sandbox ({endpoint})",
+            {"Retry-After": f"{retry_after:g}"} if retry_after is not None else {},
         )
         return True
+
+    def send_fault(self, status: int, code: str, message: str, headers: dict[str, str]) -> None:
+        """Answer an injected ``http_errors`` fault (JSON ``error``/``message`` by default)."""
+        self.send_json(status, {"error": code, "message": message}, headers or None)
 
     def log_message(self, format: str, *args: object) -> None:
         """Stay quiet: the request log, not stderr, is how the sandbox reports traffic."""

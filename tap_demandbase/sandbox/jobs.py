@@ -15,17 +15,21 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import TypeVar
 
 from tap_demandbase.sandbox.data import Filters
-from tap_demandbase.sandbox.entities import ENTITIES
+from tap_demandbase.sandbox.entities import DEFAULT_ROWS
 from tap_demandbase.sandbox.files import ExportCancelled, ResultFiles, write_export
-from tap_demandbase.sandbox.settings import SandboxSettings
+from tap_demandbase.sandbox.settings import JOB_STATUSES, SandboxSettings
+
+_T = TypeVar("_T")
 
 ACTIVE = ("pending", "processing")
-STATUSES = ("pending", "processing", "completed", "failed", "cancelled")
+STATUSES = JOB_STATUSES
 QUOTA_MESSAGE = "Daily export quota exceeded (10GB per day limit)"
 
 
@@ -39,7 +43,12 @@ class QuotaExceeded(Exception):
 
 @dataclass
 class Job:
-    """One export job and everything needed to run and describe it."""
+    """One export job and everything needed to run and describe it.
+
+    ``writer`` (None: :func:`write_export` of ``fields``) lets a dialect lay out its own result
+    files; ``cache_key`` then names everything that writer's output depends on beyond the
+    generic key. ``updated_at`` is the time of the last status change.
+    """
 
     id: str
     entity: str
@@ -55,6 +64,18 @@ class Job:
     result: ResultFiles | None = None
     error_message: str | None = None
     cancelled: threading.Event = field(default_factory=threading.Event)
+    writer: ResultWriter | None = None
+    cache_key: tuple[object, ...] = ()
+    updated_at: float = 0.0
+    status_calls: int = 0
+
+    def __post_init__(self) -> None:
+        self.updated_at = self.updated_at or self.created_at
+
+    def set_status(self, status: str) -> None:
+        """Move to ``status`` now (callers hold the store's lock)."""
+        self.status = status
+        self.updated_at = time.time()
 
     @property
     def expires_at(self) -> float | None:
@@ -76,7 +97,7 @@ class Job:
         if self.status == "completed" and self.result is not None:
             out.update(
                 record_count=self.result.record_count + self.settings.record_count_offset,
-                file_size_bytes=self.result.total_bytes,
+                file_size_bytes=self.result.total_bytes + self.settings.file_size_offset,
                 file_parts=len(self.result.parts),
                 download_url=f"{api_url}/export/v1/jobs/{self.id}/download",
                 completed_at=rfc3339(self.completed_at or 0.0),
@@ -84,7 +105,17 @@ class Job:
             )
         if self.error_message is not None:
             out["error_message"] = self.error_message
+        out["status"] = self.settings.status_aliases.get(self.status, self.status)
+        for key, value in self.settings.job_json_patch.items():
+            if key in out and value is None:
+                del out[key]
+            elif key in out:
+                out[key] = value
         return out
+
+
+#: Writes a job's result files into a directory; a dialect's own file layout (see ``Job``).
+ResultWriter = Callable[[Path, Job], ResultFiles]
 
 
 class JobStore:
@@ -99,11 +130,23 @@ class JobStore:
         self._cache: dict[tuple[object, ...], ResultFiles] = {}
         self._cache_locks: dict[tuple[object, ...], threading.Lock] = {}
         self._bytes_by_day: dict[str, int] = {}
+        self._created = 0  # jobs ever created: ids stay unique across reset()
 
     def create(
-        self, entity: str, fields: list[str], filters: Filters, filters_json: dict[str, object]
+        self,
+        entity: str,
+        fields: list[str],
+        filters: Filters,
+        filters_json: dict[str, object],
+        *,
+        job_id: str | None = None,
+        writer: ResultWriter | None = None,
+        cache_key: tuple[object, ...] = (),
     ) -> Job:
         """Create a job (already validated) and start its worker.
+
+        ``job_id`` (default ``job-000001``, ...) must be unique; ``writer`` and ``cache_key``
+        are a dialect's result layout (see :class:`Job`).
 
         Raises:
             QuotaExceeded: ``quota_exhausted_after_jobs`` jobs exist already, or today's
@@ -115,8 +158,9 @@ class JobStore:
             spent = self._bytes_by_day.get(_utc_day(time.time()), 0)
             if (limit is not None and len(self._jobs) >= limit) or spent >= live.quota_bytes:
                 raise QuotaExceeded(rfc3339(_next_utc_midnight()))
+            self._created += 1
             job = Job(
-                id=f"job-{len(self._jobs) + 1:06d}",
+                id=job_id or f"job-{self._created:06d}",
                 entity=entity,
                 fields=fields,
                 filters=filters,
@@ -124,6 +168,8 @@ class JobStore:
                 settings=live.snapshot(),
                 will_fail=live.consume("fail_jobs", entity),
                 defect=live.malformed.get(entity),
+                writer=writer,
+                cache_key=cache_key,
             )
             self._jobs[job.id] = job
             worker = threading.Thread(target=self._run, args=(job,), name=job.id, daemon=True)
@@ -136,10 +182,39 @@ class JobStore:
         with self._lock:
             return self._jobs.get(job_id)
 
+    def status_hidden(self, job: Job) -> bool:
+        """Count a status call of ``job``; whether it is among the first ones that answer 404
+        (``status_not_found_after_create``).
+        """
+        with self._lock:
+            job.status_calls += 1
+            return job.status_calls <= job.settings.status_not_found_after_create
+
     def describe(self, job: Job, api_url: str) -> dict[str, object]:
         """Return ``job``'s JSON, read consistently with respect to its worker."""
         with self._lock:
             return job.to_json(api_url)
+
+    def view(self, job: Job, render: Callable[[Job], _T]) -> _T:
+        """Return ``render(job)``, read consistently with respect to its worker."""
+        with self._lock:
+            return render(job)
+
+    def all_jobs(self) -> list[Job]:
+        """Return every job, oldest first (read each through :meth:`view`)."""
+        with self._lock:
+            return list(self._jobs.values())
+
+    def reset(self) -> None:
+        """Forget every job (stopping those still running) and today's exported bytes.
+
+        Job ids are not re-used, so a client holding an old id gets a 404, never another job.
+        """
+        with self._lock:
+            for job in self._jobs.values():
+                job.cancelled.set()
+            self._jobs.clear()
+            self._bytes_by_day.clear()
 
     def describe_all(self, api_url: str, status: str | None = None) -> list[dict[str, object]]:
         """Return the JSON of every job (optionally only those in ``status``), oldest first."""
@@ -163,7 +238,7 @@ class JobStore:
         with self._lock:
             if job.status not in ACTIVE:
                 return False
-            job.status = "cancelled"
+            job.set_status("cancelled")
             job.cancelled.set()
             return True
 
@@ -196,7 +271,7 @@ class JobStore:
         with self._lock:
             if job.status != "pending":
                 return
-            job.status = "processing"
+            job.set_status("processing")
         began = time.monotonic()
         result: ResultFiles | None = None
         error = f"Export failed: simulated internal error while exporting {job.entity}"
@@ -214,11 +289,11 @@ class JobStore:
                 return
             if result is None:
                 job.error_message = error
-                job.status = "failed"
+                job.set_status("failed")
                 return
             job.result = result
-            job.completed_at = time.time()
-            job.status = "completed"
+            job.set_status("completed")
+            job.completed_at = job.updated_at
             day = _utc_day(job.completed_at)
             self._bytes_by_day[day] = self._bytes_by_day.get(day, 0) + result.total_bytes
 
@@ -232,12 +307,15 @@ class JobStore:
             tuple(job.fields),
             job.filters,
             settings.seed,
-            tuple(settings.row_count(name) for name in ENTITIES),
+            tuple(settings.row_count(name) for name in DEFAULT_ROWS),
             settings.data_start,
             settings.data_days,
             settings.rows_per_part,
             settings.column_order,
             settings.bom,
+            job.writer is not None,
+            job.cache_key,
+            settings.empty_results_have_parts,
         )
         with self._lock:
             key_lock = self._cache_locks.setdefault(key, threading.Lock())
@@ -250,6 +328,8 @@ class JobStore:
             return result
 
     def _write(self, job: Job) -> ResultFiles:
+        if job.writer is not None:
+            return job.writer(self.directory / job.id, job)
         return write_export(
             self.directory / job.id,
             job.settings,

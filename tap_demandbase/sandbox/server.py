@@ -23,6 +23,11 @@ from tap_demandbase.sandbox.files import FilesServer, UrlSigner
 from tap_demandbase.sandbox.jobs import JobStore
 from tap_demandbase.sandbox.log import RecordedRequest, RequestLog
 from tap_demandbase.sandbox.settings import SandboxSettings
+from tap_demandbase.sandbox.uapi import UapiServer
+from tap_demandbase.sandbox.uapi import expected_rows as uapi_expected_rows
+
+#: The API server of each ``dialect``.
+API_SERVERS: dict[str, type[ApiServer]] = {"export_v1": ApiServer, "uapi": UapiServer}
 
 
 class Sandbox:
@@ -63,7 +68,7 @@ class Sandbox:
         self._store = store = JobStore(settings, self._directory)
         try:
             self._files = self._bind_files(store)
-            self._api = ApiServer(
+            self._api = API_SERVERS[settings.dialect](
                 (settings.host, settings.port),
                 settings=settings,
                 log=self.log,
@@ -137,8 +142,32 @@ class Sandbox:
 
     @property
     def token(self) -> str:
-        """Return the bearer token the API accepts."""
+        """Return the bearer token the API accepts (in the uapi dialect: one that never expires)."""
         return self.settings.token
+
+    @property
+    def dialect(self) -> str:
+        """Return the API dialect served: ``export_v1`` or ``uapi``."""
+        return self.settings.dialect
+
+    @property
+    def client_id(self) -> str:
+        """Return the client id the uapi token endpoint accepts."""
+        return self.settings.uapi_client_id
+
+    @property
+    def client_secret(self) -> str:
+        """Return the client secret the uapi token endpoint accepts."""
+        return self.settings.uapi_client_secret
+
+    def usage(self) -> dict[str, int]:
+        """Return today's uapi calls per endpoint (create, status, list, fields, token)."""
+        api, _ = self._running()
+        return api.usage.counts() if isinstance(api, UapiServer) else {}
+
+    def reset(self) -> None:
+        """Forget the request log, every job and the call counters (``POST /_sandbox/reset``)."""
+        self._running()[0].reset()
 
     def requests(self) -> list[RecordedRequest]:
         """Return a copy of the requests both servers answered, oldest first."""
@@ -149,9 +178,9 @@ class Sandbox:
         self.log.clear()
 
     def jobs(self) -> list[dict[str, object]]:
-        """Return the JSON of every job, as the API would, in creation order."""
+        """Return the JSON of every job, as the API's dialect would, in creation order."""
         api, _ = self._running()
-        return api.store.describe_all(api.url)
+        return api.describe_jobs()
 
     def expected_rows(
         self,
@@ -172,6 +201,13 @@ class Sandbox:
             dict(zip(names, row, strict=True))
             for row in iter_rows(self.settings, entity, names, filters)
         ]
+
+    def expected_uapi_rows(self, body: dict[str, object]) -> list[dict[str, str | None]]:
+        """Return the rows a uapi job with ``body`` exports: original field name -> raw cell.
+
+        Uses the live settings, the uapi request validation and the very generator of a job.
+        """
+        return uapi_expected_rows(self.settings, body)
 
     def _running(self) -> tuple[ApiServer, FilesServer]:
         if self._api is None or self._files is None:

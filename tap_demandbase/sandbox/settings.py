@@ -16,16 +16,46 @@ import typing
 from dataclasses import dataclass, field
 from datetime import date
 
+from tap_demandbase.sandbox import uapi_catalog
 from tap_demandbase.sandbox.entities import DEFAULT_ROWS
 
-#: Endpoint names accepted as keys of ``http_errors``.
-ENDPOINTS = ("entities", "create", "status", "list", "cancel", "download", "file")
+#: Endpoint names accepted as keys of ``http_errors`` (``fields`` and ``token``: uapi dialect).
+ENDPOINTS = (
+    *("entities", "create", "status", "list", "cancel", "download", "file"),
+    *("fields", "token"),
+)
+#: Accepted values of ``dialect``: the OpenAPI contract, or Demandbase's production API.
+DIALECTS = ("export_v1", "uapi")
+#: The uapi dialect's documented daily limits per tenant (calls per UTC day, by endpoint).
+UAPI_DAILY_LIMITS = {"create": 60, "status": 300, "list": 1200, "fields": 60}
+#: Endpoints ``uapi_daily_limits`` may name (``token`` has no documented limit).
+UAPI_COUNTED = ("create", "status", "list", "fields", "token")
+#: uapi job statuses, the keys of ``uapi_status_names``.
+UAPI_STATUSES = ("accepted", "processing", "finished", "failed")
 #: Accepted values of ``column_order``.
 COLUMN_ORDERS = ("reversed", "requested", "sorted")
+#: Accepted values of ``redirect_style``.
+REDIRECT_STYLES = ("direct", "chain", "no_location", "file_url")
 #: Accepted values of ``bom``.
 BOM_MODES = ("first", "all", "none")
+#: Accepted values of ``lost_create_answer``.
+LOST_CREATE_ANSWERS = ("error", "html", "empty")
 #: Accepted values of ``malformed`` (see ``files.py`` for exactly what each one breaks).
-DEFECTS = ("ragged", "bad_integer", "bad_boolean", "bad_date", "bad_utf8", "no_header")
+DEFECTS = (
+    "ragged",
+    "bad_integer",
+    "bad_boolean",
+    "bad_date",
+    "bad_utf8",
+    "no_header",
+    "duplicate_header",
+    "lax_integer",
+    "week_date",
+    "ragged_multiline",
+)
+
+#: The job statuses of the contract (keys of ``status_aliases``).
+JOB_STATUSES = ("pending", "processing", "completed", "failed", "cancelled")
 
 _COUNTER_LOCK = threading.Lock()
 
@@ -40,33 +70,100 @@ class SandboxSettings:
     decremented per use; a negative count means "always".
 
     Attributes:
-        token: The bearer token the API accepts.
-        host, port: Where the API listens (port 0: any free port).
-        files_host, files_port: Where the pre-signed download host listens; a second loopback
+        token: The bearer token the API accepts (uapi: besides the tokens it issues).
+        host: The address the API listens on (at start).
+        port: The API's port (0: any free port; at start).
+        files_host: The address of the pre-signed download host (at start): a second loopback
             address, so a client mixing the hosts up fails (falls back to 127.0.0.1 if unbindable).
+        files_port: The download host's port (0: any free port; at start).
+        dialect: Which API the sandbox speaks (at start): ``export_v1`` (the OpenAPI contract)
+            or ``uapi`` (Demandbase's production API: token endpoint, ``/data/export/v1/...``).
+        uapi_client_id: The client id the uapi token endpoint accepts.
+        uapi_client_secret: The client secret the uapi token endpoint accepts.
+        uapi_token_ttl_seconds: Lifetime of uapi access tokens (``expiresIn``); ``token`` is
+            accepted too and never expires.
+        uapi_expire_next_tokens: The next k uapi API calls find their token expired: 401, and
+            that token stays invalid.
+        uapi_gateway_401: uapi 401s carry the gateway body ``{"status": ...}`` instead of
+            ``{errorCode, errorMessage, diagnosticCode}``.
+        uapi_daily_limits: uapi endpoint -> calls allowed per UTC day (create, status, list,
+            fields, token); beyond it: 429 with errorCode 429-100.
+        uapi_max_running_jobs: uapi jobs accepted or processing at once per tenant; a create
+            beyond it: 429 with errorCode 429-102.
+        uapi_busy_next_creates: The next k uapi job creates answer 429-102, as when a job
+            started from the UI is running.
+        uapi_accept_account_ids: Whether uapi jobs accept ``accountIds`` (required for the buying
+            groups); if not, it is refused as an unrecognized property (400-147).
+        uapi_split_files: uapi results come as files of ``rows_per_part`` rows listed in
+            ``resultsUrls`` (``resultsUrl``: the first); else one file in ``resultsUrl``.
+        uapi_gzip: uapi result files are gzip-compressed (same name and Content-Type).
+        uapi_nulls: uapi job statuses send absent keys (message, resultsUrl...) as null.
+        uapi_status_names: uapi status -> the spelling sent instead (e.g. an unknown status).
+        uapi_field_types: uapi field name -> the dataType ``/fields`` serves for it, or ``omit``
+            to drop the field.
+        uapi_alias_fields: uapi entity type -> {new field name: existing field name}: extra
+            fields repeating another's values (e.g. to make two names collide).
+        uapi_max_per_page: Largest ``perPage`` of uapi ``GET /jobs``; more is served as this.
         seed: Changes every generated value.
-        rows: Rows per entity; entities not named use ``DEFAULT_ROWS``.
-        data_start, data_days: ``last_modified_date`` spans ``[data_start, +data_days)``.
+        rows: Rows per entity (accounts, people, opportunities, activities, campaigns,
+            buying_groups; uapi only: creatives, buying_group_members); others: ``DEFAULT_ROWS``.
+        data_start: First day of ``last_modified_date``, which spans ``[data_start, +data_days)``.
+        data_days: How many days ``last_modified_date`` spans.
         rows_per_part: Records per result part file.
         column_order: ``reversed`` (of the requested fields), ``requested`` or ``sorted``.
         bom: UTF-8 byte order mark on part 1 (``first``), every part (``all``) or none (``none``).
         cache_results: Reuse the files of an identical earlier export.
-        pending_seconds, processing_seconds: How long a job is pending, then at least processing.
+        pending_seconds: How long a job is pending (uapi: accepted).
+        processing_seconds: How long a job is then at least processing.
         result_ttl_seconds: From completion until the result is gone (``expires_at``).
         url_ttl_seconds: Validity of each pre-signed URL.
         redirect_downloads: Download answers 302 to the files host; if false, 200 with the CSV.
         supports_range: Whether downloads honour ``Range: bytes=``.
-        http_errors: Endpoint name -> answer its next k calls with ``http_error_status``.
+        http_errors: Endpoint name -> answer its next k calls with ``http_error_status``
+            (export_v1: entities, create, status, list, cancel, download; uapi: token, fields,
+            create, status, list; both: file, the download host).
         http_error_status: Status of those injected errors.
         http_error_retry_after: ``Retry-After`` seconds sent with those errors (None: no header).
         record_count_offset: Added to the ``record_count`` completed jobs report (0: the truth).
+        file_size_offset: Added to the ``file_size_bytes`` completed jobs report (0: the truth).
         finish_before_cancel: DELETE waits for the job to finish, then answers 409.
-        fail_jobs: Entity -> its next k jobs end ``failed`` (-1: all of them).
-        quota_exhausted_after_jobs: Create answers 429 once this many jobs exist (None: never).
-        quota_bytes: Create answers 429 once today's (UTC) completed exports total this many bytes.
+        fail_jobs: Entity (as in ``rows``) -> its next k jobs end ``failed`` (-1: all of them).
+        quota_exhausted_after_jobs: Create answers the quota 429 (uapi: 429-101) once this many
+            jobs exist (None: never).
+        quota_bytes: Create answers the quota 429 (uapi: 429-101) once today's (UTC) completed
+            exports total this many bytes.
         cut_downloads: The next k downloads send half their body, then drop the connection.
         expire_next_urls: The next k pre-signed URLs are already expired when issued.
-        malformed: Entity -> defect written into part 1 of its results (see ``files.py``).
+        malformed: Entity (as in ``rows``) -> defect written into part 1 of its results
+            (ragged, bad_integer, bad_boolean, bad_date, bad_utf8, no_header, duplicate_header,
+            lax_integer, week_date, ragged_multiline; see ``files.py``).
+        trickle_downloads: The next k downloads send half their body, then one byte every
+            ``trickle_seconds`` until the client gives up.
+        trickle_seconds: The pause between two trickled bytes.
+        gzip_encoding: Downloads are gzip-compressed with ``Content-Encoding: gzip``.
+        gzip_files: Downloads are gzip files (no ``Content-Encoding``), whatever their name.
+        omit_content_length: Downloads carry no Content-Length; the connection closes at the end.
+        redirect_style: How the download endpoint's 302 points at the file: ``direct``, ``chain``
+            (through two hops on the files host), ``no_location`` (no Location header) or
+            ``file_url`` (a ``file://`` URL).
+        echo_url_in_errors: The download host's error messages quote the request's full URL,
+            signature included (as some object stores do).
+        empty_results_have_parts: An export with no rows has one header-only part; if false,
+            it has none (``file_parts`` 0, and downloading part 1 answers 404).
+        job_json_patch: Keys of a job's ExportJob JSON replaced by these values in every answer
+            about it (create, status, list); null removes the key. Keys the JSON does not have
+            yet (``record_count`` before completion) are left out. E.g. ``{"file_parts": null}``,
+            ``{"record_count": "many"}``, ``{"created_at": "yesterday"}``.
+        status_aliases: Contract status -> the word the job reports instead (``pending`` ->
+            ``queued``, ``completed`` -> ``expired``); the job's life is unchanged.
+        status_not_found_after_create: The first k status calls of each job answer 404, as an
+            eventually consistent API does right after a create.
+        lose_create_answers: The next k creates create the job, then answer as
+            ``lost_create_answer`` says instead of 202 with the job.
+        lost_create_answer: ``error`` (``http_error_status`` with a JSON error), ``html`` (200
+            with an HTML page) or ``empty`` (202 with an empty body).
+        list_odd_jobs: The job list starts with entries that are not valid jobs (an unknown
+            status, a missing id, a count as text, a string), whatever the status filter.
     """
 
     # Where and how to listen.
@@ -75,6 +172,25 @@ class SandboxSettings:
     port: int = 0
     files_host: str = "127.0.0.2"
     files_port: int = 0
+
+    # Which API to speak, and the uapi dialect's own knobs (uapi.py).
+    dialect: str = "export_v1"
+    uapi_client_id: str = "sandbox-client"
+    uapi_client_secret: str = "sandbox-secret"
+    uapi_token_ttl_seconds: int = 28800
+    uapi_expire_next_tokens: int = 0
+    uapi_gateway_401: bool = False
+    uapi_daily_limits: dict[str, int] = field(default_factory=lambda: dict(UAPI_DAILY_LIMITS))
+    uapi_max_running_jobs: int = 1
+    uapi_busy_next_creates: int = 0
+    uapi_accept_account_ids: bool = True
+    uapi_split_files: bool = False
+    uapi_gzip: bool = False
+    uapi_nulls: bool = False
+    uapi_status_names: dict[str, str] = field(default_factory=dict)
+    uapi_field_types: dict[str, str] = field(default_factory=dict)
+    uapi_alias_fields: dict[str, dict[str, str]] = field(default_factory=dict)
+    uapi_max_per_page: int = 100
 
     # The data: row i of an entity is a pure function of these.
     seed: int = 1
@@ -101,6 +217,7 @@ class SandboxSettings:
     http_error_status: int = 503
     http_error_retry_after: float | None = None
     record_count_offset: int = 0
+    file_size_offset: int = 0
     finish_before_cancel: bool = False
     fail_jobs: dict[str, int] = field(default_factory=dict)
     quota_exhausted_after_jobs: int | None = None
@@ -108,6 +225,20 @@ class SandboxSettings:
     cut_downloads: int = 0
     expire_next_urls: int = 0
     malformed: dict[str, str] = field(default_factory=dict)
+    echo_url_in_errors: bool = False
+    redirect_style: str = "direct"
+    trickle_downloads: int = 0
+    trickle_seconds: float = 0.5
+    gzip_encoding: bool = False
+    gzip_files: bool = False
+    omit_content_length: bool = False
+    empty_results_have_parts: bool = True
+    job_json_patch: dict[str, typing.Any] = field(default_factory=dict)
+    status_aliases: dict[str, str] = field(default_factory=dict)
+    status_not_found_after_create: int = 0
+    lose_create_answers: int = 0
+    lost_create_answer: str = "error"
+    list_odd_jobs: bool = False
 
     def row_count(self, entity: str) -> int:
         """Return how many rows ``entity`` has (``rows`` entry, else the default)."""
@@ -169,6 +300,12 @@ class SandboxSettings:
         """
         _check_choice("column_order", self.column_order, COLUMN_ORDERS)
         _check_choice("bom", self.bom, BOM_MODES)
+        _check_choice("redirect_style", self.redirect_style, REDIRECT_STYLES)
+        _check_choice("lost_create_answer", self.lost_create_answer, LOST_CREATE_ANSWERS)
+        for status, alias in self.status_aliases.items():
+            _check_choice("status_aliases key", status, JOB_STATUSES)
+            if not alias:
+                raise ValueError("status_aliases values must be non-empty status words")
         for key in self.http_errors:
             _check_choice("http_errors key", key, ENDPOINTS)
         for entity in (*self.rows, *self.fail_jobs, *self.malformed):
@@ -181,6 +318,29 @@ class SandboxSettings:
             raise ValueError("data_days must be at least 1")
         if any(n < 0 for n in self.rows.values()):
             raise ValueError("rows must not be negative")
+        self._validate_uapi()
+
+    def _validate_uapi(self) -> None:
+        """Check the uapi dialect's knobs (names of limits, statuses, fields and aliases)."""
+        _check_choice("dialect", self.dialect, DIALECTS)
+        for key in self.uapi_daily_limits:
+            _check_choice("uapi_daily_limits key", key, UAPI_COUNTED)
+        for key in self.uapi_status_names:
+            _check_choice("uapi_status_names key", key, UAPI_STATUSES)
+        known = uapi_catalog.field_names()
+        for entity_type, aliases in self.uapi_alias_fields.items():
+            _check_choice("uapi_alias_fields key", entity_type, tuple(uapi_catalog.ENTITY_TYPES))
+            own = {f.name for f in uapi_catalog.ENTITY_TYPES[entity_type].fields}
+            for target in aliases.values():
+                _check_choice(f"uapi_alias_fields target of {entity_type}", target, tuple(own))
+            known |= set(aliases)
+        for name in self.uapi_field_types:
+            if name not in known:
+                raise ValueError(f"invalid uapi_field_types key {name!r}: not a uapi field name")
+        if self.uapi_token_ttl_seconds < 1:
+            raise ValueError("uapi_token_ttl_seconds must be at least 1")
+        if self.uapi_max_running_jobs < 1 or self.uapi_max_per_page < 1:
+            raise ValueError("uapi_max_running_jobs and uapi_max_per_page must be at least 1")
 
 
 def _check_choice(what: str, value: str, choices: tuple[str, ...]) -> None:
@@ -192,6 +352,8 @@ def _coerce(name: str, hint: object, value: object) -> object:
     """Convert one JSON value to the type of knob ``name`` (only the shapes the knobs use)."""
     if hint is None:
         raise ValueError(f"unknown setting {name!r}")
+    if hint is typing.Any:
+        return value
     if typing.get_origin(hint) is dict:
         if not isinstance(value, dict):
             raise ValueError(f"setting {name!r} must be a JSON object")

@@ -1,0 +1,518 @@
+"""The uapi dialect: Demandbase's production Data Export API, as far as public sources show it.
+
+Run with ``demandbase-sandbox --dialect uapi`` or ``Sandbox(SandboxSettings(dialect="uapi"))``.
+Routes (what ``demandbase-production-api.md`` documents; the name on the right is the endpoint's
+key in ``http_errors`` and ``uapi_daily_limits``)::
+
+    POST /auth/v1/token               token  -> 200 {accessToken, tokenType, expiresIn} | 400 | 401
+    GET  /data/export/v1/fields       fields -> 200 [{name, dataType, label, description}]
+    POST /data/export/v1/job          create -> 202 {jobStatus, createdAt, jobId, ...} | 400 | 429
+    GET  /data/export/v1/job/{jobId}  status -> 200 job status | 404 (404-302)
+    GET  /data/export/v1/jobs         list   -> 200 {pageNo, pageSize, totalCount, data}
+
+- **Token**: a JSON body ``{"grantType": "client_credentials", "clientId", "clientSecret"}``
+  [documented] or the official SDK's form body ``grant_type=...&client_id=...&client_secret=...``
+  [observed]; either naming in either encoding. Bad credentials: 401 ``401-100`` [the token
+  endpoint's error bodies are unknown; this is the export API's 401 body]. ``uapi_auth.py``.
+- **Auth**: ``Authorization: Bearer <accessToken>`` (or the static ``token``) on every
+  ``/data/export`` call; missing, wrong or expired: 401 ``401-100`` (``uapi_gateway_401``: the
+  gateway body ``{"status": "Authentication Failed - Unauthorized."}``, which other uapi APIs
+  document).
+- **Budgets**: calls per UTC day and endpoint are counted (``usage.py``); past a limit of
+  ``uapi_daily_limits`` (documented: create 60, status 300, list 1,200, fields 60) the answer is
+  429 ``429-100`` "Rate limit exceeded." (the code the export spec uses for request limits). No
+  ``Retry-After`` is sent (none is documented).
+- **One job at a time**: a create while ``uapi_max_running_jobs`` jobs are accepted or
+  processing is 429 ``429-102``. The export quota (``quota_bytes``, ``quota_exhausted_after_jobs``)
+  is 429 ``429-101``.
+- **Jobs**: bodies are validated by ``uapi_requests.py``. Job ids are UUIDs [inferred]. Statuses
+  ``accepted`` -> ``processing`` -> ``finished`` | ``failed`` (with ``message``); a key without a
+  value is left out (the official SDK fails on nulls), or sent as null with ``uapi_nulls``.
+  Timestamps are RFC 3339 with milliseconds, like ``2024-09-16T04:46:21.684Z``.
+- **Results**: a finished job carries ``resultsUrl``, a freshly signed URL on the pre-signed
+  download host (which refuses any Authorization header) at each status call; with
+  ``uapi_split_files`` also ``resultsUrls`` (every file, in order; ``resultsUrl`` is the first).
+  Files are CSV with a header row of the requested field names (``{Account}.id``...), gzip-
+  compressed under the same name and Content-Type with ``uapi_gzip``. The URL format and the
+  CSV dialect are not documented; these are the sandbox's (see ``files.py``).
+- **List**: ``entityType`` (default ``All``), ``jobStatus`` (``All``, accepted, processing,
+  finished, failed; any case), ``page`` (from 1), ``perPage`` (default 10, at most
+  ``uapi_max_per_page``, served as ``pageSize``), ``sort`` (``descending`` by creation, default,
+  or ``ascending``). Items carry jobId, jobName, jobStatus, entityType, createdAt, updatedAt.
+- **Errors**: always ``{errorCode, errorMessage, diagnosticCode}`` (32 hex digits), errorCode
+  ``<status>-<sequence>`` from Demandbase's registry; 404 ``404-301`` for unknown paths.
+
+Not emulated: ``/v1/accountList/job``, ``/v1/personList/job``, ``/v1/references`` (404).
+"""
+
+from __future__ import annotations
+
+import secrets
+import threading
+import time
+import uuid
+from dataclasses import dataclass, replace
+from datetime import datetime, timezone
+from pathlib import Path
+from urllib.parse import parse_qsl
+
+from tap_demandbase.sandbox.api import ApiHandler, ApiServer
+from tap_demandbase.sandbox.data import iter_rows
+from tap_demandbase.sandbox.files import ResultFiles, UrlSigner, part_path, write_export
+from tap_demandbase.sandbox.handler import ADMIN_PREFIX
+from tap_demandbase.sandbox.jobs import ACTIVE, Job, JobStore, QuotaExceeded, ResultWriter
+from tap_demandbase.sandbox.log import RequestLog
+from tap_demandbase.sandbox.settings import SandboxSettings
+from tap_demandbase.sandbox.uapi_auth import TokenIssuer
+from tap_demandbase.sandbox.uapi_catalog import ENTITY_TYPES, entity_type_named, fields_for
+from tap_demandbase.sandbox.uapi_requests import JobRequest, UapiError, parse_job_request
+from tap_demandbase.sandbox.usage import DailyUsage
+
+TOKEN_PATH = "/auth/v1/token"
+EXPORT_PREFIX = "/data/export/v1"
+#: The job store's statuses as the uapi dialect names them.
+STATUS_NAMES = {
+    "pending": "accepted",
+    "processing": "processing",
+    "completed": "finished",
+    "failed": "failed",
+    "cancelled": "failed",  # no cancel endpoint: only a sandbox reset cancels
+}
+_CODE = frozenset("0123456789-")
+_UNAUTHORIZED = "Authentication credentials are missing or invalid."
+
+
+@dataclass(frozen=True)
+class UapiJob:
+    """What the uapi dialect knows of a job beyond the store's record."""
+
+    job_name: str
+    entity_type: str
+    split: bool
+
+
+def timestamp(ts: float) -> str:
+    """Return epoch seconds as RFC 3339 UTC with milliseconds: ``2024-09-16T04:46:21.684Z``."""
+    moment = datetime.fromtimestamp(ts, timezone.utc)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def result_writer(request: JobRequest) -> ResultWriter:
+    """Return the job store's writer for a uapi job.
+
+    Original names in the header, the knobs' file layout (one file unless ``uapi_split_files``;
+    gzip with ``uapi_gzip``).
+    """
+
+    def write(directory: Path, job: Job) -> ResultFiles:
+        settings = job.settings
+        if not settings.uapi_split_files:  # one file: a part big enough for every row
+            rows = settings.row_count(request.entity.data.name)
+            settings = replace(settings, rows_per_part=max(1, rows))
+        return write_export(
+            directory,
+            settings,
+            request.entity.data,
+            request.sources,
+            request.filters,
+            defect=job.defect,
+            cancelled=job.cancelled.is_set,
+            header=request.header,
+            compress=settings.uapi_gzip,
+            max_rows=request.max_rows,
+        )
+
+    return write
+
+
+def expected_rows(
+    settings: SandboxSettings, body: dict[str, object]
+) -> list[dict[str, str | None]]:
+    """Return the rows (original field name -> raw cell, None = empty) a job ``body`` exports.
+
+    The very validation and generator a job uses, in export order, for tests.
+
+    Raises:
+        UapiError: The body is invalid (what the API would answer).
+    """
+    request = parse_job_request(body, settings)
+    rows = iter_rows(settings, request.entity.data, request.sources, request.filters)
+    if request.max_rows is not None:
+        rows = (row for _, row in zip(range(request.max_rows), rows, strict=False))
+    return [dict(zip(request.header, row, strict=True)) for row in rows]
+
+
+class UapiServer(ApiServer):
+    """The uapi API server: the shared job store and signer, plus tokens, budgets, job names."""
+
+    def __init__(
+        self,
+        address: tuple[str, int],
+        *,
+        settings: SandboxSettings,
+        log: RequestLog,
+        store: JobStore,
+        signer: UrlSigner,
+        files_url: str,
+    ) -> None:
+        self.tokens = TokenIssuer(settings)
+        self.usage = DailyUsage()
+        self.create_lock = threading.Lock()
+        self.uapi_jobs: dict[str, UapiJob] = {}
+        super().__init__(
+            address,
+            settings=settings,
+            log=log,
+            store=store,
+            signer=signer,
+            files_url=files_url,
+            handler=UapiHandler,
+        )
+
+    def known_jobs(self) -> list[tuple[Job, UapiJob]]:
+        """Return every job with its uapi record, oldest first."""
+        jobs = self.store.all_jobs()
+        return [(job, self.uapi_jobs[job.id]) for job in jobs if job.id in self.uapi_jobs]
+
+    def describe_jobs(self) -> list[dict[str, object]]:
+        """Return every job as ``GET /job/{id}`` would, without signing URLs, oldest first."""
+        return [self.describe(job, info, urls=False) for job, info in self.known_jobs()]
+
+    def describe(self, job: Job, info: UapiJob, *, urls: bool = True) -> dict[str, object]:
+        """Return a job's status JSON; ``urls``: with freshly signed result URLs (else unsigned)."""
+        status, error, parts, created, updated = self.store.view(
+            job,
+            lambda j: (
+                j.status,
+                j.error_message,
+                len(j.result.parts) if j.result is not None else 0,
+                j.created_at,
+                j.updated_at,
+            ),
+        )
+        settings = self.settings
+        canonical = STATUS_NAMES[status]
+        out: dict[str, object] = {
+            "jobId": job.id,
+            "jobName": info.job_name,
+            "jobStatus": settings.uapi_status_names.get(canonical, canonical),
+            "entityType": info.entity_type,
+            "createdAt": timestamp(created),
+            "updatedAt": timestamp(updated),
+        }
+        if canonical == "failed":
+            out["message"] = error or "Error processing job. Please try again later."
+        if canonical == "finished" and parts:
+            links = [
+                self.signed_url(job, n) if urls else self.files_url + part_path(job.id, n)
+                for n in range(1, parts + 1)
+            ]
+            out["resultsUrl"] = links[0]
+            if info.split:
+                out["resultsUrls"] = links
+        if settings.uapi_nulls:
+            for key in ("message", "resultsUrl", "resultsUrls"):
+                out.setdefault(key, None)
+        return out
+
+    def signed_url(self, job: Job, part: int) -> str:
+        """Return a pre-signed URL of a result file (already expired if a fault is due)."""
+        expires = int(time.time() + self.settings.url_ttl_seconds)
+        if self.settings.consume("expire_next_urls"):
+            expires = int(time.time()) - 60
+        return self.signer.url(self.files_url, part_path(job.id, part), expires)
+
+    def reset(self) -> None:
+        """Forget the request log, every job and today's call counters."""
+        with self.create_lock:
+            super().reset()
+            self.uapi_jobs.clear()
+            self.usage.clear()
+
+
+class UapiHandler(ApiHandler):
+    """Routes one uapi request: admin controls, token, or auth -> budget -> fault -> operation."""
+
+    server: UapiServer
+
+    def route(self) -> None:
+        """Answer the request (see the module docstring for the routes)."""
+        if self.url_path.startswith(ADMIN_PREFIX):
+            self._admin()
+            return
+        try:
+            if self.url_path == TOKEN_PATH:
+                self._token()
+                return
+            endpoint, job_id = self._export_operation()
+            if not self._authorized():
+                self._unauthorized()
+                return
+            self._count(endpoint)
+            if self.injected_fault(endpoint):
+                return
+            if endpoint == "fields":
+                self._fields()
+            elif endpoint == "create":
+                self._create()
+            elif endpoint == "list":
+                self._list()
+            else:
+                self._status(job_id)
+        except UapiError as problem:
+            self.send_problem(problem.status, problem.code, problem.message)
+
+    def send_problem(
+        self, status: int, code: str, message: str, headers: dict[str, str] | None = None
+    ) -> None:
+        """Answer ``{errorCode, errorMessage, diagnosticCode}`` (``code`` like ``400-115``)."""
+        if status == 401 and self.settings.uapi_gateway_401:
+            self.send_json(401, {"status": "Authentication Failed - Unauthorized."}, headers)
+            return
+        if not set(code) <= _CODE or code.count("-") != 1:
+            code = f"{status}-100"  # a generic answer of the shared handler (bad request line...)
+        body = {"errorCode": code, "errorMessage": message, "diagnosticCode": secrets.token_hex(16)}
+        self.send_json(status, body, headers)
+
+    def send_fault(self, status: int, code: str, message: str, headers: dict[str, str]) -> None:
+        """Answer an injected ``http_errors`` fault in the uapi error envelope."""
+        self.send_problem(status, f"{status}-100", message, headers)
+
+    def _admin(self) -> None:
+        """Serve the shared sandbox controls plus ``GET /_sandbox/usage`` (today's counters)."""
+        if (self.command, self.url_path) == ("GET", ADMIN_PREFIX + "usage"):
+            usage = self.server.usage
+            self.send_json(
+                200,
+                {
+                    "counts": usage.counts(),
+                    "limits": dict(self.settings.uapi_daily_limits),
+                    "resets_at": usage.resets_at(),
+                },
+            )
+            return
+        super()._admin()
+
+    def _export_operation(self) -> tuple[str, str]:
+        """Return ``(endpoint, job id)`` of an export path.
+
+        Raises:
+            UapiError: 404 for an unknown path, 405 for a wrong method.
+        """
+        path, method = self.url_path, self.command
+        routes: dict[str, tuple[str, str]] = {}
+        if path == f"{EXPORT_PREFIX}/fields":
+            routes = {"GET": ("fields", "")}
+        elif path == f"{EXPORT_PREFIX}/job":
+            routes = {"POST": ("create", "")}
+        elif path == f"{EXPORT_PREFIX}/jobs":
+            routes = {"GET": ("list", "")}
+        elif path.startswith(f"{EXPORT_PREFIX}/job/") and path.count("/") == 5:
+            routes = {"GET": ("status", path.rsplit("/", 1)[1])}
+        if not routes:
+            raise UapiError(404, "404-301", f"The requested resource does not exist: {path}")
+        if method not in routes:
+            raise UapiError(405, "405-100", f"{method} is not allowed on {path}")
+        return routes[method]
+
+    def _authorized(self) -> bool:
+        """Check the bearer token; a due ``uapi_expire_next_tokens`` fault expires it now."""
+        scheme, _, token = self.headers.get("Authorization", "").partition(" ")
+        tokens = self.server.tokens
+        if scheme.lower() != "bearer" or not token or not tokens.accepts(token):
+            return False
+        if self.settings.consume("uapi_expire_next_tokens"):
+            tokens.revoke(token)
+            return False
+        return True
+
+    def _unauthorized(self) -> None:
+        self.send_problem(401, "401-100", _UNAUTHORIZED, {"WWW-Authenticate": "Bearer"})
+
+    def _count(self, endpoint: str) -> None:
+        """Count the call against today's budget.
+
+        Raises:
+            UapiError: 429-100 once the endpoint's daily limit is spent.
+        """
+        limit = self.settings.uapi_daily_limits.get(endpoint)
+        if not self.server.usage.take(endpoint, limit):
+            raise UapiError(
+                429,
+                "429-100",
+                f"Rate limit exceeded: {limit} {endpoint} calls per day "
+                f"(resets at {self.server.usage.resets_at()}).",
+            )
+
+    def _token(self) -> None:
+        """``POST /auth/v1/token``: trade client credentials for an access token."""
+        if self.command != "POST":
+            raise UapiError(405, "405-100", f"{self.command} is not allowed on {TOKEN_PATH}")
+        params = self._token_params()
+        # The request log keeps the body minus the secret, so tests see which form was sent.
+        self.json_body = {
+            k: "<redacted>" if k in ("clientSecret", "client_secret") else v
+            for k, v in params.items()
+        }
+        self._count("token")
+        if self.injected_fault("token"):
+            return
+        grant = params.get("grantType", params.get("grant_type", "client_credentials"))
+        client_id = params.get("clientId", params.get("client_id"))
+        secret = params.get("clientSecret", params.get("client_secret"))
+        if grant != "client_credentials":
+            raise UapiError(400, "400-103", f"grantType must be client_credentials, not {grant!r}")
+        if not isinstance(client_id, str) or not isinstance(secret, str):
+            raise UapiError(400, "400-104", "clientId and clientSecret are required.")
+        if not self.server.tokens.credentials_match(client_id, secret):
+            self._unauthorized()
+            return
+        token, lifetime = self.server.tokens.issue()
+        self.send_json(200, {"accessToken": token, "tokenType": "bearer", "expiresIn": lifetime})
+
+    def _token_params(self) -> dict[str, object]:
+        """Return the token request's parameters, from a form or a JSON body.
+
+        Raises:
+            UapiError: 400-102 when the body is neither.
+        """
+        content_type = self.headers.get("Content-Type", "").split(";")[0].strip().lower()
+        if content_type == "application/x-www-form-urlencoded":
+            return dict(parse_qsl(self.body.decode("utf-8", "replace"), keep_blank_values=True))
+        if isinstance(self.json_body, dict):
+            return dict(self.json_body)
+        raise UapiError(
+            400, "400-102", "Send a JSON object or a form with clientId and clientSecret."
+        )
+
+    def _fields(self) -> None:
+        """``GET /fields?entityType=...``: the entity's fields (adReportType for ad reports)."""
+        name = self.query.get("entityType")
+        if not name:
+            raise UapiError(400, "400-104", "The required parameter entityType is missing.")
+        entity = entity_type_named(name)
+        if entity is None:
+            raise UapiError(400, "400-125", f"The entityType {name!r} is not supported.")
+        if entity.report_types:
+            report = self.query.get("adReportType")
+            if not report:
+                raise UapiError(
+                    400, "400-104", f"adReportType is required for {entity.entity_type} fields."
+                )
+            if report not in entity.report_types:
+                raise UapiError(400, "400-139", f"adReportType {report!r} is not valid for {name}.")
+        self.send_json(200, [f.to_json() for f in fields_for(entity, self.settings)])
+
+    def _create(self) -> None:
+        """``POST /job``: validate, enforce one running job and the quota, then accept."""
+        server = self.server
+        settings = self.settings
+        request = parse_job_request(self.json_body, settings)
+        with server.create_lock:
+            if settings.consume("uapi_busy_next_creates") or self._running() >= (
+                settings.uapi_max_running_jobs
+            ):
+                raise UapiError(
+                    429,
+                    "429-102",
+                    "Concurrent export job limit exceeded: "
+                    f"{settings.uapi_max_running_jobs} job(s) may run at a time per tenant.",
+                )
+            try:
+                job = server.store.create(
+                    request.entity.data.name,
+                    request.sources,
+                    request.filters,
+                    {},
+                    job_id=str(uuid.uuid4()),
+                    writer=result_writer(request),
+                    cache_key=(
+                        request.entity.entity_type,
+                        tuple(request.header),
+                        request.max_rows,
+                        settings.uapi_split_files,
+                        settings.uapi_gzip,
+                    ),
+                )
+            except QuotaExceeded:
+                raise UapiError(
+                    429,
+                    "429-101",
+                    "Export quota exceeded: 10 GB per rolling 24 hours "
+                    f"(resets at {server.usage.resets_at()}).",
+                ) from None
+            info = UapiJob(request.job_name, request.entity.entity_type, settings.uapi_split_files)
+            server.uapi_jobs[job.id] = info
+        self.send_json(
+            202,
+            {
+                "jobStatus": "accepted",
+                "createdAt": timestamp(job.created_at),
+                "jobId": job.id,
+                "entityType": info.entity_type,
+                "jobName": info.job_name,
+            },
+        )
+
+    def _running(self) -> int:
+        store = self.server.store
+        return sum(store.view(job, lambda j: j.status in ACTIVE) for job in store.all_jobs())
+
+    def _status(self, job_id: str) -> None:
+        """``GET /job/{jobId}``."""
+        job = self.server.store.get(job_id)
+        info = self.server.uapi_jobs.get(job_id)
+        if job is None or info is None:
+            raise UapiError(404, "404-302", "Job id invalid")
+        self.send_json(200, self.server.describe(job, info))
+
+    def _list(self) -> None:
+        """``GET /jobs``: one page of the tenant's jobs."""
+        entity = self._choice("entityType", "400-123", ("all", *ENTITY_TYPES))
+        status = self._choice(
+            "jobStatus", "400-124", ("all", *dict.fromkeys(STATUS_NAMES.values()))
+        )
+        sort = self._choice("sort", "400-120", ("descending", "ascending"))
+        page = self._positive("page", "400-121", 1)
+        per_page = min(self._positive("perPage", "400-122", 10), self.settings.uapi_max_per_page)
+        matching = []
+        for job, info in self.server.known_jobs():
+            described = self.server.describe(job, info, urls=False)
+            canonical = STATUS_NAMES[self.server.store.view(job, lambda j: j.status)]
+            if entity not in ("all", info.entity_type.lower()):
+                continue
+            if status not in ("all", canonical):
+                continue
+            matching.append(
+                {
+                    k: described[k]
+                    for k in ("updatedAt", "createdAt", "jobName", "jobId", "jobStatus")
+                }
+                | {"entityType": info.entity_type}
+            )
+        if sort == "descending":
+            matching.reverse()
+        first = (page - 1) * per_page
+        self.send_json(
+            200,
+            {
+                "pageNo": page,
+                "pageSize": per_page,
+                "totalCount": len(matching),
+                "data": matching[first : first + per_page],
+            },
+        )
+
+    def _choice(self, name: str, code: str, choices: tuple[str, ...]) -> str:
+        """Return query parameter ``name`` lower-cased (default: the first choice)."""
+        value = self.query.get(name) or choices[0]
+        lowered = {c.lower() for c in choices}
+        if value.lower() not in lowered:
+            raise UapiError(400, code, f"{name} {value!r} is not supported.")
+        return value.lower()
+
+    def _positive(self, name: str, code: str, default: int) -> int:
+        text = self.query.get(name) or str(default)
+        if not text.isdigit() or int(text) < 1:
+            raise UapiError(400, code, f"{name} must be a positive number, not {text!r}.")
+        return int(text)
