@@ -14,16 +14,21 @@ import logging
 import sys
 import typing as t
 
-from singer_sdk import Stream
+from singer_sdk import Stream, metrics
 from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.mapper import SameRecordTransform
 from typing_extensions import override
 
+from tap_demandbase.columnar import polars_available, write_part_record_messages
 from tap_demandbase.errors import DemandbaseError
 from tap_demandbase.writer import FastSingerWriter
 
 if t.TYPE_CHECKING:
     from singer_sdk.helpers import types
+
+    from tap_demandbase.columnar import PartSummary
+    from tap_demandbase.engine.results import DownloadedPart
+    from tap_demandbase.records import CsvPartReader
 
 
 class FastRecordStream(Stream):
@@ -35,6 +40,41 @@ class FastRecordStream(Stream):
     _time_extracted: str | None = None
     _direct_writer: FastSingerWriter | None = None
     _direct_checked = False
+    _record_counter: metrics.Counter | None = None
+
+    def write_part_columnar(
+        self, part: DownloadedPart, reader: CsvPartReader
+    ) -> PartSummary | None:
+        """Write a whole part's RECORD messages through the columnar path (``columnar.py``)
+        when records reach the output unchanged; return what they held, or None when the part
+        must go record by record through the SDK (stream maps, flattening, no polars).
+        """
+        writer = self._direct()
+        if writer is None or not polars_available():
+            return None
+        assert self._time_extracted is not None
+        summary = write_part_record_messages(
+            part, reader, writer, self._time_extracted, self.replication_key
+        )
+        if self._record_counter is not None:
+            self._record_counter.increment(summary.rows)
+        self.state_manager.is_flushed = False
+        return summary
+
+    @override
+    def get_record_counter(self, **kwargs: t.Any) -> metrics.Counter:
+        """Return the SDK's record counter, kept so that parts written by the columnar path are
+        counted in the record_count metric too.
+        """
+        self._record_counter = super().get_record_counter(**kwargs)
+        return self._record_counter
+
+    def _direct(self) -> FastSingerWriter | None:
+        """Return the writer records go to directly, if no map or flattening changes them."""
+        if not self._direct_checked:
+            self._direct_writer = self._fast_writer()
+            self._direct_checked = True
+        return self._direct_writer
 
     @override
     def log(self, message: str, *args: t.Any, level: int = logging.INFO, **kwargs: t.Any) -> None:
@@ -58,11 +98,9 @@ class FastRecordStream(Stream):
         properties and building message objects is waste when the only stream map is the
         identity.
         """
-        if not self._direct_checked:
-            self._direct_writer = self._fast_writer()
-            self._direct_checked = True
-        if self._direct_writer is not None:
-            self._direct_writer.write_record(self.name, record, self._time_extracted)
+        writer = self._direct()
+        if writer is not None:
+            writer.write_record(self.name, record, self._time_extracted)
             self.state_manager.is_flushed = False
         else:
             super()._write_record_message(record)

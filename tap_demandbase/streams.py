@@ -14,6 +14,7 @@ import typing as t
 from typing_extensions import override
 
 from tap_demandbase.batches import batch_writer
+from tap_demandbase.columnar import import_polars_meanwhile
 from tap_demandbase.engine.export import PartResult, StreamExport, StreamRequest, greatest
 from tap_demandbase.engine.windows import first_day, is_date
 from tap_demandbase.errors import (
@@ -179,18 +180,23 @@ class ExportStream(FastRecordStream):
     def get_records(self, context: types.Context | None) -> Iterable[dict[str, t.Any]]:
         """Export each window and yield its rows as typed records."""
         key = self.replication_key
+        import_polars_meanwhile()
         with self._failure_kept_to_this_stream():
             for window in self.export.windows():
                 with window:
                     reader = CsvPartReader(self.name, self.schema["properties"], window.spec.fields)
                     for part in window.parts():
                         self._time_extracted = self.run.clock.now().isoformat()
-                        rows, latest = 0, None
-                        for record in reader.records(part):
-                            rows += 1
-                            if key:
-                                latest = greatest(latest, record.get(key))
-                            yield record
+                        written = self.write_part_columnar(part, reader)
+                        if written is not None:
+                            rows, latest = written.rows, written.max_replication_value
+                        else:
+                            rows, latest = 0, None
+                            for record in reader.records(part):
+                                rows += 1
+                                if key:
+                                    latest = greatest(latest, record.get(key))
+                                yield record
                         window.part_done(part, PartResult(rows, latest))
                     self._window_finished(window)
 
@@ -201,6 +207,7 @@ class ExportStream(FastRecordStream):
         """Export each window and turn each of its result parts into one batch file."""
         storage = batch_config.storage
         stem = f"{storage.prefix or ''}{self.tap_name}--{self.name}"
+        import_polars_meanwhile()
         with self._failure_kept_to_this_stream():
             for window in self.export.windows():
                 with window:

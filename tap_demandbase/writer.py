@@ -86,6 +86,13 @@ class FastSingerWriter(GenericSingerWriter[bytes, Message]):
             body = json_line(record)[:-1]
         self.write_line(self._record_head + body + self._record_tail, flush=False)
 
+    def write_lines(self, lines: bytes) -> None:
+        """Write complete, encoded RECORD lines (a block from the columnar record path).
+
+        They are queued like any RECORD, so a later STATE is still written after them.
+        """
+        self.write_line(lines, flush=False)
+
     def write_line(self, line: bytes, *, flush: bool) -> None:
         """Queue an encoded line; write the queue out when asked or when it is large."""
         if not self._pending:

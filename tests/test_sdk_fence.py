@@ -47,13 +47,18 @@ def test_the_fast_record_path_is_the_one_used(sandbox, tmp_path, monkeypatch):
     catalog = select(discover(tmp_path, config), {"accounts": None})
     sdk_used = _refuse_sdk_record_path(monkeypatch)
     fast_writes: list[str] = []
-    original = FastSingerWriter.write_record
+    write_record, write_lines = FastSingerWriter.write_record, FastSingerWriter.write_lines
 
-    def counted(self, stream, record, time_extracted=None):
+    def counted_record(self, stream, record, time_extracted=None):
         fast_writes.append(stream)
-        return original(self, stream, record, time_extracted)
+        return write_record(self, stream, record, time_extracted)
 
-    monkeypatch.setattr(FastSingerWriter, "write_record", counted)
+    def counted_lines(self, lines: bytes):  # the columnar path: whole blocks of RECORD lines
+        fast_writes.extend("accounts" for _ in range(lines.count(b"\n")))
+        return write_lines(self, lines)
+
+    monkeypatch.setattr(FastSingerWriter, "write_record", counted_record)
+    monkeypatch.setattr(FastSingerWriter, "write_lines", counted_lines)
     messages = _sync_in_process(config, catalog)
     assert sdk_used == []
     assert len(fast_writes) == 120
