@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 
 import pendulum
 from singer_sdk import Stream
+from singer_sdk.exceptions import SyncLifecycleSignal
 from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.mapper import SameRecordTransform
 from typing_extensions import override
@@ -30,6 +31,7 @@ from tap_demandbase.errors import (
     InconsistentResultError,
     MalformedResultError,
     QuotaExceededError,
+    TargetGoneError,
 )
 from tap_demandbase.jobs import (
     AttemptPolicy,
@@ -41,6 +43,7 @@ from tap_demandbase.jobs import (
     run_until_completed,
 )
 from tap_demandbase.ledger import LedgerEntry, clear_entry, read_entry, write_entry
+from tap_demandbase.progress import PROGRESS_INTERVAL_SECONDS, SyncProgress, mark_resumable
 from tap_demandbase.records import CsvPartReader
 from tap_demandbase.results import ResultParts
 from tap_demandbase.scheduler import JobScheduler
@@ -83,12 +86,14 @@ class ExportSettings:
 
 
 class _OneLineErrors(logging.Filter):
-    """Drop the SDK's generic "unhandled error" line for errors the tap reports in one line."""
+    """Drop the SDK's generic "unhandled error" line for errors the tap reports in one line,
+    and for the SDK's own stop signals (``--test`` stops each stream after one record).
+    """
 
     def filter(self, record: logging.LogRecord) -> bool:
         return not (
             str(record.msg).startswith("An unhandled error occurred")
-            and isinstance(sys.exc_info()[1], DemandbaseError)
+            and isinstance(sys.exc_info()[1], (DemandbaseError, SyncLifecycleSignal))
         )
 
 
@@ -183,6 +188,15 @@ class ExportStream(Stream):
         self._max_replication_value: t.Any = None
         self._window_rows = 0
         self._final_end: datetime.date | None = None
+        interval = float(self.config.get("progress_interval_seconds") or PROGRESS_INTERVAL_SECONDS)
+        self.progress = SyncProgress(name, self.logger, interval, replication_key=replication_key)
+
+    @property
+    def is_sorted(self) -> bool:
+        """False, and said so: an export job's rows come in no particular order. What makes an
+        interrupted sync resumable is the job ledger, not the order (see progress.py).
+        """
+        return False
 
     @property
     def metadata(self) -> MetadataMapping:
@@ -338,12 +352,13 @@ class ExportStream(Stream):
 
     def get_records(self, context: types.Context | None) -> Iterable[dict[str, t.Any]]:
         """Export each window and yield its rows as typed records."""
-        with self._failure_kept_to_this_stream():
+        with self._failure_kept_to_this_stream(), self.progress as progress:
             for spec in self.window_specs():
                 for part, reader in self._window_parts(spec, context):
                     self._time_extracted = datetime.datetime.now(datetime.timezone.utc).isoformat()
                     for record in reader.records(part):
                         self._window_rows += 1
+                        progress.records += 1
                         yield record
 
     def get_batches(
@@ -352,7 +367,7 @@ class ExportStream(Stream):
         """Export each window and turn each of its result parts into one batch file."""
         storage = batch_config.storage
         stem = f"{storage.prefix or ''}{self.tap_name}--{self.name}"
-        with self._failure_kept_to_this_stream():
+        with self._failure_kept_to_this_stream(), self.progress as progress:
             for spec in self.window_specs():
                 writer = None  # one per window: its reader (the window's fields) is the same
                 for part, reader in self._window_parts(spec, context):
@@ -362,6 +377,7 @@ class ExportStream(Stream):
                     job_id = self.last_job.status_id if self.last_job else "job"
                     batch = write(part, storage, f"{stem}-{job_id}-{part.number}.{extension}")
                     self._window_rows += batch.rows
+                    progress.records += batch.rows
                     if batch.max_replication_value is not None and self.replication_key:
                         latest = {self.replication_key: batch.max_replication_value}
                         self._increment_stream_state(latest)
@@ -390,6 +406,7 @@ class ExportStream(Stream):
             skip=set(entry.parts_done),
             stall_seconds=self.export.download_stall_seconds,
         )
+        self.progress.downloading(job, parts)
         if entry.parts_done:
             self.logger.info(
                 "%s: parts %s were emitted by an earlier run; reading the others",
@@ -401,6 +418,7 @@ class ExportStream(Stream):
         self._window_rows = 0
         try:
             for part in parts:
+                self.progress.part = part.number
                 rows_before = self._window_rows
                 yield part, reader
                 entry.parts_done[part.number] = self._window_rows - rows_before
@@ -469,6 +487,7 @@ class ExportStream(Stream):
 
         def start(job: ExportJob) -> None:
             nonlocal resume_id
+            self.progress.waiting_for(job)
             rule = reuse_rule(_state_datetime(self.stream_state.get(LAST_JOB_KEY)), exclude)
             if resume_id and (status := resumable_status(api, resume_id, spec, self.logger)):
                 job.attach(status, "resumed from the state")
@@ -577,7 +596,7 @@ class ExportStream(Stream):
         """
         try:
             yield
-        except (QuotaExceededError, AuthError, ConfigError):
+        except (QuotaExceededError, AuthError, ConfigError, TargetGoneError):
             raise
         except DemandbaseError as exc:
             self.stream_state.pop("progress_markers", None)
@@ -646,4 +665,5 @@ class ExportStream(Stream):
         """Give the SDK the greatest replication-key value seen so far (its progress marker)."""
         if self._max_replication_value is not None and self.replication_key:
             latest = {self.replication_key: self._max_replication_value}
+            mark_resumable(self.stream_state)  # the ledger resumes it: no "not resumable" note
             super()._increment_stream_state(latest, context=context)

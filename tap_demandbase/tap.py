@@ -35,6 +35,7 @@ from tap_demandbase.config import (
 )
 from tap_demandbase.errors import ConfigError, DemandbaseError
 from tap_demandbase.jobs import AttemptPolicy, PollPolicy
+from tap_demandbase.progress import PROGRESS_INTERVAL_SECONDS
 from tap_demandbase.scheduler import JobScheduler
 from tap_demandbase.schema import date_fields, entity_schema
 from tap_demandbase.streams import ExportSettings, ExportStream
@@ -205,6 +206,16 @@ class TapDemandbase(Tap):
             title="Job timeout",
             description=(
                 "An export job not done after this long is cancelled (DELETE) and the stream fails."
+            ),
+        ),
+        th.Property(
+            "progress_interval_seconds",
+            th.NumberType(exclusive_minimum=0),
+            default=PROGRESS_INTERVAL_SECONDS,
+            title="Progress interval",
+            description=(
+                "While a stream syncs, one INFO line this often: records emitted, records/s, "
+                "part i of n, bytes downloaded of the job's total."
             ),
         ),
         th.Property(
