@@ -60,5 +60,9 @@ class MalformedResultError(DemandbaseError):
     """A result part cannot be read as the CSV the schema describes."""
 
 
+class TargetGoneError(DemandbaseError):
+    """The target stopped reading the tap's output (broken pipe): nothing more can be sent."""
+
+
 class InconsistentResultError(MalformedResultError):
     """A job's result disagrees with what the job reported about it (size, row count)."""

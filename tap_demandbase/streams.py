@@ -22,7 +22,9 @@ from tap_demandbase.errors import (
     ConfigError,
     DemandbaseError,
     QuotaExceededError,
+    TargetGoneError,
 )
+from tap_demandbase.progress import SyncProgress
 from tap_demandbase.record_path import FastRecordStream
 from tap_demandbase.records import CsvPartReader
 from tap_demandbase.schema import date_fields
@@ -56,6 +58,10 @@ class SyncHooks(t.Protocol):
         """Every stream has synced (called once per stream, in the tap's stream order)."""
         ...
 
+    def raise_failures(self) -> None:
+        """Raise the failures recorded so far, if any."""
+        ...
+
 
 class ExportStream(FastRecordStream):
     """The records of one entity type, exported by one job per window from the bookmark's day.
@@ -84,6 +90,23 @@ class ExportStream(FastRecordStream):
         self.replication_key = replication_key
         self._key_from_settings = key_from_settings
         self._export: StreamExport | None = None
+        interval = float(self.setting_or_default("progress_interval_seconds"))
+        self.progress = SyncProgress(name, self.logger, interval, replication_key=replication_key)
+
+    @property
+    @override
+    def is_sorted(self) -> bool:
+        """False, and said so: an export job's rows come in no particular order. What makes an
+        interrupted sync resumable is the job ledger, not the order (see progress.py).
+        """
+        return False
+
+    def setting_or_default(self, name: str) -> t.Any:
+        """Return a tap setting, or its schema default."""
+        value = self.config.get(name)
+        if value is None:
+            value = self._tap.config_jsonschema["properties"][name].get("default")
+        return value
 
     @property
     @override
@@ -131,7 +154,7 @@ class ExportStream(FastRecordStream):
                 start=self._start_day(),
             )
             self._export = StreamExport(
-                self.run, request, self.stream_state, self.logger, self._checkpoint
+                self.run, request, self.stream_state, self.logger, self._checkpoint, self.progress
             )
         return self._export
 
@@ -181,19 +204,22 @@ class ExportStream(FastRecordStream):
         """Export each window and yield its rows as typed records."""
         key = self.replication_key
         import_polars_meanwhile()
-        with self._failure_kept_to_this_stream():
+        with self._failure_kept_to_this_stream(), self.progress as progress:
             for window in self.export.windows():
                 with window:
                     reader = CsvPartReader(self.name, self.schema["properties"], window.spec.fields)
                     for part in window.parts():
+                        progress.part = part.number
                         self._time_extracted = self.run.clock.now().isoformat()
                         written = self.write_part_columnar(part, reader)
                         if written is not None:
                             rows, latest = written.rows, written.max_replication_value
+                            progress.records += rows
                         else:
                             rows, latest = 0, None
                             for record in reader.records(part):
                                 rows += 1
+                                progress.records += 1
                                 if key:
                                     latest = greatest(latest, record.get(key))
                                 yield record
@@ -208,7 +234,7 @@ class ExportStream(FastRecordStream):
         storage = batch_config.storage
         stem = f"{storage.prefix or ''}{self.tap_name}--{self.name}"
         import_polars_meanwhile()
-        with self._failure_kept_to_this_stream():
+        with self._failure_kept_to_this_stream(), self.progress as progress:
             for window in self.export.windows():
                 with window:
                     reader = CsvPartReader(self.name, self.schema["properties"], window.spec.fields)
@@ -216,8 +242,10 @@ class ExportStream(FastRecordStream):
                         batch_config.encoding, reader, self.replication_key
                     )
                     for part in window.parts():
+                        progress.part = part.number
                         name = f"{stem}-{window.job.status_id}-{part.number}.{extension}"
                         batch = write(part, storage, name)
+                        progress.records += batch.rows
                         yield batch_config.encoding, [storage.get_url(batch.filename)]
                         window.part_done(part, PartResult(batch.rows, batch.max_replication_value))
                     self._window_finished(window)
@@ -249,11 +277,13 @@ class ExportStream(FastRecordStream):
         self.hooks.stream_starting(self.name)
         try:
             yield
-        except (QuotaExceededError, AuthError, ConfigError):
+        except (QuotaExceededError, AuthError, ConfigError, TargetGoneError):
             raise
         except DemandbaseError as exc:
             self.stream_state.pop("progress_markers", None)
             self.logger.warning("Stream '%s' failed; the other streams go on: %s", self.name, exc)
             self.hooks.stream_failed(self.name, exc)
+            if self.ABORT_AT_RECORD_COUNT is not None:  # --test: a failing stream fails it now
+                self.hooks.raise_failures()
         finally:
             self.run.scheduler.release_stream(self.name)

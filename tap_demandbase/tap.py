@@ -42,6 +42,7 @@ from tap_demandbase.engine.scheduler import JobScheduler
 from tap_demandbase.engine.windows import utc_date
 from tap_demandbase.errors import ConfigError, DemandbaseError
 from tap_demandbase.model import PollPolicy
+from tap_demandbase.progress import PROGRESS_INTERVAL_SECONDS
 from tap_demandbase.schema import date_fields, entity_schema
 from tap_demandbase.streams import ExportStream
 from tap_demandbase.writer import FastSingerWriter
@@ -100,8 +101,11 @@ class SyncRun:
 
     def sync_over(self, stream: str) -> None:
         """After the tap's last stream: raise the failures, if any."""
-        if stream != list(self.tap.streams)[-1]:
-            return
+        if stream == list(self.tap.streams)[-1]:
+            self.raise_failures()
+
+    def raise_failures(self) -> None:
+        """Raise StreamsFailedError naming the streams that failed, if any (and start over)."""
         if self.failures:
             failures, self.failures, self._planned = self.failures, [], False
             raise StreamsFailedError(failures)
@@ -251,6 +255,16 @@ class TapDemandbase(Tap):
             description=(
                 "An export job not done after this long is cancelled (where the API can cancel) "
                 "and the stream fails. Default per dialect: 21600 s (6 hours) for export_v1."
+            ),
+        ),
+        th.Property(
+            "progress_interval_seconds",
+            th.NumberType(exclusive_minimum=0),
+            default=PROGRESS_INTERVAL_SECONDS,
+            title="Progress interval",
+            description=(
+                "While a stream syncs, one INFO line this often: records emitted, records/s, "
+                "part i of n, bytes downloaded of the job's total."
             ),
         ),
         th.Property(

@@ -76,6 +76,18 @@ class RunContext:
     stall_seconds: float = 60.0
 
 
+class JobWatcher(t.Protocol):
+    """Follows a stream's jobs for people (progress lines): what is waited for, what is read."""
+
+    def waiting_for(self, job: ExportJob) -> None:
+        """A job is being created, resumed or re-used, and will be waited for."""
+        ...
+
+    def downloading(self, job: ExportJob, result: ResultParts) -> None:
+        """A completed job's parts are now downloaded and emitted."""
+        ...
+
+
 @dataclass(frozen=True)
 class StreamRequest:
     """What the stream asks of the engine: its entity, fields, bookmark field and first day."""
@@ -128,6 +140,7 @@ class StreamExport:
         state: MutableMapping[str, t.Any],
         logger: logging.Logger,
         checkpoint: Callable[[t.Any], None],
+        watcher: JobWatcher | None = None,
     ) -> None:
         self.run = run
         self.request = request
@@ -135,6 +148,7 @@ class StreamExport:
         self.logger = logger
         #: Emits STATE after giving the stream's bookmark the value passed (None: unchanged).
         self.checkpoint = checkpoint
+        self.watcher = watcher
         self._specs: list[JobSpec] | None = None
 
     # Planning ---------------------------------------------------------------------------------
@@ -348,6 +362,8 @@ class _JobStarter:
 
     def start(self, job: ExportJob) -> None:
         stream, run = self.stream, self.stream.run
+        if stream.watcher is not None:
+            stream.watcher.waiting_for(job)
         last = state_datetime(stream.state.get(LAST_JOB_KEY))
         rule = reuse_rule(last, self.exclude, now=run.clock.now())
         resumed = (
@@ -426,6 +442,8 @@ class WindowExport:
             skip=set(entry.parts_done),
             stall_seconds=run.stall_seconds,
         )
+        if self.stream.watcher is not None:
+            self.stream.watcher.downloading(job, self._parts)
         if entry.parts_done:
             self.stream.logger.info(
                 "%s: parts %s were emitted by an earlier run; reading the others",
