@@ -166,9 +166,10 @@ class ColumnarPartReader:
             return None
         if "\r" in "".join(header) or len(set(header)) != len(header) or len(header) < 2:
             return None
-        if not set(self.fields).issubset(header):
+        names = self.reader.header_fields(header)
+        if not set(self.fields).issubset(names):
             return None
-        return _Layout(header, [name for name in header if name in self.kinds])
+        return _Layout([name or "" for name in names], [n for n in names if n in self.kinds])
 
     def _typed_chunk(self, chunk: bytes, layout: _Layout, target: Target) -> pl.DataFrame | None:
         """Parse and type one chunk of whole rows; None when it is not provably exact."""

@@ -44,6 +44,12 @@ class TransientApiError(DemandbaseError):
         self.retry_after = retry_after
 
 
+class JobSlotBusyError(DemandbaseError):
+    """The API refused a new job because another one runs (its limit of jobs at once): the
+    create is tried again later, not counted as a failure.
+    """
+
+
 class ExpiredLocationError(DemandbaseError):
     """A pre-signed result URL was refused (expired): only the API can give a fresh one."""
 

@@ -23,6 +23,14 @@ class FieldInfo:
     name: str
     type: str
     description: str = ""
+    #: The field's name in the API's requests and result headers, when it differs from
+    #: ``name`` (the property name the tap emits); empty: the same.
+    api_name: str = ""
+
+    @property
+    def name_in_api(self) -> str:
+        """Return the name the API knows the field by."""
+        return self.api_name or self.name
 
 
 @dataclass(frozen=True)
@@ -193,6 +201,9 @@ class Capabilities:
     can_cancel: bool = True
     #: Whether jobs can be listed (to re-use a job a crashed run created but did not record).
     can_list_jobs: bool = True
+    #: How old a listed job may be and still be re-used (None: the engine's default). An API
+    #: whose jobs take hours, and whose creates are few a day, rescues older jobs.
+    reuse_max_age: datetime.timedelta | None = None
 
 
 class ExportApi(t.Protocol):
@@ -202,6 +213,18 @@ class ExportApi(t.Protocol):
 
     def list_entities(self) -> list[EntityInfo]:
         """Return every exportable entity type with its fields."""
+        ...
+
+    def remember_entities(self, entities: list[EntityInfo]) -> None:
+        """Take the entities a catalog describes (their fields' API names included) instead
+        of listing them: a sync given a catalog spends no discovery call.
+        """
+        ...
+
+    def usage_summary(self) -> str | None:
+        """Return one line on the calls this run made against the API's daily limits, if the
+        API has such limits (logged at the end of a run).
+        """
         ...
 
     def job_filters(self, entity: str) -> list[Filters]:

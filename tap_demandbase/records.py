@@ -20,7 +20,7 @@ from tap_demandbase.errors import MalformedResultError
 from tap_demandbase.schema import property_kind
 
 if t.TYPE_CHECKING:
-    from collections.abc import Iterator, Sequence
+    from collections.abc import Iterator, Mapping, Sequence
 
     from tap_demandbase.engine.results import DownloadedPart
 
@@ -149,11 +149,47 @@ class CsvPartReader:
     """Reads result parts of one stream into typed records."""
 
     def __init__(
-        self, stream: str, properties: dict[str, dict[str, t.Any]], fields: Sequence[str]
+        self,
+        stream: str,
+        properties: dict[str, dict[str, t.Any]],
+        fields: Sequence[str],
+        columns: Mapping[str, Sequence[str]] | None = None,
     ) -> None:
         self.stream = stream
         self.properties = properties
         self.fields = list(fields)
+        #: Property → the header names its column may have, the API's exact name first, then
+        #: shorter forms accepted where unique (absent: the property's own name).
+        self.columns = dict(columns or {})
+
+    def header_fields(self, header: Sequence[str]) -> list[str | None]:
+        """Return the wanted property each header column holds (None: not wanted).
+
+        A column is matched by a property's exact API name; a shorter form (another name in
+        ``columns``) only when the header holds it once, it names no other column exactly, and
+        exactly one wanted property not matched exactly claims it.
+        """
+        exact: dict[str, str] = {}
+        shorter: dict[str, list[str]] = {}
+        for name in self.fields:
+            first, *others = self.columns.get(name) or (name,)
+            exact[first] = name
+            for other in others:
+                shorter.setdefault(other, []).append(name)
+        matched = {exact[column] for column in header if column in exact}
+        out: list[str | None] = []
+        for column in header:
+            if column in exact:
+                out.append(exact[column])
+                continue
+            claims = [name for name in shorter.get(column, ()) if name not in matched]
+            unique = len(claims) == 1 and header.count(column) == 1
+            out.append(claims[0] if unique else None)
+        return out
+
+    def header_name(self, field: str) -> str:
+        """Return the header name the API gives a property's column."""
+        return (self.columns.get(field) or (field,))[0]
 
     def records(self, part: DownloadedPart) -> Iterator[dict[str, t.Any]]:
         """Yield the records of a part, columns matched by header name."""
@@ -223,17 +259,16 @@ class CsvPartReader:
         if duplicated:
             names = ", ".join(f"'{name}'" for name in duplicated)
             raise self._error(part, 1, None, f"the header names column(s) {names} twice")
-        wanted = set(self.fields)
-        missing = [name for name in self.fields if name not in header]
+        held = self.header_fields(header)
+        missing = [self.header_name(name) for name in self.fields if name not in held]
         if missing:
-            if not wanted.intersection(header):
+            if len(missing) == len(self.fields):
                 detail = "no header row (the first line does not name any requested field)"
             else:
                 detail = f"the header lacks requested column(s) {', '.join(missing)}"
             raise self._error(part, 1, None, detail)
         return [
-            (name, converter_for(self.properties[name])) if name in wanted else (None, None)
-            for name in header
+            (name, converter_for(self.properties[name])) if name else (None, None) for name in held
         ]
 
     def _error(

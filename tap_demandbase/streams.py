@@ -10,7 +10,9 @@ from __future__ import annotations
 import contextlib
 import datetime
 import typing as t
+from dataclasses import dataclass
 
+from singer_sdk.singerlib import Metadata
 from typing_extensions import override
 
 from tap_demandbase.batches import batch_writer
@@ -41,6 +43,17 @@ if t.TYPE_CHECKING:
     from tap_demandbase.engine.scheduler import JobFactory, JobKey
 
 PRIMARY_KEY = "id"
+#: Property metadata naming the field in the API, where the property is named otherwise.
+API_NAME_METADATA = "api-name"
+
+
+@dataclass(slots=True)
+class FieldMetadata(Metadata):
+    """A property's catalog metadata, with the field's API name (``api-name``): job requests
+    and result headers use it, so a sync given the catalog needs no discovery call.
+    """
+
+    api_name: str | None = None
 
 
 class SyncHooks(t.Protocol):
@@ -56,6 +69,10 @@ class SyncHooks(t.Protocol):
 
     def sync_over(self, stream: str) -> None:
         """Every stream has synced (called once per stream, in the tap's stream order)."""
+        ...
+
+    def run_stopping(self, error: DemandbaseError) -> None:
+        """The stream's error stops the whole run (the quota, the credentials)."""
         ...
 
     def raise_failures(self) -> None:
@@ -78,17 +95,26 @@ class ExportStream(FastRecordStream):
         *,
         name: str,
         schema: dict[str, t.Any],
-        replication_key: str,
+        replication_key: str | None,
         run: RunContext,
         hooks: SyncHooks,
         key_from_settings: bool = False,
+        primary_key: str | None = PRIMARY_KEY,
+        max_window_days: int | None = None,
+        api_names: dict[str, str] | None = None,
+        columns: dict[str, tuple[str, ...]] | None = None,
     ) -> None:
         super().__init__(tap, schema=schema, name=name)
         self.run = run
         self.hooks = hooks
-        self.primary_keys = [PRIMARY_KEY]
+        self.primary_keys = [primary_key] if primary_key else []
         self.replication_key = replication_key
         self._key_from_settings = key_from_settings
+        self.max_window_days = max_window_days
+        #: Property → the field's API name (catalog metadata ``api-name``).
+        self.api_names = dict(api_names or {})
+        #: Property → the header names of its result column (the dialect's).
+        self.columns = dict(columns or {})
         self._export: StreamExport | None = None
         interval = float(self.setting_or_default("progress_interval_seconds"))
         self.progress = SyncProgress(name, self.logger, interval, replication_key=replication_key)
@@ -114,6 +140,16 @@ class ExportStream(FastRecordStream):
         """Catalog metadata, listing every date field as a valid replication key."""
         metadata = super().metadata
         metadata.root.valid_replication_keys = date_fields(self.schema)
+        for name, api_name in self.api_names.items():
+            breadcrumb = ("properties", name)
+            entry = metadata.get(breadcrumb)
+            if entry is not None and not isinstance(entry, FieldMetadata):
+                metadata[breadcrumb] = FieldMetadata(
+                    inclusion=entry.inclusion,
+                    selected=entry.selected,
+                    selected_by_default=entry.selected_by_default,
+                    api_name=api_name,
+                )
         return metadata
 
     @override
@@ -152,6 +188,7 @@ class ExportStream(FastRecordStream):
                 fields=self.selected_fields(),
                 replication_key=self.replication_key,
                 start=self._start_day(),
+                max_window_days=self.max_window_days,
             )
             self._export = StreamExport(
                 self.run, request, self.stream_state, self.logger, self._checkpoint, self.progress
@@ -170,7 +207,7 @@ class ExportStream(FastRecordStream):
     def selected_fields(self) -> tuple[str, ...]:
         """Return the fields to export: the selected ones, always with key and bookmark."""
         mask = self.mask
-        keys = [PRIMARY_KEY, *([self.replication_key] if self.replication_key else [])]
+        keys = [*self.primary_keys, *([self.replication_key] if self.replication_key else [])]
         return tuple(
             name
             for name in self.schema["properties"]
@@ -180,7 +217,10 @@ class ExportStream(FastRecordStream):
     def _start_day(self) -> datetime.date | None:
         """Return the UTC day this sync starts on (read from the state directly, not from the
         SDK's starting marker: a job planned ahead is created before the SDK begins this stream).
+        A stream without replication key (FULL_TABLE) exports all rows: no first day.
         """
+        if not self.replication_key:
+            return None
         return first_day(
             self.name, self.stream_state, self.replication_key, self.config.get("start_date")
         )
@@ -207,7 +247,7 @@ class ExportStream(FastRecordStream):
         with self._failure_kept_to_this_stream(), self.progress as progress:
             for window in self.export.windows():
                 with window:
-                    reader = CsvPartReader(self.name, self.schema["properties"], window.spec.fields)
+                    reader = self._part_reader(window)
                     for part in window.parts():
                         progress.part = part.number
                         self._time_extracted = self.run.clock.now().isoformat()
@@ -237,7 +277,7 @@ class ExportStream(FastRecordStream):
         with self._failure_kept_to_this_stream(), self.progress as progress:
             for window in self.export.windows():
                 with window:
-                    reader = CsvPartReader(self.name, self.schema["properties"], window.spec.fields)
+                    reader = self._part_reader(window)
                     write, extension = batch_writer(
                         batch_config.encoding, reader, self.replication_key
                     )
@@ -249,6 +289,11 @@ class ExportStream(FastRecordStream):
                         yield batch_config.encoding, [storage.get_url(batch.filename)]
                         window.part_done(part, PartResult(batch.rows, batch.max_replication_value))
                     self._window_finished(window)
+
+    def _part_reader(self, window: WindowExport) -> CsvPartReader:
+        """Return the reader of a window's parts (columns matched by their API names)."""
+        properties = self.schema["properties"]
+        return CsvPartReader(self.name, properties, window.spec.fields, self.columns)
 
     def _window_finished(self, window: WindowExport) -> None:
         """Close a window: the engine checks it and drops its ledger entry; the SDK's bookmark
@@ -277,7 +322,8 @@ class ExportStream(FastRecordStream):
         self.hooks.stream_starting(self.name)
         try:
             yield
-        except (QuotaExceededError, AuthError, ConfigError, TargetGoneError):
+        except (QuotaExceededError, AuthError, ConfigError, TargetGoneError) as exc:
+            self.hooks.run_stopping(exc)
             raise
         except DemandbaseError as exc:
             self.stream_state.pop("progress_markers", None)

@@ -12,10 +12,13 @@ import contextlib
 import copy
 import datetime
 import io
+import json
 import signal
 import sys
 import typing as t
+from dataclasses import dataclass
 from functools import cached_property
+from pathlib import Path, PurePath
 
 import click
 import pendulum
@@ -41,10 +44,10 @@ from tap_demandbase.engine.jobs import DEFAULT_COOLDOWN_SECONDS, DEFAULT_MAX_ATT
 from tap_demandbase.engine.scheduler import JobScheduler
 from tap_demandbase.engine.windows import utc_date
 from tap_demandbase.errors import ConfigError, DemandbaseError
-from tap_demandbase.model import PollPolicy
+from tap_demandbase.model import EntityInfo, FieldInfo, PollPolicy
 from tap_demandbase.progress import PROGRESS_INTERVAL_SECONDS
 from tap_demandbase.schema import date_fields, entity_schema
-from tap_demandbase.streams import ExportStream
+from tap_demandbase.streams import API_NAME_METADATA, ExportStream
 from tap_demandbase.writer import FastSingerWriter
 
 if t.TYPE_CHECKING:
@@ -100,9 +103,14 @@ class SyncRun:
         self.failures.append(f"Stream '{stream}' failed: {error}")
 
     def sync_over(self, stream: str) -> None:
-        """After the tap's last stream: raise the failures, if any."""
+        """After the tap's last stream: say what the run cost, raise the failures, if any."""
         if stream == list(self.tap.streams)[-1]:
+            self.tap.log_call_usage()
             self.raise_failures()
+
+    def run_stopping(self, error: DemandbaseError) -> None:
+        """A stream's error stops the whole run (quota, credentials): say what it cost."""
+        self.tap.log_call_usage()
 
     def raise_failures(self) -> None:
         """Raise StreamsFailedError naming the streams that failed, if any (and start over)."""
@@ -155,7 +163,9 @@ class TapDemandbase(Tap):
             default=DEFAULT_DIALECT,
             title="API dialect",
             description=(
-                "Which Demandbase API to speak: export_v1 (the published Data Export contract)."
+                "Which Demandbase API to speak: export_v1 (the published Data Export contract) "
+                "or uapi (Demandbase's production API: client credentials, daily call budgets; "
+                "README, Production tenants)."
             ),
         ),
         th.Property(
@@ -164,7 +174,8 @@ class TapDemandbase(Tap):
             examples=["https://api.demandbase.com"],
             title="API URL",
             description=(
-                "Base URL of the API; default per dialect (export_v1: https://api.demandbase.com)."
+                "Base URL of the API; default per dialect (export_v1: https://api.demandbase.com, "
+                "uapi: https://uapi.demandbase.com)."
             ),
         ),
         *(setting for dialect in DIALECTS.values() for setting in dialect.settings),
@@ -198,7 +209,7 @@ class TapDemandbase(Tap):
             title="First poll interval",
             description=(
                 "Wait before the first job status call; doubles after each call. Default per "
-                "dialect: 2 s for export_v1."
+                "dialect: 2 s for export_v1, 30 s for uapi."
             ),
         ),
         th.Property(
@@ -207,7 +218,8 @@ class TapDemandbase(Tap):
             title="Longest poll interval",
             description=(
                 "Cap of the exponential wait between two job status calls. Default per dialect: "
-                "900 s for export_v1 (a one-hour job costs 12 status calls)."
+                "900 s for export_v1 (a one-hour job costs 12 status calls), 600 s for uapi (300 "
+                "status calls a day per tenant)."
             ),
         ),
         th.Property(
@@ -218,7 +230,7 @@ class TapDemandbase(Tap):
             description=(
                 "How many export jobs may run on Demandbase at once: above 1, the next streams' "
                 "jobs are created and polled while earlier streams download. Output stays one "
-                "stream at a time. Production tenants run one job at a time."
+                "stream at a time. At most 1 with api_dialect=uapi (one job at a time per tenant)."
             ),
         ),
         th.Property(
@@ -253,8 +265,9 @@ class TapDemandbase(Tap):
             th.NumberType(exclusive_minimum=0),
             title="Job timeout",
             description=(
-                "An export job not done after this long is cancelled (where the API can cancel) "
-                "and the stream fails. Default per dialect: 21600 s (6 hours) for export_v1."
+                "An export job not done after this long is cancelled (where the API can cancel; "
+                "else kept for the next run) and the stream fails. Default per dialect: 21600 s "
+                "(6 hours)."
             ),
         ),
         th.Property(
@@ -281,6 +294,9 @@ class TapDemandbase(Tap):
 
     def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
         self.clock = SystemClock()
+        #: Stream → property → the field's API name, from the input catalog's metadata (the
+        #: SDK's catalog model drops metadata keys it does not know).
+        self.catalog_api_names = api_names_in_catalog(kwargs.get("catalog"))
         super().__init__(*args, **kwargs)
 
     # Settings -------------------------------------------------------------------------------
@@ -442,49 +458,107 @@ class TapDemandbase(Tap):
     def discover_streams(self) -> list[ExportStream]:
         """Return one stream per entity type, from the input catalog or from the API."""
         run = self.run_context
-        schemas = (
-            self._schemas_from_catalog(self.input_catalog)
+        entities = (
+            self._entities_from_catalog(self.input_catalog)
             if self.input_catalog
-            else self._schemas_from_api()
+            else self._entities_from_api()
         )
         configured = dict(self.config.get("replication_keys") or {})
-        unknown = sorted(set(configured) - set(schemas))
+        unknown = sorted(set(configured) - set(entities))
         if unknown:
             msg = (
                 f"Setting replication_keys names unknown stream(s) {', '.join(unknown)}; "
-                f"streams are: {', '.join(sorted(schemas))}."
+                f"streams are: {', '.join(sorted(entities))}."
             )
             raise ConfigError(msg)
-        return [
-            ExportStream(
-                self,
-                name=name,
-                schema=schema,
-                replication_key=self._replication_key(name, schema, configured.get(name)),
-                run=run,
-                hooks=self.sync_run,
-                key_from_settings=name in configured,
+        streams = []
+        for name, entity in entities.items():
+            rules = self.dialect.stream_rules(name)
+            key = self._replication_key(name, entity, configured.get(name))
+            streams.append(
+                ExportStream(
+                    self,
+                    name=name,
+                    schema=entity.schema,
+                    replication_key=key,
+                    run=run,
+                    hooks=self.sync_run,
+                    key_from_settings=name in configured,
+                    primary_key=_primary_key(rules.primary_key, entity.schema),
+                    max_window_days=rules.max_window_days,
+                    api_names=entity.api_names,
+                    columns={
+                        prop: self.dialect.column_names(api_name)
+                        for prop, api_name in entity.api_names.items()
+                    },
+                )
             )
-            for name, schema in schemas.items()
-        ]
+        return streams
 
-    def _schemas_from_api(self) -> dict[str, dict[str, t.Any]]:
+    def _entities_from_api(self) -> dict[str, DiscoveredEntity]:
         types = self.dialect.field_types
-        return {e.name: entity_schema(e, types) for e in self.connection.api.list_entities()}
+        return {
+            e.name: DiscoveredEntity(
+                entity_schema(e, types), {f.name: f.api_name for f in e.fields if f.api_name}
+            )
+            for e in self.connection.api.list_entities()
+        }
 
-    @staticmethod
-    def _schemas_from_catalog(catalog: Catalog) -> dict[str, dict[str, t.Any]]:
-        return {entry.tap_stream_id: entry.schema.to_dict() for entry in catalog.streams}
+    def _entities_from_catalog(self, catalog: Catalog) -> dict[str, DiscoveredEntity]:
+        """Return the catalog's streams, and give the dialect the API names of their fields
+        (kept in the catalog by discovery), so that the sync needs no discovery call.
+        """
+        entities = {
+            entry.tap_stream_id: DiscoveredEntity(
+                entry.schema.to_dict(), self.catalog_api_names.get(entry.tap_stream_id, {})
+            )
+            for entry in catalog.streams
+        }
+        self.connection.api.remember_entities(
+            [
+                EntityInfo(
+                    name,
+                    tuple(
+                        FieldInfo(prop, "", api_name=entity.api_names.get(prop, ""))
+                        for prop in entity.schema.get("properties", {})
+                    ),
+                )
+                for name, entity in entities.items()
+                if entity.api_names
+            ]
+        )
+        return entities
 
     def _replication_key(
-        self, stream: str, schema: dict[str, t.Any], configured: str | None
-    ) -> str:
-        """Return the stream's replication key: configured, else the catalog's, else the
-        dialect's default.
+        self, stream: str, entity: DiscoveredEntity, configured: str | None
+    ) -> str | None:
+        """Return the stream's replication key: configured (its property or API name), else
+        the catalog's, else the dialect's default; None (FULL_TABLE, said in one line) when
+        the dialect finds no date field to filter on.
         """
-        valid = date_fields(schema)
+        valid = date_fields(entity.schema)
+        if configured:
+            by_api_name = {api: prop for prop, api in entity.api_names.items()}
+            configured = by_api_name.get(configured, configured)
+        required = self.dialect.stream_rules(stream).required_replication_key
         key = configured or self._catalog_replication_key(stream)
-        key = key or self.dialect.default_replication_key(stream, valid) or ""
+        if required and key and key != required:
+            source = "replication_keys" if configured else "the catalog"
+            msg = (
+                f"Stream '{stream}' cannot use '{key}' as its replication key ({source}): "
+                f"api_dialect={self.dialect.name} filters its jobs on '{required}' only. Remove "
+                f"replication_keys.{stream} (or set it to {required})."
+            )
+            raise ConfigError(msg)
+        key = key or self.dialect.default_replication_key(stream, valid)
+        if key is None:
+            self.logger.info(
+                "Stream '%s' has no date field the API can filter it on (date fields: %s): it "
+                "is synced FULL_TABLE, each run exporting all its rows. Set "
+                "replication_keys.%s to a date field to sync it incrementally.",
+                stream, ", ".join(valid) or "none", stream,
+            )  # fmt: skip
+            return None
         if key not in valid:
             source = "replication_keys" if configured else "the default replication key"
             msg = (
@@ -494,6 +568,24 @@ class TapDemandbase(Tap):
             )
             raise ConfigError(msg)
         return key
+
+    def log_call_usage(self) -> None:
+        """Log, once, the calls this run made against the API's daily limits (if it has any
+        and the run got as far as connecting).
+        """
+        if "connection" in self.__dict__ and not self._usage_logged:
+            self._usage_logged = True
+            if line := self.connection.api.usage_summary():
+                self.logger.info("%s", line)
+
+    _usage_logged = False
+
+    @override
+    def run_discovery(self) -> str:
+        """Write the catalog, then say what discovery cost against the API's daily limits."""
+        text = super().run_discovery()
+        self.log_call_usage()
+        return text
 
     def _catalog_replication_key(self, stream: str) -> str | None:
         if not self.input_catalog:
@@ -555,6 +647,50 @@ class TapDemandbase(Tap):
         if value != CliTestOptionValue.Schema.value:
             cls.logger.info("Connection test passed: every stream delivered a record.")
         ctx.exit()
+
+
+@dataclass(frozen=True)
+class DiscoveredEntity:
+    """A stream's schema, and its fields' API names where they differ from the properties."""
+
+    schema: dict[str, t.Any]
+    api_names: dict[str, str]
+
+
+def _primary_key(preferred: str, schema: dict[str, t.Any]) -> str | None:
+    """Return the stream's primary key: the dialect's, else ``id``; None if it has neither."""
+    properties = schema.get("properties", {})
+    return next((key for key in (preferred, "id") if key in properties), None)
+
+
+def api_names_in_catalog(catalog: t.Any) -> dict[str, dict[str, str]]:
+    """Return stream → property → API name from a catalog's property metadata (``api-name``),
+    as the tap's discovery writes it; empty for a catalog without (or not given as JSON).
+    """
+    if isinstance(catalog, (str, PurePath)):
+        try:
+            catalog = json.loads(Path(catalog).read_text())
+        except (OSError, ValueError):
+            return {}
+    if not isinstance(catalog, dict):
+        return {}
+    names: dict[str, dict[str, str]] = {}
+    for entry in catalog.get("streams") or []:
+        if not isinstance(entry, dict):
+            continue
+        for item in entry.get("metadata") or []:
+            breadcrumb = item.get("breadcrumb") if isinstance(item, dict) else None
+            metadata = item.get("metadata") if isinstance(item, dict) else None
+            api_name = metadata.get(API_NAME_METADATA) if isinstance(metadata, dict) else None
+            if (
+                isinstance(breadcrumb, list)
+                and len(breadcrumb) == 2
+                and breadcrumb[0] == "properties"
+                and isinstance(api_name, str)
+            ):
+                stream = str(entry.get("tap_stream_id"))
+                names.setdefault(stream, {})[str(breadcrumb[1])] = api_name
+    return names
 
 
 def _schema_types(prop: dict[str, t.Any]) -> list[str]:

@@ -206,11 +206,15 @@ class Transport:
         max_tries: int = 6,
         retry_factor: float = 1.0,
         retry_cap: float = 60.0,
+        on_send: Callable[[str, str], None] | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/") + "/"
         self.timeout = timeout
         self.download_timeout = (timeout[0], download_read_timeout)
         self.classify = classify
+        #: Told (method, URL) of every request sent to the API, retries included (a dialect
+        #: whose calls are budgeted counts them).
+        self._on_send = on_send or (lambda method, url: None)
         self._api = requests.Session()
         self._api.auth = auth
         self._renew: Callable[[], bool] = getattr(auth, "renew", lambda: False)
@@ -293,9 +297,11 @@ class Transport:
 
     def _send(self, method: str, url: str, **kwargs: t.Any) -> requests.Response:
         """Send an API request; after a 401, renew the credentials once and send it again."""
+        self._on_send(method, url)
         response = self._api.request(method, url, **kwargs)
         if response.status_code == 401 and self._renew():
             response.close()
+            self._on_send(method, url)
             response = self._api.request(method, url, **kwargs)
         return response
 

@@ -45,6 +45,17 @@ def sandbox() -> Any:
         yield sb
 
 
+@pytest.fixture(params=["export_v1", "uapi"])
+def dialect_case(request: Any) -> Any:
+    """An emulator of each API dialect, with the tap's expectations against it (a test using
+    this runs once per dialect: ``tests/dialect_cases.py``).
+    """
+    from tests.dialect_cases import CASES, sandbox_for
+
+    with sandbox_for(request.param) as sb:
+        yield CASES[request.param](sb)
+
+
 def tap_config(sb: Any, **overrides: Any) -> dict[str, Any]:
     config: dict[str, Any] = {
         "api_url": sb.api_url,

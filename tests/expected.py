@@ -60,14 +60,15 @@ def assert_records_match(
     raw_rows: list[dict[str, str | None]],
     types: dict[str, str],
     fields: list[str] | None = None,
+    key: str = "id",
 ) -> None:
     """Every emulator row arrives once, with every (selected) field's value exactly typed."""
-    by_id = {record["id"]: record for record in emitted}
+    by_id = {record[key]: record for record in emitted}
     assert len(by_id) == len(emitted), f"{entity}: duplicate ids emitted"
-    assert sorted(by_id) == sorted(row["id"] for row in raw_rows), f"{entity}: ids differ"
+    assert sorted(by_id) == sorted(row[key] for row in raw_rows), f"{entity}: ids differ"
     for row in raw_rows:
-        record = by_id[row["id"]]
+        record = by_id[row[key]]
         names = fields if fields is not None else list(types)
-        assert set(record) == set(names), f"{entity} {row['id']}: keys {sorted(record)}"
+        assert set(record) == set(names), f"{entity} {row[key]}: keys {sorted(record)}"
         for name in names:
-            assert_same_value(types[name], row[name], record[name], f"{entity}.{name} {row['id']}")
+            assert_same_value(types[name], row[name], record[name], f"{entity}.{name} {row[key]}")

@@ -14,8 +14,9 @@ import pytest
 from tap_demandbase.config import checked_api_url, unknown_setting_warnings
 from tap_demandbase.dialects import DIALECTS
 from tap_demandbase.engine.jobs import AttemptPolicy
+from tap_demandbase.sandbox import Sandbox
 from tap_demandbase.tap import TapDemandbase
-from tests.conftest import TAP, discover, run_tap, select, tap_config
+from tests.conftest import TAP, discover, fast_settings, run_tap, select, tap_config
 
 
 def _no_traceback(run) -> None:
@@ -245,10 +246,7 @@ def test_each_default_is_written_once(sandbox):
     for name in ("poll_interval_seconds", "max_poll_interval_seconds", "job_timeout_seconds"):
         assert "default" not in properties[name]
     for dialect in DIALECTS.values():
-        config = {
-            "access_token": sandbox.token,
-            "api_url": sandbox.api_url,
-            "api_dialect": dialect.name,
-        }
-        tap = TapDemandbase(config={**config, "start_date": "2024-01-01T00:00:00Z"})
-        assert tap.poll_policy() == dialect.poll_policy
+        with Sandbox(fast_settings(dialect=dialect.name)) as sb:
+            config = {"access_token": sb.token, "api_url": sb.api_url, "api_dialect": dialect.name}
+            tap = TapDemandbase(config={**config, "start_date": "2024-01-01T00:00:00Z"})
+            assert tap.poll_policy() == dialect.poll_policy

@@ -34,7 +34,11 @@ from tests.fakes import FakeClock
 
 #: Dialect → (emulator settings, the dialect's settings for that emulator).
 DIALECT_SANDBOXES: dict[str, Any] = {
-    "export_v1": lambda sb: {"access_token": sb.token},
+    "export_v1": ({}, lambda sb: {"access_token": sb.token}),
+    "uapi": (
+        {"dialect": "uapi", "uapi_split_files": True},
+        lambda sb: {"client_id": sb.client_id, "client_secret": sb.client_secret},
+    ),
 }
 
 COMMON_SETTINGS = set(TapDemandbase.config_jsonschema["properties"])
@@ -87,9 +91,10 @@ def test_a_job_goes_from_create_to_its_parts(dialect, tmp_path):
     """The life the engine relies on, against the dialect's emulator: entities, a job created
     and polled to completed, part locations opened, a job found again by its spec.
     """
-    with Sandbox(fast_settings()) as sb:
+    settings, dialect_config = DIALECT_SANDBOXES[dialect.name]
+    with Sandbox(fast_settings(**settings)) as sb:
         options = ConnectOptions(user_agent="contract-test", download_stall_seconds=10)
-        connection = dialect.connect(DIALECT_SANDBOXES[dialect.name](sb), sb.api_url, options)
+        connection = dialect.connect(dialect_config(sb), sb.api_url, options)
         api = connection.api
         entities = {e.name: e for e in api.list_entities()}
         assert "accounts" in entities

@@ -9,13 +9,13 @@ adding an API is one module here (plus its emulator), registered in ``DIALECTS``
 
 from __future__ import annotations
 
-from tap_demandbase.dialects import export_v1
+from tap_demandbase.dialects import export_v1, uapi
 from tap_demandbase.dialects.base import ConnectOptions, Dialect
 from tap_demandbase.errors import ConfigError
 
 __all__ = ["DIALECTS", "ConnectOptions", "Dialect", "dialect_named"]
 
-DIALECTS: dict[str, Dialect] = {export_v1.DIALECT.name: export_v1.DIALECT}
+DIALECTS: dict[str, Dialect] = {d.name: d for d in (export_v1.DIALECT, uapi.DIALECT)}
 DEFAULT_DIALECT = export_v1.DIALECT.name
 
 

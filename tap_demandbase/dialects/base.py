@@ -31,6 +31,30 @@ class Connection:
 
 
 @dataclass(frozen=True)
+class StreamRules:
+    """What an API imposes on one stream, known without asking it (a sync given a catalog asks
+    nothing before its jobs).
+    """
+
+    #: The only replication key the API can filter the stream on (None: any date field).
+    required_replication_key: str | None = None
+    #: The longest window one job may span, in UTC days with both ends included (None: any).
+    max_window_days: int | None = None
+    #: The property that identifies a record.
+    primary_key: str = "id"
+
+
+def no_rules(stream: str) -> StreamRules:
+    """Return the rules of an API that imposes none on its streams."""
+    return StreamRules()
+
+
+def same_name(api_name: str) -> tuple[str, ...]:
+    """Return the header names of a field's result column: its API name only."""
+    return (api_name,)
+
+
+@dataclass(frozen=True)
 class Dialect:
     """One API, as the tap needs to know it."""
 
@@ -51,3 +75,8 @@ class Dialect:
     default_replication_key: Callable[[str, Sequence[str]], str | None]
     #: Settings → a connected client (checks its own settings; raises ConfigError).
     connect: Callable[[Mapping[str, t.Any], str, ConnectOptions], Connection]
+    #: Stream name → what the API imposes on it (window length, replication key, primary key).
+    stream_rules: Callable[[str], StreamRules] = no_rules
+    #: A field's API name → the header names its result column may have, the exact one first
+    #: (shorter forms are accepted where unique in the part).
+    column_names: Callable[[str], tuple[str, ...]] = same_name

@@ -204,6 +204,13 @@ class DataExportClient:
         self.account_list_id = account_list_id
         self._listing_unavailable = False
 
+    def remember_entities(self, entities: list[EntityInfo]) -> None:
+        """Nothing to remember: this API's field names are the property names."""
+
+    def usage_summary(self) -> str | None:
+        """None: the contract states no daily call limits."""
+        return None
+
     def job_filters(self, entity: str) -> list[Filters]:
         """Return the one filter set of every job: the account list, if the settings name one."""
         return [(("account_list_id", self.account_list_id),) if self.account_list_id else ()]

@@ -96,6 +96,13 @@ class StreamRequest:
     fields: tuple[str, ...]
     replication_key: str | None
     start: datetime.date | None
+    #: The longest window the API accepts for this stream (None: any), whatever window_days.
+    max_window_days: int | None = None
+
+    def window_days(self, configured: int | None) -> int | None:
+        """Return the days of each window: the configured ones, within the API's maximum."""
+        days = [d for d in (configured, self.max_window_days) if d]
+        return min(days) if days else None
 
 
 @dataclass(frozen=True)
@@ -186,7 +193,7 @@ class StreamExport:
             return specs
         windows: list[tuple[datetime.date | None, datetime.date]] = [(start, end)]
         if start is not None:
-            windows = list(plan_windows(start, end, self.run.window_days))
+            windows = list(plan_windows(start, end, self.request.window_days(self.run.window_days)))
         return specs + [self._spec(s, e, f) for s, e in windows for f in filter_sets]
 
     def _spec(
@@ -365,7 +372,8 @@ class _JobStarter:
         if stream.watcher is not None:
             stream.watcher.waiting_for(job)
         last = state_datetime(stream.state.get(LAST_JOB_KEY))
-        rule = reuse_rule(last, self.exclude, now=run.clock.now())
+        max_age = run.api.capabilities.reuse_max_age
+        rule = reuse_rule(last, self.exclude, now=run.clock.now(), max_age=max_age)
         resumed = (
             resumable_status(run.api, self.resume_id, self.spec, stream.logger, run.clock.now())
             if self.resume_id

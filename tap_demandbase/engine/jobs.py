@@ -13,7 +13,7 @@ import logging
 import typing as t
 from dataclasses import dataclass
 
-from tap_demandbase.errors import ApiRequestError, ExportJobError
+from tap_demandbase.errors import ApiRequestError, ExportJobError, JobSlotBusyError
 from tap_demandbase.model import JobState, PollPolicy, ReuseRule, usable_result
 
 if t.TYPE_CHECKING:
@@ -41,11 +41,12 @@ def reuse_rule(
     exclude: Collection[str] = (),
     *,
     now: datetime.datetime,
+    max_age: datetime.timedelta | None = None,
 ) -> ReuseRule:
-    """Return which existing jobs may be re-used: created less than REUSE_MAX_AGE ago, after
-    the last job the stream finished with, and not one found unusable.
+    """Return which existing jobs may be re-used: created less than ``max_age`` (default
+    REUSE_MAX_AGE) ago, after the last job the stream finished with, and not one found unusable.
     """
-    oldest = now - REUSE_MAX_AGE
+    oldest = now - (max_age or REUSE_MAX_AGE)
     if last_job_created_at is not None:
         oldest = max(oldest, last_job_created_at)
     return ReuseRule(created_after=oldest, exclude=frozenset(exclude))
@@ -98,14 +99,38 @@ class ExportJob:
         return f"{self.spec.entity} export job {job_id} ({self.spec.describe_window()})"
 
     def create(self, rule: ReuseRule | None = None) -> JobStatus:
-        """Create the job on the API (``rule``: which job a lost create answer may stand for)."""
+        """Create the job on the API (``rule``: which job a lost create answer may stand for).
+
+        While the API refuses it because another job runs (one started elsewhere, say), the
+        create is tried again after the same doubling waits as polling, until the job timeout.
+        """
         self._started = self._state_since = self.clock.monotonic()
-        self.status = self.api.create_job(self.spec, rule)
+        self.status = self._create_when_a_slot_is_free(rule)
         self.logger.info(
             "%s created: %s, %d fields", self.label, self.status.status_name, len(self.spec.fields)
         )
         self._warn_if_unknown(self.status)
         return self.status
+
+    def _create_when_a_slot_is_free(self, rule: ReuseRule | None) -> JobStatus:
+        waits = self.policy.intervals()
+        while True:
+            try:
+                return self.api.create_job(self.spec, rule)
+            except JobSlotBusyError as exc:
+                elapsed = self.clock.monotonic() - self._started
+                if elapsed >= self.policy.timeout:
+                    msg = (
+                        f"{self.label}: the API still refused a new job after {elapsed:.0f}s "
+                        f"(job_timeout_seconds={self.policy.timeout:.0f}): {exc}. Run the tap "
+                        "again once the other export job has finished."
+                    )
+                    raise ExportJobError(msg) from None
+                wait = min(next(waits), self.policy.timeout - elapsed)
+                self.logger.info(
+                    "%s not created yet: %s; trying again in %.0fs", self.label, exc, wait
+                )
+                self.clock.sleep(wait)
 
     def attach(self, status: JobStatus, why: str) -> JobStatus:
         """Take over a job that already exists (left by a crashed run, or an equivalent one)."""
@@ -199,7 +224,8 @@ class ExportJob:
             f"{status.record_count} rows"
         )  # fmt: skip
         parts = "" if status.file_parts is None else f" in {status.file_parts} part(s)"
-        return f": {rows}{parts}, {human_bytes(status.file_size_bytes)}"
+        size = "" if status.file_size_bytes is None else f", {human_bytes(status.file_size_bytes)}"
+        return f": {rows}{parts}{size}"
 
     def _cancel_for_timeout(self, elapsed: float) -> JobStatus:
         """Cancel a job that took too long; use it after all if it finished meanwhile. An API

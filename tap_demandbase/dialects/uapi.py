@@ -1,0 +1,822 @@
+"""The ``uapi`` dialect: Demandbase's production Data Export API (``uapi.demandbase.com``).
+
+What public sources say about it is in ``demandbase-production-api.md`` (documented, inferred,
+unknown); the README's "Production tenants" section states what the tap assumes where they are
+silent. In short: OAuth client credentials (``uapi_auth.py``); ``GET /fields`` per entity type
+(``{Entity}.camelCase`` names, mapped to snake_case properties by ``uapi_fields.py``);
+``POST /job`` with a ``jobName`` derived from the job's identity; ``GET /job/{id}``;
+``GET /jobs`` to find a job a crashed run created; results as ``resultsUrls`` (else
+``resultsUrl``), pre-signed; one job at a time per tenant; no cancel; daily call budgets per
+tenant (60 creates, 300 status calls, 1,200 list calls, 60 fields calls), so every call is
+counted and the run ends with one line saying what it used.
+"""
+
+from __future__ import annotations
+
+import collections
+import datetime
+import functools
+import hashlib
+import json
+import logging
+import threading
+import typing as t
+from dataclasses import dataclass, field, replace
+from urllib.parse import urlsplit
+
+import pendulum
+from singer_sdk import typing as th
+from singer_sdk.authenticators import BearerTokenAuthenticator
+
+from tap_demandbase.dialects.base import Connection, ConnectOptions, Dialect, StreamRules
+from tap_demandbase.dialects.export_v1 import FIELD_TYPES
+from tap_demandbase.dialects.uapi_auth import ClientCredentials
+from tap_demandbase.dialects.uapi_fields import (
+    STREAM_OF_ENTITY,
+    STREAMS,
+    UapiStream,
+    column_names,
+    default_replication_key,
+    property_fields,
+)
+from tap_demandbase.errors import (
+    ApiRequestError,
+    AuthError,
+    ConfigError,
+    DemandbaseError,
+    JobSlotBusyError,
+    QuotaExceededError,
+    TransientApiError,
+)
+from tap_demandbase.model import (
+    Capabilities,
+    EntityInfo,
+    Filters,
+    JobSpec,
+    JobState,
+    JobStatus,
+    PartLocation,
+    PollPolicy,
+    ReuseRule,
+    usable_result,
+)
+from tap_demandbase.transport import Transport, add_secrets, redact
+
+if t.TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
+    import requests
+
+logger = logging.getLogger("tap-demandbase.api")
+
+DEFAULT_API_URL = "https://uapi.demandbase.com"
+EXPORT_PATH = "/data/export/v1"
+FIELDS_PATH = f"{EXPORT_PATH}/fields"
+JOB_PATH = f"{EXPORT_PATH}/job"
+JOBS_PATH = f"{EXPORT_PATH}/jobs"
+
+#: The API's status words (matched in any case). Any other word is ``JobState.UNKNOWN``.
+STATUSES: dict[str, JobState] = {
+    "accepted": JobState.PENDING,
+    "processing": JobState.PROCESSING,
+    "finished": JobState.COMPLETED,
+    "failed": JobState.FAILED,
+}
+#: Calls per tenant and UTC day that Demandbase documents, by endpoint.
+DAILY_LIMITS = {"create": 60, "status": 300, "list": 1200, "fields": 60}
+#: A job created this long ago or earlier is not looked for (the job list is paged newest
+#: first, and paging stops there): re-use rescues a job of a run that died today.
+REUSE_LOOKBACK = datetime.timedelta(hours=24)
+LIST_PAGE_SIZE = 100
+MAX_JOB_NAME = 50
+#: Ids per buying-group job: ``accountIds`` takes at most 10,000 (400-150).
+ACCOUNT_IDS_PER_JOB = 10_000
+#: Report types whose jobs need ``fromDate``/``toDate`` (the reporting period).
+DATED_REPORT_TYPES = frozenset(
+    {"campaign_performance_rollup", "campaign_account_rollup", "creative_rollup"}
+)
+CAMPAIGN_REPORT_TYPES = (
+    "campaign_summary",
+    "campaign_performance_rollup",
+    "campaign_account_lifetime",
+    "campaign_account_rollup",
+)
+CREATIVE_REPORT_TYPES = ("creative_lifetime", "creative_rollup")
+SOURCES = ("demandbase", "linkedin", "google", "all")
+LOST_CREATE_CLOCK_MARGIN = datetime.timedelta(minutes=2)
+
+
+class InvalidJobJson(ApiRequestError):
+    """An answer that should describe a job is not one the tap can read."""
+
+
+# Calls against the daily budgets -------------------------------------------------------------
+
+
+class CallUsage:
+    """Counts this run's calls per budgeted endpoint (retries and refused calls included, as
+    Demandbase counts them).
+    """
+
+    def __init__(self) -> None:
+        self._counts: collections.Counter[str] = collections.Counter()
+        self._lock = threading.Lock()
+
+    def count(self, endpoint: str) -> None:
+        """Count one call."""
+        with self._lock:
+            self._counts[endpoint] += 1
+
+    def count_request(self, method: str, url: str) -> None:
+        """Count one API request by the endpoint its method and path name."""
+        path = urlsplit(url).path.rstrip("/")
+        if method == "POST" and path.endswith(JOB_PATH):
+            self.count("create")
+        elif method == "GET" and path.endswith(JOBS_PATH):
+            self.count("list")
+        elif method == "GET" and path.endswith(FIELDS_PATH):
+            self.count("fields")
+        elif method == "GET" and f"{JOB_PATH}/" in path:
+            self.count("status")
+
+    def get(self, endpoint: str) -> int:
+        """Return the calls made to one endpoint."""
+        with self._lock:
+            return self._counts[endpoint]
+
+    def summary(self) -> str:
+        """Return the run's calls against the daily limits, in one line."""
+        budgets = ", ".join(
+            f"{self.get(endpoint)} {what} of {DAILY_LIMITS[endpoint]:,}"
+            for endpoint, what in (
+                ("create", "job creates"),
+                ("status", "status calls"),
+                ("list", "list calls"),
+                ("fields", "fields calls"),
+            )
+        )
+        return (
+            f"API calls of this run against the tenant's daily limits: {budgets}; "
+            f"{self.get('token')} token request(s)"
+        )
+
+
+# Settings ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class UapiOptions:
+    """The settings the uapi client reads."""
+
+    campaign_sources: tuple[str, ...] = ()
+    report_types: Mapping[str, str | None] = field(default_factory=dict)
+    account_ids: tuple[str, ...] = ()
+    start_day: datetime.date | None = None
+
+    def report_type(self, stream: UapiStream) -> str | None:
+        """Return the report type the settings give a campaign or creative stream."""
+        return self.report_types.get(stream.report_type_setting or "")
+
+    def enabled(self, stream: UapiStream) -> bool:
+        """Whether the settings a stream needs are set."""
+        if stream.report_type_setting:
+            return bool(self.campaign_sources and self.report_type(stream))
+        if stream.account_scoped:
+            return bool(self.account_ids)
+        return True
+
+    def account_id_chunks(self) -> list[tuple[str, ...]]:
+        """Return the account ids in chunks of at most ACCOUNT_IDS_PER_JOB, in the given order."""
+        ids = self.account_ids
+        return [
+            ids[start : start + ACCOUNT_IDS_PER_JOB]
+            for start in range(0, len(ids), ACCOUNT_IDS_PER_JOB)
+        ]
+
+
+def _chunk_label(index: int, count: int, ids: Sequence[str]) -> str:
+    """Return how a chunk of account ids is named in a job's filters: its place and a digest
+    of its ids (the ids themselves would bloat the state).
+    """
+    digest = hashlib.sha256(",".join(ids).encode()).hexdigest()[:12]
+    return f"{index}/{count}:{len(ids)}:{digest}"
+
+
+# The client ----------------------------------------------------------------------------------
+
+
+class UapiClient:
+    """Speaks Demandbase's production Data Export API over a Transport."""
+
+    capabilities = Capabilities(can_cancel=False, can_list_jobs=True, reuse_max_age=REUSE_LOOKBACK)
+
+    def __init__(self, transport: Transport, options: UapiOptions, usage: CallUsage) -> None:
+        self.transport = transport
+        self.options = options
+        self.usage = usage
+        #: Stream → property → the field's API name (from /fields, or from the catalog).
+        self._api_names: dict[str, dict[str, str]] = {}
+        self._listing_unavailable = False
+
+    # Streams and fields ------------------------------------------------------------------------
+
+    def list_entities(self) -> list[EntityInfo]:
+        """Return the streams the settings enable, with their fields (one /fields call each)."""
+        entities = []
+        skipped = []
+        for stream in STREAMS.values():
+            if not self.options.enabled(stream):
+                skipped.append(f"{stream.name} ({', '.join(stream.optional_settings)})")
+                continue
+            entity = EntityInfo(stream.name, self._listed_fields(stream))
+            self.remember_entities([entity])
+            entities.append(entity)
+        if skipped:
+            logger.info(
+                "Streams not discovered because their settings are not set: %s",
+                "; ".join(skipped),
+            )
+        return entities
+
+    def _listed_fields(self, stream: UapiStream) -> tuple[t.Any, ...]:
+        """GET the fields of a stream's entity type, named as properties."""
+        params = {"entityType": stream.entity_type}
+        report = self.options.report_type(stream)
+        if report:
+            params["adReportType"] = report
+        what = f"listing the fields of {stream.entity_type}"
+        _, body = self.transport.request_json("GET", FIELDS_PATH, params=params, what=what)
+        if not isinstance(body, list):
+            msg = f"{what} did not answer a list of fields; report this to Demandbase support."
+            raise ApiRequestError(msg)
+        fields = [
+            (str(f["name"]), str(f.get("dataType") or ""), str(f.get("description") or ""))
+            for f in body
+            if isinstance(f, dict) and isinstance(f.get("name"), str) and f["name"]
+        ]
+        return property_fields(stream, fields)
+
+    def remember_entities(self, entities: list[EntityInfo]) -> None:
+        """Keep each stream's fields' API names (from discovery, or from a catalog)."""
+        for entity in entities:
+            self._api_names[entity.name] = {f.name: f.name_in_api for f in entity.fields}
+
+    def _names(self, stream: UapiStream) -> dict[str, str]:
+        """Return the stream's property → API name; ask /fields once if no catalog said."""
+        names = self._api_names.get(stream.name)
+        if names is None:
+            logger.info(
+                "The catalog does not give the API names of %s's fields (run --discover to "
+                "write them into it); asking /fields once",
+                stream.name,
+            )
+            self.remember_entities([EntityInfo(stream.name, self._listed_fields(stream))])
+            names = self._api_names[stream.name]
+        return names
+
+    def job_filters(self, entity: str) -> list[Filters]:
+        """Return the filter sets of a stream's jobs: its report type and sources (campaigns,
+        creatives), or one chunk of account ids per job (buying groups).
+        """
+        stream = _stream(entity)
+        if stream.report_type_setting:
+            report = self.options.report_type(stream)
+            if not report or not self.options.campaign_sources:
+                msg = (
+                    f"Stream {entity} needs the settings campaign_sources and "
+                    f"{stream.report_type_setting}: set them, or deselect the stream."
+                )
+                raise ConfigError(msg)
+            sources = ",".join(sorted(set(self.options.campaign_sources)))
+            return [(("ad_report_type", report), ("source", sources))]
+        if stream.account_scoped:
+            chunks = self.options.account_id_chunks()
+            if not chunks:
+                msg = (
+                    f"Stream {entity} needs the setting buying_group_account_ids (the accounts "
+                    "whose buying groups to export): set it, or deselect the stream."
+                )
+                raise ConfigError(msg)
+            return [
+                (("account_ids", _chunk_label(n, len(chunks), ids)),)
+                for n, ids in enumerate(chunks, start=1)
+            ]
+        return [()]
+
+    # Requests ----------------------------------------------------------------------------------
+
+    def job_request(self, spec: JobSpec) -> dict[str, t.Any]:
+        """Return the POST /job body of a spec, with its jobName (derived from the rest)."""
+        stream = _stream(spec.entity)
+        names = self._names(stream)
+        body: dict[str, t.Any] = {
+            "entityType": stream.entity_type,
+            "fields": [names.get(f, f) for f in spec.fields],
+        }
+        body.update(self._date_conditions(stream, spec, names))
+        filters = dict(spec.filters)
+        if "ad_report_type" in filters:
+            body["adReportType"] = filters["ad_report_type"]
+            body["source"] = filters["source"].split(",")
+            if filters["ad_report_type"] in DATED_REPORT_TYPES and "fromDate" not in body:
+                body["fromDate"] = _day(spec.start or self.options.start_day)
+                body["toDate"] = _day(spec.end or pendulum.now("UTC").date())
+        if "account_ids" in filters:
+            body["accountIds"] = [_account_id(i) for i in self._chunk(filters["account_ids"])]
+        body["format"] = "csv"
+        body["jobName"] = job_name(spec, body)
+        return body
+
+    @staticmethod
+    def _date_conditions(
+        stream: UapiStream, spec: JobSpec, names: Mapping[str, str]
+    ) -> dict[str, t.Any]:
+        """Return the window as the API takes it: ``fromDate``/``toDate`` (activities), else
+        two filters on the replication key's API name, both days inclusive.
+        """
+        if not spec.date_field:
+            if stream.date_range_key:
+                msg = f"Stream {stream.name} needs a date window: it has no replication key."
+                raise ConfigError(msg)
+            return {}
+        if spec.date_field == stream.date_range_key:
+            if spec.start is None or spec.end is None:
+                msg = f"Stream {stream.name} needs start_date: its jobs need a date range."
+                raise ConfigError(msg)
+            return {"fromDate": spec.start.isoformat(), "toDate": spec.end.isoformat()}
+        field = names.get(spec.date_field, spec.date_field)
+        filters = []
+        if spec.start is not None:
+            filters.append(_filter(field, "Greater Than or Equal To", spec.start))
+        if spec.end is not None:
+            filters.append(_filter(field, "Less Than or Equal To", spec.end))
+        return {"filters": filters} if filters else {}
+
+    def _chunk(self, label: str) -> tuple[str, ...]:
+        """Return the account ids a chunk label of this run's settings names."""
+        chunks = self.options.account_id_chunks()
+        for n, ids in enumerate(chunks, start=1):
+            if _chunk_label(n, len(chunks), ids) == label:
+                return ids
+        msg = f"The account ids of job filter {label} are no longer in buying_group_account_ids."
+        raise ConfigError(msg)
+
+    # Jobs --------------------------------------------------------------------------------------
+
+    def create_job(self, spec: JobSpec, rule: ReuseRule | None = None) -> JobStatus:
+        """POST a new export job; before sending it again after a lost answer, use the job that
+        POST may have created, if the job list shows it (same jobName).
+        """
+        body = self.job_request(spec)
+        what = f"creating the {spec.entity} export job {body['jobName']}"
+        sent_at: list[datetime.datetime] = []
+
+        def attempt() -> JobStatus:
+            if sent_at and (job := self._job_of_lost_create(spec, rule, sent_at[-1], what)):
+                return job
+            sent_at.append(datetime.datetime.now(datetime.timezone.utc))
+            status, answer = self.transport.request_json_once(
+                "POST", JOB_PATH, json=body, what=what
+            )
+            try:
+                return job_status_from_json(answer, what)
+            except InvalidJobJson as exc:
+                if job := self._job_of_lost_create(spec, rule, sent_at[-1], what):
+                    return job
+                msg = (
+                    f"{what} answered {status} without a readable job ({exc}), and no job it "
+                    "may have created is listed. Run the tap again: a job that was created is "
+                    "re-used then."
+                )
+                raise ApiRequestError(msg, status=status) from None
+
+        return self.transport.retried(attempt, what=what)
+
+    def _job_of_lost_create(
+        self, spec: JobSpec, rule: ReuseRule | None, sent_at: datetime.datetime, what: str
+    ) -> JobStatus | None:
+        """Return the job a create whose answer was lost made, if the job list shows it."""
+        since = sent_at - LOST_CREATE_CLOCK_MARGIN
+        rule = rule or ReuseRule()
+        if rule.created_after is not None:
+            since = max(since, rule.created_after)
+        job = self.find_equivalent_job(spec, replace(rule, created_after=since))
+        if job is not None:
+            logger.warning(
+                "The answer to %s was lost, but the job it created is listed: using job %s "
+                "instead of creating another",
+                what,
+                job.id,
+            )
+        return job
+
+    def get_job(self, job_id: str) -> JobStatus:
+        """GET one job's status."""
+        what = f"reading export job {job_id}"
+        _, body = self.transport.request_json("GET", f"{JOB_PATH}/{job_id}", what=what)
+        return job_status_from_json(body, what)
+
+    def cancel_job(self, job_id: str) -> JobStatus | None:
+        """Refuse: the API has no cancel endpoint (``capabilities.can_cancel`` is False)."""
+        msg = f"Export job {job_id} cannot be cancelled: the API has no cancel endpoint."
+        raise ApiRequestError(msg)
+
+    def find_equivalent_job(self, spec: JobSpec, rule: ReuseRule | None = None) -> JobStatus | None:
+        """Return a listed job of this spec's jobName that ``rule`` admits and that can still
+        deliver (accepted, processing, or finished), newest pages first; paging stops at jobs
+        created before the rule's limit (at most REUSE_LOOKBACK ago).
+        """
+        if self._listing_unavailable:
+            return None
+        rule = rule or ReuseRule()
+        stream = _stream(spec.entity)
+        name = self.job_request(spec)["jobName"]
+        now = datetime.datetime.now(datetime.timezone.utc)
+        oldest = max(now - REUSE_LOOKBACK, rule.created_after or now - REUSE_LOOKBACK)
+        found: list[JobStatus] = []
+        try:
+            for entry, job in self._listed_jobs(stream):
+                if job.created_at is not None and job.created_at <= oldest:
+                    break
+                if entry.get("jobName") == name and usable_result(job, now) and rule.admits(job):
+                    found.append(job)
+        except (ApiRequestError, AuthError) as exc:
+            if exc.status not in (403, 404):
+                raise
+            self._listing_unavailable = True
+            logger.warning(
+                "Listing export jobs is not possible (%s); going on without it: a job created "
+                "by a run that died before recording it cannot be re-used",
+                exc.status,
+            )
+            return None
+        return max(found, key=_preference, default=None)
+
+    def _listed_jobs(self, stream: UapiStream) -> t.Iterator[tuple[dict[str, t.Any], JobStatus]]:
+        """Yield the stream's jobs newest first, page by page (unreadable entries skipped)."""
+        page = 1
+        while True:
+            params = {
+                "entityType": stream.entity_type,
+                "jobStatus": "All",
+                "sort": "descending",
+                "page": page,
+                "perPage": LIST_PAGE_SIZE,
+            }
+            _, body = self.transport.request_json(
+                "GET", JOBS_PATH, params=params, what="listing export jobs"
+            )
+            entries = body.get("data") if isinstance(body, dict) else None
+            entries = entries if isinstance(entries, list) else []
+            for entry in entries:
+                try:
+                    yield entry, job_status_from_json(entry, "listing export jobs")
+                except InvalidJobJson as exc:
+                    logger.debug("Skipped an entry of the job list: %s", exc)
+            total = body.get("totalCount") if isinstance(body, dict) else None
+            size = body.get("pageSize") if isinstance(body, dict) else None
+            size = size if isinstance(size, int) and size > 0 else LIST_PAGE_SIZE
+            if len(entries) < size or not isinstance(total, int) or page * size >= total:
+                return
+            page += 1
+
+    # Results -----------------------------------------------------------------------------------
+
+    def part_locations(self, job: JobStatus, *, fresh: bool = False) -> list[PartLocation]:
+        """Return the job's result files: ``resultsUrls`` in order, else ``resultsUrl``; each a
+        pre-signed URL, fetched without credentials. ``fresh`` (or a job known only from the
+        job list, which carries no URL): one status call for newly signed ones.
+        """
+        if fresh or (job.state is JobState.COMPLETED and not _result_urls(job.raw)):
+            job = self.get_job(job.id)
+        locations = []
+        for number, url in enumerate(_result_urls(job.raw), start=1):
+            if urlsplit(url).scheme not in {"http", "https"}:
+                msg = (
+                    f"Export job {job.id} gives a result URL that is not http(s) "
+                    f"({urlsplit(url).scheme}:); the tap does not fetch it. Report this."
+                )
+                raise ApiRequestError(msg)
+            locations.append(PartLocation(number=number, url=url, with_credentials=False))
+        return locations
+
+    def usage_summary(self) -> str | None:
+        """Return the calls this run made against the tenant's daily limits."""
+        return self.usage.summary()
+
+
+def _stream(entity: str) -> UapiStream:
+    stream = STREAMS.get(entity)
+    if stream is None:
+        msg = f"Stream '{entity}' is not a stream of api_dialect=uapi; rediscover the catalog."
+        raise ConfigError(msg)
+    return stream
+
+
+def _filter(field: str, operator: str, day: datetime.date) -> dict[str, t.Any]:
+    return {"field": field, "operator": operator, "values": [day.isoformat()]}
+
+
+def _day(day: datetime.date | None) -> str:
+    if day is None:
+        msg = "The campaign or creative report type needs start_date (its reporting period)."
+        raise ConfigError(msg)
+    return day.isoformat()
+
+
+def _account_id(value: str) -> int | str:
+    """Return an account id as the API takes it: a number when it is one."""
+    return int(value) if value.isdigit() else value
+
+
+def _result_urls(body: Mapping[str, t.Any]) -> list[str]:
+    """Return a status answer's result URLs: ``resultsUrls`` in order, else ``resultsUrl``
+    (an absent key and an explicit null are the same).
+    """
+    urls = body.get("resultsUrls")
+    if isinstance(urls, list) and urls:
+        return [u for u in urls if isinstance(u, str) and u]
+    url = body.get("resultsUrl")
+    return [url] if isinstance(url, str) and url else []
+
+
+def _preference(job: JobStatus) -> tuple[bool, bool, datetime.datetime]:
+    """Rank equivalent jobs for re-use: finished first, then processing, then the newest."""
+    oldest = datetime.datetime.min.replace(tzinfo=datetime.timezone.utc)
+    return (
+        job.state is JobState.COMPLETED,
+        job.state is JobState.PROCESSING,
+        job.created_at or oldest,
+    )
+
+
+def job_name(spec: JobSpec, body: Mapping[str, t.Any]) -> str:
+    """Return a job's name (at most 50 characters): stream, window and a short hash of what
+    it exports (fields, filters, dates, sources...), so that the same export always has the
+    same name and a crashed run's job can be found in the job list.
+    """
+    identity = {k: v for k, v in body.items() if k != "jobName"}
+    identity["fields"] = sorted(identity.get("fields") or [])
+    digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:10]
+    if spec.date_field and spec.start and spec.end:
+        window = f"{spec.start:%Y%m%d}-{spec.end:%Y%m%d}"
+    elif spec.end:
+        window = f"all-{spec.end:%Y%m%d}"
+    else:
+        window = "all"
+    tail = f"_{window}_{digest}"
+    return spec.entity[: MAX_JOB_NAME - len(tail)] + tail
+
+
+def _timestamp(body: Mapping[str, t.Any], key: str) -> datetime.datetime | None:
+    """Read an RFC 3339 timestamp of a job answer; None when absent, null or unreadable."""
+    value = body.get(key)
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        parsed = pendulum.parse(value, tz="UTC")
+    except (ValueError, TypeError, pendulum.parsing.exceptions.ParserError):
+        logger.debug("Job answer: %s %r is not a timestamp", key, value)
+        return None
+    return parsed if isinstance(parsed, datetime.datetime) else None
+
+
+def job_status_from_json(body: t.Any, what: str) -> JobStatus:
+    """Turn a job answer (create, status, list entry) into a JobStatus; InvalidJobJson if it
+    has no job id or status. Absent keys and explicit nulls are the same.
+    """
+    if not isinstance(body, dict):
+        raise InvalidJobJson(f"{what}: the answer is not a JSON object")
+    job_id = body.get("jobId")
+    status = body.get("jobStatus")
+    if not isinstance(job_id, (str, int)) or isinstance(job_id, bool) or job_id == "":
+        raise InvalidJobJson(f"{what}: the answer has no jobId")
+    if not isinstance(status, str) or not status:
+        raise InvalidJobJson(f"{what}: the answer has no jobStatus")
+    entity = str(body.get("entityType") or "")
+    state = STATUSES.get(status.strip().lower(), JobState.UNKNOWN)
+    message = body.get("message")
+    urls = _result_urls(body)
+    return JobStatus(
+        id=str(job_id),
+        entity=STREAM_OF_ENTITY.get(entity.lower(), entity),
+        state=state,
+        file_parts=len(urls) if state is JobState.COMPLETED and urls else None,
+        created_at=_timestamp(body, "createdAt"),
+        completed_at=_timestamp(body, "updatedAt") if state is JobState.COMPLETED else None,
+        error_message=None if message is None else str(message),
+        raw=body,
+        reported_status=status,
+    )
+
+
+# Errors --------------------------------------------------------------------------------------
+
+
+def _error_body(response: requests.Response) -> tuple[str, str, str]:
+    """Return (errorCode, errorMessage, diagnosticCode) of an error answer ('' when absent);
+    the gateway's ``{"status": ...}`` and non-JSON bodies give their text as the message.
+    """
+    try:
+        body = response.json()
+    except ValueError:
+        return "", redact((response.text or response.reason or "").strip()[:300]), ""
+    if not isinstance(body, dict):
+        return "", redact(str(body)[:300]), ""
+    code = str(body.get("errorCode") or "")
+    message = body.get("errorMessage") or body.get("status") or body.get("message") or ""
+    return code, redact(str(message)[:500]), str(body.get("diagnosticCode") or "")
+
+
+def classify_error(response: requests.Response, what: str, *, renewable: bool) -> DemandbaseError:
+    """Return the error a pipeline operator can act on, for an answer of 400 or more; every
+    line shows the API's errorCode, errorMessage and diagnosticCode.
+    """
+    status = response.status_code
+    code, message, diagnostic = _error_body(response)
+    shown = ", ".join(
+        part
+        for part in (
+            f"{status} {code}".strip() if code else str(status),
+            message,
+            f"diagnosticCode {diagnostic}" if diagnostic else "",
+        )
+        if part
+    )
+    if status == 401:
+        credentials = (
+            "after renewing the access token once. Check the client_id and client_secret settings"
+            if renewable
+            else "Check the access_token setting (or use client_id and client_secret)"
+        )
+        return AuthError(
+            f"The Demandbase API refused the credentials on {what} ({shown}), {credentials}.",
+            status=401,
+        )
+    if status == 403:
+        msg = (
+            f"The Demandbase API denied {what} ({shown}): the API client lacks the permission, "
+            "or the tenant's Export Collection does not include this entity type or these "
+            "fields. Ask your Demandbase admin, or deselect what is not included."
+        )
+        return AuthError(msg, status=403)
+    if status == 429 and code == "429-101":
+        msg = (
+            f"The Demandbase export quota is spent ({shown}). No further job is created in "
+            "this run; everything extracted so far is kept in the emitted state: run the tap "
+            "again once the quota has reset (a rolling 24 hours)."
+        )
+        return QuotaExceededError(msg)
+    if status == 429 and code == "429-102":
+        return JobSlotBusyError(f"another export job runs in the tenant ({shown})")
+    if status == 429 or status >= 500:
+        return TransientApiError(f"{what} answered {shown}")
+    if code == "400-115":
+        msg = (
+            f"The Demandbase API rejected {what}: invalid field names ({shown}). The catalog is "
+            "likely stale (fields were removed or renamed): run --discover again."
+        )
+        return ApiRequestError(msg, status=status)
+    if code == "400-147" and "accountIds" in message:
+        msg = (
+            f"The Demandbase API rejected {what} ({shown}): this tenant does not accept "
+            "accountIds, which the published request schema does not list either, so the "
+            "buying-group streams cannot be exported by account. Deselect buying_groups and "
+            "buying_group_members, or remove buying_group_account_ids."
+        )
+        return ApiRequestError(msg, status=status)
+    return ApiRequestError(f"The Demandbase API rejected {what} ({shown})", status=status)
+
+
+# The dialect ---------------------------------------------------------------------------------
+
+SETTINGS: tuple[th.Property[t.Any], ...] = (
+    th.Property(
+        "client_id",
+        th.StringType,
+        title="Client ID",
+        description=(
+            "uapi: client id of a Demandbase API client (OAuth client credentials) with the Data "
+            "Export API; with client_secret, instead of access_token."
+        ),
+    ),
+    th.Property(
+        "client_secret",
+        th.StringType,
+        secret=True,
+        title="Client secret",
+        description="uapi: the API client's secret (never logged; sent to api_url only).",
+    ),
+    th.Property(
+        "campaign_sources",
+        th.ArrayType(th.StringType(allowed_values=list(SOURCES))),
+        title="Campaign sources",
+        description=(
+            "uapi: ad platforms of the campaigns and creatives streams (demandbase, linkedin, "
+            "google, all); with campaign_report_type and/or creative_report_type."
+        ),
+    ),
+    th.Property(
+        "campaign_report_type",
+        th.StringType(allowed_values=list(CAMPAIGN_REPORT_TYPES)),
+        title="Campaign report type",
+        description="uapi: the campaigns stream's adReportType (with campaign_sources).",
+    ),
+    th.Property(
+        "creative_report_type",
+        th.StringType(allowed_values=list(CREATIVE_REPORT_TYPES)),
+        title="Creative report type",
+        description="uapi: the creatives stream's adReportType (with campaign_sources).",
+    ),
+    th.Property(
+        "buying_group_account_ids",
+        th.ArrayType(th.StringType),
+        title="Buying group account IDs",
+        description=(
+            "uapi: the accounts whose buying groups and buying group members to export "
+            "(buying_groups, buying_group_members streams); one job per 10,000 ids."
+        ),
+    ),
+)
+
+
+def stream_rules(stream: str) -> StreamRules:
+    """Return what the API imposes on a stream: activities filter activity_date by fromDate
+    and toDate, at most 90 days per job; campaigns and creatives are keyed by their own id.
+    """
+    spec = STREAMS.get(stream)
+    if spec is None:
+        return StreamRules()
+    return StreamRules(
+        required_replication_key=spec.date_range_key,
+        max_window_days=spec.max_window_days,
+        primary_key=spec.primary_key,
+    )
+
+
+def _options(config: Mapping[str, t.Any]) -> UapiOptions:
+    start = config.get("start_date")
+    try:
+        start_day = pendulum.parse(start, tz="UTC").date() if start else None  # type: ignore[union-attr]
+    except (ValueError, TypeError, pendulum.parsing.exceptions.ParserError):
+        start_day = None  # the tap reports a bad start_date itself
+    return UapiOptions(
+        campaign_sources=tuple(config.get("campaign_sources") or ()),
+        report_types={
+            "campaign_report_type": config.get("campaign_report_type"),
+            "creative_report_type": config.get("creative_report_type"),
+        },
+        account_ids=tuple(str(i).strip() for i in config.get("buying_group_account_ids") or ()),
+        start_day=start_day,
+    )
+
+
+def connect(config: Mapping[str, t.Any], api_url: str, options: ConnectOptions) -> Connection:
+    """Return a client authenticated by client credentials (or a given access_token)."""
+    client_id, secret = config.get("client_id"), config.get("client_secret")
+    token = config.get("access_token")
+    usage = CallUsage()
+    auth: requests.auth.AuthBase
+    if client_id and secret:
+        auth = ClientCredentials(
+            api_url,
+            str(client_id),
+            str(secret),
+            user_agent=options.user_agent,
+            on_token_request=lambda: usage.count("token"),
+        )
+    elif token:
+        add_secrets(str(token))
+        auth = t.cast("requests.auth.AuthBase", BearerTokenAuthenticator(token=str(token)))
+    else:
+        missing = "client_secret" if client_id else "client_id"
+        msg = (
+            f"Setting {missing} is required with api_dialect=uapi: set client_id and "
+            "client_secret (TAP_DEMANDBASE_CLIENT_ID, TAP_DEMANDBASE_CLIENT_SECRET) to a "
+            "Demandbase API client with the Data Export API, or give an access_token."
+        )
+        raise ConfigError(msg)
+    transport = Transport(
+        api_url,
+        auth,
+        classify=functools.partial(classify_error, renewable=isinstance(auth, ClientCredentials)),
+        user_agent=options.user_agent,
+        download_read_timeout=options.download_stall_seconds,
+        on_send=usage.count_request,
+    )
+    return Connection(api=UapiClient(transport, _options(config), usage), opener=transport)
+
+
+DIALECT = Dialect(
+    name="uapi",
+    default_api_url=DEFAULT_API_URL,
+    statuses=STATUSES,
+    field_types=FIELD_TYPES,
+    settings=SETTINGS,
+    poll_policy=PollPolicy(first_interval=30.0, max_interval=600.0, timeout=6 * 3600.0),
+    max_concurrent_jobs=1,
+    default_replication_key=default_replication_key,
+    connect=connect,
+    stream_rules=stream_rules,
+    column_names=column_names,
+)

@@ -1,0 +1,180 @@
+"""OAuth client credentials for Demandbase's production API (the uapi dialect).
+
+One access token per run, kept in memory only: Demandbase asks clients to re-use their token
+(minting one per request "might trigger abuse protection") and to renew it only within 15
+minutes of its expiry or after a 401. The tap renews it within min(15 minutes, half its
+lifetime) of expiry, and once after a 401 (the transport then sends the request again; a
+second 401 is an error naming the credentials). Neither the secret nor a token ever reaches a
+log (both are registered for redaction), and both go to the API's own host only.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import typing as t
+
+import requests
+from typing_extensions import override
+
+from tap_demandbase.errors import ApiRequestError, AuthError
+from tap_demandbase.transport import add_secrets, redact
+
+if t.TYPE_CHECKING:
+    from collections.abc import Callable
+
+logger = logging.getLogger("tap-demandbase.http")
+
+TOKEN_PATH = "/auth/v1/token"
+#: Renew a token this long before it expires at the latest (Demandbase's advice), or at half
+#: its lifetime for a shorter-lived one.
+RENEW_BEFORE_EXPIRY_SECONDS = 15 * 60.0
+#: ``expiresIn`` when the answer has none (the official SDK's default).
+DEFAULT_LIFETIME_SECONDS = 3600.0
+#: Tries of one token request when the endpoint fails in a way worth another try (5xx, 429,
+#: a broken connection); a refusal of the credentials is never tried again.
+TOKEN_TRIES = 3
+TOKEN_RETRY_WAIT_SECONDS = 2.0
+
+
+class _NoAmbientCredentials(requests.auth.AuthBase):
+    """Keep requests from adding ~/.netrc credentials to the token request."""
+
+    @override
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        request.headers.pop("Authorization", None)
+        return request
+
+
+class ClientCredentials(requests.auth.AuthBase):
+    """Authenticates API requests with a bearer token got from client credentials."""
+
+    def __init__(
+        self,
+        api_url: str,
+        client_id: str,
+        client_secret: str,
+        *,
+        user_agent: str,
+        on_token_request: Callable[[], None] = lambda: None,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+        timeout: tuple[float, float] = (15.0, 60.0),
+    ) -> None:
+        self.token_url = api_url.rstrip("/") + TOKEN_PATH
+        self._client_id = client_id
+        self._client_secret = client_secret
+        add_secrets(client_secret)
+        self._on_token_request = on_token_request
+        self._clock = clock
+        self._sleep = sleep
+        self._timeout = timeout
+        self._session = requests.Session()
+        self._session.auth = _NoAmbientCredentials()
+        self._session.headers["User-Agent"] = user_agent
+        self._lock = threading.Lock()
+        self._token: str | None = None
+        self._renew_at = 0.0
+
+    @override
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        request.headers["Authorization"] = f"Bearer {self._current_token()}"
+        return request
+
+    def renew(self) -> bool:
+        """Get a new token after the API refused the current one (a 401); True: send again."""
+        with self._lock:
+            self._token = self._requested_token(why="the API refused the current one")
+        return True
+
+    def _current_token(self) -> str:
+        """Return the token, getting a new one when there is none or it expires soon."""
+        with self._lock:
+            if self._token is None or self._clock() >= self._renew_at:
+                why = "" if self._token is None else "the current one expires soon"
+                self._token = self._requested_token(why=why)
+            return self._token
+
+    def _requested_token(self, *, why: str) -> str:
+        """POST the client credentials (the documented JSON body) and return the token."""
+        body = {
+            "grantType": "client_credentials",
+            "clientId": self._client_id,
+            "clientSecret": self._client_secret,
+        }
+        for attempt in range(1, TOKEN_TRIES + 1):
+            self._on_token_request()
+            sent = self._clock()
+            try:
+                response = self._session.post(self.token_url, json=body, timeout=self._timeout)
+            except (requests.ConnectionError, requests.Timeout) as exc:
+                problem = type(exc).__name__
+            else:
+                with response:
+                    if response.status_code == 200:
+                        return self._accepted(response, sent, why)
+                    if response.status_code < 500 and response.status_code != 429:
+                        raise _refused(response)
+                    problem = f"{response.status_code}: {_error_text(response)}"
+            if attempt < TOKEN_TRIES:
+                wait = TOKEN_RETRY_WAIT_SECONDS * 2 ** (attempt - 1)
+                logger.warning(
+                    "Getting an access token failed (%s); retrying in %.0fs", problem, wait
+                )
+                self._sleep(wait)
+        msg = (
+            f"Gave up getting an access token from {self.token_url} after {TOKEN_TRIES} tries "
+            f"({redact(problem)}). Check api_url and the network to Demandbase, then run again: "
+            "the emitted state is intact."
+        )
+        raise ApiRequestError(msg)
+
+    def _accepted(self, response: requests.Response, sent: float, why: str) -> str:
+        """Read a token answer; schedule its renewal."""
+        try:
+            answer = response.json()
+        except ValueError:
+            answer = None
+        token = answer.get("accessToken") if isinstance(answer, dict) else None
+        if not isinstance(token, str) or not token:
+            msg = (
+                f"Demandbase's token endpoint {self.token_url} answered 200 without an "
+                "accessToken; report this to Demandbase support."
+            )
+            raise ApiRequestError(msg)
+        add_secrets(token)
+        lifetime = answer.get("expiresIn") if isinstance(answer, dict) else None
+        if not isinstance(lifetime, (int, float)) or isinstance(lifetime, bool) or lifetime <= 0:
+            lifetime = DEFAULT_LIFETIME_SECONDS
+        margin = min(RENEW_BEFORE_EXPIRY_SECONDS, lifetime / 2)
+        self._renew_at = sent + lifetime - margin
+        if why:
+            logger.info("Renewed the access token (%s); valid for %.0fs", why, lifetime)
+        else:
+            logger.debug("Got an access token, valid for %.0fs", lifetime)
+        return token
+
+
+def _error_text(response: requests.Response) -> str:
+    """Return an error answer's code and message, whatever its body looks like."""
+    try:
+        body = response.json()
+    except ValueError:
+        return redact((response.text or response.reason or "").strip()[:200])
+    if isinstance(body, dict):
+        code = body.get("errorCode")
+        message = body.get("errorMessage") or body.get("status") or body.get("message") or ""
+        return redact(f"{code}: {message}" if code else str(message) or str(body)[:200])
+    return redact(str(body)[:200])
+
+
+def _refused(response: requests.Response) -> AuthError:
+    """Return the error for client credentials the token endpoint refused (not retried)."""
+    msg = (
+        f"Demandbase's token endpoint refused the client credentials ({response.status_code} "
+        f"{_error_text(response)}). Check the client_id and client_secret settings "
+        "(TAP_DEMANDBASE_CLIENT_ID, TAP_DEMANDBASE_CLIENT_SECRET): an API client of your "
+        "Demandbase tenant with the Data Export API enabled."
+    )
+    return AuthError(msg, status=response.status_code)
