@@ -221,6 +221,12 @@ class ExportApi(t.Protocol):
         """
         ...
 
+    def field_api_names(self, entity: str) -> dict[str, str]:
+        """Return property → the field's name in the API, where they differ (from discovery,
+        the catalog, or, if neither said, the API).
+        """
+        ...
+
     def usage_summary(self) -> str | None:
         """Return one line on the calls this run made against the API's daily limits, if the
         API has such limits (logged at the end of a run).

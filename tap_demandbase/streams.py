@@ -32,7 +32,7 @@ from tap_demandbase.records import CsvPartReader
 from tap_demandbase.schema import date_fields
 
 if t.TYPE_CHECKING:
-    from collections.abc import Iterable, Iterator
+    from collections.abc import Callable, Iterable, Iterator
 
     from singer_sdk import Tap
     from singer_sdk.helpers import types
@@ -102,7 +102,7 @@ class ExportStream(FastRecordStream):
         primary_key: str | None = PRIMARY_KEY,
         max_window_days: int | None = None,
         api_names: dict[str, str] | None = None,
-        columns: dict[str, tuple[str, ...]] | None = None,
+        column_names: Callable[[str], tuple[str, ...]] | None = None,
     ) -> None:
         super().__init__(tap, schema=schema, name=name)
         self.run = run
@@ -113,8 +113,8 @@ class ExportStream(FastRecordStream):
         self.max_window_days = max_window_days
         #: Property → the field's API name (catalog metadata ``api-name``).
         self.api_names = dict(api_names or {})
-        #: Property → the header names of its result column (the dialect's).
-        self.columns = dict(columns or {})
+        #: A field's API name → the header names of its result column (the dialect's).
+        self.column_names = column_names
         self._export: StreamExport | None = None
         interval = float(self.setting_or_default("progress_interval_seconds"))
         self.progress = SyncProgress(name, self.logger, interval, replication_key=replication_key)
@@ -291,9 +291,15 @@ class ExportStream(FastRecordStream):
                     self._window_finished(window)
 
     def _part_reader(self, window: WindowExport) -> CsvPartReader:
-        """Return the reader of a window's parts (columns matched by their API names)."""
-        properties = self.schema["properties"]
-        return CsvPartReader(self.name, properties, window.spec.fields, self.columns)
+        """Return the reader of a window's parts: columns matched by their fields' API names
+        (the catalog's, else the dialect's own knowledge).
+        """
+        names = self.api_names or self.run.api.field_api_names(self.name)
+        columns = {
+            prop: self.column_names(api_name) if self.column_names else (api_name,)
+            for prop, api_name in names.items()
+        }
+        return CsvPartReader(self.name, self.schema["properties"], window.spec.fields, columns)
 
     def _window_finished(self, window: WindowExport) -> None:
         """Close a window: the engine checks it and drops its ledger entry; the SDK's bookmark

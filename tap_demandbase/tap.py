@@ -487,10 +487,7 @@ class TapDemandbase(Tap):
                     primary_key=_primary_key(rules.primary_key, entity.schema),
                     max_window_days=rules.max_window_days,
                     api_names=entity.api_names,
-                    columns={
-                        prop: self.dialect.column_names(api_name)
-                        for prop, api_name in entity.api_names.items()
-                    },
+                    column_names=self.dialect.column_names,
                 )
             )
         return streams

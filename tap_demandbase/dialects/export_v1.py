@@ -207,6 +207,10 @@ class DataExportClient:
     def remember_entities(self, entities: list[EntityInfo]) -> None:
         """Nothing to remember: this API's field names are the property names."""
 
+    def field_api_names(self, entity: str) -> dict[str, str]:
+        """None differ: the contract's field names are the property names."""
+        return {}
+
     def usage_summary(self) -> str | None:
         """None: the contract states no daily call limits."""
         return None

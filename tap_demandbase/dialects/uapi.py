@@ -261,6 +261,10 @@ class UapiClient:
         for entity in entities:
             self._api_names[entity.name] = {f.name: f.name_in_api for f in entity.fields}
 
+    def field_api_names(self, entity: str) -> dict[str, str]:
+        """Return the stream's property → API name (asking /fields once if nobody said)."""
+        return dict(self._names(_stream(entity)))
+
     def _names(self, stream: UapiStream) -> dict[str, str]:
         """Return the stream's property → API name; ask /fields once if no catalog said."""
         names = self._api_names.get(stream.name)

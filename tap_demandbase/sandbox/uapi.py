@@ -453,6 +453,9 @@ class UapiHandler(ApiHandler):
                 ) from None
             info = UapiJob(request.job_name, request.entity.entity_type, settings.uapi_split_files)
             server.uapi_jobs[job.id] = info
+        if settings.consume("lose_create_answers"):
+            self._lost_create_answer()
+            return
         self.send_json(
             202,
             {
