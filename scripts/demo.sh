@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Demo pipeline, no Demandbase account needed: the bundled API emulator → tap-demandbase →
 # target-csv, first a full sync, then an incremental one from the state the first one left.
+# DEMO_DIALECT=uapi runs it against the emulator of Demandbase's production API (client
+# credentials, 8 streams) instead of the published contract (export_v1, the default).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 uv() { bash scripts/uv.sh "$@"; }
@@ -8,14 +10,24 @@ target=(uv tool run --quiet --from "meltanolabs-target-csv==0.5.0" target-csv)
 
 uv sync --quiet --locked
 demo=.demo
+dialect=${DEMO_DIALECT:-export_v1}
+case "$dialect" in
+  export_v1)
+    credentials='"access_token": "sandbox-token"' ;;
+  uapi)
+    credentials='"api_dialect": "uapi", "client_id": "sandbox-client", "client_secret": "sandbox-secret",
+ "campaign_sources": ["all"], "campaign_report_type": "campaign_summary",
+ "creative_report_type": "creative_lifetime", "buying_group_account_ids": ['"$(seq -f '"%g"' -s, 1 300)"']' ;;
+  *) echo "DEMO_DIALECT must be export_v1 or uapi, not '$dialect'" >&2; exit 2 ;;
+esac
 rm -rf "$demo" && mkdir -p "$demo/output"
 
-echo "==> Starting the Demandbase API emulator"
+echo "==> Starting the Demandbase API emulator ($dialect)"
 # The environment's own python, started directly: $! must be the emulator itself (uv is a shell
 # function here, so `uv run ... &` would leave the emulator behind when the trap kills $!).
 python_bin=$(uv run --locked python -c 'import sys; print(sys.executable)')
-"$python_bin" -m tap_demandbase.sandbox --port 0 --pending-seconds 0.5 --processing-seconds 1 \
-  --ready-file "$demo/api_url" >"$demo/sandbox.log" 2>&1 &
+"$python_bin" -m tap_demandbase.sandbox --dialect "$dialect" --port 0 --pending-seconds 0.5 \
+  --processing-seconds 1 --ready-file "$demo/api_url" >"$demo/sandbox.log" 2>&1 &
 sandbox_pid=$!
 trap 'kill "$sandbox_pid" 2>/dev/null; wait "$sandbox_pid" 2>/dev/null || true' EXIT
 for _ in $(seq 100); do [ -s "$demo/api_url" ] && break; sleep 0.1; done
@@ -23,17 +35,18 @@ for _ in $(seq 100); do [ -s "$demo/api_url" ] && break; sleep 0.1; done
 head -1 "$demo/sandbox.log"
 
 cat >"$demo/tap.json" <<JSON
-{"api_url": "$(cat "$demo/api_url")", "access_token": "sandbox-token",
+{"api_url": "$(cat "$demo/api_url")", $credentials,
  "start_date": "2024-01-01T00:00:00Z", "poll_interval_seconds": 0.5}
 JSON
 cat >"$demo/target.json" <<JSON
 {"output_path": "$demo/output", "file_naming_scheme": "{stream_name}.csv"}
 JSON
 
-echo "==> Run 1: tap-demandbase --config $demo/tap.json | target-csv (full sync of 6 streams)"
+echo "==> Run 1: tap-demandbase --config $demo/tap.json | target-csv (full sync of every stream)"
 uv run --locked tap-demandbase --config "$demo/tap.json" 2>"$demo/run1.log" |
   "${target[@]}" --config "$demo/target.json" >"$demo/run1.state" 2>"$demo/target1.log"
 grep -E "export job .*(created|→)" "$demo/run1.log" | sed -E 's/^.*\| //' | head -12 || true
+grep -E "daily limits" "$demo/run1.log" | sed -E 's/^.*\| //' || true
 tail -1 "$demo/run1.state" >"$demo/state.json"
 
 echo "==> Run 2: the same pipeline with --state $demo/state.json (incremental)"
@@ -46,15 +59,16 @@ import csv, json, pathlib, sys
 demo = pathlib.Path(sys.argv[1])
 state = json.loads((demo / "state.json").read_text())["bookmarks"]
 print("\nWhat landed (target-csv files):")
-print(f"  {'stream':<15}{'run 1 rows':>11}{'run 2 rows':>11}   bookmark after run 1")
+print(f"  {'stream':<22}{'run 1 rows':>11}{'run 2 rows':>11}   bookmark after run 1")
 for path in sorted((demo / "output").glob("*.csv")):
     stream = path.stem
     again = demo / "output2" / path.name
     count = lambda p: sum(1 for _ in csv.DictReader(p.open(newline="", encoding="utf-8"))) if p.exists() else 0
     bookmark = state.get(stream, {})
-    print(f"  {stream:<15}{count(path):>11}{count(again):>11}   "
+    print(f"  {stream:<22}{count(path):>11}{count(again):>11}   "
           f"{bookmark.get('replication_key')}={bookmark.get('replication_key_value')}")
-print("\nRun 2 re-read only each stream's bookmark day (at-least-once; de-duplicate on id).")
+print("\nRun 2 re-read only each stream's bookmark day (at-least-once; de-duplicate on id);")
+print("streams without a bookmark (FULL_TABLE) were exported whole again.")
 print(f"\nFirst rows of {demo}/output/accounts.csv:")
 with (demo / "output" / "accounts.csv").open(newline="", encoding="utf-8") as f:
     for i, row in enumerate(csv.DictReader(f)):

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -22,11 +25,16 @@ def _emulators() -> list[str]:
     return found
 
 
-def test_demo_runs_and_stops_its_emulator():
+@pytest.mark.parametrize("dialect", ["export_v1", "uapi"])
+def test_demo_runs_and_stops_its_emulator(dialect):
     done = subprocess.run(
         ["bash", str(ROOT / "scripts" / "demo.sh")],
         capture_output=True, text=True, timeout=600, check=False, cwd=ROOT,
+        env={**os.environ, "DEMO_DIALECT": dialect},
     )  # fmt: skip
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     assert "Run 2 re-read only each stream's bookmark day" in done.stdout
+    assert f"Demandbase API emulator ({dialect})" in done.stdout
+    if dialect == "uapi":  # 8 streams, and what the run cost against the daily budgets
+        assert "creatives" in done.stdout and "job creates of 60" in done.stdout
     assert _emulators() == []
