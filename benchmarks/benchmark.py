@@ -11,6 +11,11 @@ peak RSS (the OS's figure for the child, from wait4). Then, with --concurrency, 
 six streams whose jobs each take --job-seconds on the server, with max_concurrent_jobs 1 and 6,
 and the status calls each job needed.
 
+``--dialects export_v1 uapi`` also runs the tap's modes against the emulator of Demandbase's
+production API (``uapi``: client credentials, result files of 50,000 rows listed in
+``resultsUrls``), alternating with the others, on the same 16 account fields (the uapi-only
+``sfdc_id`` and ``engagement_minutes_last7_day`` are deselected).
+
 The environment's bytecode is compiled first, as pip does when it installs the tap (uv does
 not, and with PYTHONDONTWRITEBYTECODE every start would compile the SDK again: 0.6 s here).
 
@@ -125,10 +130,15 @@ def bare_export(api_url: str, token: str, entity: str, start: str, *, exact: boo
 # --- harness ---------------------------------------------------------------------------------
 
 
-def start_sandbox(folder: Path, rows: dict[str, int], job_seconds: float) -> tuple[Any, str]:
-    ready = folder / "api_url"
+def start_sandbox(
+    folder: Path, rows: dict[str, int], job_seconds: float, dialect: str = "export_v1"
+) -> tuple[Any, str]:
+    ready = folder / f"api_url-{dialect}"
     ready.unlink(missing_ok=True)
     command = [str(BIN / "demandbase-sandbox"), "--port", "0", "--ready-file", str(ready)]
+    command += ["--dialect", dialect]
+    if dialect == "uapi":
+        command += ["--uapi-split-files"]
     for entity, count in rows.items():
         command += ["--rows", f"{entity}={count}"]
     command += ["--rows-per-part", "50000", "--pending-seconds", "0"]
@@ -160,7 +170,13 @@ def write_json(path: Path, value: Any) -> str:
     return str(path)
 
 
-def selected_catalog(folder: Path, config: str, streams: tuple[str, ...]) -> str:
+#: Fields only the uapi emulator has: deselected, so that both dialects export the same 16.
+UAPI_ONLY_FIELDS = ("sfdc_id", "engagement_minutes_last7_day")
+
+
+def selected_catalog(
+    folder: Path, config: str, streams: tuple[str, ...], name: str = "catalog"
+) -> str:
     catalog = json.loads(
         subprocess.run(
             [str(BIN / "tap-demandbase"), "--config", config, "--discover"],
@@ -172,7 +188,9 @@ def selected_catalog(folder: Path, config: str, streams: tuple[str, ...]) -> str
         for item in entry["metadata"]:
             if not item["breadcrumb"]:
                 item["metadata"]["selected"] = entry["tap_stream_id"] in streams
-    return write_json(folder / f"catalog-{len(streams)}.json", catalog)
+            elif item["breadcrumb"][-1] in UAPI_ONLY_FIELDS:
+                item["metadata"]["selected"] = False
+    return write_json(folder / f"{name}-{len(streams)}.json", catalog)
 
 
 def status_calls_per_job(api_url: str) -> Counter[str]:
@@ -198,50 +216,73 @@ def polls_for(seconds: float) -> int:
     return calls  # pragma: no cover
 
 
+ENCODINGS = [
+    ("jsonl.gz", {"format": "jsonl", "compression": "gzip"}),
+    ("parquet", {"format": "parquet", "compression": "none"}),
+]
+
+
+def dialect_settings(dialect: str, api_url: str) -> dict[str, Any]:
+    """Return the tap settings for one emulator dialect."""
+    base = {"api_url": api_url, "start_date": "2024-01-01T00:00:00Z", "poll_interval_seconds": 0.1}
+    if dialect == "uapi":
+        return base | {
+            "api_dialect": "uapi",
+            "client_id": "sandbox-client",
+            "client_secret": "sandbox-secret",
+        }
+    return base | {"access_token": "sandbox-token"}
+
+
+def tap_modes(folder: Path, dialect: str, api_url: str) -> dict[str, list[str]]:
+    """Return the tap's modes (RECORD, BATCH) against one emulator dialect."""
+    base = dialect_settings(dialect, api_url)
+    label = "tap" if dialect == "export_v1" else f"{dialect} tap"
+    record_config = write_json(folder / f"record-{dialect}.json", base)
+    catalog = selected_catalog(folder, record_config, ("accounts",), f"catalog-{dialect}")
+    tap = [str(BIN / "tap-demandbase"), "--catalog", catalog, "--config"]
+    modes = {f"{label} RECORD": [*tap, record_config]}
+    for name, encoding in ENCODINGS:
+        root = folder / f"batches-{name}"
+        batch = {"encoding": encoding, "storage": {"root": f"file://{root}"}}
+        config = write_json(folder / f"batch-{dialect}-{name}.json", base | {"batch_config": batch})
+        modes[f"{label} BATCH {name}"] = [*tap, config]
+    return modes
+
+
 def throughput(args: argparse.Namespace, folder: Path, rows: int) -> list[str]:
     """Run every mode at one size, alternating; return the lines of the table."""
-    sandbox, api_url = start_sandbox(folder, {"accounts": rows}, 0)
+    sandboxes = []
+    modes: dict[str, list[str]] = {}
     try:
-        base = {
-            "api_url": api_url,
-            "access_token": "sandbox-token",
-            "start_date": "2024-01-01T00:00:00Z",
-            "poll_interval_seconds": 0.1,
-        }
-        record_config = write_json(folder / "record.json", base)
-        catalog = selected_catalog(folder, record_config, ("accounts",))
-        tap = [str(BIN / "tap-demandbase"), "--catalog", catalog, "--config"]
-        modes: dict[str, list[str]] = {
-            "tap RECORD": [*tap, record_config],
-            "bare strict": [sys.executable, __file__, "--bare", api_url],
-            "bare exact": [sys.executable, __file__, "--bare-exact", api_url],
-        }
-        encodings = [
-            ("jsonl.gz", {"format": "jsonl", "compression": "gzip"}),
-            ("parquet", {"format": "parquet", "compression": "none"}),
-        ]
-        for name, encoding in encodings:
-            root = folder / f"batches-{name}"
-            batch = {"encoding": encoding, "storage": {"root": f"file://{root}"}}
-            config = write_json(folder / f"batch-{name}.json", base | {"batch_config": batch})
-            modes[f"tap BATCH {name}"] = [*tap, config]
-        measure(modes["bare strict"])  # warm-up: the emulator writes its result files once
+        for dialect in args.dialects:
+            sandbox, api_url = start_sandbox(folder, {"accounts": rows}, 0, dialect)
+            sandboxes.append(sandbox)
+            if dialect == "export_v1":
+                modes["bare strict"] = [sys.executable, __file__, "--bare", api_url]
+                modes["bare exact"] = [sys.executable, __file__, "--bare-exact", api_url]
+            modes |= tap_modes(folder, dialect, api_url)
+        for mode, command in modes.items():  # warm-up: each emulator writes its files once
+            if mode == "bare strict" or mode.endswith("RECORD"):
+                measure(command)
         results: dict[str, list[tuple[float, float]]] = {mode: [] for mode in modes}
         for _ in range(args.repeats):
             for mode, command in modes.items():
-                for name, _ in encodings:
+                for name, _ in ENCODINGS:
                     shutil.rmtree(folder / f"batches-{name}", ignore_errors=True)
                 results[mode].append(measure(command))
     finally:
-        sandbox.terminate()
-        sandbox.wait()
-    strict = statistics.median(wall for wall, _ in results["bare strict"])
+        for sandbox in sandboxes:
+            sandbox.terminate()
+            sandbox.wait()
+    baseline = "bare strict" if "bare strict" in results else next(iter(results))
+    strict = statistics.median(wall for wall, _ in results[baseline])
     lines = []
     for mode, runs in results.items():
         wall = statistics.median(w for w, _ in runs)
         rss = max(peak for _, peak in runs)
         lines.append(
-            f"  {rows:>9,} {mode:<18}{rows / wall:>11,.0f}/s{wall:>8.2f}s"
+            f"  {rows:>9,} {mode:<23}{rows / wall:>11,.0f}/s{wall:>8.2f}s"
             f"{wall / strict:>11.2f}x{strict / wall:>12.2f}x{rss:>6.0f} MiB"
         )
     return lines
@@ -290,6 +331,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, nargs="+", default=[200_000])
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument(
+        "--dialects", nargs="+", default=["export_v1"], choices=["export_v1", "uapi"]
+    )
     parser.add_argument("--concurrency", action="store_true", help="also the 6-stream run")
     parser.add_argument("--concurrency-rows", type=int, default=5000)
     parser.add_argument("--job-seconds", type=float, default=10.0)
@@ -311,7 +355,7 @@ def main() -> None:
             print(f"{rows:,} rows done", flush=True)
         print(f"\naccounts rows x 16 fields, median of {args.repeats} runs each:")
         print(
-            f"  {'rows':>9} {'mode':<18}{'records/s':>13}{'wall':>9}"
+            f"  {'rows':>9} {'mode':<23}{'records/s':>13}{'wall':>9}"
             f"{'wall/strict':>12}{'speed/strict':>13}{'peak RSS':>10}"
         )
         print("\n".join(lines))
