@@ -205,7 +205,7 @@ def test_a_token_refused_mid_run_is_renewed_or_stops_with_the_job_kept(dialect_c
     case = dialect_case
     config = case.config()
     catalog = select(discover(tmp_path, config), {"accounts": None})
-    case.sb.settings.processing_seconds = 1.5
+    case.sb.settings.processing_seconds = 3.0  # still processing when the token is refused
     live = LiveTap(tmp_path, config, catalog)
     state = live.read_until(lambda m: _ledger(m) is not None)["value"]
     if case.name == "uapi":
