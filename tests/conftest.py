@@ -149,6 +149,14 @@ def _run_mode(request: pytest.FixtureRequest) -> Any:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "cli: run the installed tap-demandbase as a process")
+    config.addinivalue_line("markers", "slow: minutes-long pipelines, started first")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Start the slow pipelines first: spread over the workers, they end with the rest of the
+    suite instead of after it.
+    """
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
 
 
 def _run_in_process(argv: list[str]) -> tuple[int, str, str]:

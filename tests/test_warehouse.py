@@ -22,6 +22,9 @@ from tap_demandbase.sandbox import Sandbox
 from tests.conftest import ENTITIES, START_DATE, TAP, fast_settings, tap_config
 from tests.postgres import ThrowawayPostgres, postgres_bin
 
+#: Pipelines of installed commands (tap, targets, Meltano), minutes long: started first.
+pytestmark = [pytest.mark.cli, pytest.mark.slow]
+
 ROOT = Path(__file__).resolve().parents[1]
 UV = ["bash", str(ROOT / "scripts" / "uv.sh")]
 #: Meltano as the issue's user ran it; the loaders' pins come from meltano.yml.
