@@ -1,16 +1,20 @@
 """Benchmark tap-demandbase against a bare exporter, on the bundled emulator, in one run.
 
-Measures, alternating, for an accounts export of --rows rows (16 fields):
-  (a) tap-demandbase in RECORD mode, stdout to /dev/null
-  (b) a bare exporter written by hand (create job, poll, download, csv.reader, cast by type,
-      orjson one RECORD line per row), the baseline, defined below
-  (c) tap-demandbase in BATCH mode (jsonl+gzip, and parquet when pyarrow is installed)
-and prints records/s (median of --repeats), the ratios to the baseline, and each process's peak
-RSS (the OS's figure for the child, from wait4). Then, with --concurrency, the wall time of
+Measures, alternating, for an accounts export of each --rows size (16 fields):
+  (a) tap-demandbase in RECORD mode (the columnar path), stdout to /dev/null
+  (b) two bare exporters written by hand, the baselines, defined below: "strict" (create job,
+      poll, download, csv.reader, int/float/bool casts, orjson one RECORD line per row, no date
+      handling) and "exact" (the same, and date-times normalised to UTC like the tap)
+  (c) tap-demandbase in BATCH mode (jsonl+gzip and parquet)
+and prints records/s (median of --repeats), the ratios to the strict baseline, and each process's
+peak RSS (the OS's figure for the child, from wait4). Then, with --concurrency, the wall time of
 six streams whose jobs each take --job-seconds on the server, with max_concurrent_jobs 1 and 6,
 and the status calls each job needed.
 
-    bash scripts/uv.sh run python benchmarks/benchmark.py --rows 200000
+The environment's bytecode is compiled first, as pip does when it installs the tap (uv does
+not, and with PYTHONDONTWRITEBYTECODE every start would compile the SDK again: 0.6 s here).
+
+    bash scripts/uv.sh run python benchmarks/benchmark.py --rows 200000 1000000 2000000
 """
 
 from __future__ import annotations
@@ -59,8 +63,16 @@ _CASTS: dict[str, Any] = {
 }
 
 
-def bare_export(api_url: str, token: str, entity: str, start: str) -> int:
-    """Export one entity the shortest way; write RECORD lines to stdout; return the row count."""
+_DATETIME_TYPES = ("datetime", "date-time", "timestamp")
+_STRICT_CASTS = {name: cast for name, cast in _CASTS.items() if name not in _DATETIME_TYPES}
+
+
+def bare_export(api_url: str, token: str, entity: str, start: str, *, exact: bool) -> int:
+    """Export one entity the shortest way; write RECORD lines to stdout; return the row count.
+
+    ``exact`` also normalises date-times to UTC, as the tap does; without it ("strict"), only
+    integers, numbers and booleans are cast, and dates stay as the API wrote them.
+    """
     api = requests.Session()
     api.headers["Authorization"] = f"Bearer {token}"
     entities = api.get(f"{api_url}/export/v1/entities", timeout=30).json()["entities"]
@@ -87,7 +99,8 @@ def bare_export(api_url: str, token: str, entity: str, start: str) -> int:
             text = io.TextIOWrapper(response.raw, encoding="utf-8-sig", newline="")
             reader = csv.reader(text)
             header = next(reader)
-            casts = [_CASTS.get(types[name].lower()) for name in header]
+            table = _CASTS if exact else _STRICT_CASTS
+            casts = [table.get(types[name].lower()) for name in header]
             lines = []
             for row in reader:
                 record = {
@@ -174,10 +187,10 @@ def status_calls_per_job(api_url: str) -> Counter[str]:
 
 def polls_for(seconds: float) -> int:
     """Status calls the tap's default policy makes for a job that takes ``seconds``."""
-    from tap_demandbase.jobs import PollPolicy
+    from tap_demandbase.dialects import export_v1
 
     waited, calls = 0.0, 0
-    for wait in PollPolicy().intervals():
+    for wait in export_v1.DIALECT.poll_policy.intervals():
         waited += wait
         calls += 1
         if waited >= seconds:
@@ -185,8 +198,9 @@ def polls_for(seconds: float) -> int:
     return calls  # pragma: no cover
 
 
-def throughput(args: argparse.Namespace, folder: Path) -> None:
-    sandbox, api_url = start_sandbox(folder, {"accounts": args.rows}, 0)
+def throughput(args: argparse.Namespace, folder: Path, rows: int) -> list[str]:
+    """Run every mode at one size, alternating; return the lines of the table."""
+    sandbox, api_url = start_sandbox(folder, {"accounts": rows}, 0)
     try:
         base = {
             "api_url": api_url,
@@ -198,38 +212,49 @@ def throughput(args: argparse.Namespace, folder: Path) -> None:
         catalog = selected_catalog(folder, record_config, ("accounts",))
         tap = [str(BIN / "tap-demandbase"), "--catalog", catalog, "--config"]
         modes: dict[str, list[str]] = {
-            "a tap RECORD": [*tap, record_config],
-            "b bare baseline": [sys.executable, __file__, "--bare", api_url],
+            "tap RECORD": [*tap, record_config],
+            "bare strict": [sys.executable, __file__, "--bare", api_url],
+            "bare exact": [sys.executable, __file__, "--bare-exact", api_url],
         }
-        encodings = [("jsonl", {"format": "jsonl", "compression": "gzip"})]
-        try:
-            import pyarrow  # noqa: F401
-
-            encodings.append(("parquet", {"format": "parquet", "compression": "none"}))
-        except ImportError:
-            print("(pyarrow not installed: no parquet BATCH run)")
+        encodings = [
+            ("jsonl.gz", {"format": "jsonl", "compression": "gzip"}),
+            ("parquet", {"format": "parquet", "compression": "none"}),
+        ]
         for name, encoding in encodings:
             root = folder / f"batches-{name}"
             batch = {"encoding": encoding, "storage": {"root": f"file://{root}"}}
             config = write_json(folder / f"batch-{name}.json", base | {"batch_config": batch})
-            modes[f"c tap BATCH {name}"] = [*tap, config]
-        measure(modes["b bare baseline"])  # warm-up: the emulator writes its result files once
+            modes[f"tap BATCH {name}"] = [*tap, config]
+        measure(modes["bare strict"])  # warm-up: the emulator writes its result files once
         results: dict[str, list[tuple[float, float]]] = {mode: [] for mode in modes}
         for _ in range(args.repeats):
             for mode, command in modes.items():
                 for name, _ in encodings:
                     shutil.rmtree(folder / f"batches-{name}", ignore_errors=True)
                 results[mode].append(measure(command))
-        baseline = statistics.median(args.rows / wall for wall, _ in results["b bare baseline"])
-        print(f"\n{args.rows:,} accounts rows x 16 fields, median of {args.repeats} runs each:")
-        print(f"  {'mode':<22}{'records/s':>12}{'vs bare':>9}{'peak RSS':>11}")
-        for mode, runs in results.items():
-            rate = statistics.median(args.rows / wall for wall, _ in runs)
-            rss = max(peak for _, peak in runs)
-            print(f"  {mode:<22}{rate:>12,.0f}{rate / baseline:>8.2f}x{rss:>8.0f} MiB")
     finally:
         sandbox.terminate()
         sandbox.wait()
+    strict = statistics.median(wall for wall, _ in results["bare strict"])
+    lines = []
+    for mode, runs in results.items():
+        wall = statistics.median(w for w, _ in runs)
+        rss = max(peak for _, peak in runs)
+        lines.append(
+            f"  {rows:>9,} {mode:<18}{rows / wall:>11,.0f}/s{wall:>8.2f}s"
+            f"{wall / strict:>11.2f}x{strict / wall:>12.2f}x{rss:>6.0f} MiB"
+        )
+    return lines
+
+
+def compile_bytecode() -> None:
+    """Compile the environment's modules, as pip does at install (see the module docstring)."""
+    import compileall
+    import sysconfig
+
+    for path in {sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]}:
+        compileall.compile_dir(path, quiet=2, workers=2)
+    compileall.compile_dir(str(Path(__file__).parents[1] / "tap_demandbase"), quiet=2)
 
 
 def concurrency(args: argparse.Namespace, folder: Path) -> None:
@@ -263,21 +288,33 @@ def concurrency(args: argparse.Namespace, folder: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rows", type=int, default=200_000)
+    parser.add_argument("--rows", type=int, nargs="+", default=[200_000])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--concurrency", action="store_true", help="also the 6-stream run")
     parser.add_argument("--concurrency-rows", type=int, default=5000)
     parser.add_argument("--job-seconds", type=float, default=10.0)
     parser.add_argument("--bare", metavar="API_URL", help=argparse.SUPPRESS)
+    parser.add_argument("--bare-exact", metavar="API_URL", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.bare:
-        bare_export(args.bare, "sandbox-token", "accounts", "2024-01-01")
+    if args.bare or args.bare_exact:
+        api_url = args.bare or args.bare_exact
+        bare_export(api_url, "sandbox-token", "accounts", "2024-01-01", exact=bool(args.bare_exact))
         return
     print(f"Python {sys.version.split()[0]}, {os.cpu_count()} cores")
     for seconds in (60, 600, 3600):
         print(f"status calls for a {seconds}s job with the default polling: {polls_for(seconds)}")
+    compile_bytecode()
     with tempfile.TemporaryDirectory(prefix="tap-demandbase-bench-") as folder:
-        throughput(args, Path(folder))
+        lines = []
+        for rows in args.rows:
+            lines += throughput(args, Path(folder), rows)
+            print(f"{rows:,} rows done", flush=True)
+        print(f"\naccounts rows x 16 fields, median of {args.repeats} runs each:")
+        print(
+            f"  {'rows':>9} {'mode':<18}{'records/s':>13}{'wall':>9}"
+            f"{'wall/strict':>12}{'speed/strict':>13}{'peak RSS':>10}"
+        )
+        print("\n".join(lines))
         if args.concurrency:
             concurrency(args, Path(folder))
 

@@ -44,6 +44,10 @@ class TransientApiError(DemandbaseError):
         self.retry_after = retry_after
 
 
+class ExpiredLocationError(DemandbaseError):
+    """A pre-signed result URL was refused (expired): only the API can give a fresh one."""
+
+
 class ExportJobError(DemandbaseError):
     """An export job ended failed or cancelled, or did not finish in time."""
 

@@ -23,15 +23,15 @@ import typing as t
 
 from singer_sdk.helpers._state import PROGRESS_MARKER_NOTE, PROGRESS_MARKERS
 
-from tap_demandbase.jobs import human_bytes
+from tap_demandbase.engine.jobs import human_bytes
 
 if t.TYPE_CHECKING:
     import logging
-    from collections.abc import Callable
+    from collections.abc import Callable, MutableMapping
     from types import TracebackType
 
-    from tap_demandbase.jobs import ExportJob
-    from tap_demandbase.results import ResultParts
+    from tap_demandbase.engine.jobs import ExportJob
+    from tap_demandbase.engine.results import ResultParts
 
 #: Default of the ``progress_interval_seconds`` setting.
 PROGRESS_INTERVAL_SECONDS = 15.0
@@ -44,7 +44,7 @@ RESUME_NOTE = (
 )
 
 
-def mark_resumable(stream_state: dict[str, t.Any]) -> None:
+def mark_resumable(stream_state: MutableMapping[str, t.Any]) -> None:
     """Open the stream's progress markers with the tap's resume note, unless already open.
 
     Called before the SDK increments the markers, so that the SDK neither writes its own note

@@ -59,17 +59,33 @@ class ThrowawayPostgres:
             self._ensure_user()
             shutil.chown(self.root, PG_USER)
         self._run_as_owner(
-            str(self.bin / "initdb"), "-D", str(self.data), "-U", "postgres",
-            "--auth=trust", "-E", "UTF8", "--no-sync",
-        )  # fmt: skip
+            str(self.bin / "initdb"),
+            "-D",
+            str(self.data),
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "-E",
+            "UTF8",
+            "--no-sync",
+        )
         options = (
             f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off "
             "-c synchronous_commit=off -c full_page_writes=off"
         )
         self._run_as_owner(
-            str(self.bin / "pg_ctl"), "-D", str(self.data), "-l", str(self.root / "server.log"),
-            "-w", "-t", "60", "-o", options, "start",
-        )  # fmt: skip
+            str(self.bin / "pg_ctl"),
+            "-D",
+            str(self.data),
+            "-l",
+            str(self.root / "server.log"),
+            "-w",
+            "-t",
+            "60",
+            "-o",
+            options,
+            "start",
+        )
         return self
 
     def stop(self) -> None:
@@ -78,12 +94,7 @@ class ThrowawayPostgres:
             subprocess.run(
                 [
                     *self._owner_prefix(),
-                    str(self.bin / "pg_ctl"),
-                    "-D",
-                    str(self.data),
-                    "-m",
-                    "immediate",
-                    "stop",
+                    *(str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "stop"),
                 ],
                 capture_output=True,
                 check=False,
@@ -93,10 +104,27 @@ class ThrowawayPostgres:
     def sql(self, query: str) -> list[list[str]]:
         """Return the rows of a query (each a list of text cells) run by psql."""
         done = subprocess.run(
-            [str(self.bin / "psql"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres",
-             "-d", "postgres", "-v", "ON_ERROR_STOP=1", "-AtF", "\t", "-c", query],
-            capture_output=True, text=True, check=False,
-        )  # fmt: skip
+            [
+                str(self.bin / "psql"),
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+                "-U",
+                "postgres",
+                "-d",
+                "postgres",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-AtF",
+                "\t",
+                "-c",
+                query,
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         assert done.returncode == 0, done.stderr
         return [line.split("\t") for line in done.stdout.splitlines()]
 

@@ -12,7 +12,8 @@ import subprocess
 import pytest
 
 from tap_demandbase.config import checked_api_url, unknown_setting_warnings
-from tap_demandbase.jobs import AttemptPolicy, PollPolicy
+from tap_demandbase.dialects import DIALECTS
+from tap_demandbase.engine.jobs import AttemptPolicy
 from tap_demandbase.tap import TapDemandbase
 from tests.conftest import TAP, discover, run_tap, select, tap_config
 
@@ -269,11 +270,21 @@ def test_a_number_that_does_not_parse_names_the_variable(sandbox, tmp_path):
     assert "TAP_DEMANDBASE_POLL_INTERVAL_SECONDS='fast' must be a number" in line
 
 
-def test_each_default_is_written_once():
-    """The schema's defaults are the policies' defaults (they once said 60 and 30)."""
+def test_each_default_is_written_once(sandbox):
+    """The schema's defaults are the policies' defaults (they once said 60 and 30); polling
+    defaults belong to each dialect, so the schema has none for them (the SDK would fill them
+    in and hide the dialect's).
+    """
     properties = TapDemandbase.config_jsonschema["properties"]
     assert properties["job_retry_cooldown_seconds"]["default"] == AttemptPolicy().cooldown == 60
     assert properties["max_job_attempts"]["default"] == AttemptPolicy().max_attempts
-    assert properties["poll_interval_seconds"]["default"] == PollPolicy().first_interval
-    assert properties["max_poll_interval_seconds"]["default"] == PollPolicy().max_interval
-    assert properties["job_timeout_seconds"]["default"] == PollPolicy().timeout
+    for name in ("poll_interval_seconds", "max_poll_interval_seconds", "job_timeout_seconds"):
+        assert "default" not in properties[name]
+    for dialect in DIALECTS.values():
+        config = {
+            "access_token": sandbox.token,
+            "api_url": sandbox.api_url,
+            "api_dialect": dialect.name,
+        }
+        tap = TapDemandbase(config={**config, "start_date": "2024-01-01T00:00:00Z"})
+        assert tap.poll_policy() == dialect.poll_policy

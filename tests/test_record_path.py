@@ -29,6 +29,14 @@ def test_fast_path_records_equal_the_sdk_path_records(sandbox, tmp_path):
             if message["type"] == "RECORD":
                 assert set(message) == {"type", "stream", "record", "time_extracted"}
     assert fast.last_state == sdk.last_state
+    # The SDK's record_count metric counts records written by the columnar path too.
+    for run in (fast, sdk):
+        counts = [
+            json.loads(line.split("METRIC: ", 1)[1])["value"]
+            for line in run.stderr.splitlines()
+            if '"metric":"record_count"' in line.replace(" ", "")
+        ]
+        assert sum(counts) == 120
     # Every line is one JSON document, UTF-8, not ASCII-escaped twice.
     for line in fast.stdout.splitlines():
         json.loads(line)

@@ -22,6 +22,9 @@ from tap_demandbase.sandbox import Sandbox
 from tests.conftest import ENTITIES, START_DATE, TAP, fast_settings, tap_config
 from tests.postgres import ThrowawayPostgres, postgres_bin
 
+#: Pipelines of installed commands (tap, targets, Meltano), minutes long: started first.
+pytestmark = [pytest.mark.cli, pytest.mark.slow]
+
 ROOT = Path(__file__).resolve().parents[1]
 UV = ["bash", str(ROOT / "scripts" / "uv.sh")]
 #: Meltano as the issue's user ran it; the loaders' pins come from meltano.yml.
@@ -105,14 +108,22 @@ def _pipeline(
     if state is not None:
         (run_dir / "state.json").write_text(json.dumps(state))
         tap_cmd += ["--state", str(run_dir / "state.json")]
-    target_cmd = [*_tool(_loader_pip_url("target-postgres"), "target-postgres"), "--config",
-                  str(run_dir / "target.json")]  # fmt: skip
+    target_cmd = [
+        *_tool(_loader_pip_url("target-postgres"), "target-postgres"),
+        "--config",
+        str(run_dir / "target.json"),
+    ]
     with (run_dir / "tap.log").open("wb") as tap_log, (run_dir / "target.log").open("wb") as log:
         tap = subprocess.Popen(tap_cmd, stdout=subprocess.PIPE, stderr=tap_log)
         target = subprocess.run(
-            target_cmd, stdin=tap.stdout, capture_output=False, stdout=subprocess.PIPE,
-            stderr=log, timeout=TIMEOUT, check=False,
-        )  # fmt: skip
+            target_cmd,
+            stdin=tap.stdout,
+            capture_output=False,
+            stdout=subprocess.PIPE,
+            stderr=log,
+            timeout=TIMEOUT,
+            check=False,
+        )
         assert tap.stdout is not None
         tap.stdout.close()
         assert tap.wait(timeout=60) == 0, (run_dir / "tap.log").read_text()[-3000:]
@@ -141,8 +152,11 @@ def _catalog(tmp_path: Path, config: dict[str, t.Any]) -> dict[str, t.Any]:
     (tmp_path / "discover.json").write_text(json.dumps(config))
     done = subprocess.run(
         [TAP, "--config", str(tmp_path / "discover.json"), "--discover"],
-        capture_output=True, text=True, check=True, timeout=120,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
     return json.loads(done.stdout)
 
 
@@ -205,8 +219,13 @@ def test_tap_to_target_postgres(postgres, tmp_path, mode):
 def _meltano(project: Path, *args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     done = subprocess.run(
         [*_tool([MELTANO], "meltano"), *args],
-        cwd=project, env=env, capture_output=True, text=True, timeout=TIMEOUT, check=False,
-    )  # fmt: skip
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        check=False,
+    )
     assert done.returncode == 0, (
         f"meltano {' '.join(args)}:\n{done.stdout[-3000:]}{done.stderr[-5000:]}"
     )
