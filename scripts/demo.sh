@@ -9,8 +9,9 @@ uv() { bash scripts/uv.sh "$@"; }
 target=(uv tool run --quiet --from "meltanolabs-target-csv==0.5.0" target-csv)
 
 uv sync --quiet --locked
-demo=.demo
 dialect=${DEMO_DIALECT:-export_v1}
+demo=.demo  # .demo/uapi for the uapi demo: both can run at once
+[ "$dialect" = export_v1 ] || demo=".demo/$dialect"
 case "$dialect" in
   export_v1)
     credentials='"access_token": "sandbox-token"' ;;
@@ -20,7 +21,12 @@ case "$dialect" in
  "creative_report_type": "creative_lifetime", "buying_group_account_ids": ['"$(seq -f '"%g"' -s, 1 300)"']' ;;
   *) echo "DEMO_DIALECT must be export_v1 or uapi, not '$dialect'" >&2; exit 2 ;;
 esac
-rm -rf "$demo" && mkdir -p "$demo/output"
+if [ "$dialect" = export_v1 ]; then  # keep the other dialects' demos: they may be running
+  find .demo -mindepth 1 -maxdepth 1 ! -name uapi -exec rm -rf {} + 2>/dev/null || true
+else
+  rm -rf "$demo"
+fi
+mkdir -p "$demo/output"
 
 echo "==> Starting the Demandbase API emulator ($dialect)"
 # The environment's own python, started directly: $! must be the emulator itself (uv is a shell

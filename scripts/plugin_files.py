@@ -49,10 +49,15 @@ KEYWORDS = ["meltano_sdk", "demandbase", "abm", "marketing", "singer"]
 #: Capabilities Meltano needs declared that ``--about`` does not list (the SDK's Tap has them).
 ALWAYS = ["catalog", "discover", "state"]
 
-#: JSON Schema type → Meltano setting kind ("number" may be fractional: decimal, not integer).
+#: JSON Schema type → Meltano setting kind. A "number" may be fractional, so not `integer`
+#: (`meltano config set ... 0.5` fails), and not `decimal` either: Meltano 4.4 turns a decimal
+#: setting read from the environment (TAP_DEMANDBASE_POLL_INTERVAL_SECONDS, `.env`) into a
+#: Decimal it cannot write to the plugin's config file ("Object of type Decimal is not JSON
+#: serializable"), whatever its value. As `string`, Meltano passes the text on and the tap
+#: reads it as a number (tap_demandbase/config.py: read_numbers_given_as_text).
 _KINDS = {
     "integer": "integer",
-    "number": "decimal",
+    "number": "string",
     "boolean": "boolean",
     "object": "object",
     "array": "array",

@@ -142,18 +142,41 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def number_from_env(name: str, env_var: str, text: str, *, integer: bool) -> int | float:
-    """Return a number setting read from the environment, or fail naming the variable.
+def numeric_settings(schema: Mapping[str, t.Any]) -> dict[str, bool]:
+    """Return the top-level settings that hold numbers: name → whether a whole number."""
+    found = {}
+    for name, prop in schema.get("properties", {}).items():
+        types = prop.get("type", [])
+        types = {types} if isinstance(types, str) else set(types)
+        if types & {"integer", "number"} and "string" not in types:
+            found[name] = "integer" in types
+    return found
 
-    The SDK's environment parser converts integers, booleans, arrays and objects only, so a
-    ``number`` setting (``0.5``) would stay a string and fail validation.
+
+def number_from_text(name: str, text: str, *, integer: bool, source: str | None = None) -> float:
+    """Return a number setting written as text, or fail naming the setting (and ``source``,
+    the environment variable it came from).
+
+    Numbers arrive as text from the environment (the SDK's parser converts integers only, so
+    ``0.5`` stayed a string) and from Meltano, whose settings of these kinds are strings (see
+    scripts/plugin_files.py: Meltano 4.4 cannot pass a ``decimal`` setting read from the
+    environment to a plugin).
     """
     try:
         return int(text) if integer else float(text)
     except ValueError:
         kind = "a whole number" if integer else "a number"
-        msg = f"Setting {name} from {env_var}={text!r} must be {kind}; fix the variable."
+        where = f" from {source}" if source else ""
+        fix = "the variable" if source else "it"
+        msg = f"Setting {name}{where}={text!r} must be {kind}; fix {fix}."
         raise ConfigError(msg) from None
+
+
+def read_numbers_given_as_text(config: dict[str, t.Any], schema: Mapping[str, t.Any]) -> None:
+    """Turn the numeric settings that ``config`` holds as text into numbers, in place."""
+    for name, integer in numeric_settings(schema).items():
+        if isinstance(value := config.get(name), str):
+            config[name] = number_from_text(name, value.strip(), integer=integer)
 
 
 def json_object_file(text: str, what: str, path: str) -> dict[str, t.Any]:

@@ -33,7 +33,9 @@ from typing_extensions import override
 from tap_demandbase.config import (
     checked_api_url,
     json_object_file,
-    number_from_env,
+    number_from_text,
+    numeric_settings,
+    read_numbers_given_as_text,
     setting_errors_line,
     unknown_setting_warnings,
 )
@@ -312,6 +314,7 @@ class TapDemandbase(Tap):
         """
         schema = self.config_jsonschema
         self.append_builtin_config(schema)
+        read_numbers_given_as_text(self._config, schema)
         errors = list(JSONSchemaValidator(schema).iter_errors(self._config))
         if errors:
             errors.sort(key=lambda error: [str(part) for part in error.path])
@@ -331,18 +334,14 @@ class TapDemandbase(Tap):
         """
         schema = copy.deepcopy(cls.config_jsonschema)
         cls.append_builtin_config(schema)
-        kinds = {
-            name: "integer" if "integer" in types else "number"
-            for name, prop in schema["properties"].items()
-            if {"integer", "number"} & set(types := _schema_types(prop))
-        }
-        for name in kinds:
+        numeric = numeric_settings(schema)
+        for name in numeric:
             schema["properties"][name] = {"type": ["string"]}
         config = parse_environment_config(schema, cls._env_var_prefix)
-        for name in kinds.keys() & config.keys():
+        for name in numeric.keys() & config.keys():
             env_var = cls._env_var_prefix + name.upper()
-            config[name] = number_from_env(
-                name, env_var, config[name], integer=kinds[name] == "integer"
+            config[name] = number_from_text(
+                name, config[name], integer=numeric[name], source=env_var
             )
         return config
 
@@ -688,12 +687,6 @@ def api_names_in_catalog(catalog: t.Any) -> dict[str, dict[str, str]]:
                 stream = str(entry.get("tap_stream_id"))
                 names.setdefault(stream, {})[str(breadcrumb[1])] = api_name
     return names
-
-
-def _schema_types(prop: dict[str, t.Any]) -> list[str]:
-    """Return the JSON types a settings property allows (a string or a list in the schema)."""
-    types = prop.get("type", [])
-    return [types] if isinstance(types, str) else list(types)
 
 
 def _checked_json_file(handle: t.IO[str], what: str) -> t.IO[str]:

@@ -17,6 +17,7 @@ import json
 import os
 import sys
 import typing as t
+import weakref
 
 import orjson
 from singer_sdk.singerlib.encoding.base import GenericSingerWriter
@@ -56,7 +57,7 @@ class FastSingerWriter(GenericSingerWriter[bytes, Message]):
         self._record_key: tuple[str, str | None] | None = None
         self._record_head = b""
         self._record_tail = b""
-        atexit.register(self._flush_at_exit)
+        _LIVE_WRITERS.add(self)
 
     @override
     def serialize_message(self, message: Message) -> bytes:
@@ -133,11 +134,6 @@ class FastSingerWriter(GenericSingerWriter[bytes, Message]):
             )
             raise TargetGoneError(msg) from None
 
-    def _flush_at_exit(self) -> None:
-        """Flush records still queued when the process ends (a failed run's last records)."""
-        with contextlib.suppress(OSError, ValueError):  # stdout closed: nowhere to deliver
-            self.flush()
-
 
 def _discard_stdout(out: t.Any) -> None:
     """Point stdout's file descriptor at /dev/null after a broken pipe, so that nothing (not
@@ -148,3 +144,16 @@ def _discard_stdout(out: t.Any) -> None:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, out.fileno())
         os.close(devnull)
+
+
+#: Writers not yet garbage-collected: flushed once at exit by one handler for the process, not
+#: one handler per writer (which would pile up, and keep every writer alive, in a long process).
+_LIVE_WRITERS: weakref.WeakSet[FastSingerWriter] = weakref.WeakSet()
+
+
+@atexit.register
+def _flush_at_exit() -> None:
+    """Flush records still queued when the process ends (a failed run's last records)."""
+    for writer in list(_LIVE_WRITERS):
+        with contextlib.suppress(OSError, ValueError, TargetGoneError):  # nowhere to deliver
+            writer.flush()

@@ -74,6 +74,42 @@ def test_several_invalid_settings_are_still_one_line(sandbox, tmp_path):
     assert "job_retry_cooldown_seconds" in line
 
 
+def test_numbers_written_as_text_are_read_as_numbers(sandbox, tmp_path):
+    """What Meltano passes for the number settings it declares as strings (plugin_files.py)."""
+    config = tap_config(
+        sandbox,
+        poll_interval_seconds="0.05",
+        job_retry_cooldown_seconds=" 0.1",
+        max_job_attempts="2",
+    )
+    catalog = select(discover(tmp_path, tap_config(sandbox)), {"campaigns": None})
+    run = run_tap(tmp_path, config, catalog=catalog)
+    assert run.returncode == 0, run.stderr
+    assert len(run.records["campaigns"]) == 20
+
+
+@pytest.mark.parametrize(
+    ("overrides", "phrase"),
+    [
+        (
+            {"poll_interval_seconds": "soon"},
+            "Setting poll_interval_seconds='soon' must be a number",
+        ),
+        ({"max_job_attempts": "2.5"}, "Setting max_job_attempts='2.5' must be a whole number"),
+        (
+            {"poll_interval_seconds": "0"},
+            "Setting poll_interval_seconds=0.0 must be greater than 0",
+        ),
+    ],
+)
+def test_numbers_written_as_bad_text_are_one_line(sandbox, tmp_path, overrides, phrase):
+    run = run_tap(tmp_path, tap_config(sandbox, **overrides), "--discover")
+    assert run.returncode == 1
+    _no_traceback(run)
+    (line,) = run.error_lines
+    assert phrase in line
+
+
 def test_a_secret_setting_is_never_echoed_in_the_error(sandbox, tmp_path):
     run = run_tap(tmp_path, tap_config(sandbox, access_token=123456789))
     (line,) = run.error_lines

@@ -12,6 +12,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _emulators() -> list[str]:
+    """Return the pids of emulators started by this checkout's demo (not another checkout's)."""
+    ready_file = str(ROOT / ".demo" / "api_url").encode()
+    uapi_ready_file = str(ROOT / ".demo" / "uapi" / "api_url").encode()
     found = []
     for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
         try:
@@ -19,10 +22,22 @@ def _emulators() -> list[str]:
         except OSError:
             continue
         if any(b"tap_demandbase.sandbox" in w or b"demandbase-sandbox" in w for w in words) and any(
-            w.endswith(b".demo/api_url") for w in words
+            w in (ready_file, uapi_ready_file)
+            or (
+                w.endswith((b".demo/api_url", b".demo/uapi/api_url"))
+                and _cwd(cmdline.parent) == ROOT
+            )
+            for w in words
         ):
             found.append(cmdline.parent.name)
     return found
+
+
+def _cwd(process: Path) -> Path | None:
+    try:
+        return Path(process / "cwd").resolve()
+    except OSError:
+        return None
 
 
 @pytest.mark.parametrize("dialect", ["export_v1", "uapi"])

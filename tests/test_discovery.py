@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from tests.conftest import ENTITIES, discover, run_tap, tap_config
 from tests.expected import api_field_types
+
+#: Discovery and --about run the installed command.
+pytestmark = pytest.mark.cli
 
 FAMILIES = {
     ("string", "text", "id", "reference", "picklist", "email", "url", "phone"): {

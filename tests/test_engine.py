@@ -340,3 +340,21 @@ def test_jobs_are_started_ahead_in_sync_order_and_never_more_than_allowed(api, c
     for export, expected in zip(exports, (["b", "c"], ["c", "d"], ["d"], []), strict=True):
         _emit_all(export)
         assert [key[0] for key in run.scheduler.in_flight] == expected
+
+
+def test_the_engine_imports_neither_the_sdk_nor_a_dialect():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, pkgutil, importlib, tap_demandbase.engine as e\n"
+        "for m in pkgutil.iter_modules(e.__path__):\n"
+        "    importlib.import_module(f'{e.__name__}.{m.name}')\n"
+        "print(sorted(n for n in sys.modules if n.startswith(('singer_sdk', 'tap_demandbase.'))))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    loaded = done.stdout
+    assert "singer_sdk" not in loaded
+    assert "tap_demandbase.dialects" not in loaded
+    assert "tap_demandbase.streams" not in loaded
+    assert "tap_demandbase.engine.export" in loaded

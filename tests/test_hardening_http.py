@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from tests.conftest import discover, run_tap, select, tap_config
 
 
@@ -149,6 +151,7 @@ def test_bytes_disagreeing_with_file_size_bytes_fail_without_bookmark(sandbox, t
     assert len(posts) == 2
 
 
+@pytest.mark.cli  # stale spools are removed once per process, at its first download
 def test_spool_files_are_private_and_stale_spools_removed(sandbox, tmp_path, monkeypatch):
     import subprocess
     import sys

@@ -14,6 +14,9 @@ from tap_demandbase.progress import RESUME_NOTE, SyncProgress
 from tap_demandbase.sandbox import Sandbox
 from tests.conftest import TAP, discover, fast_settings, run_tap, select, tap_config
 
+#: Exit codes, broken pipes and log lines of the installed command.
+pytestmark = pytest.mark.cli
+
 
 def _no_traceback(stderr: str) -> None:
     assert "Traceback" not in stderr, stderr
