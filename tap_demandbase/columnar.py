@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import collections
 import functools
+import gc
 import io
 import itertools
 import os
@@ -108,9 +109,21 @@ def polars_available() -> bool:
 
 
 def import_polars_meanwhile() -> None:
-    """Start importing polars (about 0.2 s) in a background thread, while the export job runs."""
+    """Start importing polars (about 0.2 s) in a background thread, while the export job runs;
+    then keep what the imports built out of the garbage collector's sight (``gc.freeze``).
+
+    Modules, classes and functions live until the process ends, yet every full collection, and
+    the interpreter's last ones at exit, traverse them all: with the SDK and polars loaded, that
+    made the tap's exit take 0.2 to 0.4 s, against 0.03 s frozen.
+    """
     if "polars" not in sys.modules:
-        run_in_background("import-polars", polars_available)
+        run_in_background("import-polars", _import_polars_and_freeze)
+
+
+def _import_polars_and_freeze() -> bool:
+    available = polars_available()
+    gc.freeze()
+    return available
 
 
 @dataclass(frozen=True)
