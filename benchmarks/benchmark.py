@@ -187,10 +187,10 @@ def status_calls_per_job(api_url: str) -> Counter[str]:
 
 def polls_for(seconds: float) -> int:
     """Status calls the tap's default policy makes for a job that takes ``seconds``."""
-    from tap_demandbase.jobs import PollPolicy
+    from tap_demandbase.dialects import export_v1
 
     waited, calls = 0.0, 0
-    for wait in PollPolicy().intervals():
+    for wait in export_v1.DIALECT.poll_policy.intervals():
         waited += wait
         calls += 1
         if waited >= seconds:

@@ -8,4 +8,4 @@ uv sync --quiet --locked
 uv run --locked ruff check tap_demandbase tests scripts benchmarks
 uv run --locked ruff format --check tap_demandbase tests scripts benchmarks
 uv run --locked mypy tap_demandbase
-uv run --locked pytest "$@"
+uv run --locked pytest -n auto "$@"

@@ -15,6 +15,7 @@ import typing as t
 from dataclasses import dataclass
 
 import orjson
+from typing_extensions import override
 
 from tap_demandbase.columnar import (
     ColumnarPartReader,
@@ -28,8 +29,8 @@ from tap_demandbase.errors import ConfigError
 if t.TYPE_CHECKING:
     from singer_sdk.helpers._batch import BaseBatchFileEncoding, StorageTarget
 
+    from tap_demandbase.engine.results import DownloadedPart
     from tap_demandbase.records import CsvPartReader
-    from tap_demandbase.results import DownloadedPart
 
 GZIP_LEVEL = 1  # batch files are staging data: speed over size
 
@@ -102,6 +103,7 @@ class _ColumnarJsonLinesWriter(_JsonLinesWriter):
         super().__init__(reader, replication_key, gzipped)
         self.columnar = ColumnarPartReader(reader, replication_key)
 
+    @override
     def __call__(self, part: DownloadedPart, storage: StorageTarget, filename: str) -> BatchFile:
         blocks = self.columnar.blocks(part, "json")
         level = GZIP_LEVEL if self.gzipped else None

@@ -44,7 +44,7 @@ import weakref
 from concurrent.futures import Future
 from dataclasses import dataclass
 
-from tap_demandbase.background import run_in_background
+from tap_demandbase.engine.background import run_in_background
 from tap_demandbase.schema import property_kind
 
 if t.TYPE_CHECKING:
@@ -52,8 +52,8 @@ if t.TYPE_CHECKING:
 
     import polars as pl
 
+    from tap_demandbase.engine.results import DownloadedPart
     from tap_demandbase.records import CsvPartReader
-    from tap_demandbase.results import DownloadedPart
 
 # polars allocates with jemalloc, which by default keeps an arena per thread and core: memory
 # freed by one chunk in one arena is not reused by the next chunk in another, and peak RSS grows

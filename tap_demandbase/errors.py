@@ -44,6 +44,10 @@ class TransientApiError(DemandbaseError):
         self.retry_after = retry_after
 
 
+class ExpiredLocationError(DemandbaseError):
+    """A pre-signed result URL was refused (expired): only the API can give a fresh one."""
+
+
 class ExportJobError(DemandbaseError):
     """An export job ended failed or cancelled, or did not finish in time."""
 
@@ -54,6 +58,10 @@ class BadStateError(DemandbaseError):
 
 class MalformedResultError(DemandbaseError):
     """A result part cannot be read as the CSV the schema describes."""
+
+
+class TargetGoneError(DemandbaseError):
+    """The target stopped reading the tap's output (broken pipe): nothing more can be sent."""
 
 
 class InconsistentResultError(MalformedResultError):

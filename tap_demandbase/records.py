@@ -22,7 +22,7 @@ from tap_demandbase.schema import property_kind
 if t.TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
 
-    from tap_demandbase.results import DownloadedPart
+    from tap_demandbase.engine.results import DownloadedPart
 
 Converter = t.Callable[[str], t.Any]
 

@@ -1,8 +1,9 @@
-"""API field types → JSON Schema.
+"""Field types → JSON Schema.
 
-The API's field ``type`` is free text and tenants add custom fields, so the mapping is by
-family of names, and anything unknown becomes a string with a warning rather than a failure:
-a new type on Demandbase's side must not stop anyone's pipeline.
+Each dialect maps its API's type words to a value kind (string, integer, number, boolean, date,
+date-time); this module turns kinds into JSON Schema. A type word the dialect does not know
+becomes a string with a warning rather than a failure: a new type on Demandbase's side (tenants
+add custom fields) must not stop anyone's pipeline.
 """
 
 from __future__ import annotations
@@ -11,47 +12,50 @@ import logging
 import typing as t
 
 if t.TYPE_CHECKING:
-    from tap_demandbase.api import EntityInfo
+    from collections.abc import Mapping
+
+    from tap_demandbase.model import EntityInfo
 
 logger = logging.getLogger("tap-demandbase.schema")
 
-_STRING = ("string", "text", "id", "reference", "picklist", "email", "url", "phone")
-_INTEGER = ("integer", "int", "long", "bigint")
-_NUMBER = ("number", "float", "double", "decimal", "currency", "percent")
-_BOOLEAN = ("boolean", "bool")
-_DATE = ("date",)
-_DATETIME = ("datetime", "date-time", "timestamp")
-
-_SCHEMAS: dict[str, dict[str, t.Any]] = {
-    **{name: {"type": ["string", "null"]} for name in _STRING},
-    **{name: {"type": ["integer", "null"]} for name in _INTEGER},
-    **{name: {"type": ["number", "null"]} for name in _NUMBER},
-    **{name: {"type": ["boolean", "null"]} for name in _BOOLEAN},
-    **{name: {"type": ["string", "null"], "format": "date"} for name in _DATE},
-    **{name: {"type": ["string", "null"], "format": "date-time"} for name in _DATETIME},
+#: Value kinds → nullable JSON Schema.
+KIND_SCHEMAS: dict[str, dict[str, t.Any]] = {
+    "string": {"type": ["string", "null"]},
+    "integer": {"type": ["integer", "null"]},
+    "number": {"type": ["number", "null"]},
+    "boolean": {"type": ["boolean", "null"]},
+    "date": {"type": ["string", "null"], "format": "date"},
+    "date-time": {"type": ["string", "null"], "format": "date-time"},
 }
 
 
-def property_schema(entity: str, field: str, api_type: str) -> dict[str, t.Any]:
-    """Return the nullable JSON Schema of one field, warning once for an unknown type."""
-    known = _SCHEMAS.get(api_type.strip().lower())
-    if known is None:
+def property_schema(
+    entity: str, field: str, api_type: str, field_types: Mapping[str, str]
+) -> dict[str, t.Any]:
+    """Return the nullable JSON Schema of one field, warning for a type the dialect does not
+    know.
+    """
+    kind = field_types.get(api_type.strip().lower())
+    if kind is None:
         logger.warning(
             "Field '%s.%s' has type '%s', which the tap does not know: it is read as a string.",
             entity,
             field,
             api_type,
         )
-        return {"type": ["string", "null"]}
-    return dict(known)
+        kind = "string"
+    return dict(KIND_SCHEMAS[kind])
 
 
-def entity_schema(entity: EntityInfo) -> dict[str, t.Any]:
+def entity_schema(entity: EntityInfo, field_types: Mapping[str, str]) -> dict[str, t.Any]:
     """Return the JSON Schema of an entity's records."""
     return {
         "type": "object",
         "properties": {
-            f.name: {**property_schema(entity.name, f.name, f.type), **_description(f.description)}
+            f.name: {
+                **property_schema(entity.name, f.name, f.type, field_types),
+                **_description(f.description),
+            }
             for f in entity.fields
         },
     }

@@ -1,87 +1,116 @@
-"""tap-demandbase: settings, discovery and the command line.
+"""tap-demandbase: settings, discovery, wiring and the command line.
 
-Streams come from ``GET /export/v1/entities`` when discovering, and from the input catalog when
-one is given, so a scheduled sync spends no API call on discovery.
+The ``api_dialect`` setting picks the API module (``dialects/``); the tap connects it, builds
+the run's engine context once, and makes one stream per entity type. Streams come from the API
+when discovering, and from the input catalog when one is given, so a scheduled sync spends no
+API call on discovery.
 """
 
 from __future__ import annotations
 
 import contextlib
+import copy
 import datetime
 import io
-import ipaddress
-import json
-import logging
 import signal
 import sys
 import typing as t
 from functools import cached_property
-from urllib.parse import urlsplit
 
+import click
 import pendulum
 from singer_sdk import Tap
 from singer_sdk import typing as th
+from singer_sdk.configuration._dict_config import parse_environment_config
+from singer_sdk.helpers._classproperty import classproperty
+from singer_sdk.plugin_base import JSONSchemaValidator
+from singer_sdk.tap_base import CliTestOptionValue
+from typing_extensions import override
 
-from tap_demandbase.client import DataExportClient
+from tap_demandbase.config import (
+    checked_api_url,
+    json_object_file,
+    number_from_text,
+    numeric_settings,
+    read_numbers_given_as_text,
+    setting_errors_line,
+    unknown_setting_warnings,
+)
+from tap_demandbase.dialects import DEFAULT_DIALECT, DIALECTS, ConnectOptions, dialect_named
+from tap_demandbase.engine.clock import SystemClock
+from tap_demandbase.engine.export import RunContext
+from tap_demandbase.engine.jobs import DEFAULT_COOLDOWN_SECONDS, DEFAULT_MAX_ATTEMPTS, AttemptPolicy
+from tap_demandbase.engine.scheduler import JobScheduler
+from tap_demandbase.engine.windows import utc_date
 from tap_demandbase.errors import ConfigError, DemandbaseError
-from tap_demandbase.jobs import AttemptPolicy, PollPolicy
-from tap_demandbase.scheduler import JobScheduler
+from tap_demandbase.model import PollPolicy
+from tap_demandbase.progress import PROGRESS_INTERVAL_SECONDS
 from tap_demandbase.schema import date_fields, entity_schema
-from tap_demandbase.streams import ExportSettings, ExportStream
-from tap_demandbase.transport import Transport
+from tap_demandbase.streams import ExportStream
 from tap_demandbase.writer import FastSingerWriter
 
 if t.TYPE_CHECKING:
     from collections.abc import Iterator
     from types import FrameType
 
-    import click
     from singer_sdk.singerlib import Catalog
 
-    from tap_demandbase.api import ExportApi
-
-DEFAULT_API_URL = "https://api.demandbase.com"
-DEFAULT_REPLICATION_KEY = "last_modified_date"
-DEFAULT_REPLICATION_KEYS = {"activities": "activity_date"}
+    from tap_demandbase.dialects import Dialect
+    from tap_demandbase.dialects.base import Connection
+    from tap_demandbase.engine.scheduler import JobFactory, JobKey
 
 
-def checked_api_url(url: str, logger: logging.Logger) -> str:
-    """Return api_url, checked: absolute http(s); plain http warned about unless to loopback."""
-    parts = urlsplit(url)
-    if parts.scheme not in {"http", "https"} or not parts.hostname:
-        msg = f"Setting api_url='{url}' is not an absolute http(s) URL; use e.g. {DEFAULT_API_URL}."
-        raise ConfigError(msg)
-    if parts.scheme == "http" and not _is_loopback(parts.hostname):
-        logger.warning(
-            "Setting api_url uses plain http to %s: the access token would travel in clear "
-            "text. Use https.",
-            parts.hostname,
-        )
-    return url
+class StreamsFailedError(DemandbaseError):
+    """Some streams failed while the others synced (each failure was logged as it happened)."""
+
+    def __init__(self, failures: list[str]) -> None:
+        super().__init__("; ".join(failures))
+        self.failures = list(failures)
 
 
-def _is_loopback(host: str) -> bool:
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return host == "localhost"
+#: What api_url must look like (checked by the settings schema): an http(s) URL with a host.
+API_URL_PATTERN = r"^https?://[^\s/?#]+"
+#: Default of download_stall_seconds (the engine's results.py takes it as given).
+DEFAULT_STALL_SECONDS = 60.0
 
 
-def _checked_state_file(state: t.IO[str]) -> t.IO[str]:
-    """Return the --state file's text as a new stream, or fail naming the file."""
-    text = state.read()
-    try:
-        value = json.loads(text) if text.strip() else {}
-    except ValueError as exc:
-        msg = (
-            f"The state file {getattr(state, 'name', '')} is not valid JSON ({exc}); restore "
-            "it from the last STATE message the tap emitted, or remove it to start over."
-        )
-        raise ConfigError(msg) from exc
-    if not isinstance(value, dict):
-        msg = f"The state file {getattr(state, 'name', '')} does not hold a JSON object."
-        raise ConfigError(msg)
-    return io.StringIO(text or "{}")
+class SyncRun:
+    """The tap's side of one sync, driven by its streams (``Tap.sync_all`` and ``Stream.sync``
+    are final in the SDK).
+
+    When the first stream starts, the selected streams' first jobs are planned (and started
+    ahead when max_concurrent_jobs > 1). A stream that fails is recorded while the others go
+    on; once every stream has synced, StreamsFailedError names every failure, so that
+    ``sync_all()`` fails for a program as the exit code does for a pipeline.
+    """
+
+    def __init__(self, tap: TapDemandbase) -> None:
+        self.tap = tap
+        self.failures: list[str] = []
+        self._planned = False
+
+    def stream_starting(self, stream: str) -> None:
+        """Plan the run's first jobs, once, when its first stream starts."""
+        if not self._planned:
+            self._planned = True
+            scheduler = self.tap.run_context.scheduler
+            if scheduler.max_in_flight > 1:
+                scheduler.plan(self.tap.planned_first_jobs())
+
+    def stream_failed(self, stream: str, error: DemandbaseError) -> None:
+        """Record a stream that failed while the others go on."""
+        self.failures.append(f"Stream '{stream}' failed: {error}")
+
+    def sync_over(self, stream: str) -> None:
+        """After the tap's last stream: raise the failures, if any."""
+        if stream == list(self.tap.streams)[-1]:
+            self.raise_failures()
+
+    def raise_failures(self) -> None:
+        """Raise StreamsFailedError naming the streams that failed, if any (and start over)."""
+        if self.failures:
+            failures, self.failures, self._planned = self.failures, [], False
+            raise StreamsFailedError(failures)
 
 
 @contextlib.contextmanager
@@ -89,6 +118,10 @@ def one_line_errors(tap_class: type[Tap]) -> Iterator[None]:
     """Report a DemandbaseError as one log line and exit 1, instead of a traceback."""
     try:
         yield
+    except StreamsFailedError as exc:
+        for failure in exc.failures:
+            tap_class.logger.error("%s", failure)
+        sys.exit(1)
     except DemandbaseError as exc:
         tap_class.logger.error("%s", exc)
         sys.exit(1)
@@ -117,27 +150,26 @@ class TapDemandbase(Tap):
     name = "tap-demandbase"
     message_writer_class = FastSingerWriter
 
-    #: Streams that failed in this process's sync ("stream: error"): the others still synced,
-    #: and ``invoke`` ends the run non-zero with one line each. Class-level because the SDK's
-    #: ``invoke`` owns the tap instance.
-    failed_streams: t.ClassVar[list[str]] = []
-
     config_jsonschema = th.PropertiesList(
         th.Property(
-            "api_url",
-            th.StringType,
-            default=DEFAULT_API_URL,
-            title="API URL",
-            description="Base URL of the Data Export API.",
+            "api_dialect",
+            th.StringType(allowed_values=list(DIALECTS)),
+            default=DEFAULT_DIALECT,
+            title="API dialect",
+            description=(
+                "Which Demandbase API to speak: export_v1 (the published Data Export contract)."
+            ),
         ),
         th.Property(
-            "access_token",
-            th.StringType,
-            required=True,
-            secret=True,
-            title="Access token",
-            description="Bearer token of a Demandbase user with the Data Export permission.",
+            "api_url",
+            th.StringType(pattern=API_URL_PATTERN),
+            examples=["https://api.demandbase.com"],
+            title="API URL",
+            description=(
+                "Base URL of the API; default per dialect (export_v1: https://api.demandbase.com)."
+            ),
         ),
+        *(setting for dialect in DIALECTS.values() for setting in dialect.settings),
         th.Property(
             "start_date",
             th.DateTimeType,
@@ -152,37 +184,37 @@ class TapDemandbase(Tap):
             description="Last date to export (inclusive, UTC day); default: now.",
         ),
         th.Property(
-            "account_list_id",
-            th.StringType,
-            title="Account list ID",
-            description="Export only records of this account list (filters.account_list_id).",
-        ),
-        th.Property(
             "replication_keys",
             th.ObjectType(additional_properties=th.StringType),
             title="Replication keys",
             description=(
-                "Stream name → date field to bookmark and filter on. Defaults: activity_date "
-                "for activities, last_modified_date for the others."
+                "Stream name → date field to bookmark and filter on: any date or date-time field "
+                "of the stream (discovery lists them as valid-replication-keys). Defaults: "
+                "activity_date for activities, last_modified_date for the others. The setting "
+                "wins over the replication key of a catalog discovered before it was set."
             ),
         ),
         th.Property(
             "poll_interval_seconds",
-            th.NumberType,
-            default=2,
+            th.NumberType(exclusive_minimum=0),
             title="First poll interval",
-            description="Wait before the first job status call; doubles after each call.",
+            description=(
+                "Wait before the first job status call; doubles after each call. Default per "
+                "dialect: 2 s for export_v1."
+            ),
         ),
         th.Property(
             "max_poll_interval_seconds",
-            th.NumberType,
-            default=900,
+            th.NumberType(exclusive_minimum=0),
             title="Longest poll interval",
-            description="Cap of the exponential wait between two job status calls.",
+            description=(
+                "Cap of the exponential wait between two job status calls. Default per dialect: "
+                "900 s for export_v1 (a one-hour job costs 12 status calls)."
+            ),
         ),
         th.Property(
             "max_concurrent_jobs",
-            th.IntegerType,
+            th.IntegerType(minimum=1),
             default=1,
             title="Export jobs in flight",
             description=(
@@ -193,7 +225,7 @@ class TapDemandbase(Tap):
         ),
         th.Property(
             "window_days",
-            th.IntegerType,
+            th.IntegerType(minimum=1),
             title="Window (days)",
             description=(
                 "Split the range from the bookmark to end_date into windows of this many UTC "
@@ -203,38 +235,113 @@ class TapDemandbase(Tap):
         ),
         th.Property(
             "max_job_attempts",
-            th.IntegerType,
-            default=3,
+            th.IntegerType(minimum=1),
+            default=DEFAULT_MAX_ATTEMPTS,
             title="Job attempts",
-            description="How many export jobs to try for one window when they end failed.",
+            description=(
+                "How many export jobs to try for one window when they end failed; then the "
+                "stream fails with the job's error_message."
+            ),
         ),
         th.Property(
             "job_retry_cooldown_seconds",
-            th.NumberType,
-            default=60,
+            th.NumberType(minimum=0),
+            default=DEFAULT_COOLDOWN_SECONDS,
             title="Retry cooldown",
             description="Pause before a new job replaces one that failed.",
         ),
         th.Property(
             "job_timeout_seconds",
-            th.NumberType,
-            default=6 * 3600,
+            th.NumberType(exclusive_minimum=0),
             title="Job timeout",
-            description="An export job not done after this long is cancelled and the stream fails.",
+            description=(
+                "An export job not done after this long is cancelled (where the API can cancel) "
+                "and the stream fails. Default per dialect: 21600 s (6 hours) for export_v1."
+            ),
+        ),
+        th.Property(
+            "progress_interval_seconds",
+            th.NumberType(exclusive_minimum=0),
+            default=PROGRESS_INTERVAL_SECONDS,
+            title="Progress interval",
+            description=(
+                "While a stream syncs, one INFO line this often: records emitted, records/s, "
+                "part i of n, bytes downloaded of the job's total."
+            ),
         ),
         th.Property(
             "download_stall_seconds",
-            th.NumberType,
-            default=60,
+            th.NumberType(exclusive_minimum=0),
+            default=DEFAULT_STALL_SECONDS,
             title="Download stall timeout",
             description=(
                 "A result download that brings less than 1 KiB in this many seconds (or nothing "
-                "at all) is a broken transfer: it is resumed where it stopped."
+                "at all) is a broken transfer: logged and resumed with Range where it stopped."
             ),
         ),
     ).to_dict()
 
+    def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
+        self.clock = SystemClock()
+        super().__init__(*args, **kwargs)
+
     # Settings -------------------------------------------------------------------------------
+
+    @override
+    def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
+        """Check the settings against the schema, whatever the command (discovery included).
+
+        Overrides the SDK's check (singer-sdk 0.54.x), which discovery skips (a missing
+        access_token then surfaced as a KeyError traceback) and which logs each violation on
+        its own line. Here every violation is one sentence naming the setting, all in one
+        ConfigError line; the validator also fills in the schema's defaults.
+        """
+        schema = self.config_jsonschema
+        self.append_builtin_config(schema)
+        read_numbers_given_as_text(self._config, schema)
+        errors = list(JSONSchemaValidator(schema).iter_errors(self._config))
+        if errors:
+            errors.sort(key=lambda error: [str(part) for part in error.path])
+            raise ConfigError(setting_errors_line(errors, schema, self._env_var_prefix))
+        for warning in unknown_setting_warnings(self._config, schema["properties"]):
+            self.logger.warning("%s", warning)
+        return []
+
+    @classproperty
+    @override
+    def _env_var_config(cls) -> dict[str, t.Any]:
+        """Return the settings given as TAP_DEMANDBASE_* environment variables (--config=ENV).
+
+        Overrides the SDK's parser (singer-sdk 0.54.x), which leaves numbers as strings
+        ('0.5' is not of type 'number'): numeric settings are read as text, then converted
+        here with an error naming the variable.
+        """
+        schema = copy.deepcopy(cls.config_jsonschema)
+        cls.append_builtin_config(schema)
+        numeric = numeric_settings(schema)
+        for name in numeric:
+            schema["properties"][name] = {"type": ["string"]}
+        config = parse_environment_config(schema, cls._env_var_prefix)
+        for name in numeric.keys() & config.keys():
+            env_var = cls._env_var_prefix + name.upper()
+            config[name] = number_from_text(
+                name, config[name], integer=numeric[name], source=env_var
+            )
+        return config
+
+    def setting(self, name: str) -> t.Any:
+        """Return a setting, or its default from the settings schema (the one place defaults
+        are written down).
+        """
+        value = self.config.get(name)
+        if value is None:
+            value = self.config_jsonschema["properties"][name].get("default")
+        return value
+
+    @cached_property
+    def dialect(self) -> Dialect:
+        """Return the API dialect the settings name."""
+        return dialect_named(self.config.get("api_dialect"))
 
     def setting_datetime(self, name: str) -> datetime.datetime | None:
         """Return a date-time setting, validated."""
@@ -242,106 +349,98 @@ class TapDemandbase(Tap):
         return parse_setting_datetime(name, value) if value else None
 
     def poll_policy(self) -> PollPolicy:
-        """Return the job polling policy from the settings."""
-        first = float(self.config.get("poll_interval_seconds", 2))
-        cap = float(self.config.get("max_poll_interval_seconds", 900))
-        timeout = float(self.config.get("job_timeout_seconds", 6 * 3600))
-        if first <= 0 or cap < first or timeout <= 0:
+        """Return the job polling policy: the settings, else the dialect's defaults."""
+        default = self.dialect.poll_policy
+        first = float(self.config.get("poll_interval_seconds", default.first_interval))
+        cap = float(self.config.get("max_poll_interval_seconds", default.max_interval))
+        timeout = float(self.config.get("job_timeout_seconds", default.timeout))
+        if cap < first:
             msg = (
-                "Settings poll_interval_seconds, max_poll_interval_seconds and "
-                "job_timeout_seconds must be positive, with max_poll_interval_seconds >= "
-                "poll_interval_seconds."
+                f"Setting max_poll_interval_seconds={cap:g} must be at least "
+                f"poll_interval_seconds={first:g}."
             )
             raise ConfigError(msg)
         return PollPolicy(first_interval=first, max_interval=cap, timeout=timeout)
 
     @cached_property
-    def api(self) -> ExportApi:
-        """Return the API client (created on first use: discovery and sync only)."""
-        transport = Transport(
-            checked_api_url(self.config.get("api_url") or DEFAULT_API_URL, self.logger),
-            self._access_token(),
+    def connection(self) -> Connection:
+        """Return the dialect's client and part opener (connected on first use: discovery and
+        sync only).
+        """
+        dialect = self.dialect
+        url = self.config.get("api_url") or dialect.default_api_url
+        options = ConnectOptions(
             user_agent=f"{self.name}/{self.plugin_version}",
-            download_read_timeout=self._stall_seconds(),
+            download_stall_seconds=self._stall_seconds(),
         )
-        return DataExportClient(transport)
-
-    def _access_token(self) -> str:
-        token = self.config.get("access_token")
-        if not token:
-            msg = (
-                "Setting access_token is missing: set it (or TAP_DEMANDBASE_ACCESS_TOKEN) to the "
-                "bearer token of a Demandbase user with the Data Export permission."
-            )
-            raise ConfigError(msg)
-        return str(token)
+        return dialect.connect(self.config, checked_api_url(url, self.logger), options)
 
     def _stall_seconds(self) -> float:
-        value = float(self.config.get("download_stall_seconds", 60))
-        if value <= 0:
-            msg = f"Setting download_stall_seconds={value:g} must be a positive number of seconds."
-            raise ConfigError(msg)
-        return value
+        return float(self.setting("download_stall_seconds"))
 
-    def export_settings(self) -> ExportSettings:
-        """Return what all streams' export jobs share, validating the settings it reads."""
+    @cached_property
+    def run_context(self) -> RunContext:
+        """Return what all streams' exports share in this run, validating the settings it
+        reads. The run's last day is fixed here, once.
+        """
         start = self.setting_datetime("start_date")
         end = self.setting_datetime("end_date")
         if start and end and end < start:
             msg = f"Setting end_date ({end}) is before start_date ({start}); swap or fix them."
             raise ConfigError(msg)
-        return ExportSettings(
-            api=self.api,
+        connection = self.connection
+        return RunContext(
+            api=connection.api,
+            opener=connection.opener,
+            clock=self.clock,
+            scheduler=JobScheduler(self._max_concurrent_jobs()),
+            end_day=utc_date(end or self.clock.now()),
             poll_policy=self.poll_policy(),
-            scheduler=self.scheduler,
-            window_days=self._positive_int("window_days"),
-            download_stall_seconds=self._stall_seconds(),
             attempts=AttemptPolicy(
-                max_attempts=self._positive_int("max_job_attempts") or 3,
-                cooldown=self._cooldown_seconds(),
+                max_attempts=int(self.setting("max_job_attempts")),
+                cooldown=float(self.setting("job_retry_cooldown_seconds")),
             ),
-            failures=type(self).failed_streams,
-            end_date=end,
-            account_list_id=self.config.get("account_list_id") or None,
+            window_days=self.setting("window_days"),
+            stall_seconds=self._stall_seconds(),
         )
 
-    def _cooldown_seconds(self) -> float:
-        value = float(self.config.get("job_retry_cooldown_seconds", 60))
-        if value < 0:
-            msg = f"Setting job_retry_cooldown_seconds={value:g} must be 0 or more seconds."
+    def _max_concurrent_jobs(self) -> int:
+        """Return max_concurrent_jobs, refused above what the dialect's API allows."""
+        jobs = int(self.setting("max_concurrent_jobs"))
+        limit = self.dialect.max_concurrent_jobs
+        if limit is not None and jobs > limit:
+            msg = (
+                f"Setting max_concurrent_jobs={jobs} is more than api_dialect="
+                f"{self.dialect.name} allows ({limit}); set it to {limit} or remove it."
+            )
             raise ConfigError(msg)
-        return value
+        return jobs
 
-    def _positive_int(self, name: str) -> int | None:
-        """Return an optional whole-number setting that must be at least 1."""
-        value = self.config.get(name)
-        if value is None:
-            return None
-        if not isinstance(value, int) or value < 1:
-            msg = f"Setting {name}={value!r} must be a whole number of at least 1."
-            raise ConfigError(msg)
-        return value
+    # Sync -----------------------------------------------------------------------------------
 
     @cached_property
-    def scheduler(self) -> JobScheduler:
-        """Return the scheduler that overlaps export jobs across streams."""
-        jobs = self._positive_int("max_concurrent_jobs") or 1
-        return JobScheduler(jobs, planner=self._planned_jobs)
+    def sync_run(self) -> SyncRun:
+        """Return the tap's side of this sync (planning ahead, failures)."""
+        return SyncRun(self)
 
-    def _planned_jobs(self) -> list[tuple[t.Any, t.Callable[[], t.Any]]]:
-        """Return the selected streams' first jobs, in the order the SDK syncs them."""
+    def planned_first_jobs(self) -> list[tuple[JobKey, JobFactory]]:
+        """Return the selected streams' first jobs, in the order the SDK syncs the streams."""
         return [
             planned
-            for stream in self.streams.values()
-            if isinstance(stream, ExportStream) and stream.selected
-            if (planned := stream.prefetch_first_job()) is not None
+            for stream in self.selected_streams()
+            if (planned := stream.first_job_ahead()) is not None
         ]
+
+    def selected_streams(self) -> list[ExportStream]:
+        """Return the streams this sync exports, in the SDK's sync order."""
+        return [s for s in self.streams.values() if isinstance(s, ExportStream) and s.selected]
 
     # Discovery ------------------------------------------------------------------------------
 
+    @override
     def discover_streams(self) -> list[ExportStream]:
         """Return one stream per entity type, from the input catalog or from the API."""
-        export = self.export_settings()
+        run = self.run_context
         schemas = (
             self._schemas_from_catalog(self.input_catalog)
             if self.input_catalog
@@ -361,14 +460,16 @@ class TapDemandbase(Tap):
                 name=name,
                 schema=schema,
                 replication_key=self._replication_key(name, schema, configured.get(name)),
-                export=export,
+                run=run,
+                hooks=self.sync_run,
                 key_from_settings=name in configured,
             )
             for name, schema in schemas.items()
         ]
 
     def _schemas_from_api(self) -> dict[str, dict[str, t.Any]]:
-        return {entity.name: entity_schema(entity) for entity in self.api.list_entities()}
+        types = self.dialect.field_types
+        return {e.name: entity_schema(e, types) for e in self.connection.api.list_entities()}
 
     @staticmethod
     def _schemas_from_catalog(catalog: Catalog) -> dict[str, dict[str, t.Any]]:
@@ -377,10 +478,12 @@ class TapDemandbase(Tap):
     def _replication_key(
         self, stream: str, schema: dict[str, t.Any], configured: str | None
     ) -> str:
-        """Return the stream's replication key: configured, else the catalog's, else default."""
-        key = configured or self._catalog_replication_key(stream)
-        key = key or DEFAULT_REPLICATION_KEYS.get(stream, DEFAULT_REPLICATION_KEY)
+        """Return the stream's replication key: configured, else the catalog's, else the
+        dialect's default.
+        """
         valid = date_fields(schema)
+        key = configured or self._catalog_replication_key(stream)
+        key = key or self.dialect.default_replication_key(stream, valid) or ""
         if key not in valid:
             source = "replication_keys" if configured else "the default replication key"
             msg = (
@@ -397,13 +500,14 @@ class TapDemandbase(Tap):
         entry = self.input_catalog.get_stream(stream)
         return entry.replication_key if entry else None
 
+    @override
     def _handle_termination(self, signum: int, frame: FrameType | None) -> None:
         """On SIGTERM/SIGINT: stop at once, emit STATE with the ledger, exit non-zero.
 
         Overrides the SDK's handler (singer-sdk 0.54.x), which exits 0. The export jobs are
         kept, not cancelled: the ledger in the emitted state lets the next run resume them.
         """
-        self.scheduler.stop()
+        self.clock.stop()
         self.state_writer.write_state(self.state)
         self.logger.error(
             "Stopped by %s: state emitted with any export job in flight; run the tap again "
@@ -414,26 +518,51 @@ class TapDemandbase(Tap):
 
     # Command line ---------------------------------------------------------------------------
 
+    @override
     @classmethod
-    def invoke(cls, *args: t.Any, **kwargs: t.Any) -> None:  # type: ignore[override]
+    def invoke(cls, *args: t.Any, **kwargs: t.Any) -> None:
         """Run a sync; our errors end it with one line and exit code 1, and so does a stream
         that failed while the others synced (one summary line per failed stream).
-        """
-        cls.failed_streams.clear()
-        with one_line_errors(cls):
-            if kwargs.get("state") is not None:
-                kwargs["state"] = _checked_state_file(kwargs["state"])
-            super().invoke(*args, **kwargs)
-        if cls.failed_streams:
-            for failure in cls.failed_streams:
-                cls.logger.error("%s", failure)
-            sys.exit(1)
 
+        The --state and --catalog files are read here first, so that a truncated file is one
+        line naming it instead of a JSON traceback.
+        """
+        with one_line_errors(cls):
+            for what in ("state", "catalog"):
+                if (handle := kwargs.get(what)) is not None:
+                    kwargs[what] = _checked_json_file(handle, what)
+            super().invoke(*args, **kwargs)
+
+    @override
     @classmethod
     def cb_discover(cls, ctx: click.Context, param: click.Option, value: bool) -> None:
         """Run discovery; our errors end it with one line and exit code 1."""
         with one_line_errors(cls):
             super().cb_discover(ctx, param, value)
+
+    @override
+    @classmethod
+    def cb_test(cls, ctx: click.Context, param: click.Option, value: str) -> None:
+        """Run --test (one record per stream); a stream that failed makes it exit 1.
+
+        Overrides the SDK's callback (singer-sdk 0.54.x), which exits 0 whatever happened.
+        """
+        if value == CliTestOptionValue.Disabled.value:
+            return
+        with one_line_errors(cls), contextlib.suppress(click.exceptions.Exit):
+            super().cb_test(ctx, param, value)
+        if value != CliTestOptionValue.Schema.value:
+            cls.logger.info("Connection test passed: every stream delivered a record.")
+        ctx.exit()
+
+
+def _checked_json_file(handle: t.IO[str], what: str) -> t.IO[str]:
+    """Return the --state or --catalog file re-opened in memory, once it is known to hold a
+    JSON object (else a ConfigError naming the file).
+    """
+    text = handle.read()
+    json_object_file(text, what, getattr(handle, "name", what))
+    return io.StringIO(text)
 
 
 if __name__ == "__main__":

@@ -1,9 +1,10 @@
 """HTTP for every API dialect: one authenticated session for the API, one bare session for
 pre-signed download hosts, retries for what is transient, one-line errors for the rest.
 
-Two sessions, not one, because the bearer token must never reach a host other than the API's:
-the pre-signed host gets requests from a session that has no credentials at all, and redirects
-are never followed automatically.
+Two sessions, not one, because credentials must never reach a host other than the API's: the
+pre-signed host gets requests from a session that has no credentials at all, and redirects are
+never followed automatically. What an error answer means is the dialect's to say (``classify``);
+how a request is authenticated (and a token renewed) is its ``auth``.
 """
 
 from __future__ import annotations
@@ -19,17 +20,18 @@ from urllib.parse import parse_qsl, urljoin, urlsplit
 
 import backoff
 import requests
-from singer_sdk.authenticators import BearerTokenAuthenticator
+from typing_extensions import override
 
-from tap_demandbase.errors import (
-    ApiRequestError,
-    AuthError,
-    QuotaExceededError,
-    TransientApiError,
-)
+from tap_demandbase.errors import ApiRequestError, ExpiredLocationError, TransientApiError
 
 if t.TYPE_CHECKING:
-    from collections.abc import Generator
+    from collections.abc import Callable, Generator
+
+    from tap_demandbase.errors import DemandbaseError
+    from tap_demandbase.model import PartLocation
+
+#: A dialect's reading of an error answer (status >= 400): the error to raise, in its words.
+ErrorClassifier = t.Callable[[requests.Response, str], "DemandbaseError"]
 
 logger = logging.getLogger("tap-demandbase.http")
 
@@ -48,6 +50,7 @@ RETRIABLE_EXCEPTIONS = (
 class _NoCredentials(requests.auth.AuthBase):
     """Strip any Authorization header, and keep requests from adding one from ~/.netrc."""
 
+    @override
     def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
         request.headers.pop("Authorization", None)
         return request
@@ -67,7 +70,7 @@ def _retry_waits(factor: float, cap: float) -> Generator[float, t.Any, None]:
         exc = yield wait
 
 
-def retry_after_seconds(response: requests.Response) -> float | None:
+def retry_after_seconds(response: requests.Response, now: float | None = None) -> float | None:
     """Return the wait a Retry-After header asks for (seconds or HTTP date), if any."""
     value = (response.headers.get("Retry-After") or "").strip()
     if not value:
@@ -80,7 +83,7 @@ def retry_after_seconds(response: requests.Response) -> float | None:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):
         return None
-    return max(0.0, when.timestamp() - time.time())
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
 
 
 def api_message(response: requests.Response) -> str:
@@ -158,61 +161,6 @@ def safe_url(url: str) -> str:
     return f"{parts.scheme}://{parts.netloc}{parts.path}"
 
 
-def raise_for_status(response: requests.Response, what: str) -> None:
-    """Turn a non-2xx/3xx answer into the error a pipeline operator can act on."""
-    status = response.status_code
-    if status < 400:
-        return
-    message = api_message(response)
-    if status == 401:
-        msg = (
-            f"The Demandbase API refused the access token (401 on {what}): it is missing, wrong "
-            "or expired. Set a valid token in the access_token setting "
-            "(TAP_DEMANDBASE_ACCESS_TOKEN)."
-        )
-        raise AuthError(msg, status=401)
-    if status == 403:
-        msg = (
-            f"The Demandbase API denied {what} (403: {message}). Ask your Demandbase admin to "
-            "grant the token's user the Data Export permission."
-        )
-        raise AuthError(msg, status=403)
-    if status == 429 and (
-        _is_quota_answer(response, message) or retry_after_seconds(response) is None
-    ):
-        raise QuotaExceededError(quota_message(response, message))
-    if status == 429 or status >= 500:
-        raise TransientApiError(
-            f"{what} answered {status}: {message}", retry_after=retry_after_seconds(response)
-        )
-    msg = f"The Demandbase API rejected {what} ({status}): {message}"
-    raise ApiRequestError(msg, status=status)
-
-
-def _is_quota_answer(response: requests.Response, message: str) -> bool:
-    """Tell the daily-quota 429 (never retried) from a rate limit (retried only when the
-    server says when: the contract's 429 is the quota, and a blind retry loop spends it).
-    """
-    return "quota" in message.lower() or "quota" in response.text.lower()[:500]
-
-
-def quota_message(response: requests.Response, message: str) -> str:
-    """Say that the quota is spent and when it comes back."""
-    resets_at = None
-    try:
-        body = response.json()
-        if isinstance(body, dict):
-            resets_at = body.get("resets_at") or body.get("resetsAt")
-    except ValueError:
-        pass
-    when = resets_at or "at the next midnight UTC"
-    return (
-        f"The Demandbase daily export quota is spent ({message}); it resets {when}. "
-        "Everything extracted so far is kept in the emitted state: run the tap again after the "
-        "reset and it continues from there."
-    )
-
-
 _F = t.TypeVar("_F", bound=t.Callable[..., t.Any])
 _T = t.TypeVar("_T")
 
@@ -235,14 +183,23 @@ def _unreachable_as_error(send: _F, tries: int) -> _F:
     return t.cast("_F", guarded)
 
 
+class Renewable(t.Protocol):
+    """Credentials that can be renewed after the API refused them (a token that expired)."""
+
+    def renew(self) -> bool:
+        """Get fresh credentials; return whether there is any point in sending again."""
+        ...
+
+
 class Transport:
-    """Sends API requests with the bearer token, and fetches pre-signed URLs without it."""
+    """Sends API requests with the dialect's credentials, and fetches pre-signed URLs without."""
 
     def __init__(
         self,
         base_url: str,
-        token: str,
+        auth: requests.auth.AuthBase,
         *,
+        classify: ErrorClassifier,
         user_agent: str,
         timeout: tuple[float, float] = (15.0, 300.0),
         download_read_timeout: float = 60.0,
@@ -253,9 +210,10 @@ class Transport:
         self.base_url = base_url.rstrip("/") + "/"
         self.timeout = timeout
         self.download_timeout = (timeout[0], download_read_timeout)
+        self.classify = classify
         self._api = requests.Session()
-        self._api.auth = BearerTokenAuthenticator(token=token)
-        add_secrets(token)
+        self._api.auth = auth
+        self._renew: Callable[[], bool] = getattr(auth, "renew", lambda: False)
         install_log_redaction()
         self._api.headers["User-Agent"] = user_agent
         self._files = requests.Session()
@@ -271,10 +229,10 @@ class Transport:
             factor=retry_factor,
             cap=retry_cap,
         )
-        self.request_json = _unreachable_as_error(retry(self._request_json_once), max_tries)  # type: ignore[method-assign]
-        self._retry = retry
+        self.request_json = _unreachable_as_error(retry(self._request_json_once), max_tries)
+        self._retry: t.Callable[[t.Callable[..., t.Any]], t.Callable[..., t.Any]] = retry
         self._max_tries = max_tries
-        self.open_download = _unreachable_as_error(retry(self._open_download_once), max_tries)  # type: ignore[method-assign]
+        self.open_location = _unreachable_as_error(retry(self._open_location_once), max_tries)
 
     @staticmethod
     def _log_retry(details: t.Any) -> None:
@@ -301,12 +259,12 @@ class Transport:
     ) -> tuple[int, t.Any]:
         """Send one API request; return (status, parsed JSON body or None)."""
         logger.debug("%s %s", method, path)
-        response = self._api.request(
+        response = self._send(
             method, self.url(path), params=params, json=json, timeout=self.timeout
         )
         with response:
             if response.status_code not in allow:
-                raise_for_status(response, what)
+                self.raise_for_status(response, what)
             try:
                 return response.status_code, response.json() if response.content else None
             except ValueError as exc:
@@ -330,43 +288,58 @@ class Transport:
         """Call ``attempt`` with the retry policy of every API request (backoff with jitter,
         Retry-After, the one-line "Gave up" error), so that it can check before each retry.
         """
-        return t.cast(
-            "_T",
-            _unreachable_as_error(self._retry(lambda what: attempt()), self._max_tries)(what=what),
-        )
+        retried = _unreachable_as_error(self._retry(lambda what: attempt()), self._max_tries)
+        return t.cast("_T", retried(what=what))
 
-    def _open_download_once(
-        self,
-        path: str,
-        *,
-        what: str,
-        params: dict[str, t.Any] | None = None,
-        headers: dict[str, str] | None = None,
+    def _send(self, method: str, url: str, **kwargs: t.Any) -> requests.Response:
+        """Send an API request; after a 401, renew the credentials once and send it again."""
+        response = self._api.request(method, url, **kwargs)
+        if response.status_code == 401 and self._renew():
+            response.close()
+            response = self._api.request(method, url, **kwargs)
+        return response
+
+    def raise_for_status(self, response: requests.Response, what: str) -> None:
+        """Raise the dialect's error for an answer of 400 or more."""
+        if response.status_code >= 400:
+            raise self.classify(response, what)
+
+    def _open_location_once(
+        self, location: PartLocation, *, what: str, headers: dict[str, str] | None = None
     ) -> requests.Response:
-        """GET a download endpoint; follow its redirect to a pre-signed URL without the token.
+        """Open a result part: a pre-signed URL directly, or an API endpoint (with the
+        credentials) whose redirect is followed to the pre-signed URL without them.
 
         Retried as a whole, so that a pre-signed URL that has expired is replaced by a fresh
         one from the API rather than tried again.
         """
-        response = self._api.get(
-            self.url(path),
-            params=params,
+        if not location.with_credentials:
+            return self._open_presigned(location.url, what=what, headers=headers)
+        response = self._send(
+            "GET",
+            location.url,
             headers=headers,
             timeout=self.timeout,
             stream=True,
             allow_redirects=False,
         )
         if _is_redirect(response):
-            location = _redirect_target(response, what)
+            target = _redirect_target(response, what)
             response.close()
-            return self._open_presigned(location, what=what, headers=headers)
+            # Signed by the API just now: a refusal is transient, and a retry re-signs it.
+            return self._open_presigned(target, what=what, headers=headers, signed_by_api=True)
         if response.status_code >= 400:
             with response:
-                raise_for_status(response, what)
+                self.raise_for_status(response, what)
         return response
 
     def _open_presigned(
-        self, url: str, *, what: str, headers: dict[str, str] | None = None
+        self,
+        url: str,
+        *,
+        what: str,
+        headers: dict[str, str] | None = None,
+        signed_by_api: bool = False,
     ) -> requests.Response:
         """GET a pre-signed URL with the bare session (no token ever goes there), following a
         bounded chain of redirects the same way.
@@ -394,10 +367,10 @@ class Transport:
                 f"{what}: the pre-signed URL {safe_url(url)} was refused "
                 f"({response.status_code}, expired or not valid)"
             )
-            raise TransientApiError(msg)
+            raise TransientApiError(msg) if signed_by_api else ExpiredLocationError(msg)
         if response.status_code >= 400:
             with response:
-                raise_for_status(response, f"{what} (pre-signed download {safe_url(url)})")
+                self.raise_for_status(response, f"{what} (pre-signed download {safe_url(url)})")
         return response
 
 

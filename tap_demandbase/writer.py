@@ -14,12 +14,17 @@ import contextlib
 import datetime
 import decimal
 import json
+import os
 import sys
 import typing as t
+import weakref
 
 import orjson
 from singer_sdk.singerlib.encoding.base import GenericSingerWriter
 from singer_sdk.singerlib.encoding.simple import Message, RecordMessage
+from typing_extensions import override
+
+from tap_demandbase.errors import TargetGoneError
 
 _OPTIONS = orjson.OPT_APPEND_NEWLINE
 BUFFER_BYTES = 1 << 16
@@ -52,12 +57,14 @@ class FastSingerWriter(GenericSingerWriter[bytes, Message]):
         self._record_key: tuple[str, str | None] | None = None
         self._record_head = b""
         self._record_tail = b""
-        atexit.register(self._flush_at_exit)
+        _LIVE_WRITERS.add(self)
 
+    @override
     def serialize_message(self, message: Message) -> bytes:
         """Serialize a message into one JSON line."""
         return json_line(message.to_dict())
 
+    @override
     def write_message(self, message: Message) -> None:
         """Write a message; flush unless it is a RECORD."""
         is_record = isinstance(message, RecordMessage)
@@ -99,20 +106,54 @@ class FastSingerWriter(GenericSingerWriter[bytes, Message]):
             self.flush()
 
     def flush(self) -> None:
-        """Write out and flush every queued line."""
+        """Write out and flush every queued line.
+
+        Raises:
+            TargetGoneError: The target closed its end of the pipe (it died or stopped).
+        """
         # The stdout of when the lines were queued: the SDK's test runner swaps sys.stdout.
         out = self._target or sys.stdout
         buffer = getattr(out, "buffer", None)
-        if self._pending:
-            if buffer is not None:
-                out.flush()
-                buffer.write(self._pending)
-            else:
-                out.write(self._pending.decode())
+        try:
+            if self._pending:
+                if buffer is not None:
+                    out.flush()
+                    buffer.write(self._pending)
+                else:
+                    out.write(self._pending.decode())
+                self._pending.clear()
+            (buffer or out).flush()
+        except BrokenPipeError:
             self._pending.clear()
-        (buffer or out).flush()
+            _discard_stdout(out)
+            msg = (
+                "The target stopped reading the tap's output (broken pipe): see the target's "
+                "own log for why. Nothing more can be delivered in this run; the next run "
+                "resumes from the last STATE the target received (an export job named there "
+                "is re-used, not paid for again)."
+            )
+            raise TargetGoneError(msg) from None
 
-    def _flush_at_exit(self) -> None:
-        """Flush records still queued when the process ends (a failed run's last records)."""
-        with contextlib.suppress(OSError, ValueError):  # stdout closed: nowhere to deliver
-            self.flush()
+
+def _discard_stdout(out: t.Any) -> None:
+    """Point stdout's file descriptor at /dev/null after a broken pipe, so that nothing (not
+    even the interpreter's last flush at exit) writes to the closed pipe again and prints an
+    "Exception ignored ... BrokenPipeError" traceback.
+    """
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, out.fileno())
+        os.close(devnull)
+
+
+#: Writers not yet garbage-collected: flushed once at exit by one handler for the process, not
+#: one handler per writer (which would pile up, and keep every writer alive, in a long process).
+_LIVE_WRITERS: weakref.WeakSet[FastSingerWriter] = weakref.WeakSet()
+
+
+@atexit.register
+def _flush_at_exit() -> None:
+    """Flush records still queued when the process ends (a failed run's last records)."""
+    for writer in list(_LIVE_WRITERS):
+        with contextlib.suppress(OSError, ValueError, TargetGoneError):  # nowhere to deliver
+            writer.flush()

@@ -1,16 +1,29 @@
-"""Fixtures: a real API emulator on loopback and the real ``tap-demandbase`` command."""
+"""Fixtures: a real API emulator on loopback and the real ``tap-demandbase`` command.
+
+``run_tap`` runs the command's own code (click command, invoke, sync) in this process, which
+saves an interpreter start and the SDK's import (about 2 s of CPU) per run. Tests of the
+end-to-end promises run the installed command as a process: a module says so with
+``pytestmark = pytest.mark.cli``, and ``TAP_TESTS_CLI=1`` runs every test that way.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
+import logging
 import os
+import signal
 import subprocess
 import sys
+import traceback
+import weakref
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import click
 import pytest
 
 from tap_demandbase.sandbox import Sandbox, SandboxSettings
@@ -108,14 +121,108 @@ def run_tap(
         state_path = tmp_path / "state.json"
         state_path.write_text(json.dumps(state))
         command += ["--state", str(state_path)]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TAP_DEMANDBASE_")}
-    done = subprocess.run(
-        command, capture_output=True, text=True, timeout=timeout, env=env, check=False
-    )
+    if _RUN_AS_PROCESS[-1]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("TAP_DEMANDBASE_")}
+        done = subprocess.run(
+            command, capture_output=True, text=True, timeout=timeout, env=env, check=False
+        )
+        returncode, stdout, stderr = done.returncode, done.stdout, done.stderr
+    else:
+        returncode, stdout, stderr = _run_in_process(command[1:])
     messages = []
     if "--discover" not in args and "--about" not in args:
-        messages = [json.loads(line) for line in done.stdout.splitlines() if line.strip()]
-    return TapRun(done.returncode, done.stdout, done.stderr, messages)
+        messages = [json.loads(line) for line in stdout.splitlines() if line.strip()]
+    return TapRun(returncode, stdout, stderr, messages)
+
+
+#: Whether run_tap starts the installed command as a process (a stack: the current test's).
+_RUN_AS_PROCESS: list[bool] = [os.environ.get("TAP_TESTS_CLI") == "1"]
+
+
+@pytest.fixture(autouse=True)
+def _run_mode(request: pytest.FixtureRequest) -> Any:
+    as_process = _RUN_AS_PROCESS[0] or request.node.get_closest_marker("cli") is not None
+    _RUN_AS_PROCESS.append(as_process)
+    yield
+    _RUN_AS_PROCESS.pop()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "cli: run the installed tap-demandbase as a process")
+    config.addinivalue_line("markers", "slow: minutes-long pipelines, started first")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Start the slow pipelines first: spread over the workers, they end with the rest of the
+    suite instead of after it.
+    """
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
+def _run_in_process(argv: list[str]) -> tuple[int, str, str]:
+    """Run the tap's command line in this process; return (exit code, stdout, stderr).
+
+    What a process would isolate is restored after: environment, signal handlers, log
+    handlers, and records still queued in a writer are flushed as at a process's exit.
+    """
+    from tap_demandbase import writer as writer_module
+    from tap_demandbase.tap import TapDemandbase
+
+    out, err = io.BytesIO(), io.StringIO()
+    stdout = io.TextIOWrapper(out, encoding="utf-8", write_through=True)
+    handler = logging.StreamHandler(err)
+    handler.setFormatter(_console_formatter())
+    root = logging.getLogger()
+    saved_level, saved_env = root.level, dict(os.environ)
+    saved_signals = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    writers: weakref.WeakSet[Any] = weakref.WeakSet()
+    original_init = writer_module.FastSingerWriter.__init__
+
+    def tracked_init(self: Any) -> None:
+        original_init(self)
+        writers.add(self)
+
+    for name in [k for k in os.environ if k.startswith("TAP_DEMANDBASE_")]:
+        del os.environ[name]
+    root.addHandler(handler)
+    root.setLevel(os.environ.get("LOGLEVEL", "INFO").upper())
+    writer_module.FastSingerWriter.__init__ = tracked_init  # type: ignore[method-assign]
+    code = 0
+    try:
+        with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(err):
+            try:
+                TapDemandbase.get_singer_command().main(
+                    args=argv, prog_name="tap-demandbase", standalone_mode=False
+                )
+            except SystemExit as exc:
+                code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+            except click.exceptions.Exit as exc:
+                code = exc.exit_code
+            except click.ClickException as exc:
+                exc.show(err)
+                code = exc.exit_code
+            except Exception:
+                err.write(traceback.format_exc())
+                code = 1
+            finally:
+                for writer in list(writers):
+                    with contextlib.suppress(Exception):
+                        writer.flush()
+    finally:
+        writer_module.FastSingerWriter.__init__ = original_init  # type: ignore[method-assign]
+        root.removeHandler(handler)
+        root.setLevel(saved_level)
+        os.environ.clear()
+        os.environ.update(saved_env)
+        for sig, previous in saved_signals.items():
+            signal.signal(sig, previous)
+    return code, out.getvalue().decode("utf-8"), err.getvalue()
+
+
+def _console_formatter() -> logging.Formatter:
+    import singer_sdk.logging
+
+    return singer_sdk.logging.ConsoleFormatter()
 
 
 def discover(tmp_path: Path, config: dict[str, Any]) -> dict[str, Any]:

@@ -30,9 +30,10 @@ from tap_demandbase.columnar import (
     write_parquet,
     write_part_record_messages,
 )
+from tap_demandbase.dialects.export_v1 import FIELD_TYPES
+from tap_demandbase.engine.results import DownloadedPart
 from tap_demandbase.errors import MalformedResultError
 from tap_demandbase.records import CsvPartReader
-from tap_demandbase.results import DownloadedPart
 from tap_demandbase.sandbox.data import Filters
 from tap_demandbase.sandbox.entities import ENTITIES
 from tap_demandbase.sandbox.files import write_export
@@ -307,7 +308,10 @@ def test_emulator_data_gives_the_same_record_lines_on_both_paths(tmp_path, entit
     fields = ENTITIES[entity].field_names
     settings = SandboxSettings(rows={entity: 3000}, rows_per_part=3000)
     files = write_export(tmp_path / "export", settings, entity, fields, Filters())
-    properties = {f.name: property_schema(entity, f.name, f.type) for f in ENTITIES[entity].fields}
+    properties = {
+        f.name: property_schema(entity, f.name, f.type, FIELD_TYPES)
+        for f in ENTITIES[entity].fields
+    }
     reader = CsvPartReader(entity, properties, fields)
     part = DownloadedPart(1, files.parts[0], files.sizes[0])
     python, error = _python(part, reader)
@@ -568,7 +572,10 @@ def test_jsonl_and_parquet_outputs_hold_the_record_values(tmp_path):
     fields = ENTITIES[entity].field_names
     settings = SandboxSettings(rows={entity: 2000}, rows_per_part=2000)
     files = write_export(tmp_path / "export", settings, entity, fields, Filters())
-    properties = {f.name: property_schema(entity, f.name, f.type) for f in ENTITIES[entity].fields}
+    properties = {
+        f.name: property_schema(entity, f.name, f.type, FIELD_TYPES)
+        for f in ENTITIES[entity].fields
+    }
     reader = CsvPartReader(entity, properties, fields)
     part = DownloadedPart(1, files.parts[0], files.sizes[0])
     records = list(reader.records(part))

@@ -9,6 +9,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _emulators() -> list[str]:
+    """Return the pids of emulators started by this checkout's demo (not another checkout's)."""
+    ready_file = str(ROOT / ".demo" / "api_url").encode()
     found = []
     for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
         try:
@@ -16,10 +18,18 @@ def _emulators() -> list[str]:
         except OSError:
             continue
         if any(b"tap_demandbase.sandbox" in w or b"demandbase-sandbox" in w for w in words) and any(
-            w.endswith(b".demo/api_url") for w in words
+            w == ready_file or (w.endswith(b".demo/api_url") and _cwd(cmdline.parent) == ROOT)
+            for w in words
         ):
             found.append(cmdline.parent.name)
     return found
+
+
+def _cwd(process: Path) -> Path | None:
+    try:
+        return Path(process / "cwd").resolve()
+    except OSError:
+        return None
 
 
 def test_demo_runs_and_stops_its_emulator():

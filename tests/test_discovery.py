@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from tests.conftest import ENTITIES, discover, run_tap, tap_config
 from tests.expected import api_field_types
+
+#: Discovery and --about run the installed command.
+pytestmark = pytest.mark.cli
 
 FAMILIES = {
     ("string", "text", "id", "reference", "picklist", "email", "url", "phone"): {
@@ -96,30 +101,6 @@ def test_about_lists_the_settings(tmp_path):
         "job_timeout_seconds",
     ):
         assert f"| {setting} |" in run.stdout
-
-
-def test_meltano_yml_declares_every_setting():
-    import yaml
-
-    from tap_demandbase.tap import TapDemandbase
-
-    TapDemandbase.append_builtin_config(TapDemandbase.config_jsonschema)
-
-    project = yaml.safe_load(open("meltano.yml", encoding="utf-8"))  # noqa: SIM115
-    (extractor,) = project["plugins"]["extractors"]
-    declared = {setting["name"]: setting for setting in extractor["settings"]}
-    builtin = {
-        "stream_map_config",
-        "faker_config",
-        "flattening_max_key_length",
-        "flattening_separator",
-    }
-    for name in TapDemandbase.config_jsonschema["properties"]:
-        assert name in declared or name in builtin, name
-    for name in ("window_days", "max_concurrent_jobs", "max_job_attempts", "account_list_id"):
-        assert name in declared
-    assert declared["access_token"]["sensitive"] is True
-    assert declared["access_token"]["kind"] == "password"
 
 
 def test_python_m_and_config_from_the_environment(sandbox, tmp_path):

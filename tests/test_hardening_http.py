@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from tests.conftest import discover, run_tap, select, tap_config
 
 
@@ -149,11 +151,12 @@ def test_bytes_disagreeing_with_file_size_bytes_fail_without_bookmark(sandbox, t
     assert len(posts) == 2
 
 
+@pytest.mark.cli  # stale spools are removed once per process, at its first download
 def test_spool_files_are_private_and_stale_spools_removed(sandbox, tmp_path, monkeypatch):
     import subprocess
     import sys
 
-    from tap_demandbase.results import _private_file
+    from tap_demandbase.engine.results import _private_file
 
     with _private_file(tmp_path / "spool.csv") as out:
         out.write(b"x")

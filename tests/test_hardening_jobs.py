@@ -15,21 +15,21 @@ from typing import Any
 import pytest
 import requests
 
-from tap_demandbase.api import JobSpec, JobState
-from tap_demandbase.client import DataExportClient, job_status_from_json
-from tap_demandbase.errors import ApiRequestError
-from tap_demandbase.jobs import (
+from tap_demandbase.dialects import ConnectOptions, export_v1
+from tap_demandbase.dialects.export_v1 import job_status_from_json
+from tap_demandbase.engine.jobs import (
     NOT_FOUND_AFTER_CREATE_WAITS,
     REUSE_MAX_AGE,
     ExportJob,
-    PollPolicy,
     reuse_rule,
 )
-from tap_demandbase.ledger import LedgerEntry
+from tap_demandbase.engine.ledger import LedgerEntry
+from tap_demandbase.errors import ApiRequestError
+from tap_demandbase.model import JobSpec, JobState, PollPolicy
 from tap_demandbase.sandbox import Sandbox
-from tap_demandbase.transport import Transport
 from tests.conftest import discover, fast_settings, run_tap, select, tap_config
 from tests.expected import api_field_types, assert_records_match
+from tests.fakes import FakeClock
 
 START = "2024-01-01"
 END = "2024-03-31"  # fixed: the windows do not depend on the day the suite runs
@@ -440,17 +440,22 @@ def test_a_job_not_found_right_after_creation_is_asked_for_again(sandbox, tmp_pa
 
 def test_a_job_still_not_found_after_the_brief_retries_is_an_error(sandbox):
     sandbox.settings.status_not_found_after_create = 100
-    client = DataExportClient(Transport(sandbox.api_url, sandbox.token, user_agent="test"))
-    waits: list[float] = []
+    options = ConnectOptions(user_agent="test", download_stall_seconds=5)
+    client = export_v1.connect({"access_token": sandbox.token}, sandbox.api_url, options).api
+    clock = FakeClock()
     spec = JobSpec("campaigns", ("id",), "last_modified_date")
     job = ExportJob(
-        client, spec, PollPolicy(first_interval=0.01), logging.getLogger("t"), sleep=waits.append
+        client,
+        spec,
+        PollPolicy(first_interval=0.01, max_interval=1, timeout=60),
+        logging.getLogger("t"),
+        clock,
     )
     job.create()
     with pytest.raises(ApiRequestError) as raised:
         job.wait_until_completed()
     assert raised.value.status == 404
-    assert waits[1:] == list(NOT_FOUND_AFTER_CREATE_WAITS)  # after the first poll interval
+    assert clock.sleeps[1:] == list(NOT_FOUND_AFTER_CREATE_WAITS)  # after the first interval
     assert 8 <= sum(NOT_FOUND_AFTER_CREATE_WAITS) <= 12
 
 

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from tap_demandbase.engine.results import DownloadedPart
 from tap_demandbase.errors import MalformedResultError
 from tap_demandbase.records import CsvPartReader
-from tap_demandbase.results import DownloadedPart
 
 PROPERTIES = {
     "id": {"type": ["string", "null"]},

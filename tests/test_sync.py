@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import pendulum
+import pytest
 
 from tests.conftest import ENTITIES, discover, run_tap, select, tap_config
 from tests.expected import api_field_types, assert_records_match
+
+#: The end-to-end promises of a sync run the installed command.
+pytestmark = pytest.mark.cli
 
 REPLICATION_KEYS = {entity: "last_modified_date" for entity in ENTITIES} | {
     "activities": "activity_date"

@@ -27,6 +27,8 @@ import time
 from dataclasses import dataclass
 from datetime import date
 
+from typing_extensions import override
+
 from tap_demandbase.sandbox.data import Filters
 from tap_demandbase.sandbox.entities import ENTITIES
 from tap_demandbase.sandbox.files import UrlSigner, part_path, send_file
@@ -203,6 +205,7 @@ class ApiHandler(SandboxHandler):
 
     server: ApiServer
 
+    @override
     def route(self) -> None:
         """Answer the request (see the module docstring for the routes)."""
         if self.url_path.startswith(ADMIN_PREFIX):

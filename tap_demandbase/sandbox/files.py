@@ -60,6 +60,8 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from typing_extensions import override
+
 from tap_demandbase.sandbox.data import Cell, Filters, iter_rows
 from tap_demandbase.sandbox.entities import (
     BOOLEAN_TYPES,
@@ -424,6 +426,7 @@ class FilesHandler(SandboxHandler):
 
     server: FilesServer
 
+    @override
     def send_problem(
         self, status: int, code: str, message: str, headers: dict[str, str] | None = None
     ) -> None:
@@ -437,10 +440,12 @@ class FilesHandler(SandboxHandler):
         )
         self.send_body(status, "application/xml", body.encode(), headers)
 
+    @override
     def send_fault(self, status: int, code: str, message: str, headers: dict[str, str]) -> None:
         """Answer injected faults like the object store's own errors (XML)."""
         self.send_problem(status, code, message, headers)
 
+    @override
     def route(self) -> None:
         """Check auth mechanism, fault, signature and expiry, then stream the part."""
         if self.command not in ("GET", "HEAD"):

@@ -15,6 +15,8 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, urlsplit
 
+from typing_extensions import override
+
 from tap_demandbase.sandbox.log import RecordedRequest, RequestLog
 from tap_demandbase.sandbox.settings import SandboxSettings
 
@@ -43,6 +45,7 @@ class SandboxServer(ThreadingHTTPServer):
         self.log = log
         super().__init__(address, handler)
 
+    @override
     def server_bind(self) -> None:
         """Bind without ``HTTPServer``'s reverse DNS lookup, which can stall for seconds."""
         socketserver.TCPServer.server_bind(self)
@@ -149,6 +152,7 @@ class SandboxHandler(BaseHTTPRequestHandler):
         finally:
             self._record = False  # a later unparsable request on this connection is not logged
 
+    @override
     def send_response(self, code: int, message: str | None = None) -> None:
         """Record the request (once, before the client can see the answer), then answer."""
         if self._record and not self._answered:
@@ -207,5 +211,6 @@ class SandboxHandler(BaseHTTPRequestHandler):
         """Answer an injected ``http_errors`` fault (JSON ``error``/``message`` by default)."""
         self.send_json(status, {"error": code, "message": message}, headers or None)
 
+    @override
     def log_message(self, format: str, *args: object) -> None:
         """Stay quiet: the request log, not stderr, is how the sandbox reports traffic."""

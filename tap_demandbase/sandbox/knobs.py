@@ -87,8 +87,14 @@ class Knob:
 
 def _scalar_name(hint: object) -> str:
     args = [a for a in typing.get_args(hint) if a is not type(None)] or [hint]
-    names = {int: "int", float: "number", str: "text", bool: "bool", date: "YYYY-MM-DD"}
-    return names.get(args[0], "value")  # type: ignore[call-overload]
+    names: dict[object, str] = {
+        int: "int",
+        float: "number",
+        str: "text",
+        bool: "bool",
+        date: "YYYY-MM-DD",
+    }
+    return names.get(args[0], "value")
 
 
 def _json_type(hint: object) -> str:
@@ -98,10 +104,10 @@ def _json_type(hint: object) -> str:
     if type(None) in args:
         other = next(a for a in args if a is not type(None))
         return _json_type(other) + " or null"
-    names = {int: "integer", float: "number", str: "string", bool: "boolean"}
+    names: dict[object, str] = {int: "integer", float: "number", str: "string", bool: "boolean"}
     if hint is date:
         return '"YYYY-MM-DD"'
-    return names.get(hint, "value")  # type: ignore[call-overload]
+    return names.get(hint, "value")
 
 
 def attribute_docs(cls: type = SandboxSettings) -> dict[str, str]:

@@ -56,6 +56,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from urllib.parse import parse_qsl
 
+from typing_extensions import override
+
 from tap_demandbase.sandbox.api import ApiHandler, ApiServer
 from tap_demandbase.sandbox.data import iter_rows
 from tap_demandbase.sandbox.files import ResultFiles, UrlSigner, part_path, write_export
@@ -174,6 +176,7 @@ class UapiServer(ApiServer):
         jobs = self.store.all_jobs()
         return [(job, self.uapi_jobs[job.id]) for job in jobs if job.id in self.uapi_jobs]
 
+    @override
     def describe_jobs(self) -> list[dict[str, object]]:
         """Return every job as ``GET /job/{id}`` would, without signing URLs, oldest first."""
         return [self.describe(job, info, urls=False) for job, info in self.known_jobs()]
@@ -222,6 +225,7 @@ class UapiServer(ApiServer):
             expires = int(time.time()) - 60
         return self.signer.url(self.files_url, part_path(job.id, part), expires)
 
+    @override
     def reset(self) -> None:
         """Forget the request log, every job and today's call counters."""
         with self.create_lock:
@@ -235,6 +239,7 @@ class UapiHandler(ApiHandler):
 
     server: UapiServer
 
+    @override
     def route(self) -> None:
         """Answer the request (see the module docstring for the routes)."""
         if self.url_path.startswith(ADMIN_PREFIX):
@@ -262,6 +267,7 @@ class UapiHandler(ApiHandler):
         except UapiError as problem:
             self.send_problem(problem.status, problem.code, problem.message)
 
+    @override
     def send_problem(
         self, status: int, code: str, message: str, headers: dict[str, str] | None = None
     ) -> None:
@@ -274,10 +280,12 @@ class UapiHandler(ApiHandler):
         body = {"errorCode": code, "errorMessage": message, "diagnosticCode": secrets.token_hex(16)}
         self.send_json(status, body, headers)
 
+    @override
     def send_fault(self, status: int, code: str, message: str, headers: dict[str, str]) -> None:
         """Answer an injected ``http_errors`` fault in the uapi error envelope."""
         self.send_problem(status, f"{status}-100", message, headers)
 
+    @override
     def _admin(self) -> None:
         """Serve the shared sandbox controls plus ``GET /_sandbox/usage`` (today's counters)."""
         if (self.command, self.url_path) == ("GET", ADMIN_PREFIX + "usage"):
@@ -315,6 +323,7 @@ class UapiHandler(ApiHandler):
             raise UapiError(405, "405-100", f"{method} is not allowed on {path}")
         return routes[method]
 
+    @override
     def _authorized(self) -> bool:
         """Check the bearer token; a due ``uapi_expire_next_tokens`` fault expires it now."""
         scheme, _, token = self.headers.get("Authorization", "").partition(" ")
@@ -403,6 +412,7 @@ class UapiHandler(ApiHandler):
                 raise UapiError(400, "400-139", f"adReportType {report!r} is not valid for {name}.")
         self.send_json(200, [f.to_json() for f in fields_for(entity, self.settings)])
 
+    @override
     def _create(self) -> None:
         """``POST /job``: validate, enforce one running job and the quota, then accept."""
         server = self.server
@@ -466,6 +476,7 @@ class UapiHandler(ApiHandler):
             raise UapiError(404, "404-302", "Job id invalid")
         self.send_json(200, self.server.describe(job, info))
 
+    @override
     def _list(self) -> None:
         """``GET /jobs``: one page of the tenant's jobs."""
         entity = self._choice("entityType", "400-123", ("all", *ENTITY_TYPES))

@@ -12,6 +12,7 @@ import logging
 import os
 import shutil
 import tempfile
+import threading
 import time
 import typing as t
 import zlib
@@ -21,19 +22,31 @@ from pathlib import Path
 import requests
 import urllib3
 
-from tap_demandbase.background import run_in_background
+from tap_demandbase.engine.background import run_in_background
+from tap_demandbase.engine.jobs import human_bytes
 from tap_demandbase.errors import (
     ApiRequestError,
+    ExpiredLocationError,
     InconsistentResultError,
     MalformedResultError,
 )
-from tap_demandbase.jobs import human_bytes
 
 if t.TYPE_CHECKING:
     from collections.abc import Iterator
     from concurrent.futures import Future
 
-    from tap_demandbase.api import ExportApi, JobStatus
+    from tap_demandbase.model import ExportApi, JobStatus, PartLocation
+
+
+class PartOpener(t.Protocol):
+    """Opens a streaming download of one result part (the transport, for every dialect)."""
+
+    def open_location(
+        self, location: PartLocation, *, what: str, headers: dict[str, str] | None = None
+    ) -> requests.Response:
+        """Return the streaming response with the part's bytes (from ``Range``, if given)."""
+        ...
+
 
 CHUNK_SIZE = 1 << 14  # small: what arrives before a connection breaks is kept
 PROGRESS_EVERY_SECONDS = 15.0
@@ -110,6 +123,7 @@ class ResultParts:
     def __init__(
         self,
         api: ExportApi,
+        opener: PartOpener,
         job: JobStatus,
         logger: logging.Logger,
         *,
@@ -117,27 +131,26 @@ class ResultParts:
         stall_seconds: float = 60.0,
     ) -> None:
         self.api = api
+        self.opener = opener
         self.stall_seconds = stall_seconds
         self.job = job
         self.logger = logger
         self.skip = skip or set()
         self.bytes_downloaded = 0
         self.total_size = 0
+        self._locations = {loc.number: loc for loc in api.part_locations(job)}
+        self._refresh_lock = threading.Lock()
 
     @property
     def count(self) -> int:
-        """Return how many parts the job's result has: none for an empty result (no rows,
-        no parts or file_parts absent), else at least one.
-        """
-        if self.job.file_parts == 0 or (self.job.file_parts is None and self.job.record_count == 0):
-            return 0
-        return max(1, self.job.file_parts or 1)
+        """Return how many parts the job's result has (none for an empty result)."""
+        return len(self._locations)
 
     def __iter__(self) -> Iterator[DownloadedPart]:
         """Yield each part on disk (but those in ``skip``), downloading the next one while the
         consumer reads this one; a part's file is deleted once the consumer asks for the next.
         """
-        numbers = [n for n in range(1, self.count + 1) if n not in self.skip]
+        numbers = [n for n in sorted(self._locations) if n not in self.skip]
         _remove_stale_spools_once()
         with tempfile.TemporaryDirectory(
             prefix=f"{SPOOL_PREFIX}{os.getpid()}-", ignore_cleanup_errors=True
@@ -180,7 +193,7 @@ class ResultParts:
         with _private_file(path) as out:
             for attempt in range(MAX_RESUMES + 1):
                 headers = {"Range": f"bytes={size}-"} if size else None
-                response = self.api.open_part(self.job, number, headers=headers)
+                response = self._open(number, headers)
                 with response:
                     if size and response.status_code != 206:
                         # The server ignored the Range: start the part over.
@@ -222,6 +235,23 @@ class ResultParts:
             number, self.count, self.job.id, human_bytes(size), time.monotonic() - started,
         )  # fmt: skip
         return DownloadedPart(number=number, path=path, size=size)
+
+    def _open(self, number: int, headers: dict[str, str] | None) -> requests.Response:
+        """Open a part; a pre-signed URL refused as expired is replaced once by a fresh one
+        (one status call), and a second refusal fails the stream with its ledger kept.
+        """
+        what = f"downloading part {number} of export job {self.job.id}"
+        try:
+            return self.opener.open_location(self._locations[number], what=what, headers=headers)
+        except ExpiredLocationError:
+            self.logger.info("%s: the result URL expired; asking the API for a fresh one", what)
+            with self._refresh_lock:
+                fresh = {loc.number: loc for loc in self.api.part_locations(self.job, fresh=True)}
+                self._locations.update(fresh)
+            if number not in fresh:
+                msg = f"{what}: the API no longer lists this part. Run the tap again."
+                raise ApiRequestError(msg) from None
+            return self.opener.open_location(fresh[number], what=what, headers=headers)
 
     def _gunzipped(self, number: int, path: Path) -> int:
         """Decompress a spooled gzip body in place (streaming); return the part's size."""

@@ -1,7 +1,8 @@
-"""The Data Export API dialect of ``demandbase-data-export-openapi.yml``.
+"""The ``export_v1`` dialect: the Data Export API of ``demandbase-data-export-openapi.yml``.
 
-The only module that knows this API's paths, payload shapes and status names. Another dialect
-(Demandbase's production ``uapi``) is a sibling module exposing the same ``ExportApi`` methods.
+The only module that knows this API's paths, payloads, status words, error bodies, field types
+and settings (a bearer ``access_token``, ``account_list_id``). Another dialect (Demandbase's
+production ``uapi``) is a sibling module supplying the same ``Dialect``.
 """
 
 from __future__ import annotations
@@ -12,14 +13,37 @@ import re
 import typing as t
 from dataclasses import dataclass, replace
 
-from tap_demandbase.api import EntityInfo, FieldInfo, JobSpec, JobState, JobStatus, ReuseRule
-from tap_demandbase.errors import ApiRequestError, AuthError
-from tap_demandbase.jobs import usable_result
+from singer_sdk import typing as th
+from singer_sdk.authenticators import BearerTokenAuthenticator
+
+from tap_demandbase.dialects.base import Connection, ConnectOptions, Dialect
+from tap_demandbase.errors import (
+    ApiRequestError,
+    AuthError,
+    ConfigError,
+    DemandbaseError,
+    QuotaExceededError,
+    TransientApiError,
+)
+from tap_demandbase.model import (
+    Capabilities,
+    EntityInfo,
+    FieldInfo,
+    Filters,
+    JobSpec,
+    JobState,
+    JobStatus,
+    PartLocation,
+    PollPolicy,
+    ReuseRule,
+    usable_result,
+)
+from tap_demandbase.transport import Transport, add_secrets, api_message, retry_after_seconds
 
 if t.TYPE_CHECKING:
-    import requests
+    from collections.abc import Mapping, Sequence
 
-    from tap_demandbase.transport import Transport
+    import requests
 
 JOBS_PATH = "/export/v1/jobs"
 ENTITIES_PATH = "/export/v1/entities"
@@ -162,8 +186,7 @@ def job_request_body(spec: JobSpec) -> dict[str, t.Any]:
         if spec.end:
             date_range["end"] = spec.end.isoformat()
         filters["date_range"] = date_range
-    if spec.account_list_id:
-        filters["account_list_id"] = spec.account_list_id
+    filters.update(spec.filters)
     body: dict[str, t.Any] = {"entity_type": spec.entity, "fields": list(spec.fields)}
     if filters:
         body["filters"] = filters
@@ -174,9 +197,16 @@ def job_request_body(spec: JobSpec) -> dict[str, t.Any]:
 class DataExportClient:
     """Speaks the Data Export API contract over a Transport."""
 
-    def __init__(self, transport: Transport) -> None:
+    capabilities = Capabilities(can_cancel=True, can_list_jobs=True)
+
+    def __init__(self, transport: Transport, account_list_id: str | None = None) -> None:
         self.transport = transport
+        self.account_list_id = account_list_id
         self._listing_unavailable = False
+
+    def job_filters(self, entity: str) -> list[Filters]:
+        """Return the one filter set of every job: the account list, if the settings name one."""
+        return [(("account_list_id", self.account_list_id),) if self.account_list_id else ()]
 
     def list_entities(self) -> list[EntityInfo]:
         """Return every exportable entity with its fields (tenant custom fields included)."""
@@ -296,6 +326,7 @@ class DataExportClient:
             return None
         rule = rule or ReuseRule()
         wanted = job_request_body(spec)
+        now = datetime.datetime.now(datetime.timezone.utc)
         found: list[JobStatus] = []
         try:
             # In the order jobs move through: one that moves on between two listings is
@@ -307,7 +338,9 @@ class DataExportClient:
                     found += [
                         job
                         for job in page.jobs
-                        if _same_export(job.raw, wanted) and usable_result(job) and rule.admits(job)
+                        if _same_export(job.raw, wanted)
+                        and usable_result(job, now)
+                        and rule.admits(job)
                     ]
                     offset += page.listed
                     if not page.listed or offset >= page.total:
@@ -324,13 +357,147 @@ class DataExportClient:
             return None
         return max(found, key=_preference, default=None)
 
-    def open_part(
-        self, job: JobStatus, part: int, headers: dict[str, str] | None = None
-    ) -> requests.Response:
-        """Open a streaming download of one result part, following the 302 without the token."""
-        return self.transport.open_download(
-            f"{JOBS_PATH}/{job.id}/download",
-            params={"part": part},
-            headers=headers,
-            what=f"downloading part {part} of export job {job.id}",
+    def part_locations(self, job: JobStatus, *, fresh: bool = False) -> list[PartLocation]:
+        """Return the download endpoint of each part: it redirects to a URL it signs anew on
+        every call, so there is never anything to refresh. An empty result (no rows, no parts
+        or file_parts absent) has none.
+        """
+        if job.file_parts == 0 or (job.file_parts is None and job.record_count == 0):
+            return []
+        url = self.transport.url(f"{JOBS_PATH}/{job.id}/download")
+        return [
+            PartLocation(number=n, url=f"{url}?part={n}", with_credentials=True)
+            for n in range(1, max(1, job.file_parts or 1) + 1)
+        ]
+
+
+def classify_error(response: requests.Response, what: str) -> DemandbaseError:
+    """Return the error a pipeline operator can act on, for an answer of 400 or more."""
+    status = response.status_code
+    message = api_message(response)
+    if status == 401:
+        msg = (
+            f"The Demandbase API refused the access token (401 on {what}): it is missing, wrong "
+            "or expired. Set a valid token in the access_token setting "
+            "(TAP_DEMANDBASE_ACCESS_TOKEN)."
         )
+        return AuthError(msg, status=401)
+    if status == 403:
+        msg = (
+            f"The Demandbase API denied {what} (403: {message}). Ask your Demandbase admin to "
+            "grant the token's user the Data Export permission."
+        )
+        return AuthError(msg, status=403)
+    if status == 429 and (
+        _is_quota_answer(response, message) or retry_after_seconds(response) is None
+    ):
+        return QuotaExceededError(quota_message(response, message))
+    if status == 429 or status >= 500:
+        return TransientApiError(
+            f"{what} answered {status}: {message}", retry_after=retry_after_seconds(response)
+        )
+    msg = f"The Demandbase API rejected {what} ({status}): {message}"
+    return ApiRequestError(msg, status=status)
+
+
+def _is_quota_answer(response: requests.Response, message: str) -> bool:
+    """Tell the daily-quota 429 (never retried) from a rate limit (retried only when the
+    server says when: the contract's 429 is the quota, and a blind retry loop spends it).
+    """
+    return "quota" in message.lower() or "quota" in response.text.lower()[:500]
+
+
+def quota_message(response: requests.Response, message: str) -> str:
+    """Say that the quota is spent and when it comes back."""
+    resets_at = None
+    try:
+        body = response.json()
+        if isinstance(body, dict):
+            resets_at = body.get("resets_at") or body.get("resetsAt")
+    except ValueError:
+        pass
+    when = resets_at or "at the next midnight UTC"
+    return (
+        f"The Demandbase daily export quota is spent ({message}); it resets {when}. "
+        "Everything extracted so far is kept in the emitted state: run the tap again after the "
+        "reset and it continues from there."
+    )
+
+
+# The dialect ---------------------------------------------------------------------------------
+
+DEFAULT_API_URL = "https://api.demandbase.com"
+
+#: The contract's field ``type`` is free text and tenants add custom fields: types are matched
+#: by family of names (lower case), anything else is read as a string with a warning.
+FIELD_TYPES: dict[str, str] = {
+    **dict.fromkeys(
+        ("string", "text", "id", "reference", "picklist", "email", "url", "phone"), "string"
+    ),
+    **dict.fromkeys(("integer", "int", "long", "bigint"), "integer"),
+    **dict.fromkeys(("number", "float", "double", "decimal", "currency", "percent"), "number"),
+    **dict.fromkeys(("boolean", "bool"), "boolean"),
+    "date": "date",
+    **dict.fromkeys(("datetime", "date-time", "timestamp"), "date-time"),
+}
+
+DEFAULT_REPLICATION_KEY = "last_modified_date"
+DEFAULT_REPLICATION_KEYS = {"activities": "activity_date"}
+
+SETTINGS: tuple[th.Property[t.Any], ...] = (
+    th.Property(
+        "access_token",
+        th.StringType,
+        secret=True,
+        title="Access token",
+        description="Bearer token of a Demandbase user with the Data Export permission.",
+    ),
+    th.Property(
+        "account_list_id",
+        th.StringType,
+        title="Account list ID",
+        description="Export only records of this account list (filters.account_list_id).",
+    ),
+)
+
+
+def default_replication_key(stream: str, date_fields: Sequence[str]) -> str | None:
+    """Return the contract's bookmark field: activity_date for activities, else
+    last_modified_date.
+    """
+    return DEFAULT_REPLICATION_KEYS.get(stream, DEFAULT_REPLICATION_KEY)
+
+
+def connect(config: Mapping[str, t.Any], api_url: str, options: ConnectOptions) -> Connection:
+    """Return a client authenticated by the ``access_token`` setting."""
+    token = config.get("access_token")
+    if not token:
+        msg = (
+            "Setting access_token is required with api_dialect=export_v1: set it (or "
+            "TAP_DEMANDBASE_ACCESS_TOKEN) to the bearer token of a Demandbase user with the Data "
+            "Export permission."
+        )
+        raise ConfigError(msg)
+    add_secrets(str(token))
+    transport = Transport(
+        api_url,
+        t.cast("requests.auth.AuthBase", BearerTokenAuthenticator(token=str(token))),
+        classify=classify_error,
+        user_agent=options.user_agent,
+        download_read_timeout=options.download_stall_seconds,
+    )
+    client = DataExportClient(transport, config.get("account_list_id") or None)
+    return Connection(api=client, opener=transport)
+
+
+DIALECT = Dialect(
+    name="export_v1",
+    default_api_url=DEFAULT_API_URL,
+    statuses=STATUSES,
+    field_types=FIELD_TYPES,
+    settings=SETTINGS,
+    poll_policy=PollPolicy(first_interval=2.0, max_interval=900.0, timeout=6 * 3600.0),
+    max_concurrent_jobs=None,
+    default_replication_key=default_replication_key,
+    connect=connect,
+)

@@ -1,8 +1,8 @@
-"""The nouns every API dialect speaks: entities, job specs, job statuses.
+"""The nouns every API dialect speaks: entities, job specs, job statuses, result locations.
 
-A dialect (``client.py`` for the published Data Export contract, a sibling module for another
-API) turns HTTP into these values, so that jobs, results, records and streams never see a URL
-or a JSON field name of the API.
+A dialect (``dialects/export_v1.py`` for the published Data Export contract, a sibling module
+for another API) turns HTTP into these values, so that the engine, records and streams never see
+a path or a JSON field name of the API.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import typing as t
 from dataclasses import dataclass, field, replace
 
 if t.TYPE_CHECKING:
-    import requests
+    from collections.abc import Iterator
 
 
 @dataclass(frozen=True)
@@ -34,11 +34,17 @@ class EntityInfo:
     description: str = ""
 
 
+#: A dialect's filters of one job, as sorted (name, value) pairs.
+Filters = tuple[tuple[str, str], ...]
+
+
 @dataclass(frozen=True)
 class JobSpec:
     """What to export: the request of one export job, dialect-neutral.
 
-    ``start`` and ``end`` are inclusive UTC calendar dates of ``date_field``.
+    ``start`` and ``end`` are inclusive UTC calendar dates of ``date_field``. ``filters`` are
+    the dialect's own filters (an account list, a chunk of account ids) as name/value pairs: the
+    engine never reads them, but they are part of the job's identity like everything else here.
     """
 
     entity: str
@@ -46,7 +52,7 @@ class JobSpec:
     date_field: str | None = None
     start: datetime.date | None = None
     end: datetime.date | None = None
-    account_list_id: str | None = None
+    filters: Filters = ()
 
     def covers(self, other: JobSpec) -> bool:
         """Whether a job of this spec can deliver ``other``: the same rows, and every field of
@@ -80,6 +86,14 @@ class JobState(enum.Enum):
         return self in {JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED, JobState.EXPIRED}
 
 
+#: States every dialect's status words must reach: without them the engine cannot tell a job
+#: that runs from one that is done or one that failed. CANCELLED and EXPIRED are optional (an
+#: API without cancel never reports the first); UNKNOWN is what any other word becomes.
+REQUIRED_STATES = frozenset(
+    {JobState.PENDING, JobState.PROCESSING, JobState.COMPLETED, JobState.FAILED}
+)
+
+
 @dataclass(frozen=True)
 class JobStatus:
     """A snapshot of one export job as the API reported it."""
@@ -104,6 +118,23 @@ class JobStatus:
         return self.reported_status or self.state.value
 
 
+def usable_result(
+    status: JobStatus, now: datetime.datetime, margin: float = 300.0, *, unknown_ok: bool = False
+) -> bool:
+    """Whether a job's result can still be downloaded for a while (not near expires_at).
+
+    A job in a status the API contract does not define is usable only with ``unknown_ok``:
+    the job the ledger names is waited on, but a job merely listed is not re-used.
+    """
+    if status.state is not JobState.COMPLETED:
+        running = {JobState.PENDING, JobState.PROCESSING}
+        return status.state in (running | {JobState.UNKNOWN} if unknown_ok else running)
+    if status.expires_at is None:
+        return True
+    remaining = status.expires_at - now
+    return remaining.total_seconds() > margin
+
+
 @dataclass(frozen=True)
 class ReuseRule:
     """Which existing jobs may stand in for a new one (see ``jobs.reuse_rule``).
@@ -125,11 +156,58 @@ class ReuseRule:
         return status.created_at is not None and status.created_at > self.created_after
 
 
+@dataclass(frozen=True)
+class PollPolicy:
+    """How often to ask for a job's status, and for how long (each dialect has its defaults:
+    status calls are budgeted differently by each API).
+    """
+
+    first_interval: float
+    max_interval: float
+    timeout: float
+
+    def intervals(self) -> Iterator[float]:
+        """Yield the waits between status calls: doubling from the first, capped."""
+        wait = self.first_interval
+        while True:
+            yield min(wait, self.max_interval)
+            wait *= 2
+
+
+@dataclass(frozen=True)
+class PartLocation:
+    """Where one part of a job's result is: an absolute URL, fetched with the API's credentials
+    (an endpoint that redirects to a pre-signed URL) or without any (a pre-signed URL itself).
+    """
+
+    number: int
+    url: str
+    with_credentials: bool
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a dialect's API can do beyond create, status and results."""
+
+    #: Whether a running job can be cancelled (a timed-out job is cancelled, else left running).
+    can_cancel: bool = True
+    #: Whether jobs can be listed (to re-use a job a crashed run created but did not record).
+    can_list_jobs: bool = True
+
+
 class ExportApi(t.Protocol):
-    """What the rest of the tap needs from an API dialect."""
+    """What the engine needs from an API dialect."""
+
+    capabilities: Capabilities
 
     def list_entities(self) -> list[EntityInfo]:
         """Return every exportable entity type with its fields."""
+        ...
+
+    def job_filters(self, entity: str) -> list[Filters]:
+        """Return the filter sets the settings ask for on this entity: one job per window and
+        filter set (``[()]``: no filter).
+        """
         ...
 
     def create_job(self, spec: JobSpec, rule: ReuseRule | None = None) -> JobStatus:
@@ -155,8 +233,8 @@ class ExportApi(t.Protocol):
         """
         ...
 
-    def open_part(
-        self, job: JobStatus, part: int, headers: dict[str, str] | None = None
-    ) -> requests.Response:
-        """Open a streaming response with the bytes of one result part (1-based)."""
+    def part_locations(self, job: JobStatus, *, fresh: bool = False) -> list[PartLocation]:
+        """Return where the parts of a completed job's result are, in order (none when the
+        result is empty); ``fresh``: the ones known have been refused (expired), ask anew.
+        """
         ...

@@ -2,28 +2,34 @@
 
 Status calls are the scarcest part of Demandbase's budget (production allows 300 a day), so the
 wait between two polls doubles from ``poll_interval_seconds`` up to ``max_poll_interval_seconds``.
-A job that outlives ``job_timeout_seconds`` is cancelled rather than left to spend quota.
+A job that outlives ``job_timeout_seconds`` is cancelled rather than left to spend quota (when
+the API can cancel; otherwise it stays in the ledger and the next run resumes it).
 """
 
 from __future__ import annotations
 
 import datetime
 import logging
-import time
 import typing as t
 from dataclasses import dataclass
 
-from tap_demandbase.api import JobState, ReuseRule
 from tap_demandbase.errors import ApiRequestError, ExportJobError
+from tap_demandbase.model import JobState, PollPolicy, ReuseRule, usable_result
 
 if t.TYPE_CHECKING:
-    from collections.abc import Callable, Collection, Iterator
+    from collections.abc import Callable, Collection
 
-    from tap_demandbase.api import ExportApi, JobSpec, JobStatus
+    from tap_demandbase.engine.clock import Clock
+    from tap_demandbase.model import ExportApi, JobSpec, JobStatus
 
 #: An existing job older than this is never re-used: re-use rescues a job that a run created
 #: and died before recording, not a snapshot of hours ago (its rows would be stale).
 REUSE_MAX_AGE = datetime.timedelta(hours=2)
+
+#: Default pause before a new job replaces one that ended ``failed`` (max_job_attempts and
+#: job_retry_cooldown_seconds: the settings' defaults are these constants).
+DEFAULT_COOLDOWN_SECONDS = 60.0
+DEFAULT_MAX_ATTEMPTS = 3
 
 #: Waits before asking again for a job that the API just created but does not find yet (404):
 #: APIs are eventually consistent. About 10 seconds in all, then the 404 is an error.
@@ -34,32 +40,15 @@ def reuse_rule(
     last_job_created_at: datetime.datetime | None,
     exclude: Collection[str] = (),
     *,
-    now: datetime.datetime | None = None,
+    now: datetime.datetime,
 ) -> ReuseRule:
     """Return which existing jobs may be re-used: created less than REUSE_MAX_AGE ago, after
     the last job the stream finished with, and not one found unusable.
     """
-    now = now or datetime.datetime.now(datetime.timezone.utc)
     oldest = now - REUSE_MAX_AGE
     if last_job_created_at is not None:
         oldest = max(oldest, last_job_created_at)
     return ReuseRule(created_after=oldest, exclude=frozenset(exclude))
-
-
-@dataclass(frozen=True)
-class PollPolicy:
-    """How often to ask for a job's status, and for how long."""
-
-    first_interval: float = 2.0
-    max_interval: float = 900.0
-    timeout: float = 6 * 3600.0
-
-    def intervals(self) -> Iterator[float]:
-        """Yield the waits between status calls: doubling from the first, capped."""
-        wait = self.first_interval
-        while True:
-            yield min(wait, self.max_interval)
-            wait *= 2
 
 
 def human_bytes(size: int | None) -> str:
@@ -83,9 +72,7 @@ class ExportJob:
         spec: JobSpec,
         policy: PollPolicy,
         logger: logging.Logger,
-        *,
-        sleep: Callable[[float], None] = time.sleep,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Clock,
     ) -> None:
         self.api = api
         self.spec = spec
@@ -93,8 +80,7 @@ class ExportJob:
         self.logger = logger
         self.status: JobStatus | None = None
         self.status_calls = 0
-        self._sleep = sleep
-        self._clock = clock
+        self.clock = clock
         self._started = 0.0
         self._state_since = 0.0
         self._seen_by_get = False
@@ -113,7 +99,7 @@ class ExportJob:
 
     def create(self, rule: ReuseRule | None = None) -> JobStatus:
         """Create the job on the API (``rule``: which job a lost create answer may stand for)."""
-        self._started = self._state_since = self._clock()
+        self._started = self._state_since = self.clock.monotonic()
         self.status = self.api.create_job(self.spec, rule)
         self.logger.info(
             "%s created: %s, %d fields", self.label, self.status.status_name, len(self.spec.fields)
@@ -123,7 +109,7 @@ class ExportJob:
 
     def attach(self, status: JobStatus, why: str) -> JobStatus:
         """Take over a job that already exists (left by a crashed run, or an equivalent one)."""
-        self._started = self._state_since = self._clock()
+        self._started = self._state_since = self.clock.monotonic()
         self.status = status
         self._seen_by_get = True
         self.logger.info("%s %s: %s", self.label, why, status.status_name)
@@ -148,11 +134,11 @@ class ExportJob:
         status = self.status or self.create()
         intervals = self.policy.intervals()
         while not status.state.is_terminal:
-            elapsed = self._clock() - self._started
+            elapsed = self.clock.monotonic() - self._started
             if elapsed >= self.policy.timeout:
                 status = self._cancel_for_timeout(elapsed)
                 break
-            self._sleep(min(next(intervals), max(0.0, self.policy.timeout - elapsed)))
+            self.clock.sleep(min(next(intervals), max(0.0, self.policy.timeout - elapsed)))
             status = self._refresh()
         return self._completed_or_raise(status)
 
@@ -163,7 +149,7 @@ class ExportJob:
         status = self._get_status()
         self.status = status
         if status.status_name != previous:
-            now = self._clock()
+            now = self.clock.monotonic()
             self.logger.info(
                 "%s %s → %s after %.1fs %s (%.1fs since creation)%s",
                 self.label,
@@ -199,7 +185,7 @@ class ExportJob:
                     self.label,
                     wait,
                 )
-                self._sleep(wait)
+                self.clock.sleep(wait)
                 continue
             self._seen_by_get = True
             return status
@@ -216,8 +202,18 @@ class ExportJob:
         return f": {rows}{parts}, {human_bytes(status.file_size_bytes)}"
 
     def _cancel_for_timeout(self, elapsed: float) -> JobStatus:
-        """Cancel a job that took too long; use it after all if it finished meanwhile."""
+        """Cancel a job that took too long; use it after all if it finished meanwhile. An API
+        without cancel leaves the job running: it stays in the ledger for the next run.
+        """
         assert self.status is not None
+        if not self.api.capabilities.can_cancel:
+            msg = (
+                f"{self.label} is still {self.status.status_name} after {elapsed:.0f}s "
+                f"(job_timeout_seconds={self.policy.timeout:.0f}); the API cannot cancel it, so it "
+                "stays in the state and the next run resumes it. Raise job_timeout_seconds, or "
+                "export smaller windows."
+            )
+            raise ExportJobError(msg)
         self.logger.warning(
             "%s still %s after %.0fs (job_timeout_seconds=%.0f): cancelling it",
             self.label,
@@ -251,27 +247,12 @@ class ExportJob:
 class AttemptPolicy:
     """How often a job that ends ``failed`` is tried again, and after what pause."""
 
-    max_attempts: int = 3
-    cooldown: float = 30.0
-
-
-def usable_result(status: JobStatus, margin: float = 300.0, *, unknown_ok: bool = False) -> bool:
-    """Whether a job's result can still be downloaded for a while (not near expires_at).
-
-    A job in a status the API contract does not define is usable only with ``unknown_ok``:
-    the job the ledger names is waited on, but a job merely listed is not re-used.
-    """
-    if status.state is not JobState.COMPLETED:
-        running = {JobState.PENDING, JobState.PROCESSING}
-        return status.state in (running | {JobState.UNKNOWN} if unknown_ok else running)
-    if status.expires_at is None:
-        return True
-    remaining = status.expires_at - datetime.datetime.now(datetime.timezone.utc)
-    return remaining.total_seconds() > margin
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS
+    cooldown: float = DEFAULT_COOLDOWN_SECONDS
 
 
 def resumable_status(
-    api: ExportApi, job_id: str, spec: JobSpec, logger: logging.Logger
+    api: ExportApi, job_id: str, spec: JobSpec, logger: logging.Logger, now: datetime.datetime
 ) -> JobStatus | None:
     """Return a job left by an earlier run if it can still deliver; log why not otherwise."""
     try:
@@ -291,7 +272,7 @@ def resumable_status(
             spec.describe_window(),
         )
         return None
-    if usable_result(status, unknown_ok=True):
+    if usable_result(status, now, unknown_ok=True):
         return status
     reason = status.error_message or ("its result expired" if status.expires_at else "")
     logger.warning(
@@ -308,7 +289,6 @@ def run_until_completed(
     attempts: AttemptPolicy,
     *,
     start: Callable[[ExportJob], None],
-    sleep: Callable[[float], None] = time.sleep,
 ) -> ExportJob:
     """Start a job (``start`` creates, resumes or re-uses it) and wait for its result; a job
     that ends ``failed`` is replaced by a new one after a cooldown, up to ``max_attempts``.
@@ -325,7 +305,7 @@ def run_until_completed(
                 "%s failed (attempt %d of %d); trying a new job in %.0fs",
                 job.label, attempt, attempts.max_attempts, attempts.cooldown,
             )  # fmt: skip
-            sleep(attempts.cooldown)
+            job.clock.sleep(attempts.cooldown)
             continue
         return job
     msg = "max_job_attempts must be at least 1"  # pragma: no cover

@@ -15,7 +15,10 @@ import datetime
 import typing as t
 from dataclasses import dataclass, field
 
-from tap_demandbase.api import JobSpec
+from tap_demandbase.model import Filters, JobSpec
+
+if t.TYPE_CHECKING:
+    from collections.abc import MutableMapping
 
 LEDGER_KEY = "export_job"
 
@@ -49,7 +52,7 @@ class LedgerEntry:
                 "start": self.spec.start.isoformat() if self.spec.start else None,
                 "end": self.spec.end.isoformat() if self.spec.end else None,
             },
-            "account_list_id": self.spec.account_list_id,
+            "filters": dict(self.spec.filters),
             "created_at": self.created_at,
             "parts_done": {str(n): rows for n, rows in sorted(self.parts_done.items())},
             "max_replication_value": self.max_replication_value,
@@ -69,7 +72,7 @@ class LedgerEntry:
                 date_field=window.get("field"),
                 start=_date(window.get("start")),
                 end=_date(window.get("end")),
-                account_list_id=value.get("account_list_id"),
+                filters=filters_from_state(value),
             )
             return cls(
                 job_id=str(value["job_id"]),
@@ -83,6 +86,17 @@ class LedgerEntry:
             return None
 
 
+def filters_from_state(value: dict[str, t.Any]) -> Filters:
+    """Read a job's filters back: ``{"filters": {...}}``, or the ``account_list_id`` that
+    versions before dialects kept on its own.
+    """
+    filters = value.get("filters")
+    if isinstance(filters, dict):
+        return tuple(sorted((str(k), str(v)) for k, v in filters.items()))
+    legacy = value.get("account_list_id")
+    return (("account_list_id", str(legacy)),) if legacy else ()
+
+
 def _parts_done(value: t.Any) -> dict[int, int | None]:
     """Read parts done: ``{"1": rows}``, or the plain list of part numbers of older versions."""
     if isinstance(value, dict):
@@ -94,16 +108,16 @@ def _date(value: t.Any) -> datetime.date | None:
     return datetime.date.fromisoformat(value) if value else None
 
 
-def read_entry(stream_state: dict[str, t.Any]) -> LedgerEntry | None:
+def read_entry(stream_state: MutableMapping[str, t.Any]) -> LedgerEntry | None:
     """Return the stream's ledger entry, if a previous run left one."""
     return LedgerEntry.from_state(stream_state.get(LEDGER_KEY))
 
 
-def write_entry(stream_state: dict[str, t.Any], entry: LedgerEntry) -> None:
+def write_entry(stream_state: MutableMapping[str, t.Any], entry: LedgerEntry) -> None:
     """Put the entry in the stream's state (the caller emits the STATE message)."""
     stream_state[LEDGER_KEY] = entry.to_state()
 
 
-def clear_entry(stream_state: dict[str, t.Any]) -> None:
+def clear_entry(stream_state: MutableMapping[str, t.Any]) -> None:
     """Remove the entry once the job's records are all emitted and the bookmark advanced."""
     stream_state.pop(LEDGER_KEY, None)

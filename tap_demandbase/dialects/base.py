@@ -1,0 +1,53 @@
+"""What a dialect module supplies (see ``dialects/__init__.py``)."""
+
+from __future__ import annotations
+
+import typing as t
+from dataclasses import dataclass
+
+if t.TYPE_CHECKING:
+    from collections.abc import Callable, Mapping, Sequence
+
+    from singer_sdk import typing as th
+
+    from tap_demandbase.engine.results import PartOpener
+    from tap_demandbase.model import ExportApi, JobState, PollPolicy
+
+
+@dataclass(frozen=True)
+class ConnectOptions:
+    """What the tap decides for every dialect's HTTP: who it is, and transfer timeouts."""
+
+    user_agent: str
+    download_stall_seconds: float
+
+
+@dataclass(frozen=True)
+class Connection:
+    """A connected dialect: its client, and what opens its result parts."""
+
+    api: ExportApi
+    opener: PartOpener
+
+
+@dataclass(frozen=True)
+class Dialect:
+    """One API, as the tap needs to know it."""
+
+    name: str
+    default_api_url: str
+    #: The API's status words → engine states (checked for completeness by the contract test).
+    statuses: Mapping[str, JobState]
+    #: The API's field type words (lower case) → value kinds: string, integer, number,
+    #: boolean, date, date-time. Any other word is read as a string, with a warning.
+    field_types: Mapping[str, str]
+    #: Settings only this dialect reads (the tap's settings are the common ones plus these).
+    settings: Sequence[th.Property[t.Any]]
+    #: Polling when the settings say nothing: first wait, cap, timeout.
+    poll_policy: PollPolicy
+    #: Most export jobs the API lets run at once (None: no limit the tap knows of).
+    max_concurrent_jobs: int | None
+    #: Stream name and its date fields → the replication key used when the settings name none.
+    default_replication_key: Callable[[str, Sequence[str]], str | None]
+    #: Settings → a connected client (checks its own settings; raises ConfigError).
+    connect: Callable[[Mapping[str, t.Any], str, ConnectOptions], Connection]

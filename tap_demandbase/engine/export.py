@@ -1,0 +1,533 @@
+"""One stream's export in one run: plan its windows, then for each window get a completed job
+(resumed from the ledger, re-used, or created), hand its parts out one by one, and keep the
+ledger and STATE in step with what was emitted.
+
+No Singer here. The stream hands in its state (a dict the engine writes its ledger into) and a
+``checkpoint`` callback that emits STATE; the stream hands back, for each part, what it emitted
+(``PartResult``). Everything a window has done so far is one value, ``WindowProgress``.
+"""
+
+from __future__ import annotations
+
+import datetime
+import typing as t
+from dataclasses import dataclass, field, replace
+
+from tap_demandbase.engine.jobs import (
+    AttemptPolicy,
+    ExportJob,
+    human_bytes,
+    resumable_status,
+    reuse_rule,
+    run_until_completed,
+)
+from tap_demandbase.engine.ledger import (
+    LedgerEntry,
+    clear_entry,
+    filters_from_state,
+    read_entry,
+    write_entry,
+)
+from tap_demandbase.engine.results import ResultParts
+from tap_demandbase.engine.windows import plan_windows, state_datetime
+from tap_demandbase.errors import (
+    ApiRequestError,
+    DemandbaseError,
+    InconsistentResultError,
+    MalformedResultError,
+)
+from tap_demandbase.model import JobSpec, PollPolicy
+
+if t.TYPE_CHECKING:
+    import logging
+    from collections.abc import Callable, Iterator, MutableMapping
+    from types import TracebackType
+
+    from tap_demandbase.engine.clock import Clock
+    from tap_demandbase.engine.results import DownloadedPart, PartOpener
+    from tap_demandbase.engine.scheduler import JobFactory, JobKey, JobScheduler
+    from tap_demandbase.model import ExportApi, Filters
+
+#: Stream state key: creation time of the last job this stream finished with (all its rows
+#: emitted, or its result rejected as inconsistent). No older job is ever re-used.
+LAST_JOB_KEY = "last_job_created_at"
+#: Stream state key: the last day of the windows (all but the final one of a run) already
+#: exported, so that a later run does not export finished windows, empty ones included, again.
+WINDOWS_DONE_KEY = "windows_done"
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """What every stream's export shares in one run.
+
+    ``end_day`` is computed once, when the run starts: every stream and every job spec of the
+    run uses the same last day, so a run that crosses midnight UTC does not plan a job ahead
+    for one day and ask for another (which would orphan the job and spend quota on nothing).
+    """
+
+    api: ExportApi
+    opener: PartOpener
+    clock: Clock
+    scheduler: JobScheduler
+    end_day: datetime.date
+    poll_policy: PollPolicy
+    attempts: AttemptPolicy = field(default_factory=AttemptPolicy)
+    window_days: int | None = None
+    stall_seconds: float = 60.0
+
+
+class JobWatcher(t.Protocol):
+    """Follows a stream's jobs for people (progress lines): what is waited for, what is read."""
+
+    def waiting_for(self, job: ExportJob) -> None:
+        """A job is being created, resumed or re-used, and will be waited for."""
+        ...
+
+    def downloading(self, job: ExportJob, result: ResultParts) -> None:
+        """A completed job's parts are now downloaded and emitted."""
+        ...
+
+
+@dataclass(frozen=True)
+class StreamRequest:
+    """What the stream asks of the engine: its entity, fields, bookmark field and first day."""
+
+    name: str
+    fields: tuple[str, ...]
+    replication_key: str | None
+    start: datetime.date | None
+
+
+@dataclass(frozen=True)
+class PartResult:
+    """What the stream emitted from one part: its rows and their greatest bookmark value."""
+
+    rows: int
+    max_value: t.Any = None
+
+
+@dataclass
+class WindowProgress:
+    """How far one window is: rows emitted by this run, and the greatest bookmark value of
+    the window so far (parts emitted by earlier runs included, from the ledger).
+    """
+
+    rows: int = 0
+    parts: int = 0
+    max_value: t.Any = None
+
+    def add(self, result: PartResult) -> None:
+        """Count a part the stream has emitted."""
+        self.rows += result.rows
+        self.parts += 1
+        self.max_value = greatest(self.max_value, result.max_value)
+
+
+def greatest(current: t.Any, value: t.Any) -> t.Any:
+    """Return the greater bookmark value (normalised RFC 3339 UTC text compares as instants)."""
+    if value is None:
+        return current
+    return value if current is None or value > current else current
+
+
+class StreamExport:
+    """The windows of one stream in one run, oldest first."""
+
+    def __init__(
+        self,
+        run: RunContext,
+        request: StreamRequest,
+        state: MutableMapping[str, t.Any],
+        logger: logging.Logger,
+        checkpoint: Callable[[t.Any], None],
+        watcher: JobWatcher | None = None,
+    ) -> None:
+        self.run = run
+        self.request = request
+        self.state = state
+        self.logger = logger
+        #: Emits STATE after giving the stream's bookmark the value passed (None: unchanged).
+        self.checkpoint = checkpoint
+        self.watcher = watcher
+        self._specs: list[JobSpec] | None = None
+
+    # Planning ---------------------------------------------------------------------------------
+
+    def specs(self) -> list[JobSpec]:
+        """Return this run's jobs for the stream, oldest first (planned once per run): a job
+        the ledger names comes first (it is resumed), then the windows up to the run's end day,
+        one job per window and filter set.
+        """
+        if self._specs is None:
+            self._specs = self._planned_specs()
+        return self._specs
+
+    def _planned_specs(self) -> list[JobSpec]:
+        start, end = self._range()
+        filter_sets = self.run.api.job_filters(self.request.name)
+        entry = self._ledger_entry(filter_sets)
+        specs: list[JobSpec] = []
+        if entry is not None:
+            # The ledger's window, with the fields selected now: a job with more fields is
+            # read without the extra columns; one lacking a field is replaced by a new job.
+            specs.append(replace(entry.spec, fields=self.request.fields))
+            specs += [
+                self._spec(entry.spec.start, entry.spec.end, f)
+                for f in filter_sets
+                if f != entry.spec.filters
+            ]
+            if entry.spec.end is None or (start and start > end) or entry.spec.end >= end:
+                return specs
+            start = max(start or entry.spec.end, entry.spec.end + datetime.timedelta(days=1))
+        if start is not None and start > end:
+            self.logger.info(
+                "Nothing to export for %s: start %s is after end %s", self.request.name, start, end
+            )
+            return specs
+        windows: list[tuple[datetime.date | None, datetime.date]] = [(start, end)]
+        if start is not None:
+            windows = list(plan_windows(start, end, self.run.window_days))
+        return specs + [self._spec(s, e, f) for s, e in windows for f in filter_sets]
+
+    def _spec(
+        self, start: datetime.date | None, end: datetime.date | None, filters: Filters
+    ) -> JobSpec:
+        return JobSpec(
+            entity=self.request.name,
+            fields=self.request.fields,
+            date_field=self.request.replication_key,
+            start=start,
+            end=end,
+            filters=filters,
+        )
+
+    def _range(self) -> tuple[datetime.date | None, datetime.date]:
+        """Return the days to export: from the bookmark's day (read again: the overlap day),
+        or the day after the windows an earlier run finished, whichever is later, to the end
+        (no start: all rows).
+        """
+        start = self.request.start
+        done = self._windows_done_through()
+        if done is not None and (start is None or start <= done):
+            start = done + datetime.timedelta(days=1)
+        return start, self.run.end_day
+
+    def _windows_done_through(self) -> datetime.date | None:
+        """Return the last day of the windows an earlier run finished (for this replication
+        key and these filters), if any.
+        """
+        done = self.state.get(WINDOWS_DONE_KEY)
+        if not isinstance(done, dict) or done.get("field") != self.request.replication_key:
+            return None
+        filter_sets = self.run.api.job_filters(self.request.name)
+        if _done_filters(done) != filter_sets:
+            return None
+        try:
+            return datetime.date.fromisoformat(str(done.get("through")))
+        except ValueError:
+            return None
+
+    def _ledger_entry(self, filter_sets: list[Filters]) -> LedgerEntry | None:
+        """Return the ledger's job if it is one of this stream's windows; say why not else."""
+        entry = read_entry(self.state)
+        if entry is None:
+            return None
+        if entry.spec.entity != self.request.name:
+            self.logger.warning(
+                "The state of stream '%s' names export job %s of entity '%s': ignoring it",
+                self.request.name, entry.job_id, entry.spec.entity,
+            )  # fmt: skip
+            return None
+        if entry.spec.filters not in filter_sets:
+            self.logger.warning(
+                "Export job %s from the state has other filters than the settings ask for now: "
+                "ignoring it",
+                entry.job_id,
+            )
+            return None
+        return entry
+
+    def prefetch(self) -> tuple[JobKey, JobFactory] | None:
+        """Return the key and the maker of this stream's first job, for the scheduler to start
+        ahead (in a background thread: it records nothing in the state).
+        """
+        try:
+            specs = self.specs()
+        except DemandbaseError:
+            return None  # the stream reports it itself, when its turn comes
+        if not specs:
+            return None
+        spec = specs[0]
+        return (self.request.name, spec), lambda: self.completed_job(spec, record=False)
+
+    # Windows ----------------------------------------------------------------------------------
+
+    def windows(self) -> Iterator[WindowExport]:
+        """Yield each window's export in turn."""
+        for spec in self.specs():
+            yield WindowExport(self, spec)
+
+    def completed_job(self, spec: JobSpec, *, record: bool = True) -> ExportJob:
+        """Resume the job the ledger names, re-use an equivalent one, or create one; wait until
+        it is completed, trying anew (up to max_job_attempts) when it fails. ``record``: put
+        the job in the ledger (and emit STATE) as soon as it exists.
+        """
+        starter = _JobStarter(self, spec, record=record)
+        return run_until_completed(starter.new_job, self.run.attempts, start=starter.start)
+
+    def record_in_ledger(self, job: ExportJob) -> LedgerEntry:
+        """Put the job in the stream's ledger (keeping parts done if it is the same job) and
+        emit STATE, so that a crash from here on re-attaches to it.
+        """
+        assert job.status is not None
+        entry = read_entry(self.state)
+        if entry is None or entry.job_id != job.status.id:
+            created = job.status.created_at or self.run.clock.now()
+            entry = LedgerEntry(job.status.id, job.spec, created.isoformat())
+        write_entry(self.state, entry)
+        self.checkpoint(None)
+        return entry
+
+    def resumable_id(self, spec: JobSpec) -> str | None:
+        """Return the ledger's job id if that job can deliver ``spec``; say why not if it
+        exports this window but cannot.
+        """
+        entry = read_entry(self.state)
+        if entry is None or entry.spec.entity != spec.entity:
+            return None
+        if replace(entry.spec, fields=spec.fields) != spec:
+            return None  # another window (or filters): not this window's job
+        if entry.inconsistent:
+            self.logger.warning(
+                "Export job %s from the state delivered an inconsistent result (%s); "
+                "exporting its window anew",
+                entry.job_id, entry.inconsistent,
+            )  # fmt: skip
+            return None
+        if not entry.spec.covers(spec):
+            missing = sorted(set(spec.fields) - set(entry.spec.fields))
+            self.logger.info(
+                "Export job %s from the state lacks the now selected field(s) %s; exporting "
+                "its window anew",
+                entry.job_id, ", ".join(missing),
+            )  # fmt: skip
+            return None
+        return entry.job_id
+
+    def finished_with(self, entry: LedgerEntry) -> None:
+        """Remember the creation time of a job the stream is done with: no job created
+        before it is re-used (its snapshot would be older than what was already emitted).
+        """
+        created = state_datetime(entry.created_at)
+        last = state_datetime(self.state.get(LAST_JOB_KEY))
+        if created is not None and (last is None or created > last):
+            self.state[LAST_JOB_KEY] = created.isoformat()
+
+    def reject(self, entry: LedgerEntry, reason: str) -> None:
+        """Mark the ledger's job as inconsistent and emit STATE: the next run exports its
+        window with a new job instead of trusting (or re-using) this one.
+        """
+        entry.inconsistent = reason
+        write_entry(self.state, entry)
+        self.finished_with(entry)
+        self.checkpoint(None)
+
+
+def _done_filters(done: dict[str, t.Any]) -> list[Filters]:
+    """Read the filter sets a ``windows_done`` mark was made for (older versions: one
+    ``account_list_id``).
+    """
+    sets = done.get("filters")
+    if isinstance(sets, list):
+        return [filters_from_state({"filters": f}) for f in sets if isinstance(f, dict)]
+    return [filters_from_state(done)]
+
+
+class _JobStarter:
+    """Starts each attempt of one window's job: the ledger's job first (once), else an
+    equivalent job that may be re-used, else a new one; never a job an attempt already used.
+    """
+
+    def __init__(self, stream: StreamExport, spec: JobSpec, *, record: bool) -> None:
+        self.stream = stream
+        self.spec = spec
+        self.record = record
+        self.resume_id = stream.resumable_id(spec)
+        entry = read_entry(stream.state)
+        self.exclude = {entry.job_id} if entry is not None else set()
+
+    def new_job(self) -> ExportJob:
+        run = self.stream.run
+        return ExportJob(run.api, self.spec, run.poll_policy, self.stream.logger, run.clock)
+
+    def start(self, job: ExportJob) -> None:
+        stream, run = self.stream, self.stream.run
+        if stream.watcher is not None:
+            stream.watcher.waiting_for(job)
+        last = state_datetime(stream.state.get(LAST_JOB_KEY))
+        rule = reuse_rule(last, self.exclude, now=run.clock.now())
+        resumed = (
+            resumable_status(run.api, self.resume_id, self.spec, stream.logger, run.clock.now())
+            if self.resume_id
+            else None
+        )
+        if resumed is not None:
+            job.attach(resumed, "resumed from the state")
+        elif reused := run.api.find_equivalent_job(self.spec, rule):
+            job.attach(reused, "re-used: an equivalent job already exists")
+        else:
+            job.create(rule)
+        self.resume_id = None
+        self.exclude.add(job.status_id)
+        if self.record:
+            stream.record_in_ledger(job)
+
+
+class WindowExport:
+    """One window: its completed job, its parts still to emit, its ledger entry.
+
+    Used as a context manager: whatever happens, the window's job gives its scheduler slot back.
+    """
+
+    def __init__(self, stream: StreamExport, spec: JobSpec) -> None:
+        self.stream = stream
+        self.spec = spec
+        self.key: JobKey = (stream.request.name, spec)
+        self.progress = WindowProgress()
+        self._job: ExportJob | None = None
+        self._entry: LedgerEntry | None = None
+        self._parts: ResultParts | None = None
+
+    def __enter__(self) -> WindowExport:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stream.run.scheduler.release(self.key)
+
+    @property
+    def job(self) -> ExportJob:
+        """Return the window's job, completed (waited for on first use)."""
+        if self._job is None:
+            stream = self.stream
+            factory = lambda: stream.completed_job(self.spec)  # noqa: E731
+            self._job = stream.run.scheduler.completed_job(self.key, factory)
+            self._entry = stream.record_in_ledger(self._job)
+            self.progress.max_value = self._entry.max_replication_value
+        return self._job
+
+    @property
+    def entry(self) -> LedgerEntry:
+        """Return the window's ledger entry (after its job is complete)."""
+        _ = self.job
+        assert self._entry is not None
+        return self._entry
+
+    def parts(self) -> Iterator[DownloadedPart]:
+        """Yield the parts of the window's job that are still to be emitted, each on disk.
+
+        The stream reports each part with ``part_done`` before asking for the next one.
+        """
+        job, entry, run = self.job, self.entry, self.stream.run
+        assert job.status is not None
+        self._parts = ResultParts(
+            run.api,
+            run.opener,
+            job.status,
+            self.stream.logger,
+            skip=set(entry.parts_done),
+            stall_seconds=run.stall_seconds,
+        )
+        if self.stream.watcher is not None:
+            self.stream.watcher.downloading(job, self._parts)
+        if entry.parts_done:
+            self.stream.logger.info(
+                "%s: parts %s were emitted by an earlier run; reading the others",
+                job.label, ", ".join(map(str, sorted(entry.parts_done))),
+            )  # fmt: skip
+        if self.progress.max_value is not None:
+            self.stream.checkpoint(self.progress.max_value)
+        try:
+            yield from self._parts
+        except ApiRequestError as exc:
+            if exc.status == 404:  # a part the job lists is not there: the result is broken
+                self.stream.reject(entry, "a part of its result is missing (404)")
+            raise
+
+    def part_done(self, part: DownloadedPart, result: PartResult) -> None:
+        """Record a part the stream has emitted: ledger, bookmark, STATE."""
+        self.progress.add(result)
+        self.entry.parts_done[part.number] = result.rows
+        self.entry.max_replication_value = self.progress.max_value
+        write_entry(self.stream.state, self.entry)
+        self.stream.checkpoint(self.progress.max_value)
+
+    def finish(self) -> None:
+        """Check the window's totals, then let its ledger entry go and mark it done.
+
+        Raises:
+            MalformedResultError: the rows or bytes disagree with what the job reported (the
+                job is marked inconsistent: the next run exports the window anew).
+        """
+        stream, entry, parts = self.stream, self.entry, self._parts
+        assert parts is not None, "finish() after parts()"
+        self._check_rows(parts)
+        try:
+            parts.check_total_size()
+        except InconsistentResultError:
+            stream.reject(entry, "its parts' bytes disagree with file_size_bytes")
+            raise
+        clear_entry(stream.state)
+        stream.finished_with(entry)
+        if self._done_for_good():
+            stream.state[WINDOWS_DONE_KEY] = {
+                "field": self.spec.date_field,
+                "filters": [dict(f) for f in stream.run.api.job_filters(stream.request.name)],
+                "through": str(self.spec.end),
+            }
+
+    def _check_rows(self, parts: ResultParts) -> None:
+        """Log the job's totals; fail when the rows of all its parts (those emitted by earlier
+        runs included) disagree with the job's record_count.
+        """
+        job, entry, logger = self.job, self.entry, self.stream.logger
+        logger.info(
+            "%s: emitted %d records from %d part(s), %s downloaded, %d status calls",
+            job.label, self.progress.rows, parts.count - len(parts.skip),
+            human_bytes(parts.bytes_downloaded), job.status_calls,
+        )  # fmt: skip
+        expected = parts.job.record_count
+        rows = entry.rows_done()
+        if expected is None:
+            return
+        if rows is None:
+            logger.warning(
+                "%s: the rows of parts emitted by an earlier version of the tap were not "
+                "counted; the check against record_count=%d is skipped",
+                job.label, expected,
+            )  # fmt: skip
+            return
+        if rows != expected:
+            self.stream.reject(entry, f"its parts held {rows} rows, record_count={expected}")
+            msg = (
+                f"{job.label}: the parts held {rows} rows but the job reported "
+                f"record_count={expected}. The bookmark was not advanced: the next run exports "
+                "this window again with a new job. Report the job to Demandbase support if it "
+                "persists."
+            )
+            raise MalformedResultError(msg)
+
+    def _done_for_good(self) -> bool:
+        """Whether this window never needs exporting again: it is not the run's last (that one
+        is read again from the bookmark's day), and all its days had ended when its job was
+        created (so no row could still come).
+        """
+        end = self.spec.end
+        if end is None or end >= self.stream.run.end_day:
+            return False
+        created = state_datetime(self.entry.created_at) or self.stream.run.clock.now()
+        return end < created.astimezone(datetime.timezone.utc).date()

@@ -1,0 +1,230 @@
+"""A fake clock and a fake ExportApi for the engine's tests: real engine code, no HTTP, no
+sleeping. The fake API is an in-memory model of the contract's job life (not a mock: it keeps
+jobs, advances them with the fake clock, and serves their parts as files).
+"""
+
+from __future__ import annotations
+
+import datetime
+import io
+import itertools
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import requests
+import urllib3
+
+from tap_demandbase.errors import ApiRequestError
+from tap_demandbase.model import (
+    Capabilities,
+    EntityInfo,
+    FieldInfo,
+    Filters,
+    JobSpec,
+    JobState,
+    JobStatus,
+    PartLocation,
+    ReuseRule,
+    usable_result,
+)
+
+UTC = datetime.timezone.utc
+
+
+class FakeClock:
+    """Time that moves only when the code under test sleeps (or the test says so)."""
+
+    def __init__(self, start: datetime.datetime | None = None) -> None:
+        self.start = start or datetime.datetime(2024, 3, 10, 12, 0, tzinfo=UTC)
+        self.elapsed = 0.0
+        self.sleeps: list[float] = []
+
+    def now(self) -> datetime.datetime:
+        return self.start + datetime.timedelta(seconds=self.elapsed)
+
+    def monotonic(self) -> float:
+        return self.elapsed
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.elapsed += seconds
+
+    def advance(self, seconds: float) -> None:
+        self.elapsed += seconds
+
+
+@dataclass
+class FakeJob:
+    """One job on the fake API: what it exports, and the states it goes through by time."""
+
+    status: JobStatus
+    spec: JobSpec
+    #: (seconds after creation, state): the job's state is the last one whose time has come.
+    timeline: list[tuple[float, JobState]]
+    created: float
+    parts: list[str] = field(default_factory=list)
+    word: dict[JobState, str] = field(default_factory=dict)
+
+
+class FakeApi:
+    """An in-memory export API on a fake clock: jobs advance along a timeline, parts are CSV
+    text served from files under ``folder``; every call is counted.
+    """
+
+    def __init__(
+        self,
+        clock: FakeClock,
+        folder: Path,
+        *,
+        capabilities: Capabilities | None = None,
+        rows: int = 5,
+        parts: int = 2,
+    ) -> None:
+        self.clock = clock
+        self.folder = folder
+        self.capabilities = capabilities or Capabilities()
+        self.rows = rows
+        self.part_count = parts
+        self.jobs: dict[str, FakeJob] = {}
+        self.calls: list[str] = []
+        self.filters: list[Filters] = [()]
+        #: How the next created jobs behave (popped one per create; default: completes at 1 s).
+        self.timelines: list[list[tuple[float, JobState]]] = []
+        self.fail_creates_with: Exception | None = None
+        self.page_size = 2
+        #: The 409 race: the job completes just as the cancel arrives (which then answers 409).
+        self.completes_when_cancelled = False
+        self._ids = itertools.count(1)
+
+    # ExportApi --------------------------------------------------------------------------
+
+    def list_entities(self) -> list[EntityInfo]:
+        self.calls.append("list_entities")
+        fields = (FieldInfo("id", "string"), FieldInfo("last_modified_date", "datetime"))
+        return [EntityInfo("accounts", fields)]
+
+    def job_filters(self, entity: str) -> list[Filters]:
+        return list(self.filters)
+
+    def create_job(self, spec: JobSpec, rule: ReuseRule | None = None) -> JobStatus:
+        self.calls.append("create")
+        if self.fail_creates_with is not None:
+            raise self.fail_creates_with
+        timeline = self.timelines.pop(0) if self.timelines else [(1.0, JobState.COMPLETED)]
+        job_id = f"job-{next(self._ids)}"
+        status = JobStatus(
+            id=job_id,
+            entity=spec.entity,
+            state=JobState.PENDING,
+            created_at=self.clock.now(),
+        )
+        self.jobs[job_id] = FakeJob(
+            status, spec, [(0.0, JobState.PENDING), *timeline], self.clock.elapsed
+        )
+        return self._current(job_id)
+
+    def get_job(self, job_id: str) -> JobStatus:
+        self.calls.append("get")
+        if job_id not in self.jobs:
+            raise ApiRequestError(f"job {job_id} not found", status=404)
+        return self._current(job_id)
+
+    def cancel_job(self, job_id: str) -> JobStatus | None:
+        self.calls.append("cancel")
+        job = self.jobs[job_id]
+        if self.completes_when_cancelled:
+            job.timeline = [(0.0, JobState.COMPLETED)]
+        if self._current(job_id).state.is_terminal:
+            return None  # the 409 race: it finished meanwhile
+        job.timeline = [(0.0, JobState.CANCELLED)]
+        return self._current(job_id)
+
+    def find_equivalent_job(self, spec: JobSpec, rule: ReuseRule | None = None) -> JobStatus | None:
+        """Page through jobs ``page_size`` at a time, like a listing would."""
+        rule = rule or ReuseRule()
+        found = []
+        ids = list(self.jobs)
+        for start in range(0, len(ids), self.page_size):
+            self.calls.append("list")
+            for job_id in ids[start : start + self.page_size]:
+                status = self._current(job_id)
+                if (
+                    self.jobs[job_id].spec == spec
+                    and usable_result(status, self.clock.now())
+                    and rule.admits(status)
+                ):
+                    found.append(status)
+        return found[-1] if found else None
+
+    def part_locations(self, job: JobStatus, *, fresh: bool = False) -> list[PartLocation]:
+        self.calls.append("locations")
+        fake = self.jobs[job.id]
+        if not fake.parts:
+            fake.parts = self._write_parts(job.id)
+        return [
+            PartLocation(number=n, url=path, with_credentials=False)
+            for n, path in enumerate(fake.parts, start=1)
+        ]
+
+    # Helpers ----------------------------------------------------------------------------
+
+    def add_job(self, spec: JobSpec, state: JobState, *, age: float = 0.0) -> str:
+        """Put a job on the API as if an earlier run had created it ``age`` seconds ago."""
+        job_id = f"job-{next(self._ids)}"
+        status = JobStatus(
+            id=job_id,
+            entity=spec.entity,
+            state=state,
+            created_at=self.clock.now() - datetime.timedelta(seconds=age),
+        )
+        self.jobs[job_id] = FakeJob(status, spec, [(0.0, state)], self.clock.elapsed - age)
+        return job_id
+
+    def _current(self, job_id: str) -> JobStatus:
+        job = self.jobs[job_id]
+        since = self.clock.elapsed - job.created
+        state = [s for at, s in job.timeline if at <= since][-1]
+        completed = state is JobState.COMPLETED
+        return replace(
+            job.status,
+            state=state,
+            record_count=self.rows * self.part_count if completed else None,
+            file_parts=self.part_count if completed else None,
+            error_message="it broke" if state is JobState.FAILED else None,
+        )
+
+    def _write_parts(self, job_id: str) -> list[str]:
+        paths = []
+        row = itertools.count(1)
+        for n in range(1, self.part_count + 1):
+            path = self.folder / f"{job_id}-{n}.csv"
+            lines = ["id,last_modified_date"]
+            lines += [
+                f"r{i},2024-03-0{1 + i % 9}T00:00:00Z" for i in itertools.islice(row, self.rows)
+            ]
+            path.write_text("\n".join(lines) + "\n")
+            paths.append(str(path))
+        return paths
+
+
+class FileOpener:
+    """Opens the fake API's part locations (local files) as streaming responses."""
+
+    def __init__(self) -> None:
+        self.opened: list[str] = []
+
+    def open_location(
+        self, location: PartLocation, *, what: str, headers: dict[str, str] | None = None
+    ) -> requests.Response:
+        self.opened.append(location.url)
+        data = Path(location.url).read_bytes()
+        response = requests.Response()
+        response.status_code = 200
+        response.headers["Content-Length"] = str(len(data))
+        response.raw = urllib3.HTTPResponse(
+            body=io.BytesIO(data),
+            headers={"Content-Length": str(len(data))},
+            status=200,
+            preload_content=False,
+        )
+        return response

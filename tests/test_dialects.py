@@ -1,0 +1,187 @@
+"""The dialect contract: what every module in ``dialects/`` must supply, checked for each one,
+plus each dialect's reading of error answers. A new dialect is added to ``DIALECT_SANDBOXES``
+with the emulator settings that serve it, and runs every test here.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime
+import email.utils
+import io
+import logging
+import time
+from typing import Any
+
+import pytest
+import requests
+
+from tap_demandbase.dialects import DIALECTS, ConnectOptions, Dialect, export_v1
+from tap_demandbase.engine.jobs import ExportJob
+from tap_demandbase.errors import (
+    ApiRequestError,
+    AuthError,
+    QuotaExceededError,
+    TransientApiError,
+)
+from tap_demandbase.model import REQUIRED_STATES, JobSpec, JobState, PollPolicy
+from tap_demandbase.sandbox import Sandbox
+from tap_demandbase.schema import KIND_SCHEMAS
+from tap_demandbase.tap import TapDemandbase
+from tap_demandbase.transport import retry_after_seconds
+from tests.conftest import fast_settings
+from tests.fakes import FakeClock
+
+#: Dialect → (emulator settings, the dialect's settings for that emulator).
+DIALECT_SANDBOXES: dict[str, Any] = {
+    "export_v1": lambda sb: {"access_token": sb.token},
+}
+
+COMMON_SETTINGS = set(TapDemandbase.config_jsonschema["properties"])
+
+
+@pytest.fixture(params=sorted(DIALECTS))
+def dialect(request) -> Dialect:
+    return DIALECTS[request.param]
+
+
+def test_every_dialect_has_a_sandbox_for_the_contract_tests():
+    assert set(DIALECT_SANDBOXES) == set(DIALECTS)
+
+
+def test_status_words_reach_every_state_the_engine_needs(dialect):
+    assert set(dialect.statuses.values()) >= REQUIRED_STATES
+    assert JobState.UNKNOWN not in dialect.statuses.values()
+    for word in dialect.statuses:
+        assert word and word == word.strip()
+
+
+def test_field_types_map_to_known_kinds(dialect):
+    assert set(dialect.field_types.values()) <= set(KIND_SCHEMAS)
+    assert {"string", "integer", "number", "boolean", "date", "date-time"} <= set(
+        dialect.field_types.values()
+    )
+    for word in dialect.field_types:
+        assert word == word.lower()
+
+
+def test_settings_are_part_of_the_tap_and_secrets_are_marked(dialect):
+    for setting in dialect.settings:
+        schema = setting.to_dict()
+        assert setting.name in COMMON_SETTINGS
+        if any(word in setting.name for word in ("token", "secret", "password")):
+            assert schema[setting.name].get("secret") is True, setting.name
+
+
+def test_poll_policy_and_default_keys_are_sane(dialect):
+    policy = dialect.poll_policy
+    assert 0 < policy.first_interval <= policy.max_interval
+    assert policy.timeout > policy.max_interval
+    assert dialect.max_concurrent_jobs is None or dialect.max_concurrent_jobs >= 1
+    key = dialect.default_replication_key("accounts", ["last_modified_date"])
+    assert key is None or isinstance(key, str)
+    assert dialect.default_api_url.startswith("https://")
+
+
+def test_a_job_goes_from_create_to_its_parts(dialect, tmp_path):
+    """The life the engine relies on, against the dialect's emulator: entities, a job created
+    and polled to completed, part locations opened, a job found again by its spec.
+    """
+    with Sandbox(fast_settings()) as sb:
+        options = ConnectOptions(user_agent="contract-test", download_stall_seconds=10)
+        connection = dialect.connect(DIALECT_SANDBOXES[dialect.name](sb), sb.api_url, options)
+        api = connection.api
+        entities = {e.name: e for e in api.list_entities()}
+        assert "accounts" in entities
+        fields = tuple(f.name for f in entities["accounts"].fields)[:3]
+        filters = api.job_filters("accounts")
+        assert filters and all(isinstance(f, tuple) for f in filters)
+        spec = JobSpec("accounts", fields, filters=filters[0])
+        policy = PollPolicy(first_interval=0.05, max_interval=0.2, timeout=30)
+        job = ExportJob(api, spec, policy, logging.getLogger("contract"), _RealClock())
+        job.create()
+        status = job.wait_until_completed()
+        assert status.state is JobState.COMPLETED
+        locations = api.part_locations(status)
+        assert [loc.number for loc in locations] == list(range(1, len(locations) + 1))
+        rows = 0
+        for location in locations:
+            with connection.opener.open_location(location, what="contract test") as response:
+                text = response.raw.read(decode_content=True).decode()
+            rows += len(list(csv.reader(io.StringIO(text)))) - 1
+        assert rows == 120
+        assert api.part_locations(status, fresh=True)[0].number == 1
+        if api.capabilities.can_list_jobs:
+            found = api.find_equivalent_job(spec)
+            assert found is not None and found.id == status.id
+        if api.capabilities.can_cancel:
+            assert api.cancel_job(status.id) is None  # finished: nothing to cancel
+
+
+class _RealClock:
+    def now(self) -> datetime.datetime:
+        return datetime.datetime.now(datetime.timezone.utc)
+
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+    def sleep(self, seconds: float) -> None:
+        time.sleep(seconds)
+
+
+# --- export_v1's reading of error answers ---------------------------------------------------
+
+
+def _answer(status: int, body: str = "", **headers: str) -> requests.Response:
+    response = requests.Response()
+    response.status_code = status
+    response._content = body.encode()
+    response.headers.update(headers)
+    return response
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "headers", "error"),
+    [
+        (401, '{"message": "expired"}', {}, AuthError),
+        (403, '{"message": "no export permission"}', {}, AuthError),
+        (
+            429,
+            '{"message": "Daily export quota exceeded"}',
+            {"Retry-After": "5"},
+            QuotaExceededError,
+        ),
+        (429, '{"message": "slow down"}', {}, QuotaExceededError),  # no Retry-After: a quota
+        (429, '{"message": "slow down"}', {"Retry-After": "5"}, TransientApiError),
+        (500, "<html>oops</html>", {}, TransientApiError),
+        (503, "", {}, TransientApiError),
+        (400, '{"message": "unknown field foo"}', {}, ApiRequestError),
+        (404, '{"message": "no such job"}', {}, ApiRequestError),
+    ],
+)
+def test_export_v1_classifies_error_answers(status, body, headers, error):
+    classified = export_v1.classify_error(_answer(status, body, **headers), "reading job x")
+    assert type(classified) is error
+    assert "\n" not in str(classified)
+    if status == 400:
+        assert "unknown field foo" in str(classified)
+
+
+def test_quota_error_says_when_it_resets():
+    answer = _answer(429, '{"message": "quota", "resets_at": "2024-03-11T00:00:00Z"}')
+    assert "2024-03-11T00:00:00Z" in str(export_v1.classify_error(answer, "creating a job"))
+
+
+def test_retry_after_as_seconds_and_as_an_http_date():
+    now = FakeClock().now().timestamp()
+    assert retry_after_seconds(_answer(503, **{"Retry-After": "7"}), now) == 7.0
+    later = email.utils.format_datetime(
+        datetime.datetime.fromtimestamp(now + 42, datetime.timezone.utc), usegmt=True
+    )
+    assert retry_after_seconds(_answer(503, **{"Retry-After": later}), now) == 42.0
+    past = email.utils.format_datetime(
+        datetime.datetime.fromtimestamp(now - 60, datetime.timezone.utc), usegmt=True
+    )
+    assert retry_after_seconds(_answer(503, **{"Retry-After": past}), now) == 0.0
+    assert retry_after_seconds(_answer(503, **{"Retry-After": "soon"}), now) is None
+    assert retry_after_seconds(_answer(503), now) is None

@@ -1,0 +1,360 @@
+"""The export-job engine on a fake API and a fake clock: no HTTP, no sleeping, milliseconds.
+
+The real engine code runs (jobs, attempts, ledger, windows, scheduler, result parts); only the
+API behind it is an in-memory model (tests/fakes.py) and time moves when the engine sleeps.
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+from typing import Any
+
+import pytest
+
+from tap_demandbase.engine.export import (
+    LAST_JOB_KEY,
+    WINDOWS_DONE_KEY,
+    PartResult,
+    RunContext,
+    StreamExport,
+    StreamRequest,
+)
+from tap_demandbase.engine.jobs import AttemptPolicy, ExportJob
+from tap_demandbase.engine.ledger import read_entry
+from tap_demandbase.engine.scheduler import JobScheduler
+from tap_demandbase.engine.windows import plan_windows
+from tap_demandbase.errors import ExportJobError
+from tap_demandbase.model import Capabilities, JobSpec, JobState, PollPolicy
+from tests.fakes import UTC, FakeApi, FakeClock, FileOpener
+
+LOG = logging.getLogger("tests.engine")
+DAY = datetime.date
+
+
+def _run(
+    api: FakeApi,
+    clock: FakeClock,
+    *,
+    end: datetime.date = datetime.date(2024, 3, 10),
+    scheduler: JobScheduler | None = None,
+    window_days: int | None = None,
+    policy: PollPolicy | None = None,
+    attempts: AttemptPolicy | None = None,
+) -> RunContext:
+    return RunContext(
+        api=api,
+        opener=FileOpener(),
+        clock=clock,
+        scheduler=scheduler or JobScheduler(1),
+        end_day=end,
+        poll_policy=policy or PollPolicy(first_interval=1, max_interval=8, timeout=600),
+        attempts=attempts or AttemptPolicy(max_attempts=3, cooldown=60),
+        window_days=window_days,
+    )
+
+
+def _stream(
+    run: RunContext, state: dict[str, Any] | None = None, *, name: str = "accounts"
+) -> tuple[StreamExport, dict[str, Any], list[Any]]:
+    state = {} if state is None else state
+    checkpoints: list[Any] = []
+    request = StreamRequest(
+        name=name,
+        fields=("id", "last_modified_date"),
+        replication_key="last_modified_date",
+        start=DAY(2024, 3, 1),
+    )
+    return StreamExport(run, request, state, LOG, checkpoints.append), state, checkpoints
+
+
+def _emit_all(export: StreamExport) -> int:
+    """Do what a stream does: read every part of every window, report it, finish."""
+    rows = 0
+    for window in export.windows():
+        with window:
+            for part in window.parts():
+                lines = part.path.read_text().splitlines()[1:]
+                latest = max(line.split(",")[1] for line in lines) if lines else None
+                window.part_done(part, PartResult(len(lines), latest))
+                rows += len(lines)
+            window.finish()
+    return rows
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def api(clock: FakeClock, tmp_path) -> FakeApi:
+    return FakeApi(clock, tmp_path)
+
+
+# --- polling -------------------------------------------------------------------------------
+
+
+def test_polls_double_from_the_first_interval_up_to_the_cap(api, clock):
+    api.timelines = [[(100.0, JobState.COMPLETED)]]
+    job = ExportJob(api, JobSpec("accounts", ("id",)), PollPolicy(1, 8, 600), LOG, clock)
+    job.create()
+    job.wait_until_completed()
+    assert clock.sleeps[:6] == [1, 2, 4, 8, 8, 8]
+    assert sum(clock.sleeps) >= 100
+    assert job.status_calls == len(clock.sleeps)
+
+
+def test_a_job_past_the_timeout_is_cancelled_and_fails(api, clock):
+    api.timelines = [[(10_000.0, JobState.COMPLETED)]]
+    job = ExportJob(api, JobSpec("accounts", ("id",)), PollPolicy(1, 8, 30), LOG, clock)
+    job.create()
+    with pytest.raises(ExportJobError, match="job_timeout_seconds=30 and was cancelled"):
+        job.wait_until_completed()
+    assert api.calls[-1] == "cancel"
+    assert clock.elapsed == pytest.approx(30)  # the last wait is cut to the timeout
+
+
+def test_a_job_finishing_as_it_is_cancelled_is_used_after_all(api, clock):
+    """The 409 race: cancel answers "already finished", and the job's result is used."""
+    api.timelines = [[(10_000.0, JobState.COMPLETED)]]
+    api.completes_when_cancelled = True
+    job = ExportJob(api, JobSpec("accounts", ("id",)), PollPolicy(1, 8, 30), LOG, clock)
+    job.create()
+    status = job.wait_until_completed()
+    assert status.state is JobState.COMPLETED
+    assert "cancel" in api.calls
+
+
+def test_without_cancel_a_timed_out_job_stays_in_the_ledger(clock, tmp_path):
+    api = FakeApi(clock, tmp_path, capabilities=Capabilities(can_cancel=False))
+    api.timelines = [[(10_000.0, JobState.COMPLETED)]]
+    run = _run(api, clock, policy=PollPolicy(1, 8, 30))
+    export, state, _ = _stream(run)
+    with pytest.raises(ExportJobError, match="cannot cancel it, so it stays in the state"):
+        _emit_all(export)
+    assert "cancel" not in api.calls
+    assert read_entry(state) is not None and read_entry(state).job_id == "job-1"
+
+    # The next run resumes that job instead of creating another.
+    clock.advance(10_000)
+    export, state, _ = _stream(_run(api, clock), state)
+    assert _emit_all(export) == 10
+    assert api.calls.count("create") == 1
+
+
+# --- failed jobs ---------------------------------------------------------------------------
+
+
+def test_a_failed_job_is_replaced_after_the_cooldown(api, clock):
+    api.timelines = [[(1.0, JobState.FAILED)], [(1.0, JobState.COMPLETED)]]
+    export, state, _ = _stream(_run(api, clock))
+    assert _emit_all(export) == 10
+    assert api.calls.count("create") == 2
+    assert 60 in clock.sleeps  # the cooldown
+    assert read_entry(state) is None
+
+
+def test_failed_jobs_stop_after_max_attempts(api, clock):
+    api.timelines = [[(1.0, JobState.FAILED)]] * 3
+    export, _, _ = _stream(_run(api, clock, attempts=AttemptPolicy(max_attempts=3, cooldown=5)))
+    with pytest.raises(ExportJobError, match="failed on Demandbase's side: it broke"):
+        _emit_all(export)
+    assert api.calls.count("create") == 3
+    assert clock.sleeps.count(5) == 2  # a cooldown between attempts, none after the last
+
+
+# --- re-attach from the ledger -------------------------------------------------------------
+
+
+def _ledger_state(job_id: str, spec: JobSpec, parts_done: dict[str, int] | None = None):
+    return {
+        "export_job": {
+            "job_id": job_id,
+            "entity_type": spec.entity,
+            "fields": list(spec.fields),
+            "window": {
+                "field": spec.date_field,
+                "start": str(spec.start),
+                "end": str(spec.end),
+            },
+            "created_at": "2024-03-10T11:59:00+00:00",
+            "parts_done": parts_done or {},
+        }
+    }
+
+
+SPEC = JobSpec(
+    "accounts",
+    ("id", "last_modified_date"),
+    "last_modified_date",
+    DAY(2024, 3, 1),
+    DAY(2024, 3, 10),
+)
+
+
+@pytest.mark.parametrize(
+    ("state", "resumed"),
+    [
+        (JobState.PENDING, True),
+        (JobState.PROCESSING, True),
+        (JobState.COMPLETED, True),
+        (JobState.UNKNOWN, True),  # waited on, with a warning
+        (JobState.FAILED, False),
+        (JobState.CANCELLED, False),
+        (JobState.EXPIRED, False),
+    ],
+)
+def test_the_ledger_job_is_resumed_in_every_status_that_can_still_deliver(
+    api, clock, state, resumed
+):
+    job_id = api.add_job(SPEC, state, age=60)
+    if state in (JobState.PENDING, JobState.PROCESSING, JobState.UNKNOWN):
+        api.jobs[job_id].timeline.append((120.0, JobState.COMPLETED))
+    export, _, _ = _stream(_run(api, clock), _ledger_state(job_id, SPEC))
+    assert _emit_all(export) == 10
+    assert api.calls.count("create") == (0 if resumed else 1)
+
+
+def test_a_ledger_job_gone_from_the_api_is_exported_anew(api, clock):
+    export, _, _ = _stream(_run(api, clock), _ledger_state("job-404", SPEC))
+    assert _emit_all(export) == 10
+    assert api.calls.count("create") == 1
+
+
+def test_a_resumed_job_emits_only_the_parts_not_done(api, clock):
+    job_id = api.add_job(SPEC, JobState.COMPLETED, age=60)
+    export, state, _ = _stream(_run(api, clock), _ledger_state(job_id, SPEC, {"1": 5}))
+    assert _emit_all(export) == 5
+    assert [loc.rsplit("-", 1)[-1] for loc in export.run.opener.opened] == ["2.csv"]
+    assert state[LAST_JOB_KEY] == "2024-03-10T11:59:00+00:00"
+
+
+# --- re-use --------------------------------------------------------------------------------
+
+
+def test_an_equivalent_job_past_the_first_page_is_reused(api, clock):
+    for other in range(4):
+        api.add_job(JobSpec("people", (str(other),)), JobState.COMPLETED, age=30)
+    api.add_job(SPEC, JobState.COMPLETED, age=30)  # on the third page
+    export, _, _ = _stream(_run(api, clock))
+    assert _emit_all(export) == 10
+    assert api.calls.count("create") == 0
+    assert api.calls.count("list") == 3
+
+
+def test_a_job_older_than_the_last_one_emitted_is_not_reused(api, clock):
+    api.add_job(SPEC, JobState.COMPLETED, age=30)
+    state = {LAST_JOB_KEY: (clock.now() - datetime.timedelta(seconds=10)).isoformat()}
+    export, _, _ = _stream(_run(api, clock), state)
+    assert _emit_all(export) == 10
+    assert api.calls.count("create") == 1
+
+
+# --- windows -------------------------------------------------------------------------------
+
+
+def test_windows_cover_the_range_exactly_once():
+    windows = plan_windows(DAY(2024, 1, 30), DAY(2024, 3, 2), 10)
+    assert windows[0] == (DAY(2024, 1, 30), DAY(2024, 2, 8))
+    assert windows[-1] == (DAY(2024, 2, 29), DAY(2024, 3, 2))
+    days = [a + datetime.timedelta(n) for a, b in windows for n in range((b - a).days + 1)]
+    assert days == [DAY(2024, 1, 30) + datetime.timedelta(n) for n in range(33)]
+
+
+def test_finished_windows_are_marked_and_skipped_by_the_next_run(api, clock):
+    export, state, _ = _stream(_run(api, clock, window_days=4))
+    assert [(s.start, s.end) for s in export.specs()] == [
+        (DAY(2024, 3, 1), DAY(2024, 3, 4)),
+        (DAY(2024, 3, 5), DAY(2024, 3, 8)),
+        (DAY(2024, 3, 9), DAY(2024, 3, 10)),
+    ]
+    _emit_all(export)
+    assert state[WINDOWS_DONE_KEY]["through"] == "2024-03-08"
+    export, _, _ = _stream(_run(api, clock, window_days=4), state)
+    assert [(s.start, s.end) for s in export.specs()] == [(DAY(2024, 3, 9), DAY(2024, 3, 10))]
+
+
+def test_one_job_per_window_and_filter_set(api, clock):
+    api.filters = [(("chunk", "1"),), (("chunk", "2"),)]
+    export, _, _ = _stream(_run(api, clock, window_days=5))
+    assert [(s.start.day, s.filters) for s in export.specs()] == [
+        (1, (("chunk", "1"),)),
+        (1, (("chunk", "2"),)),
+        (6, (("chunk", "1"),)),
+        (6, (("chunk", "2"),)),
+    ]
+
+
+def test_the_state_is_checkpointed_after_each_part_with_the_greatest_value(api, clock):
+    export, state, checkpoints = _stream(_run(api, clock))
+    _emit_all(export)
+    values = [c for c in checkpoints if c is not None]
+    assert len(values) == 2  # one per part
+    assert values == sorted(values)
+    assert read_entry(state) is None
+
+
+# --- scheduler -----------------------------------------------------------------------------
+
+
+def test_a_run_crossing_midnight_uses_the_job_it_planned_ahead(tmp_path):
+    """The run's last day is fixed when it starts: the job started ahead at 23:59:59 is the
+    one the stream asks for after midnight, and no job is orphaned holding a slot.
+    """
+    clock = FakeClock(datetime.datetime(2024, 3, 10, 23, 59, 59, tzinfo=UTC))
+    api = FakeApi(clock, tmp_path)
+    scheduler = JobScheduler(2)
+    run = _run(api, clock, end=clock.now().date(), scheduler=scheduler)
+    first, _, _ = _stream(run, name="accounts")
+    second, _, _ = _stream(run, name="people")
+    scheduler.plan([p for p in (first.prefetch(), second.prefetch()) if p is not None])
+    clock.advance(2)  # past midnight
+    assert clock.now().date() == DAY(2024, 3, 11)
+    _emit_all(first)
+    _emit_all(second)
+    assert api.calls.count("create") == 2
+    assert scheduler.in_flight == []
+
+
+def test_a_planned_job_never_asked_for_gives_its_slot_back_when_its_stream_ends(api, clock):
+    run = _run(api, clock, scheduler=JobScheduler(2))
+    first, _, _ = _stream(run, name="accounts")
+    second, _, _ = _stream(run, name="people")
+    third, _, _ = _stream(run, name="opportunities")
+    planned = [first.prefetch(), second.prefetch(), third.prefetch()]
+    run.scheduler.plan([p for p in planned if p is not None])
+    assert [key[0] for key in run.scheduler.in_flight] == ["accounts", "people"]
+    _emit_all(first)
+    assert [key[0] for key in run.scheduler.in_flight] == ["people", "opportunities"]
+    run.scheduler.release_stream("people")  # the stream failed before asking for its job
+    run.scheduler.release_stream("opportunities")
+    assert run.scheduler.in_flight == []
+
+
+def test_jobs_are_started_ahead_in_sync_order_and_never_more_than_allowed(api, clock):
+    run = _run(api, clock, scheduler=JobScheduler(2))
+    exports = [_stream(run, name=n)[0] for n in ("a", "b", "c", "d")]
+    run.scheduler.plan([p for e in exports if (p := e.prefetch()) is not None])
+    assert [key[0] for key in run.scheduler.in_flight] == ["a", "b"]
+    for export, expected in zip(exports, (["b", "c"], ["c", "d"], ["d"], []), strict=True):
+        _emit_all(export)
+        assert [key[0] for key in run.scheduler.in_flight] == expected
+
+
+def test_the_engine_imports_neither_the_sdk_nor_a_dialect():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, pkgutil, importlib, tap_demandbase.engine as e\n"
+        "for m in pkgutil.iter_modules(e.__path__):\n"
+        "    importlib.import_module(f'{e.__name__}.{m.name}')\n"
+        "print(sorted(n for n in sys.modules if n.startswith(('singer_sdk', 'tap_demandbase.'))))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    loaded = done.stdout
+    assert "singer_sdk" not in loaded
+    assert "tap_demandbase.dialects" not in loaded
+    assert "tap_demandbase.streams" not in loaded
+    assert "tap_demandbase.engine.export" in loaded

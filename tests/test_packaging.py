@@ -1,0 +1,100 @@
+"""The package as PyPI gets it: built by scripts/build.sh (uv build, then twine check --strict),
+with the metadata, entry points and files a user's install needs.
+"""
+
+from __future__ import annotations
+
+import email
+import re
+import subprocess
+import zipfile
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_build_passes_twine_check_and_ships_what_an_install_needs(tmp_path):
+    done = subprocess.run(
+        ["bash", str(ROOT / "scripts" / "build.sh"), str(tmp_path)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    (wheel,) = tmp_path.glob("*.whl")
+    (sdist,) = tmp_path.glob("*.tar.gz")
+    assert sdist.name.startswith("tap_demandbase-")
+    with zipfile.ZipFile(wheel) as archive:
+        names = archive.namelist()
+        (metadata_name,) = [n for n in names if n.endswith(".dist-info/METADATA")]
+        metadata = email.message_from_bytes(archive.read(metadata_name))
+        (entry_points,) = [n for n in names if n.endswith(".dist-info/entry_points.txt")]
+        scripts = archive.read(entry_points).decode()
+    assert metadata["Name"] == "tap-demandbase"
+    assert metadata["Version"] != "0.0.0"  # from the git history (hatch-vcs), not the fallback
+    assert metadata["Requires-Python"] == ">=3.10"
+    assert metadata["Description-Content-Type"] == "text/markdown"
+    assert "singer-sdk" in " ".join(metadata.get_all("Requires-Dist") or [])
+    assert "tap-demandbase = tap_demandbase.tap:TapDemandbase.cli" in scripts
+    assert "demandbase-sandbox = tap_demandbase.sandbox.cli:main" in scripts
+    assert "tap_demandbase/dialects/export_v1.py" in names
+    assert "tap_demandbase/engine/export.py" in names
+    assert not [n for n in names if n.startswith("tests/")]
+
+
+def test_the_version_is_the_git_tag(tmp_path):
+    """A clone (of the last commit) tagged v7.8.9 builds tap-demandbase 7.8.9: what the release
+    workflow publishes when that tag is pushed.
+    """
+    clone = tmp_path / "clone"
+    subprocess.run(["git", "clone", "--quiet", str(ROOT), str(clone)], check=True, timeout=120)
+    subprocess.run(["git", "-C", str(clone), "tag", "v7.8.9"], check=True)
+    done = subprocess.run(
+        [
+            "bash",
+            str(ROOT / "scripts" / "uv.sh"),
+            "build",
+            "--quiet",
+            "--out-dir",
+            str(tmp_path / "dist"),
+            str(clone),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    built = sorted(path.name for path in (tmp_path / "dist").glob("tap_demandbase-*"))
+    assert built == ["tap_demandbase-7.8.9-py3-none-any.whl", "tap_demandbase-7.8.9.tar.gz"]
+
+
+def _workflows() -> dict[str, dict]:
+    folder = ROOT / ".github" / "workflows"
+    return {path.name: yaml.safe_load(path.read_text()) for path in folder.glob("*.yml")}
+
+
+def test_workflows_pin_actions_by_sha_and_only_read_the_repository():
+    workflows = _workflows()
+    assert {"test.yml", "release.yml"} <= set(workflows)
+    for name, workflow in workflows.items():
+        assert workflow["permissions"] == {"contents": "read"}, name
+        for job_name, job in workflow["jobs"].items():
+            extra = {k: v for k, v in job.get("permissions", {}).items() if v != "read"}
+            if extra:  # only the release's publishing job may ask for more: its OIDC token
+                assert (name, extra) == ("release.yml", {"id-token": "write"}), job_name
+            for step in job["steps"]:
+                if "uses" in step:
+                    assert re.fullmatch(r"[\w.-]+/[\w.-]+@[0-9a-f]{40}", step["uses"]), step
+
+
+def test_release_publishes_by_trusted_publishing_at_a_tag():
+    release = _workflows()["release.yml"]
+    assert release[True]["push"]["tags"] == ["v*"]  # YAML reads the key `on` as True
+    steps = [step for job in release["jobs"].values() for step in job["steps"]]
+    (publish,) = [s for s in steps if s.get("uses", "").startswith("pypa/gh-action-pypi-publish@")]
+    assert "password" not in publish.get("with", {})  # no API token: PyPI trusts the OIDC token
+    assert any("scripts/build.sh" in step.get("run", "") for step in steps)

@@ -1,0 +1,298 @@
+"""The real pipelines a data engineer runs: ``tap-demandbase | target-postgres`` into a throwaway
+PostgreSQL (RECORD mode, BATCH jsonl, BATCH parquet), and ``meltano run`` in a Meltano project
+built from the shipped meltano.yml, twice, the second run from Meltano's stored state.
+
+The targets and Meltano are the pinned versions meltano.yml names (their ``pip_url``), run with
+``uv tool run``; the first run installs them. PostgreSQL's binaries must be on the machine
+(``.ci/run`` installs them); under CI=true a missing server is a failure, never a skip.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import typing as t
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tap_demandbase.sandbox import Sandbox
+from tests.conftest import ENTITIES, START_DATE, TAP, fast_settings, tap_config
+from tests.postgres import ThrowawayPostgres, postgres_bin
+
+#: Pipelines of installed commands (tap, targets, Meltano), minutes long: started first.
+pytestmark = [pytest.mark.cli, pytest.mark.slow]
+
+ROOT = Path(__file__).resolve().parents[1]
+UV = ["bash", str(ROOT / "scripts" / "uv.sh")]
+#: Meltano as the issue's user ran it; the loaders' pins come from meltano.yml.
+MELTANO = "meltano==4.4.1"
+REPLICATION_KEYS = {"activities": "activity_date"}
+#: A run against the emulator takes seconds; a first ``uv tool run`` also installs the tool.
+TIMEOUT = 900
+
+#: The Postgres column type of each JSON Schema type the tap emits.
+PG_TYPES = {
+    "integer": "bigint",
+    "number": "numeric",
+    "boolean": "boolean",
+    "date": "date",
+    "date-time": "timestamp without time zone",
+    "string": "text",
+}
+
+
+def _loader_pip_url(name: str) -> list[str]:
+    """Return the packages meltano.yml pins for a loader (its pip_url, split)."""
+    project = yaml.safe_load((ROOT / "meltano.yml").read_text(encoding="utf-8"))
+    (loader,) = [p for p in project["plugins"]["loaders"] if p["name"] == name]
+    return str(loader["pip_url"]).split()
+
+
+def _tool(packages: list[str], executable: str) -> list[str]:
+    """Return the command running ``executable`` from pinned ``packages`` with uv's tool cache."""
+    command = [*UV, "tool", "run", "--quiet", "--from", packages[0]]
+    for extra in packages[1:]:
+        command += ["--with", extra]
+    return [*command, executable]
+
+
+@pytest.fixture(scope="module")
+def postgres() -> t.Iterator[ThrowawayPostgres]:
+    bin_dir = postgres_bin()
+    if bin_dir is None:
+        msg = "No PostgreSQL binaries (/usr/lib/postgresql/15/bin): apt-get install postgresql-15"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(msg)  # CI must run the warehouse tests: .ci/run installs the server
+        pytest.skip(msg)
+    server = ThrowawayPostgres(bin_dir).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def _pg_type(prop: dict[str, t.Any]) -> str:
+    kinds = (
+        [k for k in prop["type"] if k != "null"]
+        if isinstance(prop["type"], list)
+        else [prop["type"]]
+    )
+    if kinds == ["string"] and prop.get("format") in {"date", "date-time"}:
+        return PG_TYPES[prop["format"]]
+    return PG_TYPES[kinds[0]]
+
+
+def _emulator_count(sb: Sandbox, entity: str) -> int:
+    key = REPLICATION_KEYS.get(entity, "last_modified_date")
+    return len(
+        {row["id"] for row in sb.expected_rows(entity, date_field=key, start=START_DATE[:10])}
+    )
+
+
+def _pipeline(
+    tmp_path: Path,
+    config: dict[str, t.Any],
+    target_config: dict[str, t.Any],
+    name: str,
+    state: dict[str, t.Any] | None = None,
+) -> dict[str, t.Any]:
+    """Run ``tap-demandbase | target-postgres``; return the last state the target emitted."""
+    run_dir = tmp_path / name
+    run_dir.mkdir()
+    (run_dir / "tap.json").write_text(json.dumps(config))
+    (run_dir / "target.json").write_text(json.dumps(target_config))
+    tap_cmd = [TAP, "--config", str(run_dir / "tap.json")]
+    if state is not None:
+        (run_dir / "state.json").write_text(json.dumps(state))
+        tap_cmd += ["--state", str(run_dir / "state.json")]
+    target_cmd = [
+        *_tool(_loader_pip_url("target-postgres"), "target-postgres"),
+        "--config",
+        str(run_dir / "target.json"),
+    ]
+    with (run_dir / "tap.log").open("wb") as tap_log, (run_dir / "target.log").open("wb") as log:
+        tap = subprocess.Popen(tap_cmd, stdout=subprocess.PIPE, stderr=tap_log)
+        target = subprocess.run(
+            target_cmd,
+            stdin=tap.stdout,
+            capture_output=False,
+            stdout=subprocess.PIPE,
+            stderr=log,
+            timeout=TIMEOUT,
+            check=False,
+        )
+        assert tap.stdout is not None
+        tap.stdout.close()
+        assert tap.wait(timeout=60) == 0, (run_dir / "tap.log").read_text()[-3000:]
+    assert target.returncode == 0, (run_dir / "target.log").read_text()[-3000:]
+    states = [json.loads(line) for line in target.stdout.decode().splitlines() if line.strip()]
+    assert states, "target-postgres emitted no state"
+    return states[-1]
+
+
+def _counts(postgres: ThrowawayPostgres, schema: str) -> dict[str, int]:
+    return {
+        entity: int(postgres.sql(f'SELECT count(*) FROM "{schema}"."{entity}"')[0][0])
+        for entity in ENTITIES
+    }
+
+
+def _column_types(postgres: ThrowawayPostgres, schema: str, table: str) -> dict[str, str]:
+    rows = postgres.sql(
+        "SELECT column_name, data_type FROM information_schema.columns "
+        f"WHERE table_schema = '{schema}' AND table_name = '{table}'"
+    )
+    return dict(rows)  # type: ignore[arg-type]
+
+
+def _catalog(tmp_path: Path, config: dict[str, t.Any]) -> dict[str, t.Any]:
+    (tmp_path / "discover.json").write_text(json.dumps(config))
+    done = subprocess.run(
+        [TAP, "--config", str(tmp_path / "discover.json"), "--discover"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    return json.loads(done.stdout)
+
+
+BATCH_MODES = {
+    "record": None,
+    "batch_jsonl": {"format": "jsonl", "compression": "gzip"},
+    "batch_parquet": {"format": "parquet"},
+}
+
+
+@pytest.mark.parametrize("mode", list(BATCH_MODES))
+def test_tap_to_target_postgres(postgres, tmp_path, mode):
+    """All six streams land with typed columns and the emulator's row counts; a second run
+    from the state re-reads only the bookmark days and the upsert on id keeps the counts.
+    """
+    with Sandbox(fast_settings()) as sb:
+        config = tap_config(sb)
+        if (encoding := BATCH_MODES[mode]) is not None:
+            storage = {"root": f"file://{tmp_path}/batches", "prefix": f"{mode}-"}
+            config["batch_config"] = {"encoding": encoding, "storage": storage}
+        target_config = {
+            "sqlalchemy_url": postgres.url,
+            "default_target_schema": mode,
+            "load_method": "upsert",
+            "add_record_metadata": True,  # as meltano.yml: the target needs it (ACTIVATE_VERSION)
+        }
+        state = _pipeline(tmp_path, config, target_config, "run1")
+        expected = {entity: _emulator_count(sb, entity) for entity in ENTITIES}
+        assert _counts(postgres, mode) == expected
+
+        catalog = _catalog(tmp_path, config)
+        for entry in catalog["streams"]:
+            columns = _column_types(postgres, mode, entry["tap_stream_id"])
+            wanted = {name: _pg_type(prop) for name, prop in entry["schema"]["properties"].items()}
+            tap_columns = {
+                name: kind for name, kind in columns.items() if not name.startswith("_sdc_")
+            }
+            assert tap_columns == wanted, entry["tap_stream_id"]
+        seen = {
+            kind
+            for entry in catalog["streams"]
+            for kind in _column_types(postgres, mode, entry["tap_stream_id"]).values()
+        }
+        assert {"bigint", "numeric", "boolean", "date", "timestamp without time zone"} <= seen
+
+        sb.reset_log()
+        _pipeline(tmp_path, config, target_config, "run2", state=state)
+        assert _counts(postgres, mode) == expected
+        created = [r for r in sb.requests() if r.method == "POST" and r.server == "api"]
+        assert len(created) == len(ENTITIES)
+        for request in created:  # incremental: from each stream's bookmark day, not start_date
+            entity = request.body["entity_type"]
+            bookmark = state["bookmarks"][entity]["replication_key_value"]
+            assert request.body["filters"]["date_range"]["start"] == bookmark[:10], entity
+
+
+# meltano run ---------------------------------------------------------------------------------
+
+
+def _meltano(project: Path, *args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    done = subprocess.run(
+        [*_tool([MELTANO], "meltano"), *args],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        check=False,
+    )
+    assert done.returncode == 0, (
+        f"meltano {' '.join(args)}:\n{done.stdout[-3000:]}{done.stderr[-5000:]}"
+    )
+    return done
+
+
+def _jsonl_ids(folder: Path, entity: str) -> list[str]:
+    path = folder / f"{entity}.jsonl"
+    return [json.loads(line)["id"] for line in path.read_text().splitlines() if line.strip()]
+
+
+def test_meltano_run_twice_from_the_shipped_project(tmp_path):
+    """meltano.yml as shipped, but the extractor installed from this checkout: install, run,
+    run again; the second run starts from the state Meltano stored after the first.
+    """
+    project = tmp_path / "project"
+    project.mkdir()
+    shipped = yaml.safe_load((ROOT / "meltano.yml").read_text(encoding="utf-8"))
+    (extractor,) = shipped["plugins"]["extractors"]
+    assert extractor["pip_url"] == "tap-demandbase"
+    extractor["pip_url"] = str(ROOT)  # the development override README documents
+    (project / "meltano.yml").write_text(yaml.safe_dump(shipped, sort_keys=False))
+    with Sandbox(fast_settings()) as sb:
+        env = {
+            **os.environ,
+            "MELTANO_SEND_ANONYMOUS_USAGE_STATS": "false",
+            "MELTANO_VENV_BACKEND": "uv",
+            "TAP_DEMANDBASE_API_URL": sb.api_url,
+            "TAP_DEMANDBASE_ACCESS_TOKEN": sb.token,
+            "TAP_DEMANDBASE_START_DATE": START_DATE,
+            "TAP_DEMANDBASE_POLL_INTERVAL_SECONDS": "0.05",  # a fraction, from the environment
+            "TAP_DEMANDBASE_MAX_POLL_INTERVAL_SECONDS": "0.2",
+            "TARGET_JSONL_DESTINATION_PATH": str(tmp_path / "out1"),
+        }
+        env.pop("VIRTUAL_ENV", None)
+        (tmp_path / "out1").mkdir()
+        _meltano(project, "install", env=env)
+        # A fraction set the Meltano way too (stored in meltano.yml).
+        _meltano(
+            project, "config", "set", "tap-demandbase", "job_retry_cooldown_seconds", "0.1", env=env
+        )
+        _meltano(project, "run", "tap-demandbase", "target-jsonl", env=env)
+        expected = {entity: _emulator_count(sb, entity) for entity in ENTITIES}
+        for entity, count in expected.items():
+            assert len(set(_jsonl_ids(tmp_path / "out1", entity))) == count, entity
+        stored = _meltano(project, "state", "get", "dev:tap-demandbase-to-target-jsonl", env=env)
+        bookmarks = json.loads(stored.stdout.strip().splitlines()[-1])["singer_state"]["bookmarks"]
+        assert set(bookmarks) == set(ENTITIES)
+
+        sb.reset_log()
+        env["TARGET_JSONL_DESTINATION_PATH"] = str(tmp_path / "out2")
+        (tmp_path / "out2").mkdir()
+        _meltano(project, "run", "tap-demandbase", "target-jsonl", env=env)
+        created = [r for r in sb.requests() if r.method == "POST" and r.server == "api"]
+        assert len(created) == len(ENTITIES)
+        for request in created:  # from Meltano's stored state: each stream's bookmark day
+            entity = request.body["entity_type"]
+            day = bookmarks[entity]["replication_key_value"][:10]
+            assert request.body["filters"]["date_range"]["start"] == day, entity
+        for entity, count in expected.items():
+            again = _jsonl_ids(tmp_path / "out2", entity)
+            assert 0 < len(again) < count, entity  # only the bookmark day, re-read
+
+
+def test_tools_are_the_pinned_ones():
+    """The pipelines above run what meltano.yml pins (parquet needs pyarrow in the target)."""
+    packages = _loader_pip_url("target-postgres")
+    assert packages[0].startswith("meltanolabs-target-postgres==")
+    assert any(p.startswith("pyarrow==") for p in packages)
+    assert _loader_pip_url("target-jsonl")[0].startswith("target-jsonl==")
