@@ -128,7 +128,9 @@ class _ParquetWriter:
         self.replication_key = replication_key
         self.compression: t.Literal["gzip", "uncompressed"] = "gzip" if gzipped else "uncompressed"
         self.schema = parquet_schema(reader)
-        self.columnar = ColumnarPartReader(reader, replication_key)
+        # One chunk typed at a time: polars' parquet sink encodes in its own threads meanwhile,
+        # and holds row groups; a second chunk in flight took peak RSS to 200 MB, for 5% speed.
+        self.columnar = ColumnarPartReader(reader, replication_key, workers=1)
 
     def __call__(self, part: DownloadedPart, storage: StorageTarget, filename: str) -> BatchFile:
         blocks = self.columnar.blocks(part, "parquet")

@@ -23,6 +23,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tap_demandbase.columnar import (
+    ENCODE_ROWS,
     ColumnarPartReader,
     parquet_schema,
     write_json_lines,
@@ -614,6 +615,48 @@ def _json_line(record) -> bytes:
     import orjson
 
     return orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE)
+
+
+def test_record_lines_are_the_writers_across_encoding_pieces(tmp_path):
+    """A chunk is encoded ENCODE_ROWS records at a time, each line feed of polars' JSON lines
+    turned into the end of one message and the start of the next: values holding line feeds,
+    quotes and non-ASCII text, on both sides of each piece's boundary, give the writer's bytes.
+    """
+    properties = {"id": KINDS["s"], "s": KINDS["s"], "t": KINDS["t"], "x": KINDS["x"]}
+    texts = ["a\nb", "c\r\nd", 'say "hi"', "Zürich \u2028 \U0001f600", "", "\\n", "}\n{"]
+    rows = [
+        [str(n), texts[n % len(texts)], f"2024-01-05 10:20:{n % 60:02d}.5", f"{n}.25"]
+        for n in range(3 * ENCODE_ROWS + 7)
+    ]
+    data = b"id,s,t,x\r\n" + b"".join(_csv_row(row) for row in rows)
+    reader = CsvPartReader("things", properties, list(properties))
+    part = _part(tmp_path / "part.csv", data)
+    python = _python(part, reader)
+    assert python[1] is None
+    columnar = _columnar(part, reader, "t")
+    assert columnar == python
+    out = io.BytesIO()
+    write_json_lines(ColumnarPartReader(reader, "t").blocks(part, "json"), out, "t")
+    assert out.getvalue() == b"".join(_json_line(r) for r in reader.records(part))
+
+
+def test_a_part_left_half_read_does_not_hold_up_the_next(tmp_path):
+    """The consumer may stop in the middle of a part (an error in the output): the chunks
+    still queued for the worker threads are dropped, and the next part is typed as usual.
+    """
+    properties = {"id": KINDS["s"], "v": KINDS["i"]}
+    data = b"id,v\n" + b"".join(_csv_row([f"r{n}", str(n)], b"\n") for n in range(2000))
+    reader = CsvPartReader("things", properties, list(properties))
+    part = _part(tmp_path / "part.csv", data)
+    columnar = ColumnarPartReader(reader, None, chunk_bytes=256)
+    blocks = columnar.blocks(part, "json")
+    first = next(blocks)
+    assert isinstance(first, pl.DataFrame)
+    blocks.close()
+    again = list(columnar.blocks(part, "json"))
+    assert all(isinstance(block, pl.DataFrame) for block in again)
+    records = [r for block in again for r in block.to_dicts()]
+    assert records == list(reader.records(part))
 
 
 def test_record_messages_summary_counts_rows_and_the_greatest_key(tmp_path):
