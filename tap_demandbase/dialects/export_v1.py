@@ -11,12 +11,13 @@ import datetime
 import logging
 import re
 import typing as t
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from singer_sdk import typing as th
 from singer_sdk.authenticators import BearerTokenAuthenticator
 
 from tap_demandbase.dialects.base import Connection, ConnectOptions, Dialect
+from tap_demandbase.dialects.common import InvalidJobJson, create_job_once
 from tap_demandbase.errors import (
     ApiRequestError,
     AuthError,
@@ -61,22 +62,11 @@ STATUSES: dict[str, JobState] = {
     "expired": JobState.EXPIRED,
 }
 
-#: A create whose answer was lost may have created a job up to this long before the client's
-#: clock said it sent the request (clocks differ): such a job is looked for before a retry.
-LOST_CREATE_CLOCK_MARGIN = datetime.timedelta(minutes=2)
 
 _RFC3339 = re.compile(
     r"(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?"
     r"(?:[Zz]|([+-])(\d{2}):(\d{2}))?"
 )
-
-
-class InvalidJobJson(ApiRequestError):
-    """An answer that should be an ExportJob is not one the tap can read."""
-
-    def __init__(self, message: str, detail: str) -> None:
-        super().__init__(message)
-        self.detail = detail
 
 
 def _timestamp(body: dict[str, t.Any], key: str) -> datetime.datetime | None:
@@ -244,46 +234,16 @@ class DataExportClient:
         """
         request = job_request_body(spec)
         what = f"creating the {spec.entity} export job"
-        sent_at: list[datetime.datetime] = []
-
-        def attempt() -> JobStatus:
-            if sent_at and (job := self._job_of_lost_create(spec, rule, sent_at[-1], what)):
-                return job
-            sent_at.append(datetime.datetime.now(datetime.timezone.utc))
-            status, body = self.transport.request_json_once(
-                "POST", JOBS_PATH, json=request, what=what
-            )
-            try:
-                return job_status_from_json(body, what)
-            except InvalidJobJson as exc:
-                if job := self._job_of_lost_create(spec, rule, sent_at[-1], what):
-                    return job
-                msg = (
-                    f"{what} answered {status} without a readable export job ({exc.detail}), "
-                    "and no job it may have created is listed. Run the tap again: a job that was "
-                    "created is re-used then."
-                )
-                raise ApiRequestError(msg, status=status) from None
-
-        return self.transport.retried(attempt, what=what)
-
-    def _job_of_lost_create(
-        self, spec: JobSpec, rule: ReuseRule | None, sent_at: datetime.datetime, what: str
-    ) -> JobStatus | None:
-        """Return the job a create whose answer was lost made, if the job list shows it."""
-        since = sent_at - LOST_CREATE_CLOCK_MARGIN
-        rule = rule or ReuseRule()
-        if rule.created_after is not None:
-            since = max(since, rule.created_after)
-        job = self.find_equivalent_job(spec, replace(rule, created_after=since))
-        if job is not None:
-            logger.warning(
-                "The answer to %s was lost, but the job it created is listed: using job %s "
-                "instead of creating another",
-                what,
-                job.id,
-            )
-        return job
+        return create_job_once(
+            self.transport,
+            JOBS_PATH,
+            request,
+            spec=spec,
+            rule=rule,
+            what=what,
+            parse=job_status_from_json,
+            find=self.find_equivalent_job,
+        )
 
     def get_job(self, job_id: str) -> JobStatus:
         """GET one job's status."""

@@ -21,7 +21,7 @@ import json
 import logging
 import threading
 import typing as t
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 import pendulum
@@ -29,6 +29,7 @@ from singer_sdk import typing as th
 from singer_sdk.authenticators import BearerTokenAuthenticator
 
 from tap_demandbase.dialects.base import Connection, ConnectOptions, Dialect, StreamRules
+from tap_demandbase.dialects.common import InvalidJobJson, create_job_once
 from tap_demandbase.dialects.export_v1 import FIELD_TYPES
 from tap_demandbase.dialects.uapi_auth import ClientCredentials
 from tap_demandbase.dialects.uapi_fields import (
@@ -103,11 +104,6 @@ CAMPAIGN_REPORT_TYPES = (
 )
 CREATIVE_REPORT_TYPES = ("creative_lifetime", "creative_rollup")
 SOURCES = ("demandbase", "linkedin", "google", "all")
-LOST_CREATE_CLOCK_MARGIN = datetime.timedelta(minutes=2)
-
-
-class InvalidJobJson(ApiRequestError):
-    """An answer that should describe a job is not one the tap can read."""
 
 
 # Calls against the daily budgets -------------------------------------------------------------
@@ -373,46 +369,16 @@ class UapiClient:
         """
         body = self.job_request(spec)
         what = f"creating the {spec.entity} export job {body['jobName']}"
-        sent_at: list[datetime.datetime] = []
-
-        def attempt() -> JobStatus:
-            if sent_at and (job := self._job_of_lost_create(spec, rule, sent_at[-1], what)):
-                return job
-            sent_at.append(datetime.datetime.now(datetime.timezone.utc))
-            status, answer = self.transport.request_json_once(
-                "POST", JOB_PATH, json=body, what=what
-            )
-            try:
-                return job_status_from_json(answer, what)
-            except InvalidJobJson as exc:
-                if job := self._job_of_lost_create(spec, rule, sent_at[-1], what):
-                    return job
-                msg = (
-                    f"{what} answered {status} without a readable job ({exc}), and no job it "
-                    "may have created is listed. Run the tap again: a job that was created is "
-                    "re-used then."
-                )
-                raise ApiRequestError(msg, status=status) from None
-
-        return self.transport.retried(attempt, what=what)
-
-    def _job_of_lost_create(
-        self, spec: JobSpec, rule: ReuseRule | None, sent_at: datetime.datetime, what: str
-    ) -> JobStatus | None:
-        """Return the job a create whose answer was lost made, if the job list shows it."""
-        since = sent_at - LOST_CREATE_CLOCK_MARGIN
-        rule = rule or ReuseRule()
-        if rule.created_after is not None:
-            since = max(since, rule.created_after)
-        job = self.find_equivalent_job(spec, replace(rule, created_after=since))
-        if job is not None:
-            logger.warning(
-                "The answer to %s was lost, but the job it created is listed: using job %s "
-                "instead of creating another",
-                what,
-                job.id,
-            )
-        return job
+        return create_job_once(
+            self.transport,
+            JOB_PATH,
+            body,
+            spec=spec,
+            rule=rule,
+            what=what,
+            parse=job_status_from_json,
+            find=self.find_equivalent_job,
+        )
 
     def get_job(self, job_id: str) -> JobStatus:
         """GET one job's status."""

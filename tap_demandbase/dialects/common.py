@@ -1,0 +1,87 @@
+"""What every dialect's client does the same way: creating a job without ever paying twice.
+
+A create whose answer is lost (a 5xx, a body that is not a job) may still have created the job.
+Before the create is sent again, the job list is asked for an equivalent job created since just
+before the lost request (the clocks may differ); only when none is listed is it sent again.
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import typing as t
+from dataclasses import replace
+
+from tap_demandbase.errors import ApiRequestError
+from tap_demandbase.model import ReuseRule
+
+if t.TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from tap_demandbase.model import JobSpec, JobStatus
+    from tap_demandbase.transport import Transport
+
+logger = logging.getLogger("tap-demandbase.api")
+
+#: A create whose answer was lost may have created a job up to this long before the client's
+#: clock said it sent the request (clocks differ): such a job is looked for before a retry.
+LOST_CREATE_CLOCK_MARGIN = datetime.timedelta(minutes=2)
+
+
+class InvalidJobJson(ApiRequestError):
+    """An answer that should describe a job is not one the tap can read."""
+
+    def __init__(self, message: str, detail: str = "") -> None:
+        super().__init__(message)
+        self.detail = detail or message
+
+
+def create_job_once(
+    transport: Transport,
+    path: str,
+    body: dict[str, t.Any],
+    *,
+    spec: JobSpec,
+    rule: ReuseRule | None,
+    what: str,
+    parse: Callable[[t.Any, str], JobStatus],
+    find: Callable[[JobSpec, ReuseRule], JobStatus | None],
+) -> JobStatus:
+    """POST a create (retried like every request); before sending it again after a lost answer,
+    return the job that POST may have created, if ``find`` lists it.
+    """
+    sent_at: list[datetime.datetime] = []
+
+    def lost_create_job() -> JobStatus | None:
+        since = sent_at[-1] - LOST_CREATE_CLOCK_MARGIN
+        admitted = rule or ReuseRule()
+        if admitted.created_after is not None:
+            since = max(since, admitted.created_after)
+        job = find(spec, replace(admitted, created_after=since))
+        if job is not None:
+            logger.warning(
+                "The answer to %s was lost, but the job it created is listed: using job %s "
+                "instead of creating another",
+                what,
+                job.id,
+            )
+        return job
+
+    def attempt() -> JobStatus:
+        if sent_at and (job := lost_create_job()):
+            return job
+        sent_at.append(datetime.datetime.now(datetime.timezone.utc))
+        status, answer = transport.request_json_once("POST", path, json=body, what=what)
+        try:
+            return parse(answer, what)
+        except InvalidJobJson as exc:
+            if job := lost_create_job():
+                return job
+            msg = (
+                f"{what} answered {status} without a readable export job ({exc.detail}), and "
+                "no job it may have created is listed. Run the tap again: a job that was "
+                "created is re-used then."
+            )
+            raise ApiRequestError(msg, status=status) from None
+
+    return transport.retried(attempt, what=what)
