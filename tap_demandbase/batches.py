@@ -18,7 +18,9 @@ import orjson
 from typing_extensions import override
 
 from tap_demandbase.columnar import (
+    AT_ONCE_BYTES,
     ColumnarPartReader,
+    ParquetCompression,
     parquet_schema,
     polars_available,
     write_json_lines,
@@ -126,16 +128,23 @@ class _ParquetWriter:
             raise ConfigError(msg)
         self.reader = reader
         self.replication_key = replication_key
-        self.compression: t.Literal["gzip", "uncompressed"] = "gzip" if gzipped else "uncompressed"
+        self.compression: ParquetCompression = "gzip" if gzipped else "uncompressed"
         self.schema = parquet_schema(reader)
         # One chunk typed at a time: polars' parquet sink encodes in its own threads meanwhile,
         # and holds row groups; a second chunk in flight took peak RSS to 200 MB, for 5% speed.
         self.columnar = ColumnarPartReader(reader, replication_key, workers=1)
 
     def __call__(self, part: DownloadedPart, storage: StorageTarget, filename: str) -> BatchFile:
-        blocks = self.columnar.blocks(part, "parquet")
-        with storage.open(filename, "wb") as out:
-            summary = write_parquet(
-                blocks, out, self.schema, self.compression, self.replication_key
-            )
+        summary = None
+        if part.size <= AT_ONCE_BYTES:
+            with storage.open(filename, "wb") as out:
+                summary = self.columnar.parquet_at_once(
+                    part, out, list(self.schema), self.compression
+                )
+        if summary is None:  # too large, or not provably exact: typed chunk by chunk instead
+            blocks = self.columnar.blocks(part, "parquet")
+            with storage.open(filename, "wb") as out:
+                summary = write_parquet(
+                    blocks, out, self.schema, self.compression, self.replication_key
+                )
         return BatchFile(filename, summary.rows, summary.max_replication_value)

@@ -49,6 +49,7 @@ from tap_demandbase.schema import property_kind
 
 if t.TYPE_CHECKING:
     from collections.abc import Callable, Iterator
+    from pathlib import Path
 
     import polars as pl
 
@@ -68,6 +69,13 @@ CHUNK_BYTES = 2 << 20
 CHECK_BYTES = 256 << 10
 #: A row longer than this is not looked for further: the Python reader refuses fields this large.
 MAX_ROW_BYTES = 64 << 20
+#: Bytes of the largest part BATCH parquet types in one query (``parquet_at_once``). polars runs
+#: that query in memory (its streaming engine does not cover the date-time expressions): peak
+#: RSS grows about 3.5 MB per MB of part, so larger parts are typed chunk by chunk instead.
+AT_ONCE_BYTES = 12 << 20
+#: Bytes of CSV checked at once beside the one query: as fast as larger chunks, with less
+#: memory while the query holds its own.
+GRAMMAR_CHUNK_BYTES = 512 << 10
 #: Records the Python reader hands over at once when it reads the rest of a part.
 FALLBACK_BLOCK_ROWS = 10_000
 #: Chunks typed at once, each in a worker thread (polars runs a chunk's expressions mostly on one
@@ -76,6 +84,7 @@ FALLBACK_BLOCK_ROWS = 10_000
 WORKERS = max(1, min(2, os.cpu_count() or 1))
 
 Target = t.Literal["json", "parquet"]
+ParquetCompression = t.Literal["uncompressed", "gzip"]
 T = t.TypeVar("T")
 #: Records encoded into one piece of RECORD lines: a whole chunk's JSON at once, and its copies,
 #: would double the peak memory of typing it.
@@ -183,6 +192,84 @@ class ColumnarPartReader:
                 else:
                     return
         yield from _in_blocks(itertools.islice(self.reader.records(part), delivered, None))
+
+    def parquet_at_once(
+        self,
+        part: DownloadedPart,
+        out: t.IO[bytes],
+        names: list[str],
+        compression: ParquetCompression,
+    ) -> PartSummary | None:
+        """Write a part (of at most ``AT_ONCE_BYTES``) as one parquet file of the columns
+        ``names`` by one polars query; return what the file holds, or None when the part is not
+        provably exact: the file is then to be written again from ``blocks``, which hands what
+        it cannot type to the Python reader.
+
+        Why: one query reads, types and writes a part on every core with no Python per chunk,
+        about 1.6 times as fast as ``blocks`` (README, "Speed"). It is optimistic: the CSV
+        grammar check runs beside it in a worker thread, and a cell that does not type stops
+        it. Only a part that passes both is vouched for, so the output is the one ``blocks``
+        would give.
+        """
+        import polars as pl
+
+        with part.path.open("rb") as raw:
+            layout = self._layout(raw)
+        if layout is None:
+            return None
+        grammar = _POOL.submit(functools.partial(self._file_well_formed, part.path, layout))
+        tally = _Tally(self.replication_key)
+        try:
+            query = self._parquet_query(part.path, layout, tally, names)
+            query.sink_parquet(out, compression=compression, row_group_size=PARQUET_ROW_GROUP)
+        except (pl.exceptions.PolarsError, _NotExactError):
+            grammar.result()  # not left reading a file the caller may remove
+            return None
+        return tally.summary.result() if grammar.result() else None
+
+    def _file_well_formed(self, path: Path, layout: _Layout) -> bool:
+        """Whether every row after the header matches the CSV grammar (``_chunk_pattern``)."""
+        with path.open("rb") as raw:
+            raw.readline(MAX_ROW_BYTES)  # the header, which ``_layout`` checked
+            return all(
+                _well_formed(chunk, layout.chunk_pattern, self.check_bytes)
+                for chunk in _row_chunks(raw, min(self.chunk_bytes, GRAMMAR_CHUNK_BYTES))
+            )
+
+    def _parquet_query(
+        self, path: Path, layout: _Layout, tally: _Tally, names: list[str]
+    ) -> pl.LazyFrame:
+        """Return the query that reads a part and types it for parquet, through ``tally``."""
+        import polars as pl
+
+        stages, finals = self._plan(tuple(layout.wanted), "parquet")
+        typed = {name: f"\x00typed.{name}" for name in layout.wanted}
+        query = pl.scan_csv(
+            path,
+            has_header=False,
+            skip_lines=1,
+            schema=layout.read_schema,
+            quote_char='"',
+            empty_string_is_null=False,
+            raise_if_empty=False,
+        ).select(pl.col(f"c{i}").alias(layout.header[i]) for i in layout.read_columns)
+        for exprs in stages:
+            query = query.with_columns(exprs)
+        query = query.with_columns(
+            final.alias(typed[name]) for name, final in zip(layout.wanted, finals, strict=True)
+        )
+        # A cell that is not empty yet did not type, or a cell missing from a short row.
+        invalid = [
+            (pl.col(name).str.len_bytes() > 0) & pl.col(typed[name]).is_null()
+            for name in layout.wanted
+            if self.kinds[name] != _STRING
+        ]
+        invalid.append(pl.col(layout.wanted[0]).is_null())
+        watched = [pl.any_horizontal(invalid).alias(_INVALID)]
+        if self.replication_key in typed:
+            watched.append(pl.col(typed[self.replication_key]).alias(self.replication_key))
+        checked = pl.struct(watched).map_batches(tally, pl.Boolean, is_elementwise=True)
+        return query.filter(checked).select(pl.col(typed[name]).alias(name) for name in names)
 
     def _layout(self, raw: t.BinaryIO) -> _Layout | None:
         """Read the header row; None when this path does not handle it (the Python reader will
@@ -658,7 +745,7 @@ def write_parquet(
     blocks: Iterator[Block],
     out: t.IO[bytes],
     schema: dict[str, pl.DataType],
-    compression: t.Literal["uncompressed", "gzip"],
+    compression: ParquetCompression,
     replication_key: str | None,
 ) -> PartSummary:
     """Write a part's blocks (typed for "parquet") into one parquet file; return what it holds.
@@ -684,7 +771,7 @@ def write_parquet(
 
 
 #: Rows per parquet row group: what the parquet writer holds before it writes.
-PARQUET_ROW_GROUP = 16_384
+PARQUET_ROW_GROUP = 65_536
 
 
 def parquet_schema(reader: CsvPartReader) -> dict[str, pl.DataType]:
@@ -722,6 +809,33 @@ def _records_frame(records: list[dict[str, t.Any]], schema: dict[str, pl.DataTyp
         for name, dtype in schema.items()
         if dtype in (pl.Date, pl.Datetime)
     )
+
+
+_INVALID = "\x00invalid"
+
+
+class _NotExactError(Exception):
+    """A cell of the streaming query did not type: the part is written from ``blocks``."""
+
+
+class _Tally:
+    """The streaming query's filter: it stops the query at the first batch holding a cell that
+    did not type, and counts the rows and keeps the greatest replication-key value of the
+    others (batches come from several threads at once).
+    """
+
+    def __init__(self, key: str | None) -> None:
+        self.summary = _Summary(key)
+        self.lock = threading.Lock()
+
+    def __call__(self, batch: pl.Series) -> pl.Series:
+        frame = batch.struct.unnest()
+        invalid = frame.get_column(_INVALID)
+        if invalid.any():
+            raise _NotExactError
+        with self.lock:
+            self.summary.add(frame)
+        return invalid.not_()
 
 
 def _greatest(frame: pl.DataFrame, key: str | None) -> str | None:

@@ -745,3 +745,156 @@ def test_parquet_batch_error_names_stream_part_line_and_field(tmp_path):
     assert "things: part 2, line 5002, field 'b': 'maybe' is not a valid boolean" in str(
         caught.value
     )
+
+
+# BATCH parquet in one query (parquet_at_once) ----------------------------------------------------
+
+
+def _at_once(part, reader, key=None):
+    """The part's records from ``parquet_at_once`` (as the Python reader writes them) and its
+    summary; None when it does not vouch for the part.
+    """
+    out = io.BytesIO()
+    names = list(parquet_schema(reader))
+    summary = ColumnarPartReader(reader, key).parquet_at_once(part, out, names, "uncompressed")
+    if summary is None:
+        return None
+    table = pl.read_parquet(out.getvalue())
+    assert table.columns == names
+    return [_as_json(row) for row in table.iter_rows(named=True)], summary
+
+
+def _as_json(row: dict) -> dict:
+    return {
+        k: v.isoformat() if isinstance(v, (datetime.date, datetime.datetime)) else v
+        for k, v in row.items()
+    }
+
+
+def _greatest_text(records, key):
+    return max((r[key] for r in records if r[key] is not None), default=None)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(part=csv_parts())
+def test_parquet_at_once_vouches_only_for_what_the_python_reader_reads_the_same(
+    tmp_path_factory, part
+):
+    """Generated CSV (junk values, quoting, damage): the one-query parquet either holds exactly
+    the Python reader's records, or declines; it never declines a part the chunked path types
+    whole.
+    """
+    data, properties, fields = part
+    reader = CsvPartReader("things", properties, fields)
+    downloaded = _part(tmp_path_factory.mktemp("once") / "part.csv", data)
+    key = next((name for name in fields if name.startswith("t")), None)
+    result = _at_once(downloaded, reader, key)
+    blocks = ColumnarPartReader(reader, key).blocks(downloaded, "parquet")
+    try:
+        chunked_types_all = all(isinstance(block, pl.DataFrame) for block in blocks)
+    except (MalformedResultError, OverflowError):
+        chunked_types_all = False
+    expected_rows = list(reader.records(downloaded)) if chunked_types_all else []
+    if expected_rows:
+        assert result is not None, "typed chunk by chunk, so typed in one query too"
+    if result is not None:
+        records, summary = result
+        expected = list(reader.records(downloaded))
+        assert records == expected
+        assert summary.rows == len(expected)
+        assert summary.max_replication_value == (_greatest_text(expected, key) if key else None)
+
+
+@pytest.mark.parametrize("entity", sorted(ENTITIES))
+def test_parquet_at_once_holds_the_emulator_records(tmp_path, entity):
+    fields = ENTITIES[entity].field_names
+    settings = SandboxSettings(rows={entity: 3000}, rows_per_part=3000)
+    files = write_export(tmp_path / "export", settings, entity, fields, Filters())
+    properties = {
+        f.name: property_schema(entity, f.name, f.type, FIELD_TYPES)
+        for f in ENTITIES[entity].fields
+    }
+    reader = CsvPartReader(entity, properties, fields)
+    part = DownloadedPart(1, files.parts[0], files.sizes[0])
+    key = ENTITIES[entity].fields[0].name
+    result = _at_once(part, reader, key)
+    assert result is not None, "the emulator's data is typed in one query"
+    records, summary = result
+    expected = list(reader.records(part))
+    assert records == expected
+    assert (summary.rows, summary.max_replication_value) == (3000, _greatest_text(expected, key))
+
+
+def test_parquet_at_once_keeps_multiline_values_across_polars_own_splits(tmp_path):
+    """polars splits a large file between its threads at line feeds it guesses are row ends: a
+    part of about 8 MB whose quoted values hold line feeds, CRs, commas and quotes everywhere
+    still gives the Python reader's records, in order.
+    """
+    properties = {"id": KINDS["s"], "s": KINDS["s"], "t": KINDS["t"], "n": KINDS["i"]}
+    texts = ['a\nb,"c"\n', "\r\n", "x\n\ny", ',\n"', "plain", "é\n", '"\n2024,1\n']
+    rows = (
+        [str(n), texts[n % len(texts)] * (1 + n % 5), f"2024-01-05T10:{n % 60:02d}:00Z", str(n)]
+        for n in range(160_000)
+    )
+    data = b"id,s,t,n\r\n" + b"".join(_csv_row(row) for row in rows)
+    assert 6 << 20 < len(data) < 12 << 20
+    reader = CsvPartReader("things", properties, list(properties))
+    part = _part(tmp_path / "part.csv", data)
+    result = _at_once(part, reader, "t")
+    assert result is not None
+    records, summary = result
+    assert records == list(reader.records(part))
+    assert summary.rows == 160_000
+
+
+def test_parquet_batch_of_a_part_above_the_one_query_size_is_typed_chunk_by_chunk(
+    tmp_path, monkeypatch
+):
+    """A part larger than AT_ONCE_BYTES (whose one query would need memory in proportion) is
+    written from the chunked path, with the same rows; a smaller one in one query.
+    """
+    from tap_demandbase import batches
+
+    properties = {"id": KINDS["s"], "t": KINDS["t"], "n": KINDS["i"]}
+    data = b"id,t,n\r\n" + b"".join(
+        _csv_row([str(n), f"2024-01-05 10:20:{n % 60:02d}.25+01:00", str(n)]) for n in range(3000)
+    )
+    used = []
+    original = ColumnarPartReader.parquet_at_once
+
+    def recording(self, *args):
+        used.append("at once")
+        return original(self, *args)
+
+    monkeypatch.setattr(ColumnarPartReader, "parquet_at_once", recording)
+    outputs = []
+    for limit in (len(data), len(data) - 1):
+        monkeypatch.setattr(batches, "AT_ONCE_BYTES", limit)
+        folder = tmp_path / str(limit)
+        folder.mkdir()
+        reader, part, batch, path = _parquet_batch(folder, data, properties)
+        outputs.append([_as_json(row) for row in pl.read_parquet(path).iter_rows(named=True)])
+        assert batch.rows == 3000
+    assert used == ["at once"]
+    assert outputs[0] == outputs[1] == list(reader.records(part))
+
+
+def test_parquet_at_once_declines_a_value_that_does_not_type_anywhere_in_the_part(tmp_path):
+    properties = {"id": KINDS["s"], "b": KINDS["b"]}
+    good = b"".join(f"{n},true\r\n".encode() for n in range(20_000))
+    for data in (b"id,b\r\nx,maybe\r\n" + good, b"id,b\r\n" + good + b"x,maybe\r\n"):
+        reader = CsvPartReader("things", properties, list(properties))
+        assert _at_once(_part(tmp_path / "part.csv", data), reader, None) is None
+
+
+@pytest.mark.parametrize("name", sorted(EDGE_CASES))
+def test_parquet_at_once_declines_or_matches_each_csv_edge_case(tmp_path, name):
+    properties = {"s": KINDS["s"], "i": KINDS["i"]}
+    reader = CsvPartReader("things", properties, list(properties))
+    part = _part(tmp_path / "part.csv", EDGE_CASES[name])
+    _, error = _python(part, reader)
+    result = _at_once(part, reader)
+    if error is not None:
+        assert result is None
+    elif result is not None:
+        assert result[0] == list(reader.records(part))
