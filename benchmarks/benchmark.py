@@ -4,7 +4,9 @@ Measures, alternating, for an accounts export of each --rows size (16 fields):
   (a) tap-demandbase in RECORD mode (the columnar path), stdout to /dev/null
   (b) two bare exporters written by hand, the baselines, defined below: "strict" (create job,
       poll, download, csv.reader, int/float/bool casts, orjson one RECORD line per row, no date
-      handling) and "exact" (the same, and date-times normalised to UTC like the tap)
+      handling) and "exact" (the same, and date-times normalised to UTC like the tap); and a
+      ceiling for BATCH parquet, "polars, untyped" (download, polars' CSV reader, parquet, with
+      every value left as text and nothing checked)
   (c) tap-demandbase in BATCH mode (jsonl+gzip and parquet)
 and prints records/s (median of --repeats), the ratios to the strict baseline, and each process's
 peak RSS (the OS's figure for the child, from wait4). Then, with --concurrency, the wall time of
@@ -124,6 +126,38 @@ def bare_export(api_url: str, token: str, entity: str, start: str, *, exact: boo
                 rows += 1
             out.write(b"".join(lines))
     out.flush()
+    return rows
+
+
+def bare_polars_export(api_url: str, token: str, entity: str, start: str, folder: str) -> int:
+    """The ceiling for BATCH parquet: each part downloaded into memory, read by polars' CSV
+    reader as text (no typing, no checks), written as parquet; return the row count.
+    """
+    import polars as pl
+
+    api = requests.Session()
+    api.headers["Authorization"] = f"Bearer {token}"
+    entities = api.get(f"{api_url}/export/v1/entities", timeout=30).json()["entities"]
+    fields = [f["name"] for e in entities if e["name"] == entity for f in e["fields"]]
+    today = datetime.datetime.now(_UTC).date().isoformat()
+    date_range = {"field": "last_modified_date", "start": start, "end": today}
+    body = {"entity_type": entity, "fields": fields, "filters": {"date_range": date_range}}
+    job = api.post(f"{api_url}/export/v1/jobs", json=body, timeout=30).json()
+    while job["status"] not in ("completed", "failed", "cancelled"):
+        time.sleep(0.1)
+        job = api.get(f"{api_url}/export/v1/jobs/{job['id']}", timeout=30).json()
+    rows = 0
+    for part in range(1, job["file_parts"] + 1):
+        redirect = api.get(
+            f"{api_url}/export/v1/jobs/{job['id']}/download",
+            params={"part": part},
+            allow_redirects=False,
+            timeout=30,
+        )
+        data = requests.get(redirect.headers["Location"], timeout=300).content
+        frame = pl.read_csv(data, infer_schema=False)
+        frame.write_parquet(Path(folder) / f"part-{part}.parquet", compression="uncompressed")
+        rows += frame.height
     return rows
 
 
@@ -261,6 +295,8 @@ def throughput(args: argparse.Namespace, folder: Path, rows: int) -> list[str]:
             if dialect == "export_v1":
                 modes["bare strict"] = [sys.executable, __file__, "--bare", api_url]
                 modes["bare exact"] = [sys.executable, __file__, "--bare-exact", api_url]
+                ceiling = [sys.executable, __file__, "--bare-polars", api_url, str(folder)]
+                modes["polars, untyped"] = ceiling
             modes |= tap_modes(folder, dialect, api_url)
         for mode, command in modes.items():  # warm-up: each emulator writes its files once
             if mode == "bare strict" or mode.endswith("RECORD"):
@@ -339,7 +375,13 @@ def main() -> None:
     parser.add_argument("--job-seconds", type=float, default=10.0)
     parser.add_argument("--bare", metavar="API_URL", help=argparse.SUPPRESS)
     parser.add_argument("--bare-exact", metavar="API_URL", help=argparse.SUPPRESS)
+    parser.add_argument("--bare-polars", nargs=2, metavar="ARG", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.bare_polars:
+        api_url, folder = args.bare_polars
+        with tempfile.TemporaryDirectory(dir=folder) as out:
+            bare_polars_export(api_url, "sandbox-token", "accounts", "2024-01-01", out)
+        return
     if args.bare or args.bare_exact:
         api_url = args.bare or args.bare_exact
         bare_export(api_url, "sandbox-token", "accounts", "2024-01-01", exact=bool(args.bare_exact))

@@ -69,9 +69,9 @@ CHUNK_BYTES = 2 << 20
 CHECK_BYTES = 256 << 10
 #: A row longer than this is not looked for further: the Python reader refuses fields this large.
 MAX_ROW_BYTES = 64 << 20
-#: Bytes of the largest part BATCH parquet types in one query (``parquet_at_once``). polars runs
-#: that query in memory (its streaming engine does not cover the date-time expressions): peak
-#: RSS grows about 3.5 MB per MB of part, so larger parts are typed chunk by chunk instead.
+#: Bytes of the largest part BATCH parquet types in one query (``parquet_at_once``). polars holds
+#: the whole part while it runs that query (measured: peak RSS grows about 3.5 MB per MB of
+#: part), so larger parts are typed chunk by chunk instead, in flat memory.
 AT_ONCE_BYTES = 12 << 20
 #: Bytes of CSV checked at once beside the one query: as fast as larger chunks, with less
 #: memory while the query holds its own.
@@ -206,7 +206,7 @@ class ColumnarPartReader:
         it cannot type to the Python reader.
 
         Why: one query reads, types and writes a part on every core with no Python per chunk,
-        about 1.6 times as fast as ``blocks`` (README, "Speed"). It is optimistic: the CSV
+        about 1.6 times as fast as ``blocks`` (README, "Speed and memory"). It is optimistic: the CSV
         grammar check runs beside it in a worker thread, and a cell that does not type stops
         it. Only a part that passes both is vouched for, so the output is the one ``blocks``
         would give.
@@ -258,13 +258,14 @@ class ColumnarPartReader:
         query = query.with_columns(
             final.alias(typed[name]) for name, final in zip(layout.wanted, finals, strict=True)
         )
-        # A cell that is not empty yet did not type, or a cell missing from a short row.
+        # A cell that is not empty yet did not type; or a row too short to hold the last wanted
+        # column (the grammar check refuses every short row; this keeps the list non-empty).
         invalid = [
             (pl.col(name).str.len_bytes() > 0) & pl.col(typed[name]).is_null()
             for name in layout.wanted
             if self.kinds[name] != _STRING
         ]
-        invalid.append(pl.col(layout.wanted[0]).is_null())
+        invalid.append(pl.col(layout.wanted[-1]).is_null())
         watched = [pl.any_horizontal(invalid).alias(_INVALID)]
         if self.replication_key in typed:
             watched.append(pl.col(typed[self.replication_key]).alias(self.replication_key))
@@ -771,7 +772,7 @@ def write_parquet(
 
 
 #: Rows per parquet row group: what the parquet writer holds before it writes.
-PARQUET_ROW_GROUP = 65_536
+PARQUET_ROW_GROUP = 16_384
 
 
 def parquet_schema(reader: CsvPartReader) -> dict[str, pl.DataType]:
@@ -815,13 +816,13 @@ _INVALID = "\x00invalid"
 
 
 class _NotExactError(Exception):
-    """A cell of the streaming query did not type: the part is written from ``blocks``."""
+    """A cell did not type in ``parquet_at_once``: the part is written from ``blocks``."""
 
 
 class _Tally:
-    """The streaming query's filter: it stops the query at the first batch holding a cell that
-    did not type, and counts the rows and keeps the greatest replication-key value of the
-    others (batches come from several threads at once).
+    """The filter of ``parquet_at_once``'s query: it stops the query at the first batch holding
+    a cell that did not type, and counts the rows and keeps the greatest replication-key value
+    of the others (batches may come from several threads at once).
     """
 
     def __init__(self, key: str | None) -> None:
