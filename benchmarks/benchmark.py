@@ -74,11 +74,9 @@ _DATETIME_TYPES = ("datetime", "date-time", "timestamp")
 _STRICT_CASTS = {name: cast for name, cast in _CASTS.items() if name not in _DATETIME_TYPES}
 
 
-def bare_export(api_url: str, token: str, entity: str, start: str, *, exact: bool) -> int:
-    """Export one entity the shortest way; write RECORD lines to stdout; return the row count.
-
-    ``exact`` also normalises date-times to UTC, as the tap does; without it ("strict"), only
-    integers, numbers and booleans are cast, and dates stay as the API wrote them.
+def exported_parts(api_url: str, token: str, entity: str, start: str) -> tuple[Any, Any]:
+    """Create the export job of every field of ``entity`` from ``start`` and wait for it; return
+    the fields' types and the pre-signed URLs of its parts (each asked for as it is read).
     """
     api = requests.Session()
     api.headers["Authorization"] = f"Bearer {token}"
@@ -91,16 +89,31 @@ def bare_export(api_url: str, token: str, entity: str, start: str, *, exact: boo
     while job["status"] not in ("completed", "failed", "cancelled"):
         time.sleep(0.1)
         job = api.get(f"{api_url}/export/v1/jobs/{job['id']}", timeout=30).json()
+
+    def urls() -> Any:
+        for part in range(1, job["file_parts"] + 1):
+            redirect = api.get(
+                f"{api_url}/export/v1/jobs/{job['id']}/download",
+                params={"part": part},
+                allow_redirects=False,
+                timeout=30,
+            )
+            yield redirect.headers["Location"]
+
+    return types, urls()
+
+
+def bare_export(api_url: str, token: str, entity: str, start: str, *, exact: bool) -> int:
+    """Export one entity the shortest way; write RECORD lines to stdout; return the row count.
+
+    ``exact`` also normalises date-times to UTC, as the tap does; without it ("strict"), only
+    integers, numbers and booleans are cast, and dates stay as the API wrote them.
+    """
+    types, urls = exported_parts(api_url, token, entity, start)
     out = sys.stdout.buffer
     rows = 0
-    for part in range(1, job["file_parts"] + 1):
-        redirect = api.get(
-            f"{api_url}/export/v1/jobs/{job['id']}/download",
-            params={"part": part},
-            allow_redirects=False,
-            timeout=30,
-        )
-        with requests.get(redirect.headers["Location"], stream=True, timeout=300) as response:
+    for url in urls:
+        with requests.get(url, stream=True, timeout=300) as response:
             response.raw.decode_content = True
             response.raw.auto_close = False
             text = io.TextIOWrapper(response.raw, encoding="utf-8-sig", newline="")
@@ -135,28 +148,11 @@ def bare_polars_export(api_url: str, token: str, entity: str, start: str, folder
     """
     import polars as pl
 
-    api = requests.Session()
-    api.headers["Authorization"] = f"Bearer {token}"
-    entities = api.get(f"{api_url}/export/v1/entities", timeout=30).json()["entities"]
-    fields = [f["name"] for e in entities if e["name"] == entity for f in e["fields"]]
-    today = datetime.datetime.now(_UTC).date().isoformat()
-    date_range = {"field": "last_modified_date", "start": start, "end": today}
-    body = {"entity_type": entity, "fields": fields, "filters": {"date_range": date_range}}
-    job = api.post(f"{api_url}/export/v1/jobs", json=body, timeout=30).json()
-    while job["status"] not in ("completed", "failed", "cancelled"):
-        time.sleep(0.1)
-        job = api.get(f"{api_url}/export/v1/jobs/{job['id']}", timeout=30).json()
+    _, urls = exported_parts(api_url, token, entity, start)
     rows = 0
-    for part in range(1, job["file_parts"] + 1):
-        redirect = api.get(
-            f"{api_url}/export/v1/jobs/{job['id']}/download",
-            params={"part": part},
-            allow_redirects=False,
-            timeout=30,
-        )
-        data = requests.get(redirect.headers["Location"], timeout=300).content
-        frame = pl.read_csv(data, infer_schema=False)
-        frame.write_parquet(Path(folder) / f"part-{part}.parquet", compression="uncompressed")
+    for number, url in enumerate(urls, 1):
+        frame = pl.read_csv(requests.get(url, timeout=300).content, infer_schema=False)
+        frame.write_parquet(Path(folder) / f"part-{number}.parquet", compression="uncompressed")
         rows += frame.height
     return rows
 

@@ -303,17 +303,22 @@ def test_one_refused_value_hands_over_from_its_chunk_on(tmp_path):
 # Against the Python reader, byte for byte ------------------------------------------------------
 
 
-@pytest.mark.parametrize("entity", sorted(ENTITIES))
-def test_emulator_data_gives_the_same_record_lines_on_both_paths(tmp_path, entity):
+def _emulator_part(folder: Path, entity: str) -> tuple[CsvPartReader, DownloadedPart]:
+    """A part of 3,000 rows of the emulator's nasty data, and its reader."""
     fields = ENTITIES[entity].field_names
     settings = SandboxSettings(rows={entity: 3000}, rows_per_part=3000)
-    files = write_export(tmp_path / "export", settings, entity, fields, Filters())
+    files = write_export(folder / "export", settings, entity, fields, Filters())
     properties = {
         f.name: property_schema(entity, f.name, f.type, FIELD_TYPES)
         for f in ENTITIES[entity].fields
     }
     reader = CsvPartReader(entity, properties, fields)
-    part = DownloadedPart(1, files.parts[0], files.sizes[0])
+    return reader, DownloadedPart(1, files.parts[0], files.sizes[0])
+
+
+@pytest.mark.parametrize("entity", sorted(ENTITIES))
+def test_emulator_data_gives_the_same_record_lines_on_both_paths(tmp_path, entity):
+    reader, part = _emulator_part(tmp_path, entity)
     python, error = _python(part, reader)
     assert error is None
     columnar, error = _columnar(part, reader, chunk_bytes=64 << 10, check_bytes=8 << 10)
@@ -807,15 +812,7 @@ def test_parquet_at_once_vouches_only_for_what_the_python_reader_reads_the_same(
 
 @pytest.mark.parametrize("entity", sorted(ENTITIES))
 def test_parquet_at_once_holds_the_emulator_records(tmp_path, entity):
-    fields = ENTITIES[entity].field_names
-    settings = SandboxSettings(rows={entity: 3000}, rows_per_part=3000)
-    files = write_export(tmp_path / "export", settings, entity, fields, Filters())
-    properties = {
-        f.name: property_schema(entity, f.name, f.type, FIELD_TYPES)
-        for f in ENTITIES[entity].fields
-    }
-    reader = CsvPartReader(entity, properties, fields)
-    part = DownloadedPart(1, files.parts[0], files.sizes[0])
+    reader, part = _emulator_part(tmp_path, entity)
     key = ENTITIES[entity].fields[0].name
     result = _at_once(part, reader, key)
     assert result is not None, "the emulator's data is typed in one query"
