@@ -1,4 +1,5 @@
-"""What every dialect's client does the same way: creating a job without ever paying twice.
+"""What every dialect's client does the same way: creating a job without ever paying twice,
+and choosing, among listed jobs, the one to re-use.
 
 A create whose answer is lost (a 5xx, a body that is not a job) may still have created the job.
 Before the create is sent again, the job list is asked for an equivalent job created since just
@@ -12,11 +13,11 @@ import logging
 import typing as t
 from dataclasses import replace
 
-from tap_demandbase.errors import ApiRequestError
-from tap_demandbase.model import ReuseRule
+from tap_demandbase.errors import ApiRequestError, AuthError
+from tap_demandbase.model import JobState, ReuseRule
 
 if t.TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterable
 
     from tap_demandbase.model import JobSpec, JobStatus
     from tap_demandbase.transport import Transport
@@ -85,3 +86,44 @@ def create_job_once(
             raise ApiRequestError(msg, status=status) from None
 
     return transport.retried(attempt, what=what)
+
+
+class JobListing:
+    """Chooses the job to re-use among those a dialect lists, while listing is possible.
+
+    Listing only serves re-use: if the token may not list jobs (403) or the API has no job list
+    (404), the tap says so once and goes on without it.
+    """
+
+    def __init__(self) -> None:
+        self.unavailable = False
+
+    def preferred(self, candidates: Callable[[], Iterable[JobStatus]]) -> JobStatus | None:
+        """Return the preferred of the jobs ``candidates`` lists (completed first, then
+        processing, then the newest), or None when there is none or listing is not possible.
+        """
+        if self.unavailable:
+            return None
+        try:
+            found = list(candidates())
+        except (ApiRequestError, AuthError) as exc:
+            if exc.status not in (403, 404):
+                raise
+            self.unavailable = True
+            logger.warning(
+                "Listing export jobs is not possible (%s); going on without it: a job created "
+                "by a run that died before recording it cannot be re-used",
+                exc.status,
+            )
+            return None
+        return max(found, key=_preference, default=None)
+
+
+def _preference(job: JobStatus) -> tuple[bool, bool, datetime.datetime]:
+    """Rank equivalent jobs for re-use: completed first, then processing, then the newest."""
+    oldest = datetime.datetime.min.replace(tzinfo=datetime.timezone.utc)
+    return (
+        job.state is JobState.COMPLETED,
+        job.state is JobState.PROCESSING,
+        job.created_at or oldest,
+    )

@@ -17,7 +17,7 @@ from singer_sdk import typing as th
 from singer_sdk.authenticators import BearerTokenAuthenticator
 
 from tap_demandbase.dialects.base import Connection, ConnectOptions, Dialect
-from tap_demandbase.dialects.common import InvalidJobJson, create_job_once
+from tap_demandbase.dialects.common import InvalidJobJson, JobListing, create_job_once
 from tap_demandbase.errors import (
     ApiRequestError,
     AuthError,
@@ -147,16 +147,6 @@ class JobPage:
     total: int
 
 
-def _preference(job: JobStatus) -> tuple[bool, bool, datetime.datetime]:
-    """Rank equivalent jobs for re-use: completed first, then processing, then the newest."""
-    oldest = datetime.datetime.min.replace(tzinfo=datetime.timezone.utc)
-    return (
-        job.state is JobState.COMPLETED,
-        job.state is JobState.PROCESSING,
-        job.created_at or oldest,
-    )
-
-
 def _same_export(job: dict[str, t.Any], request: dict[str, t.Any]) -> bool:
     """Whether an existing job's JSON exports what a create request asks for."""
     return (
@@ -192,7 +182,7 @@ class DataExportClient:
     def __init__(self, transport: Transport, account_list_id: str | None = None) -> None:
         self.transport = transport
         self.account_list_id = account_list_id
-        self._listing_unavailable = False
+        self._listing = JobListing()
 
     def remember_entities(self, entities: list[EntityInfo]) -> None:
         """Nothing to remember: this API's field names are the property names."""
@@ -293,40 +283,29 @@ class DataExportClient:
         serves that rescue: if the token may not list jobs (403) or the API has no job list
         (404), the tap says so once and goes on without it.
         """
-        if self._listing_unavailable:
-            return None
         rule = rule or ReuseRule()
         wanted = job_request_body(spec)
         now = datetime.datetime.now(datetime.timezone.utc)
-        found: list[JobStatus] = []
-        try:
+
+        def candidates() -> t.Iterator[JobStatus]:
             # In the order jobs move through: one that moves on between two listings is
-            # still seen in the next. A completed job is preferred, then the newest.
+            # still seen in the next.
             for state in (JobState.PENDING, JobState.PROCESSING, JobState.COMPLETED):
                 offset = 0
                 while True:
                     page = self.list_jobs(state, limit=page_size, offset=offset)
-                    found += [
-                        job
-                        for job in page.jobs
-                        if _same_export(job.raw, wanted)
-                        and usable_result(job, now)
-                        and rule.admits(job)
-                    ]
+                    for job in page.jobs:
+                        if (
+                            _same_export(job.raw, wanted)
+                            and usable_result(job, now)
+                            and rule.admits(job)
+                        ):
+                            yield job
                     offset += page.listed
                     if not page.listed or offset >= page.total:
                         break
-        except (ApiRequestError, AuthError) as exc:
-            if exc.status not in (403, 404):
-                raise
-            self._listing_unavailable = True
-            logger.warning(
-                "Listing export jobs is not possible (%s); going on without it: a job created "
-                "by a run that died before recording it cannot be re-used",
-                exc.status,
-            )
-            return None
-        return max(found, key=_preference, default=None)
+
+        return self._listing.preferred(candidates)
 
     def part_locations(self, job: JobStatus, *, fresh: bool = False) -> list[PartLocation]:
         """Return the download endpoint of each part: it redirects to a URL it signs anew on

@@ -29,7 +29,7 @@ from singer_sdk import typing as th
 from singer_sdk.authenticators import BearerTokenAuthenticator
 
 from tap_demandbase.dialects.base import Connection, ConnectOptions, Dialect, StreamRules
-from tap_demandbase.dialects.common import InvalidJobJson, create_job_once
+from tap_demandbase.dialects.common import InvalidJobJson, JobListing, create_job_once
 from tap_demandbase.dialects.export_v1 import FIELD_TYPES
 from tap_demandbase.dialects.uapi_auth import ClientCredentials
 from tap_demandbase.dialects.uapi_fields import (
@@ -212,7 +212,7 @@ class UapiClient:
         self.usage = usage
         #: Stream → property → the field's API name (from /fields, or from the catalog).
         self._api_names: dict[str, dict[str, str]] = {}
-        self._listing_unavailable = False
+        self._listing = JobListing()
 
     # Streams and fields ------------------------------------------------------------------------
 
@@ -396,31 +396,20 @@ class UapiClient:
         deliver (accepted, processing, or finished), newest pages first; paging stops at jobs
         created before the rule's limit (at most REUSE_LOOKBACK ago).
         """
-        if self._listing_unavailable:
-            return None
         rule = rule or ReuseRule()
         stream = _stream(spec.entity)
         name = self.job_request(spec)["jobName"]
         now = datetime.datetime.now(datetime.timezone.utc)
         oldest = max(now - REUSE_LOOKBACK, rule.created_after or now - REUSE_LOOKBACK)
-        found: list[JobStatus] = []
-        try:
+
+        def candidates() -> t.Iterator[JobStatus]:
             for entry, job in self._listed_jobs(stream):
                 if job.created_at is not None and job.created_at <= oldest:
-                    break
+                    return
                 if entry.get("jobName") == name and usable_result(job, now) and rule.admits(job):
-                    found.append(job)
-        except (ApiRequestError, AuthError) as exc:
-            if exc.status not in (403, 404):
-                raise
-            self._listing_unavailable = True
-            logger.warning(
-                "Listing export jobs is not possible (%s); going on without it: a job created "
-                "by a run that died before recording it cannot be re-used",
-                exc.status,
-            )
-            return None
-        return max(found, key=_preference, default=None)
+                    yield job
+
+        return self._listing.preferred(candidates)
 
     def _listed_jobs(self, stream: UapiStream) -> t.Iterator[tuple[dict[str, t.Any], JobStatus]]:
         """Yield the stream's jobs newest first, page by page (unreadable entries skipped)."""
@@ -508,16 +497,6 @@ def _result_urls(body: Mapping[str, t.Any]) -> list[str]:
         return [u for u in urls if isinstance(u, str) and u]
     url = body.get("resultsUrl")
     return [url] if isinstance(url, str) and url else []
-
-
-def _preference(job: JobStatus) -> tuple[bool, bool, datetime.datetime]:
-    """Rank equivalent jobs for re-use: finished first, then processing, then the newest."""
-    oldest = datetime.datetime.min.replace(tzinfo=datetime.timezone.utc)
-    return (
-        job.state is JobState.COMPLETED,
-        job.state is JobState.PROCESSING,
-        job.created_at or oldest,
-    )
 
 
 def job_name(spec: JobSpec, body: Mapping[str, t.Any]) -> str:
