@@ -303,10 +303,12 @@ def test_one_refused_value_hands_over_from_its_chunk_on(tmp_path):
 # Against the Python reader, byte for byte ------------------------------------------------------
 
 
-def _emulator_part(folder: Path, entity: str) -> tuple[CsvPartReader, DownloadedPart]:
-    """A part of 3,000 rows of the emulator's nasty data, and its reader."""
+def _emulator_part(
+    folder: Path, entity: str, rows: int = 3000
+) -> tuple[CsvPartReader, DownloadedPart]:
+    """A part of ``rows`` rows of the emulator's nasty data, and its reader."""
     fields = ENTITIES[entity].field_names
-    settings = SandboxSettings(rows={entity: 3000}, rows_per_part=3000)
+    settings = SandboxSettings(rows={entity: rows}, rows_per_part=rows)
     files = write_export(folder / "export", settings, entity, fields, Filters())
     properties = {
         f.name: property_schema(entity, f.name, f.type, FIELD_TYPES)
@@ -573,16 +575,8 @@ def test_generated_grammar_values_are_typed_as_the_grammar_says(tmp_path_factory
 
 
 def test_jsonl_and_parquet_outputs_hold_the_record_values(tmp_path):
-    entity = "accounts"
-    fields = ENTITIES[entity].field_names
-    settings = SandboxSettings(rows={entity: 2000}, rows_per_part=2000)
-    files = write_export(tmp_path / "export", settings, entity, fields, Filters())
-    properties = {
-        f.name: property_schema(entity, f.name, f.type, FIELD_TYPES)
-        for f in ENTITIES[entity].fields
-    }
-    reader = CsvPartReader(entity, properties, fields)
-    part = DownloadedPart(1, files.parts[0], files.sizes[0])
+    reader, part = _emulator_part(tmp_path, "accounts", rows=2000)
+    fields = reader.fields
     records = list(reader.records(part))
     key = "last_modified_date"
     greatest = max(r[key] for r in records)
