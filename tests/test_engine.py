@@ -291,6 +291,16 @@ def test_finished_windows_are_marked_and_skipped_by_the_next_run(api, clock):
     assert [(s.start, s.end) for s in export.specs()] == [(DAY(2024, 3, 9), DAY(2024, 3, 10))]
 
 
+@pytest.mark.parametrize("through", ["9999-12-31", "garbage", 20240305, None])
+def test_a_windows_done_mark_that_is_not_a_usable_day_is_done_without(api, clock, through):
+    done = {"field": "last_modified_date", "filters": [{}], "through": through}
+    export, _, _ = _stream(_run(api, clock, window_days=5), {WINDOWS_DONE_KEY: done})
+    assert [(s.start, s.end) for s in export.specs()] == [
+        (DAY(2024, 3, 1), DAY(2024, 3, 5)),
+        (DAY(2024, 3, 6), DAY(2024, 3, 10)),
+    ]
+
+
 def test_one_job_per_window_and_filter_set(api, clock):
     api.filters = [(("chunk", "1"),), (("chunk", "2"),)]
     export, _, _ = _stream(_run(api, clock, window_days=5))

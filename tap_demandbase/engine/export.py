@@ -26,6 +26,8 @@ from tap_demandbase.engine.jobs import (
     run_until_completed,
 )
 from tap_demandbase.engine.ledger import (
+    LEDGER_KEY,
+    SPLIT_WINDOW_KEY,
     LedgerEntry,
     SplitWindow,
     clear_entry,
@@ -48,7 +50,7 @@ from tap_demandbase.model import JobSpec, PollPolicy
 
 if t.TYPE_CHECKING:
     import logging
-    from collections.abc import Iterator, MutableMapping
+    from collections.abc import Iterator, Mapping, MutableMapping
     from types import TracebackType
 
     from tap_demandbase.engine.clock import Clock
@@ -255,7 +257,7 @@ class StreamExport:
         if _done_filters(done) != self.filter_sets():
             return None
         try:
-            return datetime.date.fromisoformat(str(done.get("through")))
+            return windows_done_day(done.get("through"))
         except ValueError:
             return None
 
@@ -400,6 +402,88 @@ class StreamExport:
         write_entry(self.state, entry)
         self.finished_with(entry)
         self.checkpoint(None)
+
+
+def windows_done_day(value: t.Any) -> datetime.date:
+    """Return the last day of the windows a ``windows_done`` mark says are done.
+
+    Raises:
+        ValueError: not a YYYY-MM-DD day, or the calendar's last (no window follows it).
+    """
+    if not isinstance(value, str):
+        raise ValueError(f"{value!r} is not a day")
+    day = datetime.date.fromisoformat(value)
+    if day == datetime.date.max:
+        raise ValueError("no day follows it")
+    return day
+
+
+@dataclass(frozen=True)
+class UnusableState:
+    """A part of a stream's state, left by an earlier run, that the engine cannot read. Each
+    only saves work (no row depends on it), so the run can do without it.
+    """
+
+    #: Its key in the stream's state, dotted below the top (``windows_done.through``).
+    key: str
+    value: t.Any
+    #: What is wrong with it (``is not a date``).
+    problem: str
+    #: What the run does without it.
+    without: str
+
+    @property
+    def top_key(self) -> str:
+        """Return the key of the stream's state that holds it (what is dropped)."""
+        return self.key.split(".", 1)[0]
+
+
+def unusable_state(stream_state: Mapping[str, t.Any]) -> list[UnusableState]:
+    """Return the parts of a stream's state the engine cannot read (null counts as absent)."""
+    value = stream_state.get
+    again = "finished windows are exported again from the bookmark's day"
+    checks: list[tuple[str, t.Any, bool, str, str]] = []
+    if value(LEDGER_KEY) is not None:
+        readable = read_entry(stream_state) is not None
+        problem = "is not an export job this version can read"
+        without = "its job is not resumed (an equivalent job may be re-used)"
+        checks.append((LEDGER_KEY, value(LEDGER_KEY), readable, problem, without))
+    if value(SPLIT_WINDOW_KEY) is not None:
+        readable = read_split_window(stream_state) is not None
+        problem = "is not the filter sets done of a window"
+        without = "every filter set of that window is exported again"
+        checks.append((SPLIT_WINDOW_KEY, value(SPLIT_WINDOW_KEY), readable, problem, without))
+    done = value(WINDOWS_DONE_KEY)
+    if done is not None and not isinstance(done, dict):
+        checks.append((WINDOWS_DONE_KEY, done, False, "is not an object", again))
+    elif done is not None:
+        through = done.get("through")
+        checks.append(
+            (
+                f"{WINDOWS_DONE_KEY}.through",
+                through,
+                _is_day(through),
+                "is not a date before 9999-12-31",
+                again,
+            )
+        )
+    if value(LAST_JOB_KEY) is not None:
+        readable = state_datetime(value(LAST_JOB_KEY)) is not None
+        without = "any recent equivalent job may be re-used"
+        checks.append((LAST_JOB_KEY, value(LAST_JOB_KEY), readable, "is not a timestamp", without))
+    return [
+        UnusableState(key, shown, problem, without)
+        for key, shown, readable, problem, without in checks
+        if not readable
+    ]
+
+
+def _is_day(value: t.Any) -> bool:
+    try:
+        windows_done_day(value)
+    except ValueError:
+        return False
+    return True
 
 
 def _done_filters(done: dict[str, t.Any]) -> list[Filters]:

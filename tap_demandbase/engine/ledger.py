@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from tap_demandbase.model import Filters, JobSpec
 
 if t.TYPE_CHECKING:
-    from collections.abc import MutableMapping
+    from collections.abc import Mapping, MutableMapping
 
 LEDGER_KEY = "export_job"
 #: Stream state key: the filter sets already done of a window that several jobs export.
@@ -114,7 +114,7 @@ def _date(value: t.Any) -> datetime.date | None:
     return datetime.date.fromisoformat(value) if value else None
 
 
-def read_entry(stream_state: MutableMapping[str, t.Any]) -> LedgerEntry | None:
+def read_entry(stream_state: Mapping[str, t.Any]) -> LedgerEntry | None:
     """Return the stream's ledger entry, if a previous run left one."""
     return LedgerEntry.from_state(stream_state.get(LEDGER_KEY))
 
@@ -197,7 +197,7 @@ class SplitWindow:
         )
 
 
-def read_split_window(stream_state: MutableMapping[str, t.Any]) -> SplitWindow | None:
+def read_split_window(stream_state: Mapping[str, t.Any]) -> SplitWindow | None:
     """Return the window some of whose filter sets an earlier run finished, if any."""
     value = stream_state.get(SPLIT_WINDOW_KEY)
     if not isinstance(value, dict):
