@@ -72,3 +72,9 @@ class TargetGoneError(DemandbaseError):
 
 class InconsistentResultError(MalformedResultError):
     """A job's result disagrees with what the job reported about it (size, row count)."""
+
+
+def quoted(value: object, limit: int = 60) -> str:
+    """Return a bad value as an error line quotes it: its repr, cut to ``limit`` characters."""
+    shown = repr(value)
+    return shown if len(shown) <= limit else shown[: limit - 3] + "..."

@@ -264,7 +264,7 @@ class ExportStream(FastRecordStream):
                                     latest = greatest(latest, record.get(key))
                                 yield record
                         window.part_done(part, PartResult(rows, latest))
-                    self._window_finished(window)
+                    window.finish()
 
     @override
     def get_batches(
@@ -288,7 +288,7 @@ class ExportStream(FastRecordStream):
                         progress.records += batch.rows
                         yield batch_config.encoding, [storage.get_url(batch.filename)]
                         window.part_done(part, PartResult(batch.rows, batch.max_replication_value))
-                    self._window_finished(window)
+                    window.finish()
 
     def _part_reader(self, window: WindowExport) -> CsvPartReader:
         """Return the reader of a window's parts: columns matched by their fields' API names
@@ -301,19 +301,15 @@ class ExportStream(FastRecordStream):
         }
         return CsvPartReader(self.name, self.schema["properties"], window.spec.fields, columns)
 
-    def _window_finished(self, window: WindowExport) -> None:
-        """Close a window: the engine checks it and drops its ledger entry; the SDK's bookmark
-        takes the window's greatest value.
+    def _checkpoint(self, value: t.Any, *, window_done: bool = False) -> None:
+        """Give the SDK's bookmark the greatest value the engine allows so far, then emit STATE
+        (after the records before it, which the writer flushes first). Once a window is done
+        in full, the bookmark becomes final (the SDK's progress marker is promoted).
         """
-        window.finish()
-        self.advance_bookmark(window.progress.max_value)
-        self.finalize_state_progress_markers(self.stream_state)
-
-    def _checkpoint(self, max_value: t.Any) -> None:
-        """Give the SDK's bookmark the greatest value emitted so far, then emit STATE (after
-        the records before it, which the writer flushes first).
-        """
-        self.advance_bookmark(max_value)
+        self.advance_bookmark(value)
+        if window_done:
+            self.finalize_state_progress_markers(self.stream_state)
+            return
         self.state_manager.is_flushed = False
         self._write_state_message()
 

@@ -49,6 +49,7 @@ from tap_demandbase.errors import ConfigError, DemandbaseError
 from tap_demandbase.model import EntityInfo, FieldInfo, PollPolicy
 from tap_demandbase.progress import PROGRESS_INTERVAL_SECONDS
 from tap_demandbase.schema import date_fields, entity_schema
+from tap_demandbase.state_file import checked_state
 from tap_demandbase.streams import API_NAME_METADATA, ExportStream
 from tap_demandbase.writer import FastSingerWriter
 
@@ -613,13 +614,17 @@ class TapDemandbase(Tap):
         """Run a sync; our errors end it with one line and exit code 1, and so does a stream
         that failed while the others synced (one summary line per failed stream).
 
-        The --state and --catalog files are read here first, so that a truncated file is one
-        line naming it instead of a JSON traceback.
+        The --state and --catalog files are read here first, so that a truncated file or a
+        state of the wrong shape is one line naming it instead of a traceback.
         """
         with one_line_errors(cls):
-            for what in ("state", "catalog"):
-                if (handle := kwargs.get(what)) is not None:
-                    kwargs[what] = _checked_json_file(handle, what)
+            if (handle := kwargs.get("state")) is not None:
+                state = checked_state(handle.read(), _file_name(handle, "state"), cls.logger)
+                kwargs["state"] = io.StringIO(json.dumps(state))
+            if (handle := kwargs.get("catalog")) is not None:
+                text = handle.read()
+                json_object_file(text, "catalog", _file_name(handle, "catalog"))
+                kwargs["catalog"] = io.StringIO(text)
             super().invoke(*args, **kwargs)
 
     @override
@@ -689,13 +694,9 @@ def api_names_in_catalog(catalog: t.Any) -> dict[str, dict[str, str]]:
     return names
 
 
-def _checked_json_file(handle: t.IO[str], what: str) -> t.IO[str]:
-    """Return the --state or --catalog file re-opened in memory, once it is known to hold a
-    JSON object (else a ConfigError naming the file).
-    """
-    text = handle.read()
-    json_object_file(text, what, getattr(handle, "name", what))
-    return io.StringIO(text)
+def _file_name(handle: t.IO[str], what: str) -> str:
+    """Return the path of a --state or --catalog file, as error lines name it."""
+    return str(getattr(handle, "name", what))
 
 
 if __name__ == "__main__":

@@ -219,7 +219,12 @@ class UapiCase(DialectCase):
         return {self.property_of(stream, n): t for n, t in self.api_fields(stream).items()}
 
     def expected_rows(
-        self, stream: str, start: str | None = START_DAY, end: str = END_DAY
+        self,
+        stream: str,
+        start: str | None = START_DAY,
+        end: str = END_DAY,
+        *,
+        account_ids: list[str] | None = None,
     ) -> list[dict[str, str | None]]:
         names = list(self.api_fields(stream))
         key = self.replication_key(stream)
@@ -230,7 +235,7 @@ class UapiCase(DialectCase):
         if stream == "creatives":
             body |= {"adReportType": "creative_lifetime", "source": ["all"]}
         if stream.startswith("buying_group"):
-            body["accountIds"] = [int(n) for n in BUYING_GROUP_ACCOUNTS]
+            body["accountIds"] = [int(n) for n in account_ids or BUYING_GROUP_ACCOUNTS]
         rows: list[dict[str, str | None]] = []
         for window in self._windows(stream, start, end):
             if key is not None and window is not None:

@@ -91,6 +91,8 @@ class FakeApi:
         #: How the next created jobs behave (popped one per create; default: completes at 1 s).
         self.timelines: list[list[tuple[float, JobState]]] = []
         self.fail_creates_with: Exception | None = None
+        #: Filter set -> the error every create of a job with these filters raises.
+        self.refuse_filters: dict[Filters, Exception] = {}
         self.page_size = 2
         #: The 409 race: the job completes just as the cancel arrives (which then answers 409).
         self.completes_when_cancelled = False
@@ -110,6 +112,8 @@ class FakeApi:
         self.calls.append("create")
         if self.fail_creates_with is not None:
             raise self.fail_creates_with
+        if spec.filters in self.refuse_filters:
+            raise self.refuse_filters[spec.filters]
         timeline = self.timelines.pop(0) if self.timelines else [(1.0, JobState.COMPLETED)]
         job_id = f"job-{next(self._ids)}"
         status = JobStatus(

@@ -21,10 +21,10 @@ from tap_demandbase.engine.export import (
     StreamRequest,
 )
 from tap_demandbase.engine.jobs import AttemptPolicy, ExportJob
-from tap_demandbase.engine.ledger import read_entry
+from tap_demandbase.engine.ledger import SPLIT_WINDOW_KEY, read_entry
 from tap_demandbase.engine.scheduler import JobScheduler
 from tap_demandbase.engine.windows import plan_windows
-from tap_demandbase.errors import ExportJobError
+from tap_demandbase.errors import ExportJobError, QuotaExceededError
 from tap_demandbase.model import Capabilities, JobSpec, JobState, PollPolicy
 from tests.fakes import UTC, FakeApi, FakeClock, FileOpener
 
@@ -54,18 +54,34 @@ def _run(
     )
 
 
+class Checkpoints(list[Any]):
+    """The values the engine gave the bookmark, in order, and the bookmark a stream keeps:
+    the greatest value given, final once a window is done in full.
+    """
+
+    bookmark: Any = None
+    final: Any = None
+
+    def __call__(self, value: Any, *, window_done: bool = False) -> None:
+        self.append(value)
+        if value is not None and (self.bookmark is None or value > self.bookmark):
+            self.bookmark = value
+        if window_done:
+            self.final = self.bookmark
+
+
 def _stream(
     run: RunContext, state: dict[str, Any] | None = None, *, name: str = "accounts"
-) -> tuple[StreamExport, dict[str, Any], list[Any]]:
+) -> tuple[StreamExport, dict[str, Any], Checkpoints]:
     state = {} if state is None else state
-    checkpoints: list[Any] = []
+    checkpoints = Checkpoints()
     request = StreamRequest(
         name=name,
         fields=("id", "last_modified_date"),
         replication_key="last_modified_date",
         start=DAY(2024, 3, 1),
     )
-    return StreamExport(run, request, state, LOG, checkpoints.append), state, checkpoints
+    return StreamExport(run, request, state, LOG, checkpoints), state, checkpoints
 
 
 def _emit_all(export: StreamExport) -> int:
@@ -275,6 +291,16 @@ def test_finished_windows_are_marked_and_skipped_by_the_next_run(api, clock):
     assert [(s.start, s.end) for s in export.specs()] == [(DAY(2024, 3, 9), DAY(2024, 3, 10))]
 
 
+@pytest.mark.parametrize("through", ["9999-12-31", "garbage", 20240305, None])
+def test_a_windows_done_mark_that_is_not_a_usable_day_is_done_without(api, clock, through):
+    done = {"field": "last_modified_date", "filters": [{}], "through": through}
+    export, _, _ = _stream(_run(api, clock, window_days=5), {WINDOWS_DONE_KEY: done})
+    assert [(s.start, s.end) for s in export.specs()] == [
+        (DAY(2024, 3, 1), DAY(2024, 3, 5)),
+        (DAY(2024, 3, 6), DAY(2024, 3, 10)),
+    ]
+
+
 def test_one_job_per_window_and_filter_set(api, clock):
     api.filters = [(("chunk", "1"),), (("chunk", "2"),)]
     export, _, _ = _stream(_run(api, clock, window_days=5))
@@ -286,11 +312,70 @@ def test_one_job_per_window_and_filter_set(api, clock):
     ]
 
 
+def test_a_window_is_done_only_when_every_filter_set_of_it_is(api, clock):
+    """Two windows of two filter sets each; the second set's create is refused (no job exists)
+    once the first set's job is emitted. Neither the bookmark nor windows_done may pass that
+    window; the next run exports its missing filter set, and only that one, then the rest.
+    """
+    first, second = (("chunk", "1"),), (("chunk", "2"),)
+    api.filters = [first, second]
+    api.refuse_filters[second] = QuotaExceededError("the quota is spent")
+    export, state, checkpoints = _stream(_run(api, clock, window_days=5))
+    with pytest.raises(QuotaExceededError):
+        _emit_all(export)
+    assert [job.spec.filters for job in api.jobs.values()] == [first]
+    assert checkpoints.bookmark is None and checkpoints.final is None
+    assert WINDOWS_DONE_KEY not in state
+    assert read_entry(state) is None
+    del api.refuse_filters[second]
+    export, state, checkpoints = _stream(_run(api, clock, window_days=5), state)
+    assert [(s.start.day, s.filters) for s in export.specs()] == [
+        (1, second),
+        (6, first),
+        (6, second),
+    ]
+    assert _emit_all(export) == 30
+    assert [(j.spec.start.day, j.spec.filters) for j in api.jobs.values()] == [
+        (1, first),
+        (1, second),
+        (6, first),
+        (6, second),
+    ]
+    assert state[WINDOWS_DONE_KEY]["through"] == "2024-03-05"
+    assert checkpoints.final == "2024-03-09T00:00:00Z"
+    assert SPLIT_WINDOW_KEY not in state
+
+
+def test_a_filter_set_resumed_from_the_ledger_completes_its_window(api, clock):
+    """A run stopped during the window's second filter set: the next run resumes that job, does
+    not export the first set again, and the bookmark then takes the window's greatest value,
+    the first set's included.
+    """
+    first, second = (("chunk", "1"),), (("chunk", "2"),)
+    api.filters = [first, second]
+    export, state, checkpoints = _stream(_run(api, clock))
+    windows = export.windows()
+    with next(windows) as window:  # the first filter set: emitted in full
+        for part in window.parts():
+            window.part_done(part, PartResult(5, "2024-03-10T08:00:00Z"))
+        window.finish()
+    assert checkpoints.bookmark is None  # the window has a filter set to go
+    with next(windows) as window:  # the second: one part, then the run stops
+        window.part_done(next(window.parts()), PartResult(5, "2024-03-02T00:00:00Z"))
+    entry = read_entry(state)
+    assert entry is not None and entry.spec.filters == second and entry.parts_done == {1: 5}
+    export, state, checkpoints = _stream(_run(api, clock), state)
+    assert [s.filters for s in export.specs()] == [second]
+    assert _emit_all(export) == 5
+    assert api.calls.count("create") == 2
+    assert checkpoints.final == "2024-03-10T08:00:00Z"
+
+
 def test_the_state_is_checkpointed_after_each_part_with_the_greatest_value(api, clock):
     export, state, checkpoints = _stream(_run(api, clock))
     _emit_all(export)
     values = [c for c in checkpoints if c is not None]
-    assert len(values) == 2  # one per part
+    assert len(values) == 3  # one per part, and the window's once it is done
     assert values == sorted(values)
     assert read_entry(state) is None
 

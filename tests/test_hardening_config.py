@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import pytest
 
 from tap_demandbase.tap import checked_api_url
-from tests.conftest import TAP, run_tap, tap_config
+from tests.conftest import TAP, discover, run_tap, select, tap_config
+from tests.expected import api_field_types, assert_records_match
 
 
 def _one_error_line(run, words: str) -> None:
@@ -67,3 +69,74 @@ def test_missing_access_token_is_one_line(sandbox, tmp_path, command):
     assert "Traceback" not in run.stderr
     assert "access_token" in run.stderr
     assert not [r for r in sandbox.requests() if r.server == "api"]
+
+
+def _catalog(tmp_path, sb):
+    config = tap_config(sb, end_date="2024-03-31T00:00:00Z")
+    return config, select(discover(tmp_path, config), {"accounts": None})
+
+
+def _posts(sb) -> list[Any]:
+    return [r for r in sb.requests() if r.method == "POST"]
+
+
+def _windows_done(through: str) -> dict[str, Any]:
+    done = {"field": "last_modified_date", "filters": [{}], "through": through}
+    return {"windows_done": done}
+
+
+def _bookmark(**parts: Any) -> dict[str, Any]:
+    kept = {"replication_key": "last_modified_date", "replication_key_value": "2024-02-01"}
+    return {"bookmarks": {"accounts": kept | parts}}
+
+
+@pytest.mark.parametrize(
+    ("state", "key"),
+    [
+        ({"bookmarks": []}, "bookmarks"),
+        ({"bookmarks": "x"}, "bookmarks"),
+        ({"bookmarks": {"accounts": "x"}}, "bookmarks.accounts"),
+        ({"bookmarks": {"accounts": []}}, "bookmarks.accounts"),
+    ],
+)
+def test_a_state_of_the_wrong_shape_is_one_line_naming_the_file_and_key(
+    sandbox, tmp_path, state, key
+):
+    config, catalog = _catalog(tmp_path, sandbox)
+    run = run_tap(tmp_path, config, catalog=catalog, state=state)
+    _one_error_line(run, f"The state file {tmp_path / 'state.json'}")
+    assert f" {key} " in run.error_lines[0]
+    assert not _posts(sandbox)
+
+
+@pytest.mark.parametrize(
+    ("parts", "key"),
+    [
+        ({"windows_done": "x"}, "bookmarks.accounts.windows_done"),
+        (_windows_done("garbage"), "bookmarks.accounts.windows_done.through"),
+        (_windows_done("9999-12-31"), "bookmarks.accounts.windows_done.through"),
+        ({"export_job": "x"}, "bookmarks.accounts.export_job"),
+        ({"export_job": ["job-1"]}, "bookmarks.accounts.export_job"),
+        ({"export_job": {"job_id": "job-1"}}, "bookmarks.accounts.export_job"),
+        ({"window_filters_done": 7}, "bookmarks.accounts.window_filters_done"),
+        ({"last_job_created_at": "yesterday"}, "bookmarks.accounts.last_job_created_at"),
+        ({"progress_markers": "x"}, "bookmarks.accounts.progress_markers"),
+    ],
+)
+def test_a_part_of_the_state_that_cannot_be_read_is_one_warning_and_the_sync_goes_on(
+    sandbox, tmp_path, parts, key
+):
+    config, catalog = _catalog(tmp_path, sandbox)
+    run = run_tap(tmp_path, config, catalog=catalog, state=_bookmark(**parts))
+    assert run.returncode == 0, run.stderr
+    assert "Traceback" not in run.stderr
+    (line,) = [line for line in run.stderr.splitlines() if "WARNING" in line]
+    assert f"The state file {tmp_path / 'state.json'}" in line and f" {key} " in line
+    rows = sandbox.expected_rows(
+        "accounts", date_field="last_modified_date", start="2024-02-01", end="2024-03-31"
+    )
+    assert_records_match(
+        "accounts", run.records["accounts"], rows, api_field_types(sandbox)["accounts"]
+    )
+    assert len(_posts(sandbox)) == 1
+    assert run.last_state["bookmarks"]["accounts"]["replication_key_value"] > "2024-03"

@@ -292,3 +292,36 @@ def test_bad_uapi_settings_are_one_line_and_no_job(uapi, tmp_path, overrides, ph
     (line,) = run.error_lines
     assert phrase in line
     assert not _posts(uapi)
+
+
+@pytest.mark.parametrize("refusal", ["quota", "bad_request"])
+def test_a_chunk_refused_at_create_is_exported_by_the_next_run(uapi, tmp_path, refusal):
+    """Chunk 1 (accounts 1..30 and ids of no account) is exported; the create of chunk 2
+    (accounts 31..120) is refused. The bookmark must not pass the window: the next run exports
+    chunk 2 over the whole window, and chunk 1 not again.
+    """
+    uapi.sb.settings.rows = {**uapi.sb.settings.rows, "buying_groups": 200}
+    ids = [str(n) for n in (*range(1, 31), *range(1000, 10_970), *range(31, 121))]
+    config = uapi.config(buying_group_account_ids=ids)
+    catalog = _catalog(uapi, tmp_path, config, "buying_groups")
+    if refusal == "quota":
+        uapi.sb.settings.quota_exhausted_after_jobs = 1  # 429-101
+    else:
+        uapi.sb.settings.http_errors_after = {"create": 1}
+        uapi.sb.settings.http_errors = {"create": 1}
+        uapi.sb.settings.http_error_status = 400
+    first = run_tap(tmp_path, config, catalog=catalog)
+    assert first.returncode == 1
+    assert [len(r.body["accountIds"]) for r in _posts(uapi)] == [10_000, 90]
+    assert "replication_key_value" not in first.last_state["bookmarks"]["buying_groups"]
+    uapi.sb.settings.quota_exhausted_after_jobs = None
+    second = run_tap(tmp_path, config, catalog=catalog, state=first.last_state)
+    assert second.returncode == 0, second.stderr
+    assert [len(r.body["accountIds"]) for r in _posts(uapi)] == [10_000, 90, 90]
+    accounts = [{r["account_id"] for r in run.records["buying_groups"]} for run in (first, second)]
+    assert accounts[0] <= {f"acc-{n:07d}" for n in range(1, 31)}  # chunk 1's, in run 1 only
+    assert accounts[1] <= {f"acc-{n:07d}" for n in range(31, 121)}  # chunk 2's, in run 2 only
+    delivered = [r["id"] for run in (first, second) for r in run.records["buying_groups"]]
+    expected = uapi.expected_rows("buying_groups", account_ids=[str(n) for n in range(1, 121)])
+    assert sorted(delivered) == sorted(row["id"] for row in expected)
+    assert second.last_state["bookmarks"]["buying_groups"]["replication_key_value"]

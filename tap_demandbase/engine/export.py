@@ -4,7 +4,11 @@ ledger and STATE in step with what was emitted.
 
 No Singer here. The stream hands in its state (a dict the engine writes its ledger into) and a
 ``checkpoint`` callback that emits STATE; the stream hands back, for each part, what it emitted
-(``PartResult``). Everything a window has done so far is one value, ``WindowProgress``.
+(``PartResult``). Everything a window's job has done so far is one value, ``WindowProgress``.
+
+A window whose rows come from several jobs (one per filter set the dialect gives) is done only
+when all of them are: until then the bookmark does not move and the window is not marked done,
+so that a filter set whose job never ran is exported by the next run over the whole window.
 """
 
 from __future__ import annotations
@@ -22,11 +26,17 @@ from tap_demandbase.engine.jobs import (
     run_until_completed,
 )
 from tap_demandbase.engine.ledger import (
+    LEDGER_KEY,
+    SPLIT_WINDOW_KEY,
     LedgerEntry,
+    SplitWindow,
     clear_entry,
+    clear_split_window,
     filters_from_state,
     read_entry,
+    read_split_window,
     write_entry,
+    write_split_window,
 )
 from tap_demandbase.engine.results import ResultParts
 from tap_demandbase.engine.windows import plan_windows, state_datetime
@@ -40,7 +50,7 @@ from tap_demandbase.model import JobSpec, PollPolicy
 
 if t.TYPE_CHECKING:
     import logging
-    from collections.abc import Callable, Iterator, MutableMapping
+    from collections.abc import Iterator, Mapping, MutableMapping
     from types import TracebackType
 
     from tap_demandbase.engine.clock import Clock
@@ -74,6 +84,14 @@ class RunContext:
     attempts: AttemptPolicy = field(default_factory=AttemptPolicy)
     window_days: int | None = None
     stall_seconds: float = 60.0
+
+
+class Checkpoint(t.Protocol):
+    """Emits STATE after giving the stream's bookmark a value (None: unchanged)."""
+
+    def __call__(self, value: t.Any, *, window_done: bool = False) -> None:
+        """``window_done``: a window is done in full, so the bookmark may become final."""
+        ...
 
 
 class JobWatcher(t.Protocol):
@@ -146,7 +164,7 @@ class StreamExport:
         request: StreamRequest,
         state: MutableMapping[str, t.Any],
         logger: logging.Logger,
-        checkpoint: Callable[[t.Any], None],
+        checkpoint: Checkpoint,
         watcher: JobWatcher | None = None,
     ) -> None:
         self.run = run
@@ -157,21 +175,31 @@ class StreamExport:
         self.checkpoint = checkpoint
         self.watcher = watcher
         self._specs: list[JobSpec] | None = None
+        self._filter_sets: list[Filters] | None = None
 
     # Planning ---------------------------------------------------------------------------------
 
     def specs(self) -> list[JobSpec]:
         """Return this run's jobs for the stream, oldest first (planned once per run): a job
         the ledger names comes first (it is resumed), then the windows up to the run's end day,
-        one job per window and filter set.
+        one job per window and filter set, less the filter sets of a window already done.
         """
         if self._specs is None:
-            self._specs = self._planned_specs()
+            split = read_split_window(self.state)
+            self._specs = [
+                spec for spec in self._planned_specs() if split is None or not split.did(spec)
+            ]
         return self._specs
+
+    def filter_sets(self) -> list[Filters]:
+        """Return the filter sets of each window's jobs (the dialect's, asked once per run)."""
+        if self._filter_sets is None:
+            self._filter_sets = self.run.api.job_filters(self.request.name)
+        return self._filter_sets
 
     def _planned_specs(self) -> list[JobSpec]:
         start, end = self._range()
-        filter_sets = self.run.api.job_filters(self.request.name)
+        filter_sets = self.filter_sets()
         entry = self._ledger_entry(filter_sets)
         specs: list[JobSpec] = []
         if entry is not None:
@@ -226,11 +254,10 @@ class StreamExport:
         done = self.state.get(WINDOWS_DONE_KEY)
         if not isinstance(done, dict) or done.get("field") != self.request.replication_key:
             return None
-        filter_sets = self.run.api.job_filters(self.request.name)
-        if _done_filters(done) != filter_sets:
+        if _done_filters(done) != self.filter_sets():
             return None
         try:
-            return datetime.date.fromisoformat(str(done.get("through")))
+            return windows_done_day(done.get("through"))
         except ValueError:
             return None
 
@@ -330,6 +357,43 @@ class StreamExport:
         if created is not None and (last is None or created > last):
             self.state[LAST_JOB_KEY] = created.isoformat()
 
+    def window_value(self, spec: JobSpec, progress: WindowProgress) -> t.Any:
+        """Return the value the bookmark may take while a job emits: the greatest of its
+        window so far when every other filter set of the window is done; else None (a
+        filter set still to come may hold older rows, which the next run must start before).
+        """
+        split = self._split_window(spec)
+        if not set(self.filter_sets()) - set(split.done) - {spec.filters}:
+            return greatest(split.max_replication_value, progress.max_value)
+        return None
+
+    def filter_set_done(self, spec: JobSpec, max_value: t.Any, *, for_good: bool) -> None:
+        """Count a job's filter set as done in its window and emit STATE; once every filter
+        set of the window is, the window is done: the bookmark takes its greatest value, and
+        ``for_good`` windows are marked done for later runs.
+        """
+        split = self._split_window(spec)
+        split.add(spec.filters, max_value, for_good=for_good)
+        if spec.date_field and set(self.filter_sets()) - set(split.done):
+            write_split_window(self.state, split)
+            self.checkpoint(None)
+            return
+        clear_split_window(self.state)
+        if split.for_good:
+            self.state[WINDOWS_DONE_KEY] = {
+                "field": spec.date_field,
+                "filters": [dict(f) for f in self.filter_sets()],
+                "through": str(spec.end),
+            }
+        self.checkpoint(split.max_replication_value, window_done=True)
+
+    def _split_window(self, spec: JobSpec) -> SplitWindow:
+        """Return what the state says is done of the job's window (nothing if it names another
+        window, or none).
+        """
+        split = read_split_window(self.state)
+        return split if split is not None and split.holds(spec) else SplitWindow.of(spec)
+
     def reject(self, entry: LedgerEntry, reason: str) -> None:
         """Mark the ledger's job as inconsistent and emit STATE: the next run exports its
         window with a new job instead of trusting (or re-using) this one.
@@ -338,6 +402,88 @@ class StreamExport:
         write_entry(self.state, entry)
         self.finished_with(entry)
         self.checkpoint(None)
+
+
+def windows_done_day(value: t.Any) -> datetime.date:
+    """Return the last day of the windows a ``windows_done`` mark says are done.
+
+    Raises:
+        ValueError: not a YYYY-MM-DD day, or the calendar's last (no window follows it).
+    """
+    if not isinstance(value, str):
+        raise ValueError(f"{value!r} is not a day")
+    day = datetime.date.fromisoformat(value)
+    if day == datetime.date.max:
+        raise ValueError("no day follows it")
+    return day
+
+
+@dataclass(frozen=True)
+class UnusableState:
+    """A part of a stream's state, left by an earlier run, that the engine cannot read. Each
+    only saves work (no row depends on it), so the run can do without it.
+    """
+
+    #: Its key in the stream's state, dotted below the top (``windows_done.through``).
+    key: str
+    value: t.Any
+    #: What is wrong with it (``is not a date``).
+    problem: str
+    #: What the run does without it.
+    without: str
+
+    @property
+    def top_key(self) -> str:
+        """Return the key of the stream's state that holds it (what is dropped)."""
+        return self.key.split(".", 1)[0]
+
+
+def unusable_state(stream_state: Mapping[str, t.Any]) -> list[UnusableState]:
+    """Return the parts of a stream's state the engine cannot read (null counts as absent)."""
+    value = stream_state.get
+    again = "finished windows are exported again from the bookmark's day"
+    checks: list[tuple[str, t.Any, bool, str, str]] = []
+    if value(LEDGER_KEY) is not None:
+        readable = read_entry(stream_state) is not None
+        problem = "is not an export job this version can read"
+        without = "its job is not resumed (an equivalent job may be re-used)"
+        checks.append((LEDGER_KEY, value(LEDGER_KEY), readable, problem, without))
+    if value(SPLIT_WINDOW_KEY) is not None:
+        readable = read_split_window(stream_state) is not None
+        problem = "is not the filter sets done of a window"
+        without = "every filter set of that window is exported again"
+        checks.append((SPLIT_WINDOW_KEY, value(SPLIT_WINDOW_KEY), readable, problem, without))
+    done = value(WINDOWS_DONE_KEY)
+    if done is not None and not isinstance(done, dict):
+        checks.append((WINDOWS_DONE_KEY, done, False, "is not an object", again))
+    elif done is not None:
+        through = done.get("through")
+        checks.append(
+            (
+                f"{WINDOWS_DONE_KEY}.through",
+                through,
+                _is_day(through),
+                "is not a date before 9999-12-31",
+                again,
+            )
+        )
+    if value(LAST_JOB_KEY) is not None:
+        readable = state_datetime(value(LAST_JOB_KEY)) is not None
+        without = "any recent equivalent job may be re-used"
+        checks.append((LAST_JOB_KEY, value(LAST_JOB_KEY), readable, "is not a timestamp", without))
+    return [
+        UnusableState(key, shown, problem, without)
+        for key, shown, readable, problem, without in checks
+        if not readable
+    ]
+
+
+def _is_day(value: t.Any) -> bool:
+    try:
+        windows_done_day(value)
+    except ValueError:
+        return False
+    return True
 
 
 def _done_filters(done: dict[str, t.Any]) -> list[Filters]:
@@ -458,7 +604,7 @@ class WindowExport:
                 job.label, ", ".join(map(str, sorted(entry.parts_done))),
             )  # fmt: skip
         if self.progress.max_value is not None:
-            self.stream.checkpoint(self.progress.max_value)
+            self.stream.checkpoint(self.stream.window_value(self.spec, self.progress))
         try:
             yield from self._parts
         except ApiRequestError as exc:
@@ -472,10 +618,11 @@ class WindowExport:
         self.entry.parts_done[part.number] = result.rows
         self.entry.max_replication_value = self.progress.max_value
         write_entry(self.stream.state, self.entry)
-        self.stream.checkpoint(self.progress.max_value)
+        self.stream.checkpoint(self.stream.window_value(self.spec, self.progress))
 
     def finish(self) -> None:
-        """Check the window's totals, then let its ledger entry go and mark it done.
+        """Check the job's totals, then let its ledger entry go and count its filter set done
+        (the window is done when all its filter sets are; see ``StreamExport.filter_set_done``).
 
         Raises:
             MalformedResultError: the rows or bytes disagree with what the job reported (the
@@ -491,12 +638,7 @@ class WindowExport:
             raise
         clear_entry(stream.state)
         stream.finished_with(entry)
-        if self._done_for_good():
-            stream.state[WINDOWS_DONE_KEY] = {
-                "field": self.spec.date_field,
-                "filters": [dict(f) for f in stream.run.api.job_filters(stream.request.name)],
-                "through": str(self.spec.end),
-            }
+        stream.filter_set_done(self.spec, self.progress.max_value, for_good=self._done_for_good())
 
     def _check_rows(self, parts: ResultParts) -> None:
         """Log the job's totals; fail when the rows of all its parts (those emitted by earlier

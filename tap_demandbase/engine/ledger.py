@@ -4,6 +4,10 @@ Emitted as soon as the job exists and after every part, so that a run that crash
 runs out of time leaves behind enough to re-attach: the next run GETs the job and downloads only
 the parts not yet emitted, instead of spending quota on a new export of the same window.
 
+A window whose rows come from several jobs (one per filter set, e.g. a chunk of account ids) is
+in flight until every one of them is done: which filter sets are done is kept too, so that the
+next run exports only the missing ones, and the bookmark never passes a window half exported.
+
 Each part done is kept with the rows it held, so that a run that resumes a job still checks
 all of its rows against the job's ``record_count``; a job whose result proved inconsistent is
 marked so, and the next run exports its window anew instead of trusting it.
@@ -18,9 +22,11 @@ from dataclasses import dataclass, field
 from tap_demandbase.model import Filters, JobSpec
 
 if t.TYPE_CHECKING:
-    from collections.abc import MutableMapping
+    from collections.abc import Mapping, MutableMapping
 
 LEDGER_KEY = "export_job"
+#: Stream state key: the filter sets already done of a window that several jobs export.
+SPLIT_WINDOW_KEY = "window_filters_done"
 
 
 @dataclass
@@ -108,7 +114,7 @@ def _date(value: t.Any) -> datetime.date | None:
     return datetime.date.fromisoformat(value) if value else None
 
 
-def read_entry(stream_state: MutableMapping[str, t.Any]) -> LedgerEntry | None:
+def read_entry(stream_state: Mapping[str, t.Any]) -> LedgerEntry | None:
     """Return the stream's ledger entry, if a previous run left one."""
     return LedgerEntry.from_state(stream_state.get(LEDGER_KEY))
 
@@ -121,3 +127,92 @@ def write_entry(stream_state: MutableMapping[str, t.Any], entry: LedgerEntry) ->
 def clear_entry(stream_state: MutableMapping[str, t.Any]) -> None:
     """Remove the entry once the job's records are all emitted and the bookmark advanced."""
     stream_state.pop(LEDGER_KEY, None)
+
+
+@dataclass
+class SplitWindow:
+    """A window exported by one job per filter set, some of them done: which, the greatest
+    bookmark value they emitted, and whether every one was created after the window's last day
+    (so that no row of the window could still come).
+    """
+
+    date_field: str | None
+    start: datetime.date | None
+    end: datetime.date | None
+    done: list[Filters] = field(default_factory=list)
+    max_replication_value: t.Any = None
+    for_good: bool = True
+
+    @classmethod
+    def of(cls, spec: JobSpec) -> SplitWindow:
+        """Return the window of a job, none of its filter sets done yet."""
+        return cls(spec.date_field, spec.start, spec.end)
+
+    def holds(self, spec: JobSpec) -> bool:
+        """Whether a job exports this window (whatever its filters)."""
+        return (spec.date_field, spec.start, spec.end) == (self.date_field, self.start, self.end)
+
+    def did(self, spec: JobSpec) -> bool:
+        """Whether a job's rows are already emitted: its window, with filters done."""
+        return self.holds(spec) and spec.filters in self.done
+
+    def add(self, filters: Filters, max_value: t.Any, *, for_good: bool) -> None:
+        """Count a filter set as done, with the greatest bookmark value its job emitted."""
+        if filters not in self.done:
+            self.done.append(filters)
+        current = self.max_replication_value
+        if max_value is not None and (current is None or max_value > current):
+            self.max_replication_value = max_value
+        self.for_good = self.for_good and for_good
+
+    def to_state(self) -> dict[str, t.Any]:
+        """Return the JSON the STATE message carries."""
+        return {
+            "field": self.date_field,
+            "start": self.start.isoformat() if self.start else None,
+            "end": self.end.isoformat() if self.end else None,
+            "filters": [dict(f) for f in self.done],
+            "max_replication_value": self.max_replication_value,
+            "for_good": self.for_good,
+        }
+
+    @classmethod
+    def from_state(cls, value: dict[str, t.Any]) -> SplitWindow:
+        """Read a split window back.
+
+        Raises:
+            TypeError, ValueError, AttributeError: it is not the shape ``to_state`` writes.
+        """
+        done = value["filters"]
+        if not isinstance(done, list) or not all(isinstance(f, dict) for f in done):
+            raise TypeError("filters is not a list of objects")
+        field_name = value.get("field")
+        return cls(
+            date_field=None if field_name is None else str(field_name),
+            start=_date(value.get("start")),
+            end=_date(value.get("end")),
+            done=[filters_from_state({"filters": f}) for f in done],
+            max_replication_value=value.get("max_replication_value"),
+            for_good=value.get("for_good") is True,
+        )
+
+
+def read_split_window(stream_state: Mapping[str, t.Any]) -> SplitWindow | None:
+    """Return the window some of whose filter sets an earlier run finished, if any."""
+    value = stream_state.get(SPLIT_WINDOW_KEY)
+    if not isinstance(value, dict):
+        return None
+    try:
+        return SplitWindow.from_state(value)
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return None
+
+
+def write_split_window(stream_state: MutableMapping[str, t.Any], window: SplitWindow) -> None:
+    """Put the split window in the stream's state (the caller emits the STATE message)."""
+    stream_state[SPLIT_WINDOW_KEY] = window.to_state()
+
+
+def clear_split_window(stream_state: MutableMapping[str, t.Any]) -> None:
+    """Remove the split window once every filter set of it is done."""
+    stream_state.pop(SPLIT_WINDOW_KEY, None)

@@ -7,7 +7,7 @@ import typing as t
 
 import pendulum
 
-from tap_demandbase.errors import BadStateError
+from tap_demandbase.errors import BadStateError, quoted
 
 if t.TYPE_CHECKING:
     from collections.abc import Mapping
@@ -81,11 +81,10 @@ def first_day(
     if state.get("replication_key") != replication_key:
         bookmark = None
     if bookmark not in (None, "") and not is_date(bookmark):
-        shown = repr(bookmark) if len(repr(bookmark)) <= 60 else repr(bookmark)[:57] + "..."
         msg = (
-            f"the bookmark in the state (bookmarks.{stream}.replication_key_value = {shown}) is "
-            "not a date. Fix it or remove it from the state file given with --state, then run "
-            "again."
+            f"the bookmark in the state (bookmarks.{stream}.replication_key_value = "
+            f"{quoted(bookmark)}) is not a date. Fix it or remove it from the state file given "
+            "with --state, then run again."
         )
         raise BadStateError(msg)
     days = [utc_date(value) for value in (bookmark, start_date) if value]

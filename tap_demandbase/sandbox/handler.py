@@ -191,6 +191,8 @@ class SandboxHandler(BaseHTTPRequestHandler):
 
     def injected_fault(self, endpoint: str) -> bool:
         """Answer with the ``http_errors`` fault for ``endpoint`` if one is due; say whether."""
+        if self.settings.consume("http_errors_after", endpoint):
+            return False  # one of the calls let through first
         if not self.settings.consume("http_errors", endpoint):
             return False
         status = self.settings.http_error_status

@@ -122,6 +122,9 @@ class SandboxSettings:
         http_errors: Endpoint name -> answer its next k calls with ``http_error_status``
             (export_v1: entities, create, status, list, cancel, download; uapi: token, fields,
             create, status, list; both: file, the download host).
+        http_errors_after: Endpoint name -> let its next k calls through before ``http_errors``
+            applies to it (e.g. ``{"create": 1}`` with ``http_errors`` ``{"create": 1}``: the
+            second create fails).
         http_error_status: Status of those injected errors.
         http_error_retry_after: ``Retry-After`` seconds sent with those errors (None: no header).
         record_count_offset: Added to the ``record_count`` completed jobs report (0: the truth).
@@ -214,6 +217,7 @@ class SandboxSettings:
 
     # Faults.
     http_errors: dict[str, int] = field(default_factory=dict)
+    http_errors_after: dict[str, int] = field(default_factory=dict)
     http_error_status: int = 503
     http_error_retry_after: float | None = None
     record_count_offset: int = 0
@@ -306,8 +310,9 @@ class SandboxSettings:
             _check_choice("status_aliases key", status, JOB_STATUSES)
             if not alias:
                 raise ValueError("status_aliases values must be non-empty status words")
-        for key in self.http_errors:
-            _check_choice("http_errors key", key, ENDPOINTS)
+        for knob in ("http_errors", "http_errors_after"):
+            for key in getattr(self, knob):
+                _check_choice(f"{knob} key", key, ENDPOINTS)
         for entity in (*self.rows, *self.fail_jobs, *self.malformed):
             _check_choice("entity", entity, tuple(DEFAULT_ROWS))
         for defect in self.malformed.values():
