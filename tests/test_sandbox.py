@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import gzip
 import io
 import json
 import os
@@ -565,6 +566,30 @@ def test_column_order_bom_and_cache(sb: Sandbox) -> None:
     assert second["id"] != first["id"] and download(sb, second) == download(sb, first)
     written = {p.parent.name for p in Path(sb._directory or "").glob("*/part-1.csv")}
     assert first["id"] in written and second["id"] not in written  # reused, not rewritten
+
+
+def _served_bytes(sb: Sandbox, job: dict, part: int) -> bytes:
+    """The body of a download exactly as sent (a gzip Content-Encoding left undecoded)."""
+    with requests.get(presigned(sb, job, part), timeout=10, stream=True) as response:
+        assert response.status_code == 200, response.text
+        return response.raw.read(decode_content=False)
+
+
+@pytest.mark.parametrize("form", ["gzip_encoding", "gzip_files"])
+@pytest.mark.parametrize("counted", ["served", "decoded"])
+def test_gzip_parts_report_their_served_or_their_decoded_size(
+    sb: Sandbox, form: str, counted: str
+) -> None:
+    setattr(sb.settings, form, True)
+    sb.settings.gzip_file_size = counted
+    job = run(sb, entity_type="accounts", fields=["id", "name"])
+    served = [_served_bytes(sb, job, n) for n in range(1, job["file_parts"] + 1)]
+    assert all(body.startswith(b"\x1f\x8b") for body in served)
+    decoded = [gzip.decompress(body) for body in served]
+    assert sum(len(parse(body)) - 1 for body in decoded) == 300
+    sizes = {"served": sum(map(len, served)), "decoded": sum(map(len, decoded))}
+    assert sizes["served"] < sizes["decoded"]
+    assert job["file_size_bytes"] == sizes[counted]
 
 
 # --- sandbox controls and CLI ---------------------------------------------------------------

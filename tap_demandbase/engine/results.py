@@ -110,11 +110,13 @@ def _private_file(path: Path) -> t.BinaryIO:
 
 @dataclass(frozen=True)
 class DownloadedPart:
-    """A result part on local disk, complete and checked."""
+    """A result part on local disk, complete and checked (decompressed if it came gzip)."""
 
     number: int
     path: Path
     size: int
+    #: The bytes as the server sent them (a gzip body's compressed size); None: ``size``.
+    served_size: int | None = None
 
 
 class ResultParts:
@@ -137,7 +139,8 @@ class ResultParts:
         self.logger = logger
         self.skip = skip or set()
         self.bytes_downloaded = 0
-        self.total_size = 0
+        #: The bytes of all parts once read: decoded, and as the server sent them (gzip).
+        self.total_size = self.served_size = 0
         self._locations = {loc.number: loc for loc in api.part_locations(job)}
         self._refresh_lock = threading.Lock()
 
@@ -157,17 +160,18 @@ class ResultParts:
         ) as folder:
             spool = Path(folder)
             upcoming = self._prefetch(numbers, 0, spool)
-            total = 0
+            total = served = 0
             for index in range(len(numbers)):
                 assert upcoming is not None
                 part = upcoming.result()
                 upcoming = self._prefetch(numbers, index + 1, spool)
                 total += part.size
+                served += part.size if part.served_size is None else part.served_size
                 try:
                     yield part
                 finally:
                     part.path.unlink(missing_ok=True)
-            self.total_size = total
+            self.total_size, self.served_size = total, served
 
     def _prefetch(
         self, numbers: list[int], index: int, spool: Path
@@ -229,12 +233,12 @@ class ResultParts:
                 raise ApiRequestError(msg)
             out.flush()
         self.bytes_downloaded += size
-        size = self._gunzipped(number, path)
+        decoded = self._gunzipped(number, path)
         self.logger.info(
             "Downloaded part %d/%d of %s: %s in %.1fs",
-            number, self.count, self.job.id, human_bytes(size), time.monotonic() - started,
+            number, self.count, self.job.id, human_bytes(decoded), time.monotonic() - started,
         )  # fmt: skip
-        return DownloadedPart(number=number, path=path, size=size)
+        return DownloadedPart(number=number, path=path, size=decoded, served_size=size)
 
     def _open(self, number: int, headers: dict[str, str] | None) -> requests.Response:
         """Open a part; a pre-signed URL refused as expired is replaced once by a fresh one
@@ -273,12 +277,18 @@ class ResultParts:
     def check_total_size(self) -> None:
         """Fail when the parts' bytes disagree with the job's ``file_size_bytes``: a part cut
         at a line end, with no length to tell, leaves a well-formed but short result.
+
+        The size is the file the server holds, so gzip parts are counted as they were sent
+        (compressed); a server that reports the decoded size instead is believed too.
         """
         expected = self.job.file_size_bytes
-        total = self.total_size
-        if expected is not None and not self.skip and total != expected:
+        sizes = {self.served_size, self.total_size}
+        if expected is not None and not self.skip and expected not in sizes:
+            held = f"{self.total_size} bytes"
+            if self.served_size != self.total_size:
+                held += f" ({self.served_size} bytes as sent, gzip-compressed)"
             msg = (
-                f"The parts of export job {self.job.id} hold {total} bytes but the job reported "
+                f"The parts of export job {self.job.id} hold {held} but the job reported "
                 f"file_size_bytes={expected}: the result is incomplete. The bookmark was not "
                 "advanced: the next run exports this window again with a new job."
             )

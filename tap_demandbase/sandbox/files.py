@@ -295,7 +295,7 @@ def send_file(handler: SandboxHandler, path: Path, filename: str) -> None:
     connection at the end of the body (so a cut one cannot be told from a whole one).
     """
     settings = handler.settings
-    if settings.gzip_encoding or settings.gzip_files:
+    if gzip_served(settings):
         path = _gzipped_copy(path)
     size = path.stat().st_size
     first, last = 0, size - 1
@@ -357,6 +357,20 @@ def _trickle(handler: SandboxHandler, path: Path, offset: int, length: int, ever
                 time.sleep(every)
         except OSError:
             return
+
+
+def gzip_served(settings: SandboxSettings) -> bool:
+    """Whether downloads send the part files gzip-compressed."""
+    return settings.gzip_encoding or settings.gzip_files
+
+
+def reported_size(result: ResultFiles, settings: SandboxSettings) -> int:
+    """Return the ``file_size_bytes`` of a job's result: the bytes its downloads send (the
+    gzip-compressed copies, when served so), or with ``gzip_file_size`` ``decoded`` the CSV's.
+    """
+    if gzip_served(settings) and settings.gzip_file_size == "served":
+        return sum(_gzipped_copy(path).stat().st_size for path in result.parts)
+    return result.total_bytes
 
 
 def _gzipped_copy(path: Path) -> Path:
