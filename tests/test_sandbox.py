@@ -568,6 +568,20 @@ def test_column_order_bom_and_cache(sb: Sandbox) -> None:
     assert first["id"] in written and second["id"] not in written  # reused, not rewritten
 
 
+def test_bom_led_rows_start_each_row_of_a_text_column_with_u_feff(sb: Sandbox) -> None:
+    sb.settings.bom_led_rows = True
+    sb.settings.column_order = "requested"
+    job = run(sb, entity_type="accounts", fields=["description", "id"])
+    data = download(sb, job)
+    assert data.startswith(b"\xef\xbb\xbfdescription,id\r\n")  # the file's own BOM
+    rows = parse(data)[1:]  # utf-8-sig: only the file's BOM is dropped
+    plain = {r["id"]: r["description"] or "" for r in sb.expected_rows("accounts")}
+    assert rows and all(cells[0] == "\ufeff" + plain[cells[1]] for cells in rows)
+    assert "\ufeff" in [cells[0] for cells in rows]  # a BOM-only cell where it was empty
+    typed = run(sb, entity_type="accounts", fields=["employee_count", "id"])
+    assert b"\xef\xbb\xbf" not in download(sb, typed)[3:]  # a number column is left alone
+
+
 def _served_bytes(sb: Sandbox, job: dict, part: int) -> bytes:
     """The body of a download exactly as sent (a gzip Content-Encoding left undecoded)."""
     with requests.get(presigned(sb, job, part), timeout=10, stream=True) as response:

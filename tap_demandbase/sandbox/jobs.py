@@ -316,6 +316,7 @@ class JobStore:
             settings.rows_per_part,
             settings.column_order,
             settings.bom,
+            settings.bom_led_rows,
             job.writer is not None,
             job.cache_key,
             settings.empty_results_have_parts,

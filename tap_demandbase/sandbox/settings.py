@@ -114,6 +114,9 @@ class SandboxSettings:
         rows_per_part: Records per result part file.
         column_order: ``reversed`` (of the requested fields), ``requested`` or ``sorted``.
         bom: UTF-8 byte order mark on part 1 (``first``), every part (``all``) or none (``none``).
+        bom_led_rows: Every data row starts with U+FEFF when its first column (in file order)
+            holds text: before the cell's value, or alone in an empty cell. That is data, not
+            a byte order mark (only a file's first character can be one).
         cache_results: Reuse the files of an identical earlier export.
         pending_seconds: How long a job is pending (uapi: accepted).
         processing_seconds: How long a job is then at least processing.
@@ -207,6 +210,7 @@ class SandboxSettings:
     rows_per_part: int = 50_000
     column_order: str = "reversed"
     bom: str = "first"
+    bom_led_rows: bool = False
     cache_results: bool = True
 
     # Job life cycle and URLs.
