@@ -247,7 +247,7 @@ class ColumnarPartReader:
         query = pl.scan_csv(
             path,
             has_header=False,
-            skip_lines=1,
+            skip_rows=1,  # skip_lines would drop a U+FEFF leading the first data row
             schema=layout.read_schema,
             quote_char='"',
             empty_string_is_null=False,
@@ -297,10 +297,12 @@ class ColumnarPartReader:
 
         if not _well_formed(chunk, layout.chunk_pattern, self.check_bytes):
             return None
+        readable, lead_rows = _bom_kept(chunk, len(layout.header))
         try:
             frame = pl.read_csv(
-                chunk,
+                readable,
                 has_header=False,
+                skip_rows=lead_rows,
                 schema=layout.read_schema,
                 columns=layout.read_columns,
                 quote_char='"',
@@ -412,6 +414,18 @@ def _chunk_pattern(width: int) -> str:
     field = r'(?:[^",\r\n\x00]*|"[^"\x00]*(?:""[^"\x00]*)*")'
     row = field + r"(?:," + field + r"){" + str(width - 1) + "}"
     return r"\A(?:" + row + r"\r?\n)*(?:" + row + r")?\z"
+
+
+def _bom_kept(chunk: bytes, width: int) -> tuple[bytes, int]:
+    """Return a chunk as polars is to read it, and the rows to skip first.
+
+    polars takes U+FEFF at the start of its input for a byte order mark and drops it, but in
+    a chunk of data rows it is data (the Python reader keeps it): such a chunk is read behind
+    one empty row, skipped.
+    """
+    if not chunk.startswith(_BOM):
+        return chunk, 0
+    return b"," * (width - 1) + b"\n" + chunk, 1
 
 
 def _in_order(

@@ -36,6 +36,13 @@ class ApiRequestError(DemandbaseError):
         self.status = status
 
 
+class PartNotFoundError(ApiRequestError):
+    """The API says a result part is not there (its download answered "not found")."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, status=404)
+
+
 class TransientApiError(DemandbaseError):
     """A 5xx or 429-without-quota answer that is worth retrying."""
 

@@ -267,3 +267,11 @@ class ExportApi(t.Protocol):
         result is empty); ``fresh``: the ones known have been refused (expired), ask anew.
         """
         ...
+
+    def unlisted_part(self, job: JobStatus, number: int) -> PartLocation | None:
+        """Return where part ``number`` would be when the job does not say how many parts
+        its result has (``part_locations`` gave those before it); None when it says, so the
+        parts listed are all there are. Opening a part that is not there raises
+        ``PartNotFoundError``.
+        """
+        ...

@@ -113,9 +113,10 @@ class SyncProgress:
             return f"{self.stream}: {done}waiting for {waiting} ({elapsed:.0f}s into the stream)"
         result = self.result
         total = result.job.file_size_bytes
+        downloaded = human_bytes(result.bytes_downloaded)
         return (
             f"{self.stream}: {self.records:,} records emitted ({self.records / elapsed:,.0f}/s), "
-            f"part {max(self.part, 1)} of {result.count}, {human_bytes(result.bytes_downloaded)} "
+            f"part {max(self.part, 1)} of {result.count_text}, {downloaded} "
             f"of {human_bytes(total) if total is not None else 'an unknown total'} downloaded"
         )
 

@@ -22,7 +22,12 @@ import backoff
 import requests
 from typing_extensions import override
 
-from tap_demandbase.errors import ApiRequestError, ExpiredLocationError, TransientApiError
+from tap_demandbase.errors import (
+    ApiRequestError,
+    ExpiredLocationError,
+    PartNotFoundError,
+    TransientApiError,
+)
 
 if t.TYPE_CHECKING:
     from collections.abc import Callable, Generator
@@ -336,8 +341,17 @@ class Transport:
             return self._open_presigned(target, what=what, headers=headers, signed_by_api=True)
         if response.status_code >= 400:
             with response:
-                self.raise_for_status(response, what)
+                self._raise_for_part(response, what)
         return response
+
+    def _raise_for_part(self, response: requests.Response, what: str) -> t.NoReturn:
+        """Raise the dialect's error for a refused download; "not found" as
+        PartNotFoundError, so that the engine can tell a part that is not there.
+        """
+        error = self.classify(response, what)
+        if response.status_code == 404:
+            raise PartNotFoundError(str(error)) from None
+        raise error
 
     def _open_presigned(
         self,
@@ -376,7 +390,7 @@ class Transport:
             raise TransientApiError(msg) if signed_by_api else ExpiredLocationError(msg)
         if response.status_code >= 400:
             with response:
-                self.raise_for_status(response, f"{what} (pre-signed download {safe_url(url)})")
+                self._raise_for_part(response, f"{what} (pre-signed download {safe_url(url)})")
         return response
 
 

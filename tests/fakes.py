@@ -14,7 +14,7 @@ from pathlib import Path
 import requests
 import urllib3
 
-from tap_demandbase.errors import ApiRequestError
+from tap_demandbase.errors import ApiRequestError, PartNotFoundError
 from tap_demandbase.model import (
     Capabilities,
     EntityInfo,
@@ -96,6 +96,9 @@ class FakeApi:
         self.page_size = 2
         #: The 409 race: the job completes just as the cancel arrives (which then answers 409).
         self.completes_when_cancelled = False
+        #: Completed jobs do not say how many parts they have: part 1 is listed, the others
+        #: are found by ``unlisted_part`` (a missing file is a part that is not there).
+        self.unlisted_parts = False
         self._ids = itertools.count(1)
 
     # ExportApi --------------------------------------------------------------------------
@@ -165,10 +168,18 @@ class FakeApi:
         fake = self.jobs[job.id]
         if not fake.parts:
             fake.parts = self._write_parts(job.id)
+        listed = fake.parts[:1] if self.unlisted_parts else fake.parts
         return [
             PartLocation(number=n, url=path, with_credentials=False)
-            for n, path in enumerate(fake.parts, start=1)
+            for n, path in enumerate(listed, start=1)
         ]
+
+    def unlisted_part(self, job: JobStatus, number: int) -> PartLocation | None:
+        if not self.unlisted_parts:
+            return None
+        self.calls.append("unlisted")
+        path = self.folder / f"{job.id}-{number}.csv"
+        return PartLocation(number=number, url=str(path), with_credentials=False)
 
     # Helpers ----------------------------------------------------------------------------
 
@@ -193,7 +204,7 @@ class FakeApi:
             job.status,
             state=state,
             record_count=self.rows * self.part_count if completed else None,
-            file_parts=self.part_count if completed else None,
+            file_parts=self.part_count if completed and not self.unlisted_parts else None,
             error_message="it broke" if state is JobState.FAILED else None,
         )
 
@@ -221,6 +232,8 @@ class FileOpener:
         self, location: PartLocation, *, what: str, headers: dict[str, str] | None = None
     ) -> requests.Response:
         self.opened.append(location.url)
+        if not Path(location.url).exists():
+            raise PartNotFoundError(f"{what}: no such part")
         data = Path(location.url).read_bytes()
         response = requests.Response()
         response.status_code = 200

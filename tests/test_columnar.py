@@ -353,6 +353,12 @@ EDGE_CASES = {
     "invalid utf-8": b"s,i\r\na,1\r\n\xff,2\r\n",
     "bad value": b"s,i\r\na,1\r\nb,12x\r\n",
     "big integer": b"s,i\r\na,99999999999999999999\r\n",
+    "bom-led first row": b"s,i\r\n\xef\xbb\xbfA-1,1\r\nb,2\r\n",
+    "bom-led first row after a file bom": b"\xef\xbb\xbfs,i\n\xef\xbb\xbfA-1,1\nb,2\n",
+    "bom-only cell first": b"s,i\r\n\xef\xbb\xbf,1\r\nb,2\r\n",
+    "bom-led rows after the first": b"s,i\r\na,1\r\n\xef\xbb\xbf,2\r\n\xef\xbb\xbfc,3\r\n",
+    "bom-led integer": b"i,s\r\n1,a\r\n\xef\xbb\xbf2,b\r\n",
+    "bom-led quoted cell": b's,i\r\na,1\r\n\xef\xbb\xbf"b",2\r\n',
 }
 
 
@@ -434,7 +440,7 @@ VALUES = {
 @st.composite
 def csv_parts(draw) -> tuple[bytes, dict, list[str]]:
     """A CSV part of typed columns in random order, values of every form, quoted or not, with
-    CRLF or LF line ends, a BOM or not, and sometimes a damaged byte.
+    CRLF or LF line ends, a BOM or not, rows led by U+FEFF, and sometimes a damaged byte.
     """
     kinds = draw(st.lists(st.sampled_from(sorted(KINDS)), min_size=1, max_size=5))
     names = [f"{kind}{n}" for n, kind in enumerate(kinds)]
@@ -448,6 +454,9 @@ def csv_parts(draw) -> tuple[bytes, dict, list[str]]:
         return st.one_of(st.just(""), VALUES[kind], JUNK) if draw(st.booleans()) else VALUES[kind]
 
     rows = draw(st.lists(st.tuples(*(cell(name) for name in header)), max_size=30))
+    # Rows led by U+FEFF (data, not a byte order mark): a BOM-only cell where the cell is empty.
+    leads = draw(st.lists(st.sampled_from(["", "", "\ufeff"]), min_size=len(rows)))
+    rows = [(lead + row[0], *row[1:]) for lead, row in zip(leads, rows, strict=False)]
     out = io.StringIO()
     writer = csv.writer(
         out,
@@ -569,6 +578,43 @@ def test_generated_grammar_values_are_typed_as_the_grammar_says(tmp_path_factory
         value = block.item(0, "v")
         assert value == expected, text
         assert repr(value) == repr(expected), text
+
+
+# Rows led by U+FEFF: data, not a byte order mark ------------------------------------------------
+
+BOM_LED = [["\ufeffA-1", "1"], ["\ufeff", "2"], ["c", "3"], ["\ufeff", ""], ["\ufeffe", "5"]]
+
+
+@pytest.mark.parametrize("file_bom", [b"", b"\xef\xbb\xbf"], ids=["no file bom", "file bom"])
+@pytest.mark.parametrize("chunk_bytes", [1, 1 << 20], ids=["a chunk per row", "one chunk"])
+def test_rows_led_by_u_feff_keep_it_on_every_path(tmp_path, file_bom, chunk_bytes):
+    """polars takes U+FEFF at the start of its input for a byte order mark: at the start of
+    each chunk, or of a part's first data row in the one query. The Python reader strips only
+    the file's own BOM, and every path gives its values (typed by polars, not handed over).
+    """
+    properties = {"s": KINDS["s"], "i": KINDS["i"]}
+    data = file_bom + b"s,i\r\n" + b"".join(_csv_row(row) for row in BOM_LED)
+    reader = CsvPartReader("things", properties, list(properties))
+    part = _part(tmp_path / "part.csv", data)
+    expected = list(reader.records(part))
+    assert [r["s"] for r in expected] == [row[0] for row in BOM_LED]
+
+    def columnar(target):
+        return ColumnarPartReader(reader, None, chunk_bytes=chunk_bytes).blocks(part, target)
+
+    blocks = list(columnar("json"))
+    assert blocks and all(isinstance(block, pl.DataFrame) for block in blocks)
+    assert _columnar(part, reader, chunk_bytes=chunk_bytes) == _python(part, reader)
+    lines = io.BytesIO()
+    write_json_lines(columnar("json"), lines, None)
+    assert lines.getvalue() == b"".join(_json_line(r) for r in expected)
+    with (tmp_path / "chunked.parquet").open("wb") as file:
+        write_parquet(columnar("parquet"), file, parquet_schema(reader), "uncompressed", None)
+    assert pl.read_parquet(tmp_path / "chunked.parquet").to_dicts() == expected
+    at_once = _at_once(part, reader)
+    assert at_once is not None and at_once[0] == expected
+    *_, path = _parquet_batch(tmp_path, data, properties)
+    assert pl.read_parquet(path).to_dicts() == expected
 
 
 # Outputs -----------------------------------------------------------------------------------------

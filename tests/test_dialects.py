@@ -116,6 +116,7 @@ def test_a_job_goes_from_create_to_its_parts(dialect, tmp_path):
             rows += len(list(csv.reader(io.StringIO(text)))) - 1
         assert rows == 120
         assert api.part_locations(status, fresh=True)[0].number == 1
+        assert api.unlisted_part(status, len(locations) + 1) is None  # it said how many
         if api.capabilities.can_list_jobs:
             found = api.find_equivalent_job(spec)
             assert found is not None and found.id == status.id

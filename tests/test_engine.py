@@ -24,7 +24,7 @@ from tap_demandbase.engine.jobs import AttemptPolicy, ExportJob
 from tap_demandbase.engine.ledger import SPLIT_WINDOW_KEY, read_entry
 from tap_demandbase.engine.scheduler import JobScheduler
 from tap_demandbase.engine.windows import plan_windows
-from tap_demandbase.errors import ExportJobError, QuotaExceededError
+from tap_demandbase.errors import ApiRequestError, ExportJobError, QuotaExceededError
 from tap_demandbase.model import Capabilities, JobSpec, JobState, PollPolicy
 from tests.fakes import UTC, FakeApi, FakeClock, FileOpener
 
@@ -244,6 +244,87 @@ def test_a_resumed_job_emits_only_the_parts_not_done(api, clock):
     assert _emit_all(export) == 5
     assert [loc.rsplit("-", 1)[-1] for loc in export.run.opener.opened] == ["2.csv"]
     assert state[LAST_JOB_KEY] == "2024-03-10T11:59:00+00:00"
+
+
+# --- a job that does not say how many parts it has -----------------------------------------
+
+
+class _Watcher:
+    """Keeps what the stream is told it downloads (as the progress lines do)."""
+
+    def __init__(self) -> None:
+        self.results: list[Any] = []
+        self.counts: list[str] = []
+
+    def waiting_for(self, job: ExportJob) -> None:
+        pass
+
+    def downloading(self, job: ExportJob, result: Any) -> None:
+        self.results.append(result)
+        self.counts.append(result.count_text)
+
+
+def _opened_parts(export: StreamExport) -> list[str]:
+    return [loc.rsplit("-", 1)[-1] for loc in export.run.opener.opened]
+
+
+def test_parts_of_a_job_without_a_part_count_are_read_until_the_api_has_no_next_one(
+    clock, tmp_path, caplog
+):
+    api = FakeApi(clock, tmp_path, parts=3)
+    api.unlisted_parts = True
+    export, state, _ = _stream(_run(api, clock))
+    export.watcher = watcher = _Watcher()
+    with caplog.at_level(logging.INFO, logger=LOG.name):
+        assert _emit_all(export) == 15  # record_count=15: checked once all parts are read
+    assert _opened_parts(export) == ["1.csv", "2.csv", "3.csv", "4.csv"]
+    assert watcher.counts == ["?"]  # "part 1 of ?" until the API says there is no part 4
+    (result,) = watcher.results
+    assert (result.count, result.parts_read) == (3, 3)
+    assert "it has 3 (part 4 is not there)" in caplog.text
+    assert read_entry(state) is None
+
+
+def test_a_resumed_job_without_a_part_count_reads_on_after_the_parts_done(clock, tmp_path):
+    api = FakeApi(clock, tmp_path, parts=3)
+    api.unlisted_parts = True
+    job_id = api.add_job(SPEC, JobState.COMPLETED, age=60)
+    ledger = _ledger_state(job_id, SPEC, {"1": 5, "2": 5})
+    export, state, _ = _stream(_run(api, clock), ledger)
+    assert _emit_all(export) == 5
+    assert _opened_parts(export) == ["3.csv", "4.csv"]
+    assert read_entry(state) is None
+    assert api.calls.count("create") == 0
+
+
+def test_a_missing_first_part_of_a_job_without_a_part_count_is_a_broken_result(clock, tmp_path):
+    api = FakeApi(clock, tmp_path, parts=3)
+    api.unlisted_parts = True
+    job_id = api.add_job(SPEC, JobState.COMPLETED, age=60)
+    api.jobs[job_id].parts = [str(tmp_path / "gone.csv")]
+    export, state, _ = _stream(_run(api, clock), _ledger_state(job_id, SPEC))
+    with pytest.raises(ApiRequestError):
+        _emit_all(export)
+    assert read_entry(state).inconsistent == "a part of its result is missing (404)"
+
+
+def test_a_part_repeating_the_one_before_ends_a_result_without_a_part_count(
+    clock, tmp_path, caplog
+):
+    """An API that ignores the part number serves part 1 again and again: it is read once."""
+    api = FakeApi(clock, tmp_path, parts=1)
+    api.unlisted_parts = True
+    job_id = api.add_job(SPEC, JobState.COMPLETED, age=60)
+    first = tmp_path / f"{job_id}-1.csv"
+    first.write_text("id,last_modified_date\n" + "r1,2024-03-02T00:00:00Z\n" * 5)
+    for number in (2, 3):
+        (tmp_path / f"{job_id}-{number}.csv").write_bytes(first.read_bytes())
+    api.jobs[job_id].parts = [str(first)]
+    export, _, _ = _stream(_run(api, clock), _ledger_state(job_id, SPEC))
+    with caplog.at_level(logging.INFO, logger=LOG.name):
+        assert _emit_all(export) == 5
+    assert _opened_parts(export) == ["1.csv", "2.csv"]
+    assert "it has 1 (part 2 repeats part 1 byte for byte)" in caplog.text
 
 
 # --- re-use --------------------------------------------------------------------------------

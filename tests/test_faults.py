@@ -286,6 +286,55 @@ def test_sigkill_mid_download_then_resume_the_remaining_parts_only(tmp_path):
         assert parts.count("1") == 1
 
 
+#: Jobs that do not say how many parts their result has (the API answers 404 past the last).
+NO_FILE_PARTS = {"job_json_patch": {"file_parts": None}}
+
+
+def _downloads(sb):
+    return [(r.query["part"], r.status) for r in _requests(sb, path_end="/download")]
+
+
+def test_a_job_without_file_parts_delivers_every_part_in_one_run(tmp_path):
+    settings = fast_settings(rows={"accounts": 300}, rows_per_part=100, **NO_FILE_PARTS)
+    with Sandbox(settings) as sb:
+        config = tap_config(sb)
+        run = run_tap(tmp_path, config, catalog=_accounts_catalog(tmp_path, config))
+        assert run.returncode == 0, run.stderr
+        assert "file_parts" not in sb.jobs()[0]
+        assert len(run.records["accounts"]) == 300
+        _assert_accounts(sb, run.records["accounts"])  # each row once: record_count holds
+        assert _downloads(sb) == [("1", 302), ("2", 302), ("3", 302), ("4", 404)]
+        assert "did not say how many parts its result has: it has 3" in run.stderr
+        bookmark = run.last_state["bookmarks"]["accounts"]
+        assert bookmark["replication_key_value"] and "export_job" not in bookmark
+        assert len(_requests(sb, "POST")) == 1
+
+
+def test_sigkill_mid_part_of_a_job_without_file_parts_then_resume_delivers_the_rest(tmp_path):
+    settings = fast_settings(rows={"accounts": 900}, rows_per_part=300, **NO_FILE_PARTS)
+    with Sandbox(settings) as sb:
+        config = tap_config(sb)
+        catalog = _accounts_catalog(tmp_path, config)
+        live = LiveTap(tmp_path, config, catalog)
+        done = {"1": 300}
+        state = live.read_until(lambda m: (_ledger(m) or {}).get("parts_done") == done)["value"]
+        live.process.kill()  # it is blocked writing part 2: nobody reads its stdout
+        live.process.wait()
+        first = live.records()
+        assert len(first) == 300
+
+        run = run_tap(tmp_path, config, catalog=catalog, state=state)
+        assert run.returncode == 0, run.stderr
+        assert len(_requests(sb, "POST")) == 1  # jobs created: 1 before the crash, 0 after
+        second = run.records["accounts"]
+        assert len(second) == 600
+        assert not {r["id"] for r in first} & {r["id"] for r in second}
+        _assert_accounts(sb, first + second)
+        resumed = _downloads(sb)[-3:]
+        assert resumed == [("2", 302), ("3", 302), ("4", 404)]  # part 1 is not read again
+        assert "export_job" not in run.last_state["bookmarks"]["accounts"]
+
+
 def test_sigterm_stops_with_the_ledger_in_state_and_keeps_the_job(sandbox, tmp_path):
     config = tap_config(sandbox)
     catalog = _accounts_catalog(tmp_path, config)

@@ -12,6 +12,7 @@ import pytest
 from tap_demandbase.errors import MalformedResultError
 from tap_demandbase.records import to_date, to_datetime, to_integer, to_number
 from tests.conftest import discover, run_tap, select, tap_config
+from tests.test_batches import _batch_rows
 from tests.test_records import _read
 
 
@@ -169,3 +170,30 @@ def test_replication_keys_setting_beats_an_older_catalog(sandbox, tmp_path):
     assert job.body["filters"]["date_range"]["field"] == "created_date"
     bookmark = run.last_state["bookmarks"]["accounts"]
     assert bookmark["replication_key"] == "created_date"
+
+
+@pytest.mark.parametrize("output", ["records", "jsonl", "parquet"])
+def test_cli_keeps_u_feff_leading_a_data_row(sandbox, tmp_path, output):
+    """A row whose first cell starts with U+FEFF (or is only U+FEFF) is data: every output
+    of the columnar path keeps it, as the Python reader does; only the file's BOM goes.
+    """
+    sandbox.settings.bom_led_rows = True
+    sandbox.settings.column_order = "sorted"  # description first: text, sometimes empty
+    overrides = {}
+    if output != "records":
+        encoding = {"format": output, "compression": "none"}
+        overrides["batch_config"] = {
+            "encoding": encoding,
+            "storage": {"root": f"file://{tmp_path}/batches"},
+        }
+    config = tap_config(sandbox, **overrides)
+    fields = ["description", "id", "last_modified_date"]
+    catalog = select(discover(tmp_path, config), {"accounts": fields})
+    run = run_tap(tmp_path, config, catalog=catalog)
+    assert run.returncode == 0, run.stderr[-2000:]
+    emitted = run.records["accounts"] if output == "records" else _batch_rows(run, "accounts")
+    plain = {row["id"]: row["description"] for row in sandbox.expected_rows("accounts")}
+    assert len(emitted) == len(plain) == 120
+    for record in emitted:
+        assert record["description"] == "\ufeff" + (plain[record["id"]] or ""), record["id"]
+    assert any(record["description"] == "\ufeff" for record in emitted)

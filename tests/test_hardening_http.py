@@ -116,6 +116,34 @@ def test_gzip_file_body_is_decompressed(sandbox, tmp_path):
     assert len({r["id"] for r in run.records["accounts"]}) == 120
 
 
+@pytest.mark.parametrize("form", ["gzip_encoding", "gzip_files"])
+@pytest.mark.parametrize("counted", ["served", "decoded"])
+def test_gzip_result_is_complete_whichever_size_the_job_reports(sandbox, tmp_path, form, counted):
+    """file_size_bytes is the compressed file the server holds (or, by some servers, the
+    decoded CSV): either way the result is whole, delivered once, and the bookmark advances.
+    """
+    setattr(sandbox.settings, form, True)
+    sandbox.settings.gzip_file_size = counted
+    run = _accounts_run(sandbox, tmp_path)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "incomplete" not in run.stderr
+    assert len({r["id"] for r in run.records["accounts"]}) == len(run.records["accounts"]) == 120
+    bookmark = run.last_state["bookmarks"]["accounts"]
+    assert bookmark["replication_key_value"] and "export_job" not in bookmark
+
+
+@pytest.mark.parametrize("form", ["gzip_encoding", "gzip_files"])
+def test_short_gzip_result_still_fails_as_incomplete(sandbox, tmp_path, form):
+    setattr(sandbox.settings, form, True)
+    sandbox.settings.file_size_offset = 7
+    run = _accounts_run(sandbox, tmp_path)
+    assert run.returncode == 1
+    assert any(
+        "file_size_bytes=" in line and "gzip-compressed" in line for line in run.error_lines
+    ), run.stderr[-2000:]
+    assert run.last_state["bookmarks"]["accounts"]["export_job"]["inconsistent"]
+
+
 def test_trickling_download_is_a_broken_transfer(sandbox, tmp_path):
     sandbox.settings.trickle_downloads = 1
     sandbox.settings.trickle_seconds = 0.5

@@ -137,7 +137,7 @@ class _Job:
 
 
 class _Parts:
-    count = 4
+    count_text = "4"
     bytes_downloaded = 1 << 20
 
     def __init__(self) -> None:
@@ -168,6 +168,8 @@ def test_progress_line_says_records_rate_part_and_bytes():
     assert progress.line() == (
         "accounts: 30,000 records emitted (500/s), part 2 of 4, 1.0 MiB of 3.0 MiB downloaded"
     )
+    progress.result.count_text = "?"  # a job that does not say how many parts it has
+    assert ", part 2 of ?, " in progress.line()
     # The next window's job: waiting again, with what was emitted so far.
     progress.waiting_for(_Job("pending"))  # type: ignore[arg-type]
     assert progress.line().startswith("accounts: 30,000 records emitted so far; waiting for")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import gzip
 import io
 import json
 import os
@@ -565,6 +566,44 @@ def test_column_order_bom_and_cache(sb: Sandbox) -> None:
     assert second["id"] != first["id"] and download(sb, second) == download(sb, first)
     written = {p.parent.name for p in Path(sb._directory or "").glob("*/part-1.csv")}
     assert first["id"] in written and second["id"] not in written  # reused, not rewritten
+
+
+def test_bom_led_rows_start_each_row_of_a_text_column_with_u_feff(sb: Sandbox) -> None:
+    sb.settings.bom_led_rows = True
+    sb.settings.column_order = "requested"
+    job = run(sb, entity_type="accounts", fields=["description", "id"])
+    data = download(sb, job)
+    assert data.startswith(b"\xef\xbb\xbfdescription,id\r\n")  # the file's own BOM
+    rows = parse(data)[1:]  # utf-8-sig: only the file's BOM is dropped
+    plain = {r["id"]: r["description"] or "" for r in sb.expected_rows("accounts")}
+    assert rows and all(cells[0] == "\ufeff" + plain[cells[1]] for cells in rows)
+    assert "\ufeff" in [cells[0] for cells in rows]  # a BOM-only cell where it was empty
+    typed = run(sb, entity_type="accounts", fields=["employee_count", "id"])
+    assert b"\xef\xbb\xbf" not in download(sb, typed)[3:]  # a number column is left alone
+
+
+def _served_bytes(sb: Sandbox, job: dict, part: int) -> bytes:
+    """The body of a download exactly as sent (a gzip Content-Encoding left undecoded)."""
+    with requests.get(presigned(sb, job, part), timeout=10, stream=True) as response:
+        assert response.status_code == 200, response.text
+        return response.raw.read(decode_content=False)
+
+
+@pytest.mark.parametrize("form", ["gzip_encoding", "gzip_files"])
+@pytest.mark.parametrize("counted", ["served", "decoded"])
+def test_gzip_parts_report_their_served_or_their_decoded_size(
+    sb: Sandbox, form: str, counted: str
+) -> None:
+    setattr(sb.settings, form, True)
+    sb.settings.gzip_file_size = counted
+    job = run(sb, entity_type="accounts", fields=["id", "name"])
+    served = [_served_bytes(sb, job, n) for n in range(1, job["file_parts"] + 1)]
+    assert all(body.startswith(b"\x1f\x8b") for body in served)
+    decoded = [gzip.decompress(body) for body in served]
+    assert sum(len(parse(body)) - 1 for body in decoded) == 300
+    sizes = {"served": sum(map(len, served)), "decoded": sum(map(len, decoded))}
+    assert sizes["served"] < sizes["decoded"]
+    assert job["file_size_bytes"] == sizes[counted]
 
 
 # --- sandbox controls and CLI ---------------------------------------------------------------

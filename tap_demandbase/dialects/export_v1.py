@@ -310,15 +310,24 @@ class DataExportClient:
     def part_locations(self, job: JobStatus, *, fresh: bool = False) -> list[PartLocation]:
         """Return the download endpoint of each part: it redirects to a URL it signs anew on
         every call, so there is never anything to refresh. An empty result (no rows, no parts
-        or file_parts absent) has none.
+        or file_parts absent) has none; without file_parts, part 1 is listed and the others
+        are found by ``unlisted_part``.
         """
         if job.file_parts == 0 or (job.file_parts is None and job.record_count == 0):
             return []
+        return [self._part(job, n) for n in range(1, max(1, job.file_parts or 1) + 1)]
+
+    def unlisted_part(self, job: JobStatus, number: int) -> PartLocation | None:
+        """Return part ``number`` of a job without file_parts (the API answers 404 past the
+        last); None when file_parts says how many there are, or the result is empty.
+        """
+        if job.file_parts is not None or job.record_count == 0:
+            return None
+        return self._part(job, number)
+
+    def _part(self, job: JobStatus, number: int) -> PartLocation:
         url = self.transport.url(f"{JOBS_PATH}/{job.id}/download")
-        return [
-            PartLocation(number=n, url=f"{url}?part={n}", with_credentials=True)
-            for n in range(1, max(1, job.file_parts or 1) + 1)
-        ]
+        return PartLocation(number=number, url=f"{url}?part={number}", with_credentials=True)
 
 
 def classify_error(response: requests.Response, what: str) -> DemandbaseError:

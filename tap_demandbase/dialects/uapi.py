@@ -459,6 +459,10 @@ class UapiClient:
             locations.append(PartLocation(number=number, url=url, with_credentials=False))
         return locations
 
+    def unlisted_part(self, job: JobStatus, number: int) -> PartLocation | None:
+        """None: a finished job lists every result file it has."""
+        return None
+
     def usage_summary(self) -> str | None:
         """Return the calls this run made against the tenant's daily limits."""
         return self.usage.summary()

@@ -647,7 +647,7 @@ class WindowExport:
         job, entry, logger = self.job, self.entry, self.stream.logger
         logger.info(
             "%s: emitted %d records from %d part(s), %s downloaded, %d status calls",
-            job.label, self.progress.rows, parts.count - len(parts.skip),
+            job.label, self.progress.rows, parts.parts_read,
             human_bytes(parts.bytes_downloaded), job.status_calls,
         )  # fmt: skip
         expected = parts.job.record_count

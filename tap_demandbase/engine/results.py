@@ -8,6 +8,8 @@ the byte count before a single record of the part is emitted.
 from __future__ import annotations
 
 import gzip
+import hashlib
+import itertools
 import logging
 import os
 import shutil
@@ -29,6 +31,7 @@ from tap_demandbase.errors import (
     ExpiredLocationError,
     InconsistentResultError,
     MalformedResultError,
+    PartNotFoundError,
 )
 
 if t.TYPE_CHECKING:
@@ -110,15 +113,22 @@ def _private_file(path: Path) -> t.BinaryIO:
 
 @dataclass(frozen=True)
 class DownloadedPart:
-    """A result part on local disk, complete and checked."""
+    """A result part on local disk, complete and checked (decompressed if it came gzip)."""
 
     number: int
     path: Path
     size: int
+    #: The bytes as the server sent them (a gzip body's compressed size); None: ``size``.
+    served_size: int | None = None
 
 
 class ResultParts:
-    """Downloads the parts of one completed job, one at a time, into a private spool folder."""
+    """Downloads the parts of one completed job, one at a time, into a private spool folder.
+
+    A job that does not say how many parts its result has lists only the first: the next ones
+    are downloaded in turn until the API says there is no such part, or one repeats the part
+    before it byte for byte (an API that ignores the part number).
+    """
 
     def __init__(
         self,
@@ -137,49 +147,104 @@ class ResultParts:
         self.logger = logger
         self.skip = skip or set()
         self.bytes_downloaded = 0
-        self.total_size = 0
+        #: The bytes of all parts once read: decoded, and as the server sent them (gzip).
+        self.total_size = self.served_size = 0
+        #: Parts downloaded and handed out by this run (those in ``skip`` are not).
+        self.parts_read = 0
         self._locations = {loc.number: loc for loc in api.part_locations(job)}
+        self._listed = frozenset(self._locations)
+        self._last_listed = max(self._listed, default=0)
+        self._open_ended = api.unlisted_part(job, self._last_listed + 1) is not None
+        self._count: int | None = None if self._open_ended else len(self._listed)
+        self._digests: dict[int, bytes] = {}
         self._refresh_lock = threading.Lock()
 
     @property
-    def count(self) -> int:
-        """Return how many parts the job's result has (none for an empty result)."""
-        return len(self._locations)
+    def count(self) -> int | None:
+        """Return how many parts the job's result has (0: an empty result); None while the
+        job has not said and the API has not yet answered that the next part is not there.
+        """
+        return self._count
+
+    @property
+    def count_text(self) -> str:
+        """Return the part count as progress lines show it ("?" while it is not known)."""
+        return "?" if self._count is None else str(self._count)
 
     def __iter__(self) -> Iterator[DownloadedPart]:
         """Yield each part on disk (but those in ``skip``), downloading the next one while the
         consumer reads this one; a part's file is deleted once the consumer asks for the next.
         """
-        numbers = [n for n in sorted(self._locations) if n not in self.skip]
+        numbers = self._numbers()
         _remove_stale_spools_once()
         with tempfile.TemporaryDirectory(
             prefix=f"{SPOOL_PREFIX}{os.getpid()}-", ignore_cleanup_errors=True
         ) as folder:
             spool = Path(folder)
-            upcoming = self._prefetch(numbers, 0, spool)
-            total = 0
-            for index in range(len(numbers)):
-                assert upcoming is not None
-                part = upcoming.result()
-                upcoming = self._prefetch(numbers, index + 1, spool)
+            upcoming = self._prefetch(next(numbers, None), spool)
+            total = served = 0
+            while upcoming is not None:
+                number, download = upcoming
+                part = self._found(number, download)
+                if part is None:
+                    break
+                upcoming = self._prefetch(next(numbers, None), spool)
                 total += part.size
+                served += part.size if part.served_size is None else part.served_size
+                self.parts_read += 1
                 try:
                     yield part
                 finally:
                     part.path.unlink(missing_ok=True)
-            self.total_size = total
+            self.total_size, self.served_size = total, served
+
+    def _numbers(self) -> Iterator[int]:
+        """Yield the numbers of the parts to download, in order, but those in ``skip``: the
+        listed ones, then, when the job did not say how many there are, each next one.
+        """
+        for number in itertools.count(1):
+            unlisted = number > self._last_listed
+            if unlisted and not self._open_ended:
+                return
+            if (unlisted or number in self._listed) and number not in self.skip:
+                yield number
+
+    def _found(self, number: int, download: Future[DownloadedPart]) -> DownloadedPart | None:
+        """Return the downloaded part; None when it is past the end of a result whose job did
+        not say how many parts it has (the count is then known). A listed part that is not
+        there raises: the result is broken.
+        """
+        try:
+            part = download.result()
+        except PartNotFoundError:
+            if number in self._listed:
+                raise
+            self._ended(number, "is not there")
+            return None
+        previous = self._digests.get(number - 1)
+        if previous is not None and previous == self._digests.get(number):
+            part.path.unlink(missing_ok=True)
+            self._ended(number, f"repeats part {number - 1} byte for byte")
+            return None
+        return part
+
+    def _ended(self, number: int, why: str) -> None:
+        """Take the parts before ``number`` as the whole result (the job did not say)."""
+        self._count = number - 1
+        self.logger.info(
+            "Export job %s did not say how many parts its result has: it has %d (part %d %s)",
+            self.job.id, self._count, number, why,
+        )  # fmt: skip
 
     def _prefetch(
-        self, numbers: list[int], index: int, spool: Path
-    ) -> Future[DownloadedPart] | None:
-        """Start downloading the index-th part to emit, if there is one."""
-        if index >= len(numbers):
+        self, number: int | None, spool: Path
+    ) -> tuple[int, Future[DownloadedPart]] | None:
+        """Start downloading part ``number``, if there is one to download."""
+        if number is None:
             return None
-        number = numbers[index]
         path = spool / f"{self.job.id}-part-{number}.csv"
-        return run_in_background(
-            f"download-{self.job.id}-{number}", lambda: self.download(number, path)
-        )
+        name = f"download-{self.job.id}-{number}"
+        return number, run_in_background(name, lambda: self.download(number, path))
 
     def download(self, number: int, path: Path) -> DownloadedPart:
         """Download one part to ``path``, resuming a broken transfer where the server allows.
@@ -193,7 +258,7 @@ class ResultParts:
         with _private_file(path) as out:
             for attempt in range(MAX_RESUMES + 1):
                 headers = {"Range": f"bytes={size}-"} if size else None
-                response = self._open(number, headers)
+                response = self._open(number, headers, resumed=attempt > 0)
                 with response:
                     if size and response.status_code != 206:
                         # The server ignored the Range: start the part over.
@@ -229,29 +294,54 @@ class ResultParts:
                 raise ApiRequestError(msg)
             out.flush()
         self.bytes_downloaded += size
-        size = self._gunzipped(number, path)
+        decoded = self._gunzipped(number, path)
+        if self._open_ended:
+            self._digests[number] = _digest(path)
         self.logger.info(
-            "Downloaded part %d/%d of %s: %s in %.1fs",
-            number, self.count, self.job.id, human_bytes(size), time.monotonic() - started,
+            "Downloaded part %d/%s of %s: %s in %.1fs",
+            number, self.count_text, self.job.id, human_bytes(decoded),
+            time.monotonic() - started,
         )  # fmt: skip
-        return DownloadedPart(number=number, path=path, size=size)
+        return DownloadedPart(number=number, path=path, size=decoded, served_size=size)
 
-    def _open(self, number: int, headers: dict[str, str] | None) -> requests.Response:
+    def _open(
+        self, number: int, headers: dict[str, str] | None, *, resumed: bool
+    ) -> requests.Response:
         """Open a part; a pre-signed URL refused as expired is replaced once by a fresh one
-        (one status call), and a second refusal fails the stream with its ledger kept.
+        (one status call), and a second refusal fails the stream with its ledger kept. A part
+        gone while it was being downloaded (``resumed``) is a broken result, not its end.
         """
         what = f"downloading part {number} of export job {self.job.id}"
         try:
-            return self.opener.open_location(self._locations[number], what=what, headers=headers)
+            return self._open_once(number, headers, what)
+        except PartNotFoundError as exc:
+            if not resumed:
+                raise
+            msg = f"{exc} (it was there when its download began)"
+            raise ApiRequestError(msg, status=404) from None
+
+    def _open_once(
+        self, number: int, headers: dict[str, str] | None, what: str
+    ) -> requests.Response:
+        try:
+            return self.opener.open_location(self._location(number), what=what, headers=headers)
         except ExpiredLocationError:
             self.logger.info("%s: the result URL expired; asking the API for a fresh one", what)
             with self._refresh_lock:
                 fresh = {loc.number: loc for loc in self.api.part_locations(self.job, fresh=True)}
                 self._locations.update(fresh)
-            if number not in fresh:
+            if number in self._listed and number not in fresh:
                 msg = f"{what}: the API no longer lists this part. Run the tap again."
                 raise ApiRequestError(msg) from None
-            return self.opener.open_location(fresh[number], what=what, headers=headers)
+            return self.opener.open_location(self._location(number), what=what, headers=headers)
+
+    def _location(self, number: int) -> PartLocation:
+        """Return where part ``number`` is: as listed, else where the API would have it."""
+        location = self._locations.get(number) or self.api.unlisted_part(self.job, number)
+        if location is None:
+            msg = f"Export job {self.job.id} lists no part {number}. Run the tap again."
+            raise ApiRequestError(msg)
+        return location
 
     def _gunzipped(self, number: int, path: Path) -> int:
         """Decompress a spooled gzip body in place (streaming); return the part's size."""
@@ -273,12 +363,18 @@ class ResultParts:
     def check_total_size(self) -> None:
         """Fail when the parts' bytes disagree with the job's ``file_size_bytes``: a part cut
         at a line end, with no length to tell, leaves a well-formed but short result.
+
+        The size is the file the server holds, so gzip parts are counted as they were sent
+        (compressed); a server that reports the decoded size instead is believed too.
         """
         expected = self.job.file_size_bytes
-        total = self.total_size
-        if expected is not None and not self.skip and total != expected:
+        sizes = {self.served_size, self.total_size}
+        if expected is not None and not self.skip and expected not in sizes:
+            held = f"{self.total_size} bytes"
+            if self.served_size != self.total_size:
+                held += f" ({self.served_size} bytes as sent, gzip-compressed)"
             msg = (
-                f"The parts of export job {self.job.id} hold {total} bytes but the job reported "
+                f"The parts of export job {self.job.id} hold {held} but the job reported "
                 f"file_size_bytes={expected}: the result is incomplete. The bookmark was not "
                 "advanced: the next run exports this window again with a new job."
             )
@@ -312,8 +408,8 @@ class ResultParts:
             if now - last_log >= PROGRESS_EVERY_SECONDS:
                 last_log = now
                 self.logger.info(
-                    "Downloading part %d/%d of %s: %s of %s, %.1f MiB/s",
-                    number, self.count, self.job.id, human_bytes(size), human_bytes(expected),
+                    "Downloading part %d/%s of %s: %s of %s, %.1f MiB/s",
+                    number, self.count_text, self.job.id, human_bytes(size), human_bytes(expected),
                     size / (1 << 20) / max(now - started, 1e-6),
                 )  # fmt: skip
         return size
@@ -324,6 +420,15 @@ def _reason(exc: BaseException) -> str:
     if isinstance(exc, StalledTransferError):
         return f"stalled: {exc}"
     return type(exc).__name__
+
+
+def _digest(path: Path) -> bytes:
+    """Return the SHA-256 of a spooled part (to tell a part that repeats the one before)."""
+    digest = hashlib.sha256()
+    with path.open("rb") as source:
+        while block := source.read(1 << 20):
+            digest.update(block)
+    return digest.digest()
 
 
 def _starts_with_gzip(path: Path) -> bool:

@@ -10,8 +10,10 @@ row in every part, ``rows_per_part`` records each; an export with no rows is one
 (or no part at all, with ``empty_results_have_parts`` off).
 Columns are ordered by ``column_order`` (by default the *reverse* of the requested order), so a
 client must match columns by header name. ``bom`` puts a UTF-8 byte order mark on part 1 only
-(``first``), on every part (``all``), or nowhere (``none``). The uapi dialect writes its original
-field names (``{Account}.id``) in the header and may gzip the parts (same names, served as is).
+(``first``), on every part (``all``), or nowhere (``none``); ``bom_led_rows`` starts every data
+row with U+FEFF (data, not a byte order mark) when its first column holds text. The uapi dialect
+writes its original field names (``{Account}.id``) in the header and may gzip the parts (same
+names, served as is).
 
 Malformed results (``SandboxSettings.malformed[entity]``) damage part 1 only. "Record k" is the
 k-th data record of the part. In a damaged part the first three records have any embedded
@@ -69,6 +71,7 @@ from tap_demandbase.sandbox.entities import (
     DATETIME_TYPES,
     ENTITIES,
     INTEGER_TYPES,
+    NUMBER_TYPES,
     TEXT_TYPES,
     Entity,
 )
@@ -82,6 +85,8 @@ _MARKER = "\ue000"  # stands for the raw bytes of the bad_utf8 defect until they
 _BAD_BYTES = b"\xff\xfe"
 _HOP_PATH = re.compile(r"^/hop/([0-9]+)(/.*)$")
 _PART_PATH = re.compile(r"^/exports/([A-Za-z0-9_-]+)/part-([0-9]+)\.csv$")
+#: Types whose cells are not text (``bom_led_rows`` leaves a column of them alone).
+_TYPED = INTEGER_TYPES | NUMBER_TYPES | BOOLEAN_TYPES | DATE_TYPES | DATETIME_TYPES
 
 
 class ExportCancelled(Exception):
@@ -150,6 +155,8 @@ def write_export(
     generated = iter_rows(settings, definition, columns, filters)
     if max_rows is not None:
         generated = itertools.islice(generated, max_rows)
+    if settings.bom_led_rows and columns and _holds_text(definition, columns[0]):
+        generated = map(_bom_led, generated)
     rows = map(operator.itemgetter(0), zip(generated, counter, strict=False))
     parts: list[Path] = []
     try:
@@ -183,6 +190,17 @@ def write_export(
             path.unlink(missing_ok=True)
         raise
     return ResultFiles(tuple(parts), tuple(p.stat().st_size for p in parts), next(counter))
+
+
+def _holds_text(entity: Entity, name: str) -> bool:
+    """Whether a column holds text: its type is not a number, boolean, date or date-time."""
+    field = entity.field(name)
+    return field is not None and field.type not in _TYPED
+
+
+def _bom_led(row: Sequence[Cell]) -> Sequence[Cell]:
+    """Return the row with U+FEFF in front of its first cell (``bom_led_rows``)."""
+    return ["\ufeff" + (row[0] or ""), *row[1:]]
 
 
 def _open_part(path: Path, compress: bool) -> io.TextIOWrapper:
@@ -295,7 +313,7 @@ def send_file(handler: SandboxHandler, path: Path, filename: str) -> None:
     connection at the end of the body (so a cut one cannot be told from a whole one).
     """
     settings = handler.settings
-    if settings.gzip_encoding or settings.gzip_files:
+    if gzip_served(settings):
         path = _gzipped_copy(path)
     size = path.stat().st_size
     first, last = 0, size - 1
@@ -357,6 +375,20 @@ def _trickle(handler: SandboxHandler, path: Path, offset: int, length: int, ever
                 time.sleep(every)
         except OSError:
             return
+
+
+def gzip_served(settings: SandboxSettings) -> bool:
+    """Whether downloads send the part files gzip-compressed."""
+    return settings.gzip_encoding or settings.gzip_files
+
+
+def reported_size(result: ResultFiles, settings: SandboxSettings) -> int:
+    """Return the ``file_size_bytes`` of a job's result: the bytes its downloads send (the
+    gzip-compressed copies, when served so), or with ``gzip_file_size`` ``decoded`` the CSV's.
+    """
+    if gzip_served(settings) and settings.gzip_file_size == "served":
+        return sum(_gzipped_copy(path).stat().st_size for path in result.parts)
+    return result.total_bytes
 
 
 def _gzipped_copy(path: Path) -> Path:

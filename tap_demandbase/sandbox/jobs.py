@@ -23,7 +23,7 @@ from typing import TypeVar
 
 from tap_demandbase.sandbox.data import Filters
 from tap_demandbase.sandbox.entities import DEFAULT_ROWS
-from tap_demandbase.sandbox.files import ExportCancelled, ResultFiles, write_export
+from tap_demandbase.sandbox.files import ExportCancelled, ResultFiles, reported_size, write_export
 from tap_demandbase.sandbox.settings import JOB_STATUSES, SandboxSettings
 
 _T = TypeVar("_T")
@@ -68,6 +68,8 @@ class Job:
     cache_key: tuple[object, ...] = ()
     updated_at: float = 0.0
     status_calls: int = 0
+    #: The result's size as ``file_size_bytes`` reports it (before ``file_size_offset``).
+    result_bytes: int = 0
 
     def __post_init__(self) -> None:
         self.updated_at = self.updated_at or self.created_at
@@ -97,7 +99,7 @@ class Job:
         if self.status == "completed" and self.result is not None:
             out.update(
                 record_count=self.result.record_count + self.settings.record_count_offset,
-                file_size_bytes=self.result.total_bytes + self.settings.file_size_offset,
+                file_size_bytes=self.result_bytes + self.settings.file_size_offset,
                 file_parts=len(self.result.parts),
                 download_url=f"{api_url}/export/v1/jobs/{self.id}/download",
                 completed_at=rfc3339(self.completed_at or 0.0),
@@ -278,6 +280,7 @@ class JobStore:
         if not job.will_fail:
             try:
                 result = self._produce(job)
+                job.result_bytes = reported_size(result, settings)
             except ExportCancelled:
                 return
             except Exception as exc:  # a disk problem: the job fails, like a real one would
@@ -313,6 +316,7 @@ class JobStore:
             settings.rows_per_part,
             settings.column_order,
             settings.bom,
+            settings.bom_led_rows,
             job.writer is not None,
             job.cache_key,
             settings.empty_results_have_parts,

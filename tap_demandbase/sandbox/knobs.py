@@ -29,6 +29,7 @@ EXPORT_V1_ONLY = frozenset(
         "redirect_style",
         "record_count_offset",
         "file_size_offset",
+        "gzip_file_size",
         "finish_before_cancel",
     }
 )

@@ -38,6 +38,8 @@ COLUMN_ORDERS = ("reversed", "requested", "sorted")
 REDIRECT_STYLES = ("direct", "chain", "no_location", "file_url")
 #: Accepted values of ``bom``.
 BOM_MODES = ("first", "all", "none")
+#: Accepted values of ``gzip_file_size``.
+GZIP_FILE_SIZES = ("served", "decoded")
 #: Accepted values of ``lost_create_answer``.
 LOST_CREATE_ANSWERS = ("error", "html", "empty")
 #: Accepted values of ``malformed`` (see ``files.py`` for exactly what each one breaks).
@@ -112,6 +114,9 @@ class SandboxSettings:
         rows_per_part: Records per result part file.
         column_order: ``reversed`` (of the requested fields), ``requested`` or ``sorted``.
         bom: UTF-8 byte order mark on part 1 (``first``), every part (``all``) or none (``none``).
+        bom_led_rows: Every data row starts with U+FEFF when its first column (in file order)
+            holds text: before the cell's value, or alone in an empty cell. That is data, not
+            a byte order mark (only a file's first character can be one).
         cache_results: Reuse the files of an identical earlier export.
         pending_seconds: How long a job is pending (uapi: accepted).
         processing_seconds: How long a job is then at least processing.
@@ -145,6 +150,9 @@ class SandboxSettings:
         trickle_seconds: The pause between two trickled bytes.
         gzip_encoding: Downloads are gzip-compressed with ``Content-Encoding: gzip``.
         gzip_files: Downloads are gzip files (no ``Content-Encoding``), whatever their name.
+        gzip_file_size: What ``file_size_bytes`` counts of a job whose parts are served gzip
+            (``gzip_encoding`` or ``gzip_files`` when the job was created): ``served`` (the
+            compressed bytes the server holds and sends) or ``decoded`` (the CSV's bytes).
         omit_content_length: Downloads carry no Content-Length; the connection closes at the end.
         redirect_style: How the download endpoint's 302 points at the file: ``direct``, ``chain``
             (through two hops on the files host), ``no_location`` (no Location header) or
@@ -205,6 +213,7 @@ class SandboxSettings:
     rows_per_part: int = 50_000
     column_order: str = "reversed"
     bom: str = "first"
+    bom_led_rows: bool = False
     cache_results: bool = True
 
     # Job life cycle and URLs.
@@ -235,6 +244,7 @@ class SandboxSettings:
     trickle_seconds: float = 0.5
     gzip_encoding: bool = False
     gzip_files: bool = False
+    gzip_file_size: str = "served"
     omit_content_length: bool = False
     empty_results_have_parts: bool = True
     job_json_patch: dict[str, typing.Any] = field(default_factory=dict)
@@ -306,6 +316,7 @@ class SandboxSettings:
         _check_choice("bom", self.bom, BOM_MODES)
         _check_choice("redirect_style", self.redirect_style, REDIRECT_STYLES)
         _check_choice("lost_create_answer", self.lost_create_answer, LOST_CREATE_ANSWERS)
+        _check_choice("gzip_file_size", self.gzip_file_size, GZIP_FILE_SIZES)
         for status, alias in self.status_aliases.items():
             _check_choice("status_aliases key", status, JOB_STATUSES)
             if not alias:
