@@ -5,7 +5,8 @@ One access token per run, kept in memory only: Demandbase asks clients to re-use
 minutes of its expiry or after a 401. The tap renews it within min(15 minutes, half its
 lifetime) of expiry, and once after a 401 (the transport then sends the request again; a
 second 401 is an error naming the credentials). Neither the secret nor a token ever reaches a
-log (both are registered for redaction), and both go to the API's own host only.
+log (both are registered for redaction), and both go to the API's own host only: the token
+request, like every request that carries a credential, never follows a redirect.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import requests
 from typing_extensions import override
 
 from tap_demandbase.errors import ApiRequestError, AuthError
-from tap_demandbase.transport import add_secrets, redact
+from tap_demandbase.transport import CredentialedSession, add_secrets, redact
 
 if t.TYPE_CHECKING:
     from collections.abc import Callable
@@ -70,7 +71,7 @@ class ClientCredentials(requests.auth.AuthBase):
         self._clock = clock
         self._sleep = sleep
         self._timeout = timeout
-        self._session = requests.Session()
+        self._session = CredentialedSession()
         self._session.auth = _NoAmbientCredentials()
         self._session.headers["User-Agent"] = user_agent
         self._lock = threading.Lock()
