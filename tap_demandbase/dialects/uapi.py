@@ -29,7 +29,14 @@ from singer_sdk import typing as th
 from singer_sdk.authenticators import BearerTokenAuthenticator
 
 from tap_demandbase.dialects.base import Connection, ConnectOptions, Dialect, StreamRules
-from tap_demandbase.dialects.common import InvalidJobJson, JobListing, create_job_once
+from tap_demandbase.dialects.common import (
+    InvalidJobJson,
+    JobListing,
+    array_in,
+    create_job_once,
+    json_shape,
+    unexpected_answer,
+)
 from tap_demandbase.dialects.export_v1 import FIELD_TYPES
 from tap_demandbase.dialects.uapi_auth import ClientCredentials
 from tap_demandbase.dialects.uapi_fields import (
@@ -260,15 +267,7 @@ class UapiClient:
             params["adReportType"] = report
         what = f"listing the fields of {stream.entity_type}"
         _, body = self.transport.request_json("GET", FIELDS_PATH, params=params, what=what)
-        if not isinstance(body, list):
-            msg = f"{what} did not answer a list of fields; report this to Demandbase support."
-            raise ApiRequestError(msg)
-        fields = [
-            (str(f["name"]), str(f.get("dataType") or ""), str(f.get("description") or ""))
-            for f in body
-            if isinstance(f, dict) and isinstance(f.get("name"), str) and f["name"]
-        ]
-        return property_fields(stream, fields)
+        return property_fields(stream, fields_from_json(body, what))
 
     def remember_entities(self, entities: list[EntityInfo]) -> None:
         """Keep each stream's fields' API names (from discovery, or from a catalog)."""
@@ -440,18 +439,22 @@ class UapiClient:
                 "page": page,
                 "perPage": LIST_PAGE_SIZE,
             }
-            _, body = self.transport.request_json(
-                "GET", JOBS_PATH, params=params, what="listing export jobs"
+            what = "listing export jobs"
+            _, body = self.transport.request_json("GET", JOBS_PATH, params=params, what=what)
+            entries = array_in(
+                body,
+                "data",
+                what=what,
+                endpoint=f"GET {JOBS_PATH}",
+                expected="an object with a 'data' array",
             )
-            entries = body.get("data") if isinstance(body, dict) else None
-            entries = entries if isinstance(entries, list) else []
             for entry in entries:
                 try:
-                    yield entry, job_status_from_json(entry, "listing export jobs")
+                    yield entry, job_status_from_json(entry, what)
                 except InvalidJobJson as exc:
                     logger.debug("Skipped an entry of the job list: %s", exc)
-            total = body.get("totalCount") if isinstance(body, dict) else None
-            size = body.get("pageSize") if isinstance(body, dict) else None
+            total = body.get("totalCount")
+            size = body.get("pageSize")
             size = size if isinstance(size, int) and size > 0 else LIST_PAGE_SIZE
             if len(entries) < size or not isinstance(total, int) or page * size >= total:
                 return
@@ -480,6 +483,24 @@ class UapiClient:
     def usage_summary(self) -> str | None:
         """Return the calls this run made against the tenant's daily limits."""
         return self.usage.summary()
+
+
+def fields_from_json(body: t.Any, what: str) -> list[tuple[str, str, str]]:
+    """Read a /fields answer as (API name, dataType, description): a non-empty array of
+    objects with a ``name``; anything else is one line saying what came back (an empty
+    array would make a stream without fields, and the tap would blame the wrong setting).
+    """
+    expected = "a non-empty array of fields with a 'name'"
+    if not isinstance(body, list) or not body:
+        raise unexpected_answer(what, f"GET {FIELDS_PATH}", json_shape(body), expected)
+    fields = []
+    for number, entry in enumerate(body, start=1):
+        name = entry.get("name") if isinstance(entry, dict) else None
+        if not isinstance(name, str) or not name:
+            got = f"entry {number} as {json_shape(entry)} without a 'name'"
+            raise unexpected_answer(what, f"GET {FIELDS_PATH}", got, expected)
+        fields.append((name, str(entry.get("dataType") or ""), str(entry.get("description") or "")))
+    return fields
 
 
 def _stream(entity: str) -> UapiStream:
@@ -553,7 +574,7 @@ def job_status_from_json(body: t.Any, what: str) -> JobStatus:
     has no job id or status. Absent keys and explicit nulls are the same.
     """
     if not isinstance(body, dict):
-        raise InvalidJobJson(f"{what}: the answer is not a JSON object")
+        raise InvalidJobJson(f"{what}: the answer is {json_shape(body)}, not a JSON object")
     job_id = body.get("jobId")
     status = body.get("jobStatus")
     if not isinstance(job_id, (str, int)) or isinstance(job_id, bool) or job_id == "":

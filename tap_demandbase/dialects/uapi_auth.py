@@ -19,6 +19,7 @@ import typing as t
 import requests
 from typing_extensions import override
 
+from tap_demandbase.dialects.common import json_shape, unexpected_answer
 from tap_demandbase.errors import ApiRequestError, AuthError
 from tap_demandbase.transport import CredentialedSession, add_secrets, redact
 
@@ -37,6 +38,8 @@ DEFAULT_LIFETIME_SECONDS = 3600.0
 #: a broken connection); a refusal of the credentials is never tried again.
 TOKEN_TRIES = 3
 TOKEN_RETRY_WAIT_SECONDS = 2.0
+#: What a token answer that is not JSON reads as.
+NOT_JSON = object()
 
 
 class _NoAmbientCredentials(requests.auth.AuthBase):
@@ -136,14 +139,15 @@ class ClientCredentials(requests.auth.AuthBase):
         try:
             answer = response.json()
         except ValueError:
-            answer = None
+            answer = NOT_JSON
         token = answer.get("accessToken") if isinstance(answer, dict) else None
         if not isinstance(token, str) or not token:
-            msg = (
-                f"Demandbase's token endpoint {self.token_url} answered 200 without an "
-                "accessToken; report this to Demandbase support."
+            got = "a body that is not JSON" if answer is NOT_JSON else json_shape(answer)
+            if isinstance(answer, dict):
+                got = "a JSON object without an 'accessToken'"
+            raise unexpected_answer(
+                "the token request", f"POST {TOKEN_PATH}", got, "an object with an accessToken"
             )
-            raise ApiRequestError(msg)
         add_secrets(token)
         lifetime = answer.get("expiresIn") if isinstance(answer, dict) else None
         if not isinstance(lifetime, (int, float)) or isinstance(lifetime, bool) or lifetime <= 0:
