@@ -227,6 +227,26 @@ def test_error_answers_show_code_message_and_diagnostic_code(status, code, error
         assert classified.status == status
 
 
+def test_a_429_100_is_worth_one_more_try_unless_this_run_spent_the_daily_limit():
+    url = "https://uapi.demandbase.com" + JOB_PATH + "/abc"
+    limited = _answer(429, "429-100", "Rate limit exceeded.")
+    limited.request = requests.Request("GET", url).prepare()
+    limited.url = url
+    usage = CallUsage()
+    for _ in range(299):
+        usage.count_request("GET", url)
+    momentary = classify_error(limited, "reading export job abc", renewable=True, usage=usage)
+    assert type(momentary) is TransientApiError
+    assert momentary.retry is not None and momentary.retry.total == 1
+    assert type(momentary.exhausted) is QuotaExceededError
+    usage.count_request("GET", url)  # the 300th status call of this run: the limit is spent
+    spent = classify_error(limited, "reading export job abc", renewable=True, usage=usage)
+    assert type(spent) is QuotaExceededError
+    line = str(spent)
+    assert "daily limit of 300 status calls" in line and "T00:00:00Z" in line
+    assert "\n" not in line
+
+
 def test_refused_account_ids_and_a_static_token_are_explained():
     refused = _answer(400, "400-147", "unrecognized property: accountIds")
     assert "buying_group_account_ids" in str(classify_error(refused, "x", renewable=True))
