@@ -43,6 +43,12 @@ ODD_ANSWERS: list[tuple[str, str, Any, tuple[str, ...]]] = [
     ("uapi", "fields", [1, 2], ("/fields", "entry 1 as a JSON number")),
     ("uapi", "create", [], ("creating the accounts export job", "an empty JSON array")),
     ("uapi", "status", [{"jobStatus": "finished"}], ("reading export job", "a JSON array")),
+    (
+        "uapi",
+        "status",
+        {"jobId": "j-1", "jobStatus": "finished", "resultsUrls": {"part1": "https://x.test/1"}},
+        ("reading export job", "resultsUrls is a JSON object"),
+    ),
     ("uapi", "list", {"items": []}, ("listing export jobs", "a JSON object without 'data'")),
 ]
 

@@ -538,6 +538,18 @@ def _result_urls(body: Mapping[str, t.Any]) -> list[str]:
     return [url] if isinstance(url, str) and url else []
 
 
+def _check_result_urls(body: Mapping[str, t.Any], what: str) -> None:
+    """Refuse result URLs of another shape (InvalidJobJson): read as "no URL", they would
+    make a finished job's rows an empty result.
+    """
+    urls = body.get("resultsUrls")
+    if urls is not None and not (isinstance(urls, list) and all(isinstance(u, str) for u in urls)):
+        raise InvalidJobJson(f"{what}: resultsUrls is {json_shape(urls)}, not an array of URLs")
+    url = body.get("resultsUrl")
+    if url is not None and not isinstance(url, str):
+        raise InvalidJobJson(f"{what}: resultsUrl is {json_shape(url)}, not a URL")
+
+
 def job_name(spec: JobSpec, body: Mapping[str, t.Any]) -> str:
     """Return a job's name (at most 50 characters): stream, window and a short hash of what
     it exports (fields, filters, dates, sources...), so that the same export always has the
@@ -581,6 +593,7 @@ def job_status_from_json(body: t.Any, what: str) -> JobStatus:
         raise InvalidJobJson(f"{what}: the answer has no jobId")
     if not isinstance(status, str) or not status:
         raise InvalidJobJson(f"{what}: the answer has no jobStatus")
+    _check_result_urls(body, what)
     entity = str(body.get("entityType") or "")
     state = STATUSES.get(status.strip().lower(), JobState.UNKNOWN)
     message = body.get("message")
