@@ -7,6 +7,11 @@ reading it runs a pipeline, not this code.
 
 from __future__ import annotations
 
+import typing as t
+
+if t.TYPE_CHECKING:
+    from tap_demandbase.transport import Retry
+
 
 class DemandbaseError(Exception):
     """Base of all errors the tap reports as one line."""
@@ -43,12 +48,31 @@ class PartNotFoundError(ApiRequestError):
         super().__init__(message, status=404)
 
 
-class TransientApiError(DemandbaseError):
-    """A 5xx or 429-without-quota answer that is worth retrying."""
+class RedirectRefusedError(DemandbaseError):
+    """The API answered a request carrying a credential with a redirect, which the tap never
+    follows: api_url is not the API's own address (or something between rewrites it).
+    """
 
-    def __init__(self, message: str, retry_after: float | None = None) -> None:
+
+class TransientApiError(DemandbaseError):
+    """A 5xx or 429-without-quota answer that is worth retrying.
+
+    ``retry`` says how often and after what waits (None: as every request); ``exhausted`` is
+    the error to raise once those tries are spent (None: the transport's "Gave up" line).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        retry_after: float | None = None,
+        *,
+        retry: Retry | None = None,
+        exhausted: DemandbaseError | None = None,
+    ) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+        self.retry = retry
+        self.exhausted = exhausted
 
 
 class JobSlotBusyError(DemandbaseError):

@@ -24,6 +24,7 @@ from tap_demandbase.errors import (
     ConfigError,
     DemandbaseError,
     QuotaExceededError,
+    RedirectRefusedError,
     TargetGoneError,
 )
 from tap_demandbase.progress import SyncProgress
@@ -318,13 +319,19 @@ class ExportStream(FastRecordStream):
         """Let one stream fail without stopping the others; the run still ends non-zero.
 
         The bookmark does not move past what a failed stream finished, and its ledger entry
-        stays so that the next run re-attaches. A spent quota or a refused token stops the
-        whole run at once: no other stream could succeed.
+        stays so that the next run re-attaches. A spent quota or daily limit, a refused token,
+        or a redirect of api_url stops the whole run at once: no other stream could succeed.
         """
         self.hooks.stream_starting(self.name)
         try:
             yield
-        except (QuotaExceededError, AuthError, ConfigError, TargetGoneError) as exc:
+        except (
+            QuotaExceededError,
+            AuthError,
+            ConfigError,
+            RedirectRefusedError,
+            TargetGoneError,
+        ) as exc:
             self.hooks.run_stopping(exc)
             raise
         except DemandbaseError as exc:

@@ -579,10 +579,13 @@ class TapDemandbase(Tap):
 
     @override
     def run_discovery(self) -> str:
-        """Write the catalog, then say what discovery cost against the API's daily limits."""
-        text = super().run_discovery()
-        self.log_call_usage()
-        return text
+        """Write the catalog, then say what discovery cost against the API's daily limits
+        (failed or not: a failed discovery spent calls too).
+        """
+        try:
+            return super().run_discovery()
+        finally:
+            self.log_call_usage()
 
     def _catalog_replication_key(self, stream: str) -> str | None:
         if not self.input_catalog:

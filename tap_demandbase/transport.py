@@ -2,13 +2,17 @@
 pre-signed download hosts, retries for what is transient, one-line errors for the rest.
 
 Two sessions, not one, because credentials must never reach a host other than the API's: the
-pre-signed host gets requests from a session that has no credentials at all, and redirects are
-never followed automatically. What an error answer means is the dialect's to say (``classify``);
-how a request is authenticated (and a token renewed) is its ``auth``.
+pre-signed host gets requests from a session that has no credentials at all, and a request that
+carries a credential never follows a redirect (``CredentialedSession``: a redirect is an error
+naming both hosts, except where the caller follows it itself, without credentials). What an
+error answer means is the dialect's to say (``classify``), and so is how often it is worth
+another try (the ``Retry`` a ``TransientApiError`` carries); how a request is authenticated
+(and a token renewed) is its ``auth``.
 """
 
 from __future__ import annotations
 
+import collections
 import email.utils
 import logging
 import random
@@ -16,23 +20,24 @@ import re
 import threading
 import time
 import typing as t
+from dataclasses import dataclass
 from urllib.parse import parse_qsl, urljoin, urlsplit
 
-import backoff
 import requests
 from typing_extensions import override
 
 from tap_demandbase.errors import (
     ApiRequestError,
+    DemandbaseError,
     ExpiredLocationError,
     PartNotFoundError,
+    RedirectRefusedError,
     TransientApiError,
 )
 
 if t.TYPE_CHECKING:
-    from collections.abc import Callable, Generator
+    from collections.abc import Callable
 
-    from tap_demandbase.errors import DemandbaseError
     from tap_demandbase.model import PartLocation
 
 #: A dialect's reading of an error answer (status >= 400): the error to raise, in its words.
@@ -61,18 +66,72 @@ class _NoCredentials(requests.auth.AuthBase):
         return request
 
 
-def _retry_waits(factor: float, cap: float) -> Generator[float, t.Any, None]:
-    """Yield exponential waits with full jitter, or the server's Retry-After when it sent one."""
-    exc = yield 0.0
-    attempt = 0
-    while True:
-        retry_after = getattr(exc, "retry_after", None)
+class CredentialedSession(requests.Session):
+    """A session for requests that carry a credential (a token, a client secret): it never
+    follows a redirect, so that the credential goes to the host it was meant for and nowhere
+    else (requests would re-send a 307/308's body, a secret included, to any ``Location``).
+
+    A redirect answer is a ``RedirectRefusedError`` naming both hosts, unless the caller said
+    ``allow_redirects=False``: then the answer is its to handle (the download endpoint's
+    redirect, followed without credentials).
+    """
+
+    @override
+    def send(self, request: requests.PreparedRequest, **kwargs: t.Any) -> requests.Response:
+        handled_by_caller = kwargs.get("allow_redirects", True) is False
+        kwargs["allow_redirects"] = False
+        response = super().send(request, **kwargs)
+        if is_redirect(response) and not handled_by_caller:
+            response.close()
+            raise redirect_refused(response)
+        return response
+
+
+def redirect_refused(response: requests.Response) -> RedirectRefusedError:
+    """Return the one-line error for a redirect answer to a request that carries a credential."""
+    request = response.request
+    target = response.headers.get("Location")
+    where = f"to {_host_of(urljoin(response.url, target))}" if target else "without a Location"
+    msg = (
+        f"The API at {_host_of(response.url)} answered {request.method} "
+        f"{urlsplit(response.url).path} with {response.status_code}, a redirect {where}: the tap "
+        "sends no credential to another address and does not follow it. Check api_url: it must "
+        "be the API's own address, one that answers without redirecting."
+    )
+    return RedirectRefusedError(msg)
+
+
+def _host_of(url: str) -> str:
+    """Return a URL's scheme and host (with its port), nothing that could carry a secret."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme}://{host}{port}"
+
+
+@dataclass(frozen=True)
+class Retry:
+    """How a failure worth another try is sent again, in the manner of urllib3's ``Retry``:
+    ``total`` more tries, the n-th after a wait of up to ``backoff_factor * 2**(n-1)`` seconds
+    (drawn at random with ``jitter``, to spread clients apart), at most ``backoff_max``; or
+    after the server's Retry-After, when it sent one (at most ``backoff_max`` too).
+    """
+
+    total: int = 5
+    backoff_factor: float = 1.0
+    backoff_max: float = 60.0
+    jitter: bool = True
+
+    def wait(self, retry: int, retry_after: float | None = None) -> float:
+        """Return the seconds to wait before the ``retry``-th retry (from 1)."""
         if retry_after is not None:
-            wait = min(float(retry_after), cap)
-        else:
-            wait = random.uniform(0, min(cap, factor * 2**attempt))
-        attempt += 1
-        exc = yield wait
+            return min(float(retry_after), self.backoff_max)
+        longest = min(self.backoff_max, self.backoff_factor * 2 ** (retry - 1))
+        return random.uniform(0, longest) if self.jitter else longest
+
+
+#: Every API request's retries of a transient failure: 5 more tries, about 15 s in all.
+DEFAULT_RETRY = Retry()
 
 
 def retry_after_seconds(response: requests.Response, now: float | None = None) -> float | None:
@@ -166,26 +225,7 @@ def safe_url(url: str) -> str:
     return f"{parts.scheme}://{parts.netloc}{parts.path}"
 
 
-_F = t.TypeVar("_F", bound=t.Callable[..., t.Any])
 _T = t.TypeVar("_T")
-
-
-def _unreachable_as_error(send: _F, tries: int) -> _F:
-    """Turn a network failure that outlived the retries into a one-line error."""
-
-    def guarded(*args: t.Any, **kwargs: t.Any) -> t.Any:
-        try:
-            return send(*args, **kwargs)
-        except RETRIABLE_EXCEPTIONS as exc:
-            what = kwargs.get("what", "the request")
-            reason = redact(str(exc)) if isinstance(exc, TransientApiError) else type(exc).__name__
-            msg = (
-                f"Gave up on {what} after {tries} tries ({reason}). Check api_url and the "
-                "network to Demandbase, then run again: the emitted state is intact."
-            )
-            raise ApiRequestError(msg) from exc
-
-    return t.cast("_F", guarded)
 
 
 class Renewable(t.Protocol):
@@ -208,10 +248,9 @@ class Transport:
         user_agent: str,
         timeout: tuple[float, float] = (15.0, 300.0),
         download_read_timeout: float = 60.0,
-        max_tries: int = 6,
-        retry_factor: float = 1.0,
-        retry_cap: float = 60.0,
+        retry: Retry = DEFAULT_RETRY,
         on_send: Callable[[str, str], None] | None = None,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.base_url = base_url.rstrip("/") + "/"
         self.timeout = timeout
@@ -220,7 +259,7 @@ class Transport:
         #: Told (method, URL) of every request sent to the API, retries included (a dialect
         #: whose calls are budgeted counts them).
         self._on_send = on_send or (lambda method, url: None)
-        self._api = requests.Session()
+        self._api = CredentialedSession()
         self._api.auth = auth
         self._renew: Callable[[], bool] = getattr(auth, "renew", lambda: False)
         install_log_redaction()
@@ -228,33 +267,55 @@ class Transport:
         self._files = requests.Session()
         self._files.auth = _NoCredentials()
         self._files.headers["User-Agent"] = user_agent
-        retry = backoff.on_exception(
-            _retry_waits,
-            RETRIABLE_EXCEPTIONS,
-            max_tries=max_tries,
-            jitter=None,
-            on_backoff=self._log_retry,
-            logger=None,
-            factor=retry_factor,
-            cap=retry_cap,
-        )
-        self.request_json = _unreachable_as_error(retry(self._request_json_once), max_tries)
-        self._retry: t.Callable[[t.Callable[..., t.Any]], t.Callable[..., t.Any]] = retry
-        self._max_tries = max_tries
-        self.open_location = _unreachable_as_error(retry(self._open_location_once), max_tries)
+        self._retry = retry
+        self._sleep = sleep
 
-    @staticmethod
-    def _log_retry(details: t.Any) -> None:
-        logger.warning(
-            "Retrying in %.1fs (attempt %d failed: %s)",
-            details["wait"],
-            details["tries"],
-            redact(str(details.get("exception"))),
-        )
+    def _with_retries(self, attempt: Callable[[], _T], what: str) -> _T:
+        """Return what ``attempt`` returns, trying it again after a failure worth another try.
+
+        Each failure is tried again as its own ``Retry`` says (a ``TransientApiError`` may
+        carry one; else the transport's); once those tries are spent, the error it names is
+        raised, else one line saying the tap gave up.
+        """
+        failures: collections.Counter[Retry] = collections.Counter()
+        while True:
+            try:
+                return attempt()
+            except RETRIABLE_EXCEPTIONS as exc:
+                retry = getattr(exc, "retry", None) or self._retry
+                failures[retry] += 1
+                tries = sum(failures.values())
+                if failures[retry] > retry.total:
+                    raise _given_up(exc, what, tries) from exc
+                wait = retry.wait(failures[retry], getattr(exc, "retry_after", None))
+                logger.warning(
+                    "Retrying in %.1fs (attempt %d failed: %s)", wait, tries, redact(str(exc))
+                )
+                self._sleep(wait)
 
     def url(self, path: str) -> str:
         """Return the absolute URL of an API path."""
         return urljoin(self.base_url, path.lstrip("/"))
+
+    def request_json(
+        self,
+        method: str,
+        path: str,
+        *,
+        what: str,
+        params: dict[str, t.Any] | None = None,
+        json: t.Any = None,
+        allow: tuple[int, ...] = (),
+    ) -> tuple[int, t.Any]:
+        """Send an API request, tried again while it fails in a way worth another try; return
+        (status, parsed JSON body or None).
+        """
+        return self._with_retries(
+            lambda: self._request_json_once(
+                method, path, what=what, params=params, json=json, allow=allow
+            ),
+            what,
+        )
 
     def _request_json_once(
         self,
@@ -294,11 +355,10 @@ class Transport:
         return self._request_json_once(method, path, what=what, json=json)
 
     def retried(self, attempt: t.Callable[[], _T], *, what: str) -> _T:
-        """Call ``attempt`` with the retry policy of every API request (backoff with jitter,
+        """Call ``attempt`` with the retries of every API request (backoff with jitter,
         Retry-After, the one-line "Gave up" error), so that it can check before each retry.
         """
-        retried = _unreachable_as_error(self._retry(lambda what: attempt()), self._max_tries)
-        return t.cast("_T", retried(what=what))
+        return self._with_retries(attempt, what)
 
     def _send(self, method: str, url: str, **kwargs: t.Any) -> requests.Response:
         """Send an API request; after a 401, renew the credentials once and send it again."""
@@ -314,6 +374,14 @@ class Transport:
         """Raise the dialect's error for an answer of 400 or more."""
         if response.status_code >= 400:
             raise self.classify(response, what)
+
+    def open_location(
+        self, location: PartLocation, *, what: str, headers: dict[str, str] | None = None
+    ) -> requests.Response:
+        """Open a result part (see ``_open_location_once``), tried again like any request."""
+        return self._with_retries(
+            lambda: self._open_location_once(location, what=what, headers=headers), what
+        )
 
     def _open_location_once(
         self, location: PartLocation, *, what: str, headers: dict[str, str] | None = None
@@ -334,7 +402,7 @@ class Transport:
             stream=True,
             allow_redirects=False,
         )
-        if _is_redirect(response):
+        if is_redirect(response):
             target = _redirect_target(response, what)
             response.close()
             # Signed by the API just now: a refusal is transient, and a retry re-signs it.
@@ -374,7 +442,7 @@ class Transport:
                 stream=True,
                 allow_redirects=False,
             )
-            if not _is_redirect(response):
+            if not is_redirect(response):
                 break
             url = _redirect_target(response, what)
             response.close()
@@ -394,9 +462,24 @@ class Transport:
         return response
 
 
-def _is_redirect(response: requests.Response) -> bool:
+def is_redirect(response: requests.Response) -> bool:
     """Whether the answer is a redirect, with a Location header or (wrongly) without one."""
     return response.status_code in {301, 302, 303, 307, 308}
+
+
+def _given_up(exc: Exception, what: str, tries: int) -> DemandbaseError:
+    """Return the error for a request whose tries are spent: the one its last failure names
+    (a daily limit spent, say), else one line saying the tap gave up.
+    """
+    exhausted = getattr(exc, "exhausted", None)
+    if isinstance(exhausted, DemandbaseError):
+        return exhausted
+    reason = redact(str(exc)) if isinstance(exc, TransientApiError) else type(exc).__name__
+    msg = (
+        f"Gave up on {what} after {tries} tries ({reason}). Check api_url and the network to "
+        "Demandbase, then run again: the emitted state is intact."
+    )
+    return ApiRequestError(msg)
 
 
 def _redirect_target(response: requests.Response, what: str) -> str:

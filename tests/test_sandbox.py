@@ -463,6 +463,23 @@ def test_http_errors_per_endpoint(sb: Sandbox) -> None:
     assert response.status_code == 500 and response.json()["error"] == "internal_server_error"
 
 
+def test_json_answers_and_redirects_replace_an_endpoints_answer(sb: Sandbox) -> None:
+    sb.settings.json_answers = {"entities": [1, "two"], "list": {}}
+    assert call(sb, "GET", "/export/v1/entities").json() == [1, "two"]
+    assert call(sb, "GET", "/export/v1/jobs").json() == {}
+    created = create(sb, entity_type="accounts", fields=["id"])
+    assert created.status_code == 202 and created.json()["status"] == "pending"
+    sb.settings.json_answers = {"create": None}
+    assert create(sb, entity_type="accounts", fields=["id"]).json() is None
+    assert len(sb.jobs()) == 1  # an injected answer creates nothing
+    sb.settings.http_errors = {"status": 1}
+    sb.settings.http_error_status = 307
+    sb.settings.http_error_location = "http://127.0.0.1:9/"
+    moved = call(sb, "GET", "/export/v1/jobs/abc?x=1", allow_redirects=False)
+    assert moved.status_code == 307
+    assert moved.headers["Location"] == "http://127.0.0.1:9/export/v1/jobs/abc?x=1"
+
+
 def test_fail_jobs(sb: Sandbox) -> None:
     sb.settings.fail_jobs = {"accounts": 1}
     failed = run(sb, entity_type="accounts", fields=["id"])

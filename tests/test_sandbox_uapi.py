@@ -769,3 +769,39 @@ def test_cli_dialect_uapi(tmp_path: Path) -> None:
         process.kill()
     assert process.returncode == 0
     assert "client_id: sandbox-client" in out
+
+
+def test_rate_limited_endpoints_answer_429_100_once_or_always(sb: Sandbox, api: Client) -> None:
+    sb.settings.uapi_rate_limited = {"fields": 1, "list": -1}
+    momentary = assert_error(
+        api.call("GET", "/fields", params={"entityType": "account"}), 429, "429-100"
+    )
+    assert momentary["errorMessage"] == "Rate limit exceeded."
+    assert api.call("GET", "/fields", params={"entityType": "account"}).status_code == 200
+    for _ in range(2):
+        spent = assert_error(api.call("GET", "/jobs"), 429, "429-100")
+        assert "1200 list calls per day" in spent["errorMessage"]
+        assert "T00:00:00Z" in spent["errorMessage"]
+    assert sb.usage() == {"token": 1, "fields": 2, "list": 2}
+
+
+def test_json_answers_and_redirects_replace_an_endpoints_answer(sb: Sandbox, api: Client) -> None:
+    sb.settings.json_answers = {"fields": {"odd": [1]}, "token": []}
+    assert api.call("GET", "/fields", params={"entityType": "account"}).json() == {"odd": [1]}
+    body = {"grantType": "client_credentials", "clientId": "x", "clientSecret": "y"}
+    token = requests.post(sb.api_url + "/auth/v1/token", json=body, timeout=10)
+    assert (token.status_code, token.json()) == (200, [])
+    sb.settings.json_answers = {}
+    sb.settings.http_errors = {"token": 1, "create": 1}
+    sb.settings.http_error_status = 308
+    sb.settings.http_error_location = "http://127.0.0.1:9"
+    moved = requests.post(
+        sb.api_url + "/auth/v1/token", json=body, timeout=10, allow_redirects=False
+    )
+    assert (moved.status_code, moved.headers["Location"]) == (
+        308,
+        "http://127.0.0.1:9/auth/v1/token",
+    )
+    created = api.call("POST", "/job", json={"entityType": "account"}, allow_redirects=False)
+    assert created.headers["Location"] == "http://127.0.0.1:9/data/export/v1/job"
+    assert sb.jobs() == []

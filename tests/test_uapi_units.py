@@ -6,6 +6,7 @@ and the engine's wait for a free job slot, per-stream window limit and re-use ag
 from __future__ import annotations
 
 import datetime
+import functools
 import logging
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ import pytest
 import requests
 
 from tap_demandbase.dialects.uapi import (
+    FIELDS_PATH,
     JOB_PATH,
     CallUsage,
     UapiClient,
@@ -37,6 +39,7 @@ from tap_demandbase.errors import (
 from tap_demandbase.model import JobSpec, JobState, PollPolicy
 from tap_demandbase.records import CsvPartReader
 from tap_demandbase.sandbox import Sandbox
+from tap_demandbase.transport import Transport
 from tests.conftest import fast_settings
 from tests.fakes import FakeApi, FakeClock, FileOpener
 
@@ -225,6 +228,57 @@ def test_error_answers_show_code_message_and_diagnostic_code(status, code, error
         assert word in line
     if isinstance(classified, ApiRequestError):
         assert classified.status == status
+
+
+def test_a_429_100_is_worth_one_more_try_unless_this_run_spent_the_daily_limit():
+    url = "https://uapi.demandbase.com" + JOB_PATH + "/abc"
+    limited = _answer(429, "429-100", "Rate limit exceeded.")
+    limited.request = requests.Request("GET", url).prepare()
+    limited.url = url
+    usage = CallUsage()
+    for _ in range(299):
+        usage.count_request("GET", url)
+    momentary = classify_error(limited, "reading export job abc", renewable=True, usage=usage)
+    assert type(momentary) is TransientApiError
+    assert momentary.retry is not None and momentary.retry.total == 1
+    assert type(momentary.exhausted) is QuotaExceededError
+    usage.count_request("GET", url)  # the 300th status call of this run: the limit is spent
+    spent = classify_error(limited, "reading export job abc", renewable=True, usage=usage)
+    assert type(spent) is QuotaExceededError
+    line = str(spent)
+    assert "daily limit of 300 status calls" in line and "T00:00:00Z" in line
+    assert "\n" not in line
+
+
+def test_each_failure_is_tried_again_as_its_retry_says():
+    with Sandbox(fast_settings(dialect="uapi")) as sb:
+        usage = CallUsage()
+        waits: list[float] = []
+        auth = ClientCredentials(sb.api_url, sb.client_id, sb.client_secret, user_agent="test")
+        transport = Transport(
+            sb.api_url,
+            auth,
+            classify=functools.partial(classify_error, renewable=True, usage=usage),
+            user_agent="test",
+            on_send=usage.count_request,
+            sleep=waits.append,
+        )
+
+        def fields() -> Any:
+            params = {"entityType": "account"}
+            return transport.request_json("GET", FIELDS_PATH, params=params, what="fields")
+
+        sb.settings.uapi_rate_limited = {"fields": 1}  # momentary: one more try after 3 s
+        assert fields()[0] == 200 and waits == [3.0]
+        sb.settings.uapi_rate_limited = {"fields": -1}  # spent: the second refusal ends it
+        with pytest.raises(QuotaExceededError, match="daily limit of 60 fields calls"):
+            fields()
+        assert waits == [3.0, 3.0] and sb.usage()["fields"] == 4 == usage.get("fields")
+        sb.settings.uapi_rate_limited = {}
+        sb.settings.http_errors = {"fields": -1}  # a 503: the transport's five retries
+        with pytest.raises(ApiRequestError, match="Gave up on fields after 6 tries"):
+            fields()
+        assert len(waits) == 2 + 5 and all(0 <= w <= 16 for w in waits[2:])
 
 
 def test_refused_account_ids_and_a_static_token_are_explained():

@@ -1,5 +1,6 @@
 """What every dialect's client does the same way: creating a job without ever paying twice,
-and choosing, among listed jobs, the one to re-use.
+choosing, among listed jobs, the one to re-use, and saying what came back when an answer is not
+the JSON a dialect reads.
 
 A create whose answer is lost (a 5xx, a body that is not a job) may still have created the job.
 Before the create is sent again, the job list is asked for an equivalent job created since just
@@ -35,6 +36,49 @@ class InvalidJobJson(ApiRequestError):
     def __init__(self, message: str, detail: str = "") -> None:
         super().__init__(message)
         self.detail = detail or message
+
+
+def json_shape(value: t.Any) -> str:
+    """Return what a parsed JSON answer is, in words for an error line ("a JSON array")."""
+    if value is None:
+        return "no JSON value (an empty body or null)"
+    if isinstance(value, bool):
+        return "a JSON boolean"
+    if isinstance(value, (int, float)):
+        return "a JSON number"
+    if isinstance(value, str):
+        return "a JSON string"
+    if isinstance(value, list):
+        return "a JSON array" if value else "an empty JSON array"
+    return "a JSON object" if value else "an empty JSON object"
+
+
+def unexpected_answer(what: str, endpoint: str, got: str, expected: str) -> ApiRequestError:
+    """Return the one-line error for a 200 answer that is not the JSON the dialect reads:
+    ``what`` the tap asked, at ``endpoint`` (method and path), ``got`` what came back.
+    """
+    msg = (
+        f"The Demandbase API answered {what} ({endpoint}) with {got}, not {expected}: the tap "
+        "cannot read it. The state is kept: run the tap again, and report this to Demandbase "
+        "support if it persists."
+    )
+    return ApiRequestError(msg)
+
+
+def array_in(body: t.Any, key: str, *, what: str, endpoint: str, expected: str) -> list[t.Any]:
+    """Return the array an answer holds at ``key``; when the answer is not an object with
+    one there, the one-line error saying what came back instead.
+    """
+    entries = body.get(key) if isinstance(body, dict) else None
+    if isinstance(entries, list):
+        return entries
+    if not isinstance(body, dict):
+        got = json_shape(body)
+    elif key in body:
+        got = f"'{key}' as {json_shape(entries)}"
+    else:
+        got = f"a JSON object without '{key}'"
+    raise unexpected_answer(what, endpoint, got, expected)
 
 
 def create_job_once(

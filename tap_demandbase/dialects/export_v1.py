@@ -17,7 +17,14 @@ from singer_sdk import typing as th
 from singer_sdk.authenticators import BearerTokenAuthenticator
 
 from tap_demandbase.dialects.base import Connection, ConnectOptions, Dialect
-from tap_demandbase.dialects.common import InvalidJobJson, JobListing, create_job_once
+from tap_demandbase.dialects.common import (
+    InvalidJobJson,
+    JobListing,
+    array_in,
+    create_job_once,
+    json_shape,
+    unexpected_answer,
+)
 from tap_demandbase.errors import (
     ApiRequestError,
     AuthError,
@@ -108,7 +115,7 @@ def job_status_from_json(body: t.Any, what: str = "a job request") -> JobStatus:
     """
     try:
         if not isinstance(body, dict):
-            raise ValueError(f"the body is {type(body).__name__}, not a JSON object")
+            raise ValueError(f"it is {json_shape(body)}, not a JSON object")
         job_id = body.get("id")
         if not isinstance(job_id, (str, int)) or isinstance(job_id, bool) or job_id == "":
             raise ValueError("it has no job id")
@@ -145,6 +152,42 @@ class JobPage:
     jobs: list[JobStatus]
     listed: int
     total: int
+
+
+def entities_from_json(body: t.Any, what: str) -> list[EntityInfo]:
+    """Read the entities answer: an object whose ``entities`` array holds objects with a
+    ``name`` and (optionally) a ``fields`` array of objects with a ``name``; anything else is
+    one line saying what came back.
+    """
+    endpoint = f"GET {ENTITIES_PATH}"
+    expected = "an object with an 'entities' array of named entities"
+    entries = array_in(body, "entities", what=what, endpoint=endpoint, expected=expected)
+    entities = []
+    for number, entity in enumerate(entries, start=1):
+        name = entity.get("name") if isinstance(entity, dict) else None
+        if not isinstance(name, str) or not name:
+            got = f"entity {number} as {json_shape(entity)} without a 'name'"
+            raise unexpected_answer(what, endpoint, got, expected)
+        fields = entity.get("fields") or []
+        if not isinstance(fields, list):
+            got = f"the fields of entity '{name}' as {json_shape(fields)}"
+            raise unexpected_answer(what, endpoint, got, "an array of named fields")
+        infos = []
+        for position, f in enumerate(fields, start=1):
+            field_name = f.get("name") if isinstance(f, dict) else None
+            if not isinstance(field_name, str) or not field_name:
+                got = f"field {position} of entity '{name}' as {json_shape(f)} without a 'name'"
+                raise unexpected_answer(what, endpoint, got, "an array of named fields")
+            infos.append(
+                FieldInfo(
+                    name=field_name,
+                    type=str(f.get("type") or ""),
+                    description=str(f.get("description") or ""),
+                )
+            )
+        description = str(entity.get("description") or "")
+        entities.append(EntityInfo(name=name, description=description, fields=tuple(infos)))
+    return entities
 
 
 def _same_export(job: dict[str, t.Any], request: dict[str, t.Any]) -> bool:
@@ -201,22 +244,9 @@ class DataExportClient:
 
     def list_entities(self) -> list[EntityInfo]:
         """Return every exportable entity with its fields (tenant custom fields included)."""
-        _, body = self.transport.request_json("GET", ENTITIES_PATH, what="listing entities")
-        return [
-            EntityInfo(
-                name=str(entity["name"]),
-                description=str(entity.get("description") or ""),
-                fields=tuple(
-                    FieldInfo(
-                        name=str(f["name"]),
-                        type=str(f.get("type") or ""),
-                        description=str(f.get("description") or ""),
-                    )
-                    for f in entity.get("fields") or []
-                ),
-            )
-            for entity in (body or {}).get("entities") or []
-        ]
+        what = "listing entities"
+        _, body = self.transport.request_json("GET", ENTITIES_PATH, what=what)
+        return entities_from_json(body, what)
 
     def create_job(self, spec: JobSpec, rule: ReuseRule | None = None) -> JobStatus:
         """POST a new export job; before sending it again after a lost answer (5xx, a body
@@ -256,18 +286,22 @@ class DataExportClient:
         params: dict[str, t.Any] = {"limit": limit, "offset": offset}
         if status:
             params["status"] = status.value
-        _, body = self.transport.request_json(
-            "GET", JOBS_PATH, params=params, what="listing export jobs"
+        what = "listing export jobs"
+        _, body = self.transport.request_json("GET", JOBS_PATH, params=params, what=what)
+        entries = array_in(
+            body,
+            "jobs",
+            what=what,
+            endpoint=f"GET {JOBS_PATH}",
+            expected="an object with a 'jobs' array",
         )
-        entries = body.get("jobs") if isinstance(body, dict) else None
-        entries = entries if isinstance(entries, list) else []
         jobs = []
         for entry in entries:
             try:
                 jobs.append(job_status_from_json(entry, "listing export jobs"))
             except InvalidJobJson as exc:
                 logger.debug("Skipped an entry of the job list: %s", exc)
-        total = body.get("total") if isinstance(body, dict) else None
+        total = body.get("total")
         if not isinstance(total, int) or isinstance(total, bool):
             total = offset + len(entries)
         return JobPage(jobs, len(entries), total)

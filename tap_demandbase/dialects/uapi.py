@@ -29,7 +29,14 @@ from singer_sdk import typing as th
 from singer_sdk.authenticators import BearerTokenAuthenticator
 
 from tap_demandbase.dialects.base import Connection, ConnectOptions, Dialect, StreamRules
-from tap_demandbase.dialects.common import InvalidJobJson, JobListing, create_job_once
+from tap_demandbase.dialects.common import (
+    InvalidJobJson,
+    JobListing,
+    array_in,
+    create_job_once,
+    json_shape,
+    unexpected_answer,
+)
 from tap_demandbase.dialects.export_v1 import FIELD_TYPES
 from tap_demandbase.dialects.uapi_auth import ClientCredentials
 from tap_demandbase.dialects.uapi_fields import (
@@ -61,7 +68,7 @@ from tap_demandbase.model import (
     ReuseRule,
     usable_result,
 )
-from tap_demandbase.transport import Transport, add_secrets, redact
+from tap_demandbase.transport import Retry, Transport, add_secrets, redact, retry_after_seconds
 
 if t.TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -83,8 +90,19 @@ STATUSES: dict[str, JobState] = {
     "finished": JobState.COMPLETED,
     "failed": JobState.FAILED,
 }
-#: Calls per tenant and UTC day that Demandbase documents, by endpoint.
+#: Calls per tenant and UTC day that Demandbase documents, by endpoint (they reset at 00:00 UTC).
 DAILY_LIMITS = {"create": 60, "status": 300, "list": 1200, "fields": 60}
+#: How each budgeted endpoint's calls are named in the usage line and in errors.
+CALLS = {
+    "create": "job creates",
+    "status": "status calls",
+    "list": "list calls",
+    "fields": "fields calls",
+}
+#: A 429-100 is tried once more, after a short wait: Demandbase answers it for a momentary
+#: limit, and for an endpoint's spent daily limit too, where every retry is one more refused
+#: call. A second one stops the run.
+RATE_LIMIT_RETRY = Retry(total=1, backoff_factor=3.0, jitter=False)
 #: A job created this long ago or earlier is not looked for (the job list is paged newest
 #: first, and paging stops there): re-use rescues a job of a run that died today.
 REUSE_LOOKBACK = datetime.timedelta(hours=24)
@@ -125,15 +143,13 @@ class CallUsage:
 
     def count_request(self, method: str, url: str) -> None:
         """Count one API request by the endpoint its method and path name."""
-        path = urlsplit(url).path.rstrip("/")
-        if method == "POST" and path.endswith(JOB_PATH):
-            self.count("create")
-        elif method == "GET" and path.endswith(JOBS_PATH):
-            self.count("list")
-        elif method == "GET" and path.endswith(FIELDS_PATH):
-            self.count("fields")
-        elif method == "GET" and f"{JOB_PATH}/" in path:
-            self.count("status")
+        endpoint = budgeted_endpoint(method, url)
+        if endpoint is not None:
+            self.count(endpoint)
+
+    def spent(self, endpoint: str) -> bool:
+        """Whether this run alone made as many calls to the endpoint as a day allows."""
+        return self.get(endpoint) >= DAILY_LIMITS[endpoint]
 
     def get(self, endpoint: str) -> int:
         """Return the calls made to one endpoint."""
@@ -144,17 +160,26 @@ class CallUsage:
         """Return the run's calls against the daily limits, in one line."""
         budgets = ", ".join(
             f"{self.get(endpoint)} {what} of {DAILY_LIMITS[endpoint]:,}"
-            for endpoint, what in (
-                ("create", "job creates"),
-                ("status", "status calls"),
-                ("list", "list calls"),
-                ("fields", "fields calls"),
-            )
+            for endpoint, what in CALLS.items()
         )
         return (
             f"API calls of this run against the tenant's daily limits: {budgets}; "
             f"{self.get('token')} token request(s)"
         )
+
+
+def budgeted_endpoint(method: str, url: str) -> str | None:
+    """Return the budgeted endpoint a request's method and path name (None: not budgeted)."""
+    path = urlsplit(url).path.rstrip("/")
+    if method == "POST" and path.endswith(JOB_PATH):
+        return "create"
+    if method == "GET" and path.endswith(JOBS_PATH):
+        return "list"
+    if method == "GET" and path.endswith(FIELDS_PATH):
+        return "fields"
+    if method == "GET" and f"{JOB_PATH}/" in path:
+        return "status"
+    return None
 
 
 # Settings ------------------------------------------------------------------------------------
@@ -242,15 +267,7 @@ class UapiClient:
             params["adReportType"] = report
         what = f"listing the fields of {stream.entity_type}"
         _, body = self.transport.request_json("GET", FIELDS_PATH, params=params, what=what)
-        if not isinstance(body, list):
-            msg = f"{what} did not answer a list of fields; report this to Demandbase support."
-            raise ApiRequestError(msg)
-        fields = [
-            (str(f["name"]), str(f.get("dataType") or ""), str(f.get("description") or ""))
-            for f in body
-            if isinstance(f, dict) and isinstance(f.get("name"), str) and f["name"]
-        ]
-        return property_fields(stream, fields)
+        return property_fields(stream, fields_from_json(body, what))
 
     def remember_entities(self, entities: list[EntityInfo]) -> None:
         """Keep each stream's fields' API names (from discovery, or from a catalog)."""
@@ -422,18 +439,22 @@ class UapiClient:
                 "page": page,
                 "perPage": LIST_PAGE_SIZE,
             }
-            _, body = self.transport.request_json(
-                "GET", JOBS_PATH, params=params, what="listing export jobs"
+            what = "listing export jobs"
+            _, body = self.transport.request_json("GET", JOBS_PATH, params=params, what=what)
+            entries = array_in(
+                body,
+                "data",
+                what=what,
+                endpoint=f"GET {JOBS_PATH}",
+                expected="an object with a 'data' array",
             )
-            entries = body.get("data") if isinstance(body, dict) else None
-            entries = entries if isinstance(entries, list) else []
             for entry in entries:
                 try:
-                    yield entry, job_status_from_json(entry, "listing export jobs")
+                    yield entry, job_status_from_json(entry, what)
                 except InvalidJobJson as exc:
                     logger.debug("Skipped an entry of the job list: %s", exc)
-            total = body.get("totalCount") if isinstance(body, dict) else None
-            size = body.get("pageSize") if isinstance(body, dict) else None
+            total = body.get("totalCount")
+            size = body.get("pageSize")
             size = size if isinstance(size, int) and size > 0 else LIST_PAGE_SIZE
             if len(entries) < size or not isinstance(total, int) or page * size >= total:
                 return
@@ -466,6 +487,24 @@ class UapiClient:
     def usage_summary(self) -> str | None:
         """Return the calls this run made against the tenant's daily limits."""
         return self.usage.summary()
+
+
+def fields_from_json(body: t.Any, what: str) -> list[tuple[str, str, str]]:
+    """Read a /fields answer as (API name, dataType, description): a non-empty array of
+    objects with a ``name``; anything else is one line saying what came back (an empty
+    array would make a stream without fields, and the tap would blame the wrong setting).
+    """
+    expected = "a non-empty array of fields with a 'name'"
+    if not isinstance(body, list) or not body:
+        raise unexpected_answer(what, f"GET {FIELDS_PATH}", json_shape(body), expected)
+    fields = []
+    for number, entry in enumerate(body, start=1):
+        name = entry.get("name") if isinstance(entry, dict) else None
+        if not isinstance(name, str) or not name:
+            got = f"entry {number} as {json_shape(entry)} without a 'name'"
+            raise unexpected_answer(what, f"GET {FIELDS_PATH}", got, expected)
+        fields.append((name, str(entry.get("dataType") or ""), str(entry.get("description") or "")))
+    return fields
 
 
 def _stream(entity: str) -> UapiStream:
@@ -501,6 +540,18 @@ def _result_urls(body: Mapping[str, t.Any]) -> list[str]:
         return [u for u in urls if isinstance(u, str) and u]
     url = body.get("resultsUrl")
     return [url] if isinstance(url, str) and url else []
+
+
+def _check_result_urls(body: Mapping[str, t.Any], what: str) -> None:
+    """Refuse result URLs of another shape (InvalidJobJson): read as "no URL", they would
+    make a finished job's rows an empty result.
+    """
+    urls = body.get("resultsUrls")
+    if urls is not None and not (isinstance(urls, list) and all(isinstance(u, str) for u in urls)):
+        raise InvalidJobJson(f"{what}: resultsUrls is {json_shape(urls)}, not an array of URLs")
+    url = body.get("resultsUrl")
+    if url is not None and not isinstance(url, str):
+        raise InvalidJobJson(f"{what}: resultsUrl is {json_shape(url)}, not a URL")
 
 
 def job_name(spec: JobSpec, body: Mapping[str, t.Any]) -> str:
@@ -539,13 +590,14 @@ def job_status_from_json(body: t.Any, what: str) -> JobStatus:
     has no job id or status. Absent keys and explicit nulls are the same.
     """
     if not isinstance(body, dict):
-        raise InvalidJobJson(f"{what}: the answer is not a JSON object")
+        raise InvalidJobJson(f"{what}: the answer is {json_shape(body)}, not a JSON object")
     job_id = body.get("jobId")
     status = body.get("jobStatus")
     if not isinstance(job_id, (str, int)) or isinstance(job_id, bool) or job_id == "":
         raise InvalidJobJson(f"{what}: the answer has no jobId")
     if not isinstance(status, str) or not status:
         raise InvalidJobJson(f"{what}: the answer has no jobStatus")
+    _check_result_urls(body, what)
     entity = str(body.get("entityType") or "")
     state = STATUSES.get(status.strip().lower(), JobState.UNKNOWN)
     message = body.get("message")
@@ -581,9 +633,12 @@ def _error_body(response: requests.Response) -> tuple[str, str, str]:
     return code, redact(str(message)[:500]), str(body.get("diagnosticCode") or "")
 
 
-def classify_error(response: requests.Response, what: str, *, renewable: bool) -> DemandbaseError:
+def classify_error(
+    response: requests.Response, what: str, *, renewable: bool, usage: CallUsage | None = None
+) -> DemandbaseError:
     """Return the error a pipeline operator can act on, for an answer of 400 or more; every
-    line shows the API's errorCode, errorMessage and diagnosticCode.
+    line shows the API's errorCode, errorMessage and diagnosticCode. ``usage``: this run's
+    calls, which can tell that a 429-100 is an endpoint's spent daily limit.
     """
     status = response.status_code
     code, message, diagnostic = _error_body(response)
@@ -622,6 +677,8 @@ def classify_error(response: requests.Response, what: str, *, renewable: bool) -
         return QuotaExceededError(msg)
     if status == 429 and code == "429-102":
         return JobSlotBusyError(f"another export job runs in the tenant ({shown})")
+    if status == 429 and code == "429-100":
+        return _rate_limited(response, what, shown, usage)
     if status == 429 or status >= 500:
         return TransientApiError(f"{what} answered {shown}")
     if code == "400-115":
@@ -639,6 +696,47 @@ def classify_error(response: requests.Response, what: str, *, renewable: bool) -
         )
         return ApiRequestError(msg, status=status)
     return ApiRequestError(f"The Demandbase API rejected {what} ({shown})", status=status)
+
+
+def _rate_limited(
+    response: requests.Response, what: str, shown: str, usage: CallUsage | None
+) -> DemandbaseError:
+    """Return the error of a 429-100: worth one more try (RATE_LIMIT_RETRY), unless this run's
+    own calls have spent the endpoint's daily limit; the run stops when that try fails too.
+    """
+    request = response.request
+    endpoint = budgeted_endpoint(request.method or "", request.url or "") if request else None
+    spent = QuotaExceededError(_daily_limit_message(response, endpoint, what, shown))
+    if endpoint is not None and usage is not None and usage.spent(endpoint):
+        return spent
+    return TransientApiError(
+        f"{what} answered {shown}",
+        retry_after=retry_after_seconds(response),
+        retry=RATE_LIMIT_RETRY,
+        exhausted=spent,
+    )
+
+
+def _daily_limit_message(
+    response: requests.Response, endpoint: str | None, what: str, shown: str
+) -> str:
+    """Say which endpoint's daily limit is spent, and when it resets: when the answer says
+    (Retry-After), else at the next midnight UTC, when Demandbase's daily limits reset.
+    """
+    wait = retry_after_seconds(response)
+    now = pendulum.now("UTC")
+    resets = now.add(seconds=wait) if wait is not None else now.start_of("day").add(days=1)
+    limit = (
+        f"The Demandbase API's daily limit of {DAILY_LIMITS[endpoint]:,} {CALLS[endpoint]}"
+        if endpoint is not None
+        else "A daily call limit of the Demandbase API"
+    )
+    return (
+        f"{limit} is spent ({what} answered {shown}); it resets at "
+        f"{resets.format('YYYY-MM-DDTHH:mm:ss')}Z. No further call is made in this run; "
+        "everything extracted so far is kept in the emitted state: run the tap again after "
+        "the reset."
+    )
 
 
 # The dialect ---------------------------------------------------------------------------------
@@ -752,7 +850,9 @@ def connect(config: Mapping[str, t.Any], api_url: str, options: ConnectOptions) 
     transport = Transport(
         api_url,
         auth,
-        classify=functools.partial(classify_error, renewable=isinstance(auth, ClientCredentials)),
+        classify=functools.partial(
+            classify_error, renewable=isinstance(auth, ClientCredentials), usage=usage
+        ),
         user_agent=options.user_agent,
         download_read_timeout=options.download_stall_seconds,
         on_send=usage.count_request,

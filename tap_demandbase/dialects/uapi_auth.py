@@ -5,7 +5,8 @@ One access token per run, kept in memory only: Demandbase asks clients to re-use
 minutes of its expiry or after a 401. The tap renews it within min(15 minutes, half its
 lifetime) of expiry, and once after a 401 (the transport then sends the request again; a
 second 401 is an error naming the credentials). Neither the secret nor a token ever reaches a
-log (both are registered for redaction), and both go to the API's own host only.
+log (both are registered for redaction), and both go to the API's own host only: the token
+request, like every request that carries a credential, never follows a redirect.
 """
 
 from __future__ import annotations
@@ -18,8 +19,9 @@ import typing as t
 import requests
 from typing_extensions import override
 
+from tap_demandbase.dialects.common import json_shape, unexpected_answer
 from tap_demandbase.errors import ApiRequestError, AuthError
-from tap_demandbase.transport import add_secrets, redact
+from tap_demandbase.transport import CredentialedSession, add_secrets, redact
 
 if t.TYPE_CHECKING:
     from collections.abc import Callable
@@ -36,6 +38,8 @@ DEFAULT_LIFETIME_SECONDS = 3600.0
 #: a broken connection); a refusal of the credentials is never tried again.
 TOKEN_TRIES = 3
 TOKEN_RETRY_WAIT_SECONDS = 2.0
+#: What a token answer that is not JSON reads as.
+NOT_JSON = object()
 
 
 class _NoAmbientCredentials(requests.auth.AuthBase):
@@ -70,7 +74,7 @@ class ClientCredentials(requests.auth.AuthBase):
         self._clock = clock
         self._sleep = sleep
         self._timeout = timeout
-        self._session = requests.Session()
+        self._session = CredentialedSession()
         self._session.auth = _NoAmbientCredentials()
         self._session.headers["User-Agent"] = user_agent
         self._lock = threading.Lock()
@@ -135,14 +139,15 @@ class ClientCredentials(requests.auth.AuthBase):
         try:
             answer = response.json()
         except ValueError:
-            answer = None
+            answer = NOT_JSON
         token = answer.get("accessToken") if isinstance(answer, dict) else None
         if not isinstance(token, str) or not token:
-            msg = (
-                f"Demandbase's token endpoint {self.token_url} answered 200 without an "
-                "accessToken; report this to Demandbase support."
+            got = "a body that is not JSON" if answer is NOT_JSON else json_shape(answer)
+            if isinstance(answer, dict):
+                got = "a JSON object without an 'accessToken'"
+            raise unexpected_answer(
+                "the token request", f"POST {TOKEN_PATH}", got, "an object with an accessToken"
             )
-            raise ApiRequestError(msg)
         add_secrets(token)
         lifetime = answer.get("expiresIn") if isinstance(answer, dict) else None
         if not isinstance(lifetime, (int, float)) or isinstance(lifetime, bool) or lifetime <= 0:

@@ -226,7 +226,7 @@ class ApiHandler(SandboxHandler):
         if operation is None:
             return
         endpoint, job_id = operation
-        if self.injected_fault(endpoint):
+        if self.injected_fault(endpoint) or self.injected_answer(endpoint):
             return
         try:
             if endpoint == "entities":

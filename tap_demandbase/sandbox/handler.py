@@ -201,12 +201,24 @@ class SandboxHandler(BaseHTTPRequestHandler):
         except ValueError:
             phrase = "Error"
         retry_after = self.settings.http_error_retry_after
+        location = self.settings.http_error_location
+        headers = {} if retry_after is None else {"Retry-After": f"{retry_after:g}"}
+        if location is not None:
+            headers["Location"] = location.rstrip("/") + self.path
         self.send_fault(
             status,
             phrase.lower().replace(" ", "_").replace("-", "_"),
             f"Simulated {status} {phrase} from the sandbox ({endpoint})",
-            {"Retry-After": f"{retry_after:g}"} if retry_after is not None else {},
+            headers,
         )
+        return True
+
+    def injected_answer(self, endpoint: str) -> bool:
+        """Answer 200 with the ``json_answers`` value for ``endpoint``, if any; say whether."""
+        answers = self.settings.json_answers
+        if endpoint not in answers:
+            return False
+        self.send_json(200, answers[endpoint])
         return True
 
     def send_fault(self, status: int, code: str, message: str, headers: dict[str, str]) -> None:

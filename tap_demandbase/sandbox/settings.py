@@ -106,6 +106,10 @@ class SandboxSettings:
         uapi_alias_fields: uapi entity type -> {new field name: existing field name}: extra
             fields repeating another's values (e.g. to make two names collide).
         uapi_max_per_page: Largest ``perPage`` of uapi ``GET /jobs``; more is served as this.
+        uapi_rate_limited: uapi endpoint -> its next k calls answer 429 ``429-100`` "Rate limit
+            exceeded." as a momentary limit does (create, status, list, fields); -1: every call,
+            as when the endpoint's daily limit is spent (the message then says so, with the
+            reset). The calls are counted like any other.
         seed: Changes every generated value.
         rows: Rows per entity (accounts, people, opportunities, activities, campaigns,
             buying_groups; uapi only: creatives, buying_group_members); others: ``DEFAULT_ROWS``.
@@ -132,6 +136,13 @@ class SandboxSettings:
             second create fails).
         http_error_status: Status of those injected errors.
         http_error_retry_after: ``Retry-After`` seconds sent with those errors (None: no header).
+        http_error_location: Base URL that those errors name in a ``Location`` header, with the
+            request's path and query appended: with a 3xx ``http_error_status``, a redirect
+            (e.g. to another server; None: no header).
+        json_answers: Endpoint name -> a JSON value answered with 200 instead of the
+            endpoint's own answer, on every call (export_v1: entities, create, status, list,
+            cancel; uapi: token, fields, create, status, list); nothing is created. E.g.
+            ``{"entities": []}``, ``{"fields": {"data": []}}``.
         record_count_offset: Added to the ``record_count`` completed jobs report (0: the truth).
         file_size_offset: Added to the ``file_size_bytes`` completed jobs report (0: the truth).
         finish_before_cancel: DELETE waits for the job to finish, then answers 409.
@@ -202,6 +213,7 @@ class SandboxSettings:
     uapi_field_types: dict[str, str] = field(default_factory=dict)
     uapi_alias_fields: dict[str, dict[str, str]] = field(default_factory=dict)
     uapi_max_per_page: int = 100
+    uapi_rate_limited: dict[str, int] = field(default_factory=dict)
 
     # The data: row i of an entity is a pure function of these.
     seed: int = 1
@@ -229,6 +241,8 @@ class SandboxSettings:
     http_errors_after: dict[str, int] = field(default_factory=dict)
     http_error_status: int = 503
     http_error_retry_after: float | None = None
+    http_error_location: str | None = None
+    json_answers: dict[str, typing.Any] = field(default_factory=dict)
     record_count_offset: int = 0
     file_size_offset: int = 0
     finish_before_cancel: bool = False
@@ -321,7 +335,7 @@ class SandboxSettings:
             _check_choice("status_aliases key", status, JOB_STATUSES)
             if not alias:
                 raise ValueError("status_aliases values must be non-empty status words")
-        for knob in ("http_errors", "http_errors_after"):
+        for knob in ("http_errors", "http_errors_after", "json_answers"):
             for key in getattr(self, knob):
                 _check_choice(f"{knob} key", key, ENDPOINTS)
         for entity in (*self.rows, *self.fail_jobs, *self.malformed):
@@ -341,6 +355,8 @@ class SandboxSettings:
         _check_choice("dialect", self.dialect, DIALECTS)
         for key in self.uapi_daily_limits:
             _check_choice("uapi_daily_limits key", key, UAPI_COUNTED)
+        for key in self.uapi_rate_limited:
+            _check_choice("uapi_rate_limited key", key, tuple(UAPI_DAILY_LIMITS))
         for key in self.uapi_status_names:
             _check_choice("uapi_status_names key", key, UAPI_STATUSES)
         known = uapi_catalog.field_names()

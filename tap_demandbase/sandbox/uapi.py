@@ -21,7 +21,8 @@ key in ``http_errors`` and ``uapi_daily_limits``)::
 - **Budgets**: calls per UTC day and endpoint are counted (``usage.py``); past a limit of
   ``uapi_daily_limits`` (documented: create 60, status 300, list 1,200, fields 60) the answer is
   429 ``429-100`` "Rate limit exceeded." (the code the export spec uses for request limits). No
-  ``Retry-After`` is sent (none is documented).
+  ``Retry-After`` is sent (none is documented). ``uapi_rate_limited`` answers 429-100 to an
+  endpoint's next k calls (a momentary limit), or to all of them (a spent daily limit).
 - **One job at a time**: a create while ``uapi_max_running_jobs`` jobs are accepted or
   processing is 429 ``429-102``. The export quota (``quota_bytes``, ``quota_exhausted_after_jobs``)
   is 429 ``429-101``.
@@ -64,7 +65,7 @@ from tap_demandbase.sandbox.files import ResultFiles, UrlSigner, part_path, writ
 from tap_demandbase.sandbox.handler import ADMIN_PREFIX
 from tap_demandbase.sandbox.jobs import ACTIVE, Job, JobStore, QuotaExceeded, ResultWriter
 from tap_demandbase.sandbox.log import RequestLog
-from tap_demandbase.sandbox.settings import SandboxSettings
+from tap_demandbase.sandbox.settings import UAPI_DAILY_LIMITS, SandboxSettings
 from tap_demandbase.sandbox.uapi_auth import TokenIssuer
 from tap_demandbase.sandbox.uapi_catalog import ENTITY_TYPES, entity_type_named, fields_for
 from tap_demandbase.sandbox.uapi_requests import JobRequest, UapiError, parse_job_request
@@ -254,7 +255,7 @@ class UapiHandler(ApiHandler):
                 self._unauthorized()
                 return
             self._count(endpoint)
-            if self.injected_fault(endpoint):
+            if self.injected_fault(endpoint) or self.injected_answer(endpoint):
                 return
             if endpoint == "fields":
                 self._fields()
@@ -342,16 +343,22 @@ class UapiHandler(ApiHandler):
         """Count the call against today's budget.
 
         Raises:
-            UapiError: 429-100 once the endpoint's daily limit is spent.
+            UapiError: 429-100 once the endpoint's daily limit is spent, or when
+                ``uapi_rate_limited`` says so.
         """
-        limit = self.settings.uapi_daily_limits.get(endpoint)
-        if not self.server.usage.take(endpoint, limit):
+        settings = self.settings
+        limit = settings.uapi_daily_limits.get(endpoint, UAPI_DAILY_LIMITS.get(endpoint))
+        within = self.server.usage.take(endpoint, limit)
+        spent = not within or settings.uapi_rate_limited.get(endpoint, 0) < 0
+        if spent:
             raise UapiError(
                 429,
                 "429-100",
                 f"Rate limit exceeded: {limit} {endpoint} calls per day "
                 f"(resets at {self.server.usage.resets_at()}).",
             )
+        if settings.consume("uapi_rate_limited", endpoint):
+            raise UapiError(429, "429-100", "Rate limit exceeded.")
 
     def _token(self) -> None:
         """``POST /auth/v1/token``: trade client credentials for an access token."""
@@ -364,7 +371,7 @@ class UapiHandler(ApiHandler):
             for k, v in params.items()
         }
         self._count("token")
-        if self.injected_fault("token"):
+        if self.injected_fault("token") or self.injected_answer("token"):
             return
         grant = params.get("grantType", params.get("grant_type", "client_credentials"))
         client_id = params.get("clientId", params.get("client_id"))
