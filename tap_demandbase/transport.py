@@ -13,6 +13,7 @@ import email.utils
 import logging
 import random
 import re
+import socket
 import threading
 import time
 import typing as t
@@ -20,8 +21,10 @@ from urllib.parse import parse_qsl, urljoin, urlsplit
 
 import backoff
 import requests
+import urllib3
 from typing_extensions import override
 
+from tap_demandbase.config import is_loopback
 from tap_demandbase.errors import ApiRequestError, ExpiredLocationError, TransientApiError
 
 if t.TYPE_CHECKING:
@@ -165,6 +168,56 @@ _F = t.TypeVar("_F", bound=t.Callable[..., t.Any])
 _T = t.TypeVar("_T")
 
 
+def failure_reason(exc: BaseException) -> str:
+    """Return why a request failed, in a few words: the socket error under requests' and
+    urllib3's wrappers (``connection refused``), or the API's answer for a transient one.
+    """
+    if isinstance(exc, TransientApiError):
+        return redact(str(exc))
+    seen: set[int] = set()
+    pending: list[BaseException] = [exc]
+    while pending:
+        current = pending.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        for kind, words in _REASONS:
+            if isinstance(current, kind):
+                return words
+        pending += [e for e in (current.__cause__, current.__context__) if e is not None]
+        pending += [a for a in current.args if isinstance(a, BaseException)]
+        reason = getattr(current, "reason", None)
+        if isinstance(reason, BaseException):
+            pending.append(reason)
+    return type(exc).__name__
+
+
+#: Low-level failures as the retry and error lines name them.
+_REASONS: tuple[tuple[type[BaseException], str], ...] = (
+    (ConnectionRefusedError, "connection refused"),
+    (socket.gaierror, "host name not found"),
+    (urllib3.exceptions.NameResolutionError, "host name not found"),
+    (ConnectionResetError, "connection reset"),
+    (requests.exceptions.SSLError, "TLS handshake failed"),
+    (TimeoutError, "timed out"),
+    (requests.Timeout, "timed out"),
+)
+
+
+def refused_by_this_machine(exc: BaseException) -> bool:
+    """Whether a request failed because nothing listens on a loopback address: retrying
+    cannot help (a local emulator that is not running, or the wrong port).
+    """
+    request = getattr(exc, "request", None)
+    host = urlsplit(getattr(request, "url", "") or "").hostname
+    return (
+        isinstance(exc, requests.ConnectionError)
+        and host is not None
+        and is_loopback(host)
+        and failure_reason(exc) == "connection refused"
+    )
+
+
 def _unreachable_as_error(send: _F, tries: int) -> _F:
     """Turn a network failure that outlived the retries into a one-line error."""
 
@@ -173,10 +226,17 @@ def _unreachable_as_error(send: _F, tries: int) -> _F:
             return send(*args, **kwargs)
         except RETRIABLE_EXCEPTIONS as exc:
             what = kwargs.get("what", "the request")
-            reason = redact(str(exc)) if isinstance(exc, TransientApiError) else type(exc).__name__
+            if refused_by_this_machine(exc):
+                url = urlsplit(getattr(getattr(exc, "request", None), "url", "") or "")
+                msg = (
+                    f"Cannot connect to {url.netloc} for {what}: connection refused, nothing "
+                    "listens there. Check api_url, and that the emulator (or proxy) runs on "
+                    "that port, then run again: the emitted state is intact."
+                )
+                raise ApiRequestError(msg) from exc
             msg = (
-                f"Gave up on {what} after {tries} tries ({reason}). Check api_url and the "
-                "network to Demandbase, then run again: the emitted state is intact."
+                f"Gave up on {what} after {tries} tries ({failure_reason(exc)}). Check api_url "
+                "and the network to Demandbase, then run again: the emitted state is intact."
             )
             raise ApiRequestError(msg) from exc
 
@@ -229,6 +289,7 @@ class Transport:
             max_tries=max_tries,
             jitter=None,
             on_backoff=self._log_retry,
+            giveup=refused_by_this_machine,
             logger=None,
             factor=retry_factor,
             cap=retry_cap,
@@ -238,13 +299,17 @@ class Transport:
         self._max_tries = max_tries
         self.open_location = _unreachable_as_error(retry(self._open_location_once), max_tries)
 
-    @staticmethod
-    def _log_retry(details: t.Any) -> None:
+    def _log_retry(self, details: t.Any) -> None:
+        """Log one short line per retry: what, when, which attempt, why."""
+        what = details.get("kwargs", {}).get("what", "the request")
+        reason = failure_reason(details["exception"])
         logger.warning(
-            "Retrying in %.1fs (attempt %d failed: %s)",
+            "Retrying %s in %.1fs (attempt %d of %d failed: %s)",
+            what,
             details["wait"],
             details["tries"],
-            redact(str(details.get("exception"))),
+            self._max_tries,
+            reason.removeprefix(f"{what} "),  # a transient answer's error says what, too
         )
 
     def url(self, path: str) -> str:

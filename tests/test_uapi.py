@@ -51,7 +51,8 @@ def test_optional_streams_need_their_settings_and_discovery_says_so(uapi, tmp_pa
     fields_calls = [r for r in uapi.api_requests() if r.path.endswith("/fields")]
     assert len(fields_calls) == 2 * 4  # one per stream and discovery
     full_table = run_tap(tmp_path, uapi.config(), "--discover")
-    (line,) = _info_lines(full_table, "Stream 'creatives' has no date field")
+    (line,) = _info_lines(full_table, "Stream 'creatives' has no last-modified date field")
+    assert "(its date fields: " in line and "created_date" in line
     assert "FULL_TABLE" in line
 
 

@@ -82,6 +82,15 @@ STATUS_NAMES = {
 }
 _CODE = frozenset("0123456789-")
 _UNAUTHORIZED = "Authentication credentials are missing or invalid."
+#: The messages of Demandbase's 403 errorCodes (``uapi_denied_entity_types``).
+DENIALS = {
+    "403-100": "The authenticated user does not have permission to access this resource.",
+    "403-101": "The tenant does not have access to this entity type.",
+    "403-102": "The API key does not have access to this resource.",
+    "403-103": "The tenant does not have an Export collection enabled.",
+    "403-104": "The requested fields are not in the tenant's Export collection.",
+    "403-105": "The tenant does not have access to this endpoint.",
+}
 
 
 @dataclass(frozen=True)
@@ -256,6 +265,7 @@ class UapiHandler(ApiHandler):
             self._count(endpoint)
             if self.injected_fault(endpoint):
                 return
+            self._refuse_denied_entity_type(endpoint)
             if endpoint == "fields":
                 self._fields()
             elif endpoint == "create":
@@ -352,6 +362,22 @@ class UapiHandler(ApiHandler):
                 f"Rate limit exceeded: {limit} {endpoint} calls per day "
                 f"(resets at {self.server.usage.resets_at()}).",
             )
+
+    def _refuse_denied_entity_type(self, endpoint: str) -> None:
+        """Refuse a call naming an entity type of ``uapi_denied_entity_types``.
+
+        Raises:
+            UapiError: 403 with that entity type's errorCode.
+        """
+        named: object = None
+        if endpoint == "create" and isinstance(self.json_body, dict):
+            named = self.json_body.get("entityType")
+        elif endpoint in ("fields", "list"):
+            named = self.query.get("entityType")
+        entity = entity_type_named(named)
+        code = self.settings.uapi_denied_entity_types.get(entity.entity_type) if entity else None
+        if code is not None:
+            raise UapiError(403, code, DENIALS.get(code, "Access to this resource is denied."))
 
     def _token(self) -> None:
         """``POST /auth/v1/token``: trade client credentials for an access token."""
