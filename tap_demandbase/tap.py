@@ -685,7 +685,7 @@ class TapDemandbase(Tap):
         plans: list[tuple[str, list[JobSpec] | None]] = []
         for stream in self.selected_streams():
             try:
-                plans.append((stream.name, stream.export.specs()))
+                plans.append((stream.name, stream.planned_jobs()))
             except DemandbaseError:
                 plans.append((stream.name, None))  # the stream reports it when its turn comes
         return plan_line(plans)
@@ -735,11 +735,13 @@ class TapDemandbase(Tap):
         )
         self.run_sync_dry_run(dry_run_record_limit=1, streams=streams)
         self.sync_run.raise_failures()
-        jobs = self.run_context.tally.snapshot().jobs if "run_context" in self.__dict__ else None
+        jobs = self.run_context.tally.snapshot().jobs
         self.logger.info(
             "Connection test passed: every stream delivered a record (export jobs: %d created, "
             "%d re-used, %d resumed; %s).",
-            *(jobs or (0, 0, 0)),
+            jobs.created,
+            jobs.reused,
+            jobs.resumed,
             self.calls_made(),
         )
 

@@ -161,7 +161,7 @@ def test_an_equivalent_job_is_reused_instead_of_created(sandbox, tmp_path):
     _assert_accounts(sandbox, run.records["accounts"])
     assert len(_requests(sandbox, "POST")) == 1  # only the one made here
     assert f"{lost.json()['id']}" in run.stderr
-    assert "re-used" in run.stderr
+    assert "re-used: an equivalent job already exists" in run.stderr
 
 
 def test_windows_are_contiguous_and_cover_the_range_exactly(sandbox, tmp_path):

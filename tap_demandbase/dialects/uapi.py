@@ -285,27 +285,32 @@ class UapiClient:
         for name in names:
             stream = _stream(name)
             self.job_filters(name)  # the settings the stream needs
-            listed = self._jobs_of_entity_type(stream)
+            listed = self._jobs_listed(stream.entity_type, f"stream {name}")
             checks.append(
                 ConnectionCheck(
                     f"{name}: entity type {stream.entity_type} accepted by the job list "
-                    f"({listed} job(s) listed)"
+                    f"({listed} job{'' if listed == 1 else 's'} of that type listed)"
                 )
             )
-        if self.credentials is None and names:
+        if not names:  # nothing selected: the credentials and the job list still
+            listed = self._jobs_listed("All", "every entity type")
+            checks.append(ConnectionCheck(f"Job list readable ({listed} jobs of any type)"))
+        if self.credentials is None:
             checks.insert(0, ConnectionCheck("access_token accepted by the job list"))
         return checks
 
-    def _jobs_of_entity_type(self, stream: UapiStream) -> int:
-        """Return how many jobs of the stream's entity type the job list counts (one call)."""
+    def _jobs_listed(self, entity_type: str, which: str) -> int:
+        """Return how many jobs of an entity type (``All``: of any) the job list counts, with
+        one page of one job.
+        """
         params = {
-            "entityType": stream.entity_type,
+            "entityType": entity_type,
             "jobStatus": "All",
             "sort": "descending",
             "page": 1,
             "perPage": 1,
         }
-        what = f"listing the {stream.entity_type} export jobs (stream {stream.name})"
+        what = f"listing the {entity_type} export jobs ({which})"
         _, body = self.transport.request_json("GET", JOBS_PATH, params=params, what=what)
         total = body.get("totalCount") if isinstance(body, dict) else None
         return total if isinstance(total, int) and not isinstance(total, bool) else 0
