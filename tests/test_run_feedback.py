@@ -349,6 +349,7 @@ def test_a_sync_with_nothing_selected_warns(sandbox, tmp_path, catalog, words):
     assert run.returncode == 0, run.stderr
     (warning,) = [line for line in run.stderr.splitlines() if "WARNING" in line]
     assert words in warning
+    assert "Skipping deselected stream" not in run.stderr  # DEBUG: one line per stream
     assert not run.records
     assert not [r for r in sandbox.requests() if r.method == "POST"]
     assert _texts(run.stderr)[-1].startswith("Run summary: 0 streams, 0 records")

@@ -40,7 +40,9 @@ key in ``http_errors`` and ``uapi_daily_limits``)::
   ``uapi_max_per_page``, served as ``pageSize``), ``sort`` (``descending`` by creation, default,
   or ``ascending``). Items carry jobId, jobName, jobStatus, entityType, createdAt, updatedAt.
 - **Errors**: always ``{errorCode, errorMessage, diagnosticCode}`` (32 hex digits), errorCode
-  ``<status>-<sequence>`` from Demandbase's registry; 404 ``404-301`` for unknown paths.
+  ``<status>-<sequence>`` from Demandbase's registry; 404 ``404-301`` for unknown paths; 403
+  with the registry's code and message for an entity type of ``uapi_denied_entity_types`` on
+  the fields, create and list calls that name it (403-101: not in the Export Collection).
 
 Not emulated: ``/v1/accountList/job``, ``/v1/personList/job``, ``/v1/references`` (404).
 """
