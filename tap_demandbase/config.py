@@ -4,7 +4,7 @@ The settings schema (``TapDemandbase.config_jsonschema``) holds the constraints 
 ``minimum``, ``exclusiveMinimum``, ``pattern``); this module turns what the JSON Schema
 validator finds into one sentence a pipeline operator can act on, warns about settings the tap
 does not know (with the closest one it does), reads numbers from the environment, and reads the
-``--state`` and ``--catalog`` files with an error that names the file.
+``--config``, ``--state`` and ``--catalog`` files with an error that names the file.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import ipaddress
 import json
 import logging
 import typing as t
+from pathlib import Path
 from urllib.parse import urlsplit
 
 from tap_demandbase.errors import ConfigError
@@ -53,16 +54,28 @@ def _describe(error: ValidationError, schema: Mapping[str, t.Any], env_prefix: s
         name = ".".join([*map(str, error.path), *missing[:1]])
         hint = f" or the environment variable {env_prefix}{name.upper()}" if not error.path else ""
         what = _property(schema, name).get("description", "")
+        parent = _property(schema, ".".join(map(str, error.path))) if error.path else schema
+        needed = f" ({what.rstrip('.')})" if what else ""
         return (
-            f"Setting {name} is required ({what.rstrip('.')}): set it in the config file{hint}."
-            if what
-            else f"Setting {name} is required: set it in the config file{hint}."
+            f"Setting {name} is required{needed}: set it in the config file{hint}."
+            + _misspelling(missing[:1], error.instance, parent)
         )
     name = ".".join(map(str, error.path)) or "(config)"
     prop = _property(schema, name)
     secret = prop.get("secret") or prop.get("writeOnly")
     shown = "(hidden)" if secret else _shown(error.instance)
     return f"Setting {name}={shown} {_requirement(error, prop)}."
+
+
+def _misspelling(missing: list[str], given: object, node: Mapping[str, t.Any]) -> str:
+    """Return " The config has start_dat: did you mean start_date?" when a setting the config
+    gives but the schema does not know is close to the missing one ("" otherwise).
+    """
+    if not missing or not isinstance(given, dict):
+        return ""
+    unknown = [str(key) for key in given if key not in node.get("properties", {})]
+    close = difflib.get_close_matches(missing[0], unknown, n=1, cutoff=0.6)
+    return f" The config has {close[0]}: did you mean {missing[0]}?" if close else ""
 
 
 def _shown(value: object) -> str:
@@ -179,21 +192,44 @@ def read_numbers_given_as_text(config: dict[str, t.Any], schema: Mapping[str, t.
             config[name] = number_from_text(name, value.strip(), integer=integer)
 
 
+#: What to do about a --state, --catalog or --config file that is not valid JSON.
+_INVALID_JSON_ADVICE = {
+    "state": "it may be truncated. Restore it from the last STATE message, or remove it to "
+    "start from start_date.",
+    "catalog": "run --discover again to write a new one.",
+    "config": "fix it: a JSON object of settings, as in the README.",
+}
+
+
 def json_object_file(text: str, what: str, path: str) -> dict[str, t.Any]:
-    """Return the JSON object in a ``--state`` or ``--catalog`` file, or fail naming the file."""
+    """Return the JSON object in a ``--state``, ``--catalog`` or ``--config`` file, or fail
+    naming the file.
+    """
     try:
         value = json.loads(text) if text.strip() else None
     except json.JSONDecodeError as exc:
         where = f"{exc.msg}: line {exc.lineno}, column {exc.colno}"
-        advice = (
-            "it may be truncated. Restore it from the last STATE message, or remove it to "
-            "start from start_date."
-            if what == "state"
-            else "run --discover again to write a new one."
-        )
-        msg = f"The {what} file {path} is not valid JSON ({where}); {advice}"
+        msg = f"The {what} file {path} is not valid JSON ({where}); {_INVALID_JSON_ADVICE[what]}"
         raise ConfigError(msg) from None
     if not isinstance(value, dict):
         msg = f"The {what} file {path} does not hold a JSON object; fix or remove it."
         raise ConfigError(msg)
     return value
+
+
+def config_file_settings(path: str) -> dict[str, t.Any]:
+    """Return the settings of a ``--config`` file, or fail naming the file (missing, not
+    readable, not a JSON object).
+    """
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        msg = (
+            f"The config file {path} does not exist: give the path of a JSON file of settings "
+            "(or --config=ENV to read TAP_DEMANDBASE_* environment variables)."
+        )
+        raise ConfigError(msg) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        msg = f"The config file {path} cannot be read ({exc}); fix its permissions or encoding."
+        raise ConfigError(msg) from None
+    return json_object_file(text, "config", path)

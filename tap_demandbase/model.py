@@ -13,7 +13,7 @@ import typing as t
 from dataclasses import dataclass, field, replace
 
 if t.TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Iterator, Sequence
 
 
 @dataclass(frozen=True)
@@ -194,6 +194,16 @@ class PartLocation:
 
 
 @dataclass(frozen=True)
+class ConnectionCheck:
+    """One finding of the connection test (``--test``): what was proved, in a sentence; a
+    warning is something missing that a sync can do without.
+    """
+
+    line: str
+    warning: bool = False
+
+
+@dataclass(frozen=True)
 class Capabilities:
     """What a dialect's API can do beyond create, status and results."""
 
@@ -224,6 +234,14 @@ class ExportApi(t.Protocol):
     def field_api_names(self, entity: str) -> dict[str, str]:
         """Return property → the field's name in the API, where they differ (from discovery,
         the catalog, or, if neither said, the API).
+        """
+        ...
+
+    def check_connection(self, streams: Sequence[str] | None) -> list[ConnectionCheck]:
+        """Prove, without creating a job, what a sync needs: the credentials, the Data Export
+        permission, that each stream (None: every stream the settings enable) is offered, and
+        the job list. Raise the dialect's one-line error (AuthError, ConfigError,
+        ApiRequestError) at the first that fails.
         """
         ...
 

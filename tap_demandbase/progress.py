@@ -4,15 +4,17 @@ stream syncs, and the truth about how an interrupted run resumes.
 Job state changes and downloaded parts are logged as they happen, but a long part, a slow
 target or a long wait for a job can leave minutes without a word. While a stream syncs, a daemon
 thread therefore logs at a fixed interval what the stream has done so far: records emitted and
-their rate, which part of how many, bytes downloaded of the job's total. The stream only bumps
-plain counters (``records``, ``part``) and says which job it waits for and which result it
-reads; the thread reads them.
+their rate while emitting (the time spent waiting for jobs is counted apart: averaged over the
+wait, the rate would say nothing about the emitting), which part of how many, bytes downloaded
+of the job's total. The stream only bumps plain counters (``records``, ``part``) and says which
+job it waits for and which result it reads; the thread reads them.
 
 The SDK says "Stream is assumed to be unsorted, progress is not resumable if interrupted" of
 every stream whose records are not sorted by the replication key. These streams' records are
 not sorted, but an interrupted run does resume: the job ledger in the state names the export job
 and the parts already emitted, so the next run reads that job's other parts (no new job). The
-progress marker therefore carries a note that says so, and the sync's first line says it too.
+progress marker therefore carries a note that says so; the run says it once (``RESUME_LINE``),
+and each stream at DEBUG.
 """
 
 from __future__ import annotations
@@ -27,11 +29,13 @@ from tap_demandbase.engine.jobs import human_bytes
 
 if t.TYPE_CHECKING:
     import logging
-    from collections.abc import Callable, MutableMapping
+    from collections.abc import Callable, MutableMapping, Sequence
     from types import TracebackType
 
     from tap_demandbase.engine.jobs import ExportJob
     from tap_demandbase.engine.results import ResultParts
+    from tap_demandbase.engine.tally import TallySnapshot
+    from tap_demandbase.model import JobSpec
 
 #: Default of the ``progress_interval_seconds`` setting.
 PROGRESS_INTERVAL_SECONDS = 15.0
@@ -53,8 +57,20 @@ def mark_resumable(stream_state: MutableMapping[str, t.Any]) -> None:
     stream_state.setdefault(PROGRESS_MARKERS, {PROGRESS_MARKER_NOTE: RESUME_NOTE})
 
 
+#: How an interrupted run resumes, said once per run (the SDK would call it not resumable).
+RESUME_LINE = (
+    "Records arrive in no particular order: a bookmark advances once a window's job is emitted "
+    "in full, and an interrupted run resumes that job from its next part."
+)
+
+
 def resume_line(stream: str, replication_key: str | None) -> str:
-    """Return the INFO line that says how an interrupted sync of ``stream`` resumes."""
+    """Return the DEBUG line that says how an interrupted sync of ``stream`` resumes."""
+    if replication_key is None:
+        return (
+            f"{stream}: FULL_TABLE, no bookmark; an interrupted run resumes the export job "
+            f"from its next part (bookmarks.{stream}.export_job in the state), without a new job."
+        )
     return (
         f"{stream}: records arrive unsorted by {replication_key}, so the bookmark advances once "
         "a window's export job is emitted in full; an interrupted run resumes that job from its "
@@ -90,34 +106,65 @@ class SyncProgress:
         self._started = clock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        #: Seconds spent per phase ("wait": for a job; "emit": reading and emitting its
+        #: parts), the current phase and since when.
+        self._seconds = {"wait": 0.0, "emit": 0.0}
+        self._phase: t.Literal["wait", "emit"] | None = None
+        self._phase_since = self._started
 
     def waiting_for(self, job: ExportJob) -> None:
-        """Follow a job that is being created, resumed or re-used, until it completes."""
+        """Follow a job that is being created, resumed or re-used, until it completes (from
+        a background thread too, when the job is started ahead).
+        """
         self.job = job
         self.result = None
+        self._enter_phase("wait")
 
     def downloading(self, job: ExportJob, result: ResultParts) -> None:
         """Follow a completed job whose parts are now downloaded and emitted."""
         self.job = job
         self.result = result
         self.part = 0
+        self._enter_phase("emit")
+
+    def _enter_phase(self, phase: t.Literal["wait", "emit"] | None) -> None:
+        """Close the current phase's time and start ``phase`` (None: neither)."""
+        with self._lock:
+            now = self._clock()
+            if self._phase is not None:
+                self._seconds[self._phase] += now - self._phase_since
+            self._phase, self._phase_since = phase, now
+
+    def seconds(self, phase: t.Literal["wait", "emit"]) -> float:
+        """Return the seconds spent so far waiting for jobs ("wait") or emitting ("emit")."""
+        with self._lock:
+            ongoing = self._clock() - self._phase_since if self._phase == phase else 0.0
+            return self._seconds[phase] + ongoing
 
     def line(self) -> str:
         """Return the progress line for now."""
-        elapsed = max(self._clock() - self._started, 1e-6)
+        elapsed = self._clock() - self._started
+        waited = self.seconds("wait")
         if self.result is None:
             job = self.job
             state = job.status.state.value if job is not None and job.status else None
             waiting = f"{job.label}, {state}" if job is not None and state else "its export job"
             done = f"{self.records:,} records emitted so far; " if self.records else ""
-            return f"{self.stream}: {done}waiting for {waiting} ({elapsed:.0f}s into the stream)"
+            return (
+                f"{self.stream}: {done}waiting for {waiting} ({waited:.0f}s waiting, "
+                f"{elapsed:.0f}s into the stream)"
+            )
         result = self.result
         total = result.job.file_size_bytes
-        downloaded = human_bytes(result.bytes_downloaded)
+        emitting = self.seconds("emit")
+        rate = self.records / max(emitting, 1e-6)
+        after = f", after {waited:.0f}s waiting for jobs" if waited >= 0.5 else ""
         return (
-            f"{self.stream}: {self.records:,} records emitted ({self.records / elapsed:,.0f}/s), "
-            f"part {max(self.part, 1)} of {result.count_text}, {downloaded} "
-            f"of {human_bytes(total) if total is not None else 'an unknown total'} downloaded"
+            f"{self.stream}: {self.records:,} records emitted ({rate:,.0f}/s over {emitting:.0f}s "
+            f"emitting{after}), part {max(self.part, 1)} of {result.count_text}, "
+            f"{human_bytes(result.bytes_downloaded)} of "
+            f"{human_bytes(total) if total is not None else 'an unknown total'} downloaded"
         )
 
     def log_every_interval(self, wait: Callable[[float], bool]) -> None:
@@ -128,8 +175,10 @@ class SyncProgress:
             self.logger.info("%s", self.line())
 
     def __enter__(self) -> SyncProgress:
-        self.logger.info("%s", resume_line(self.stream, self.replication_key))
-        self._started = self._clock()
+        self.logger.debug("%s", resume_line(self.stream, self.replication_key))
+        with self._lock:
+            self._started = self._phase_since = self._clock()
+            self._seconds = {"wait": 0.0, "emit": 0.0}
         self.records = 0
         self._stop.clear()
         self._thread = threading.Thread(
@@ -151,3 +200,64 @@ class SyncProgress:
         if self._thread is not None:
             self._thread.join()
         self._thread = None
+        self._enter_phase(None)
+
+
+def plural(count: int, noun: str) -> str:
+    """Return ``1 stream``, ``2 streams``: a count with its noun."""
+    return f"{count:,} {noun}" if count == 1 else f"{count:,} {noun}s"
+
+
+def plan_line(plans: Sequence[tuple[str, Sequence[JobSpec] | None]]) -> str:
+    """Return the line a sync starts with: the selected streams and the jobs each needs (None:
+    the stream cannot be planned; its own error follows when its turn comes), streams that
+    need the same jobs said together.
+    """
+    jobs = sum(len(specs) for _, specs in plans if specs is not None)
+    groups: dict[tuple[int | None, str], list[str]] = {}
+    for stream, specs in plans:
+        groups.setdefault(_jobs_needed(specs), []).append(stream)
+    described = []
+    for (count, what), streams in groups.items():
+        each = " each" if count and len(streams) > 1 else ""
+        needed = f"{plural(count, 'job')}{each} ({what})" if count else what
+        described.append(f"{', '.join(streams)}: {needed}")
+    return (
+        f"Plan: {plural(len(plans), 'stream')}, {plural(jobs, 'export job')}. "
+        f"{'; '.join(described)}"
+    )
+
+
+def _jobs_needed(specs: Sequence[JobSpec] | None) -> tuple[int | None, str]:
+    """Return how many jobs a stream needs and their span (``2024-01-01..2024-04-30``, ``all
+    rows``), or, for none, why: nothing to export, or not planned.
+    """
+    if specs is None:
+        return None, "not planned (its error follows)"
+    if not specs:
+        return None, "nothing to export"
+    first, last = specs[0], specs[-1]
+    return len(
+        specs
+    ), f"{first.start or '…'}..{last.end or '…'}" if first.date_field else "all rows"
+
+
+def summary_line(run: TallySnapshot, failures: int, calls: str | None) -> str:
+    """Return the line a sync ends with: streams, records and the rate while emitting, jobs
+    created, re-used or resumed and the time spent waiting for them, bytes, failures, duration
+    and the API calls (the dialect's words).
+    """
+    rate = ""
+    if run.records and run.emit_seconds > 0:
+        rate = f" ({run.records / run.emit_seconds:,.0f}/s while emitting)"
+    jobs = run.jobs
+    said = [
+        plural(run.streams, "stream"),
+        f"{plural(run.records, 'record')}{rate}",
+        f"jobs: {jobs.created} created, {jobs.reused} re-used, {jobs.resumed} resumed "
+        f"({run.wait_seconds:.1f}s waiting for them)",
+        f"{human_bytes(run.bytes_downloaded)} downloaded",
+        plural(failures, "failure") if failures else "no failure",
+        f"{run.seconds:.1f}s in all",
+    ]
+    return f"Run summary: {', '.join(said)}" + (f"; {calls}" if calls else "")

@@ -42,6 +42,7 @@ if t.TYPE_CHECKING:
 
     from tap_demandbase.engine.export import RunContext, WindowExport
     from tap_demandbase.engine.scheduler import JobFactory, JobKey
+    from tap_demandbase.model import JobSpec
 
 PRIMARY_KEY = "id"
 #: Property metadata naming the field in the API, where the property is named otherwise.
@@ -184,17 +185,26 @@ class ExportStream(FastRecordStream):
     def export(self) -> StreamExport:
         """Return the engine's export of this stream for this run (planned once)."""
         if self._export is None or self._export.state is not self.stream_state:
-            request = StreamRequest(
-                name=self.name,
-                fields=self.selected_fields(),
-                replication_key=self.replication_key,
-                start=self._start_day(),
-                max_window_days=self.max_window_days,
-            )
-            self._export = StreamExport(
-                self.run, request, self.stream_state, self.logger, self._checkpoint, self.progress
-            )
+            self._export = self._export_on(self.stream_state)
         return self._export
+
+    def _export_on(self, state: dict[str, t.Any]) -> StreamExport:
+        request = StreamRequest(
+            name=self.name,
+            fields=self.selected_fields(),
+            replication_key=self.replication_key,
+            start=self._start_day(state),
+            max_window_days=self.max_window_days,
+        )
+        return StreamExport(self.run, request, state, self.logger, self._checkpoint, self.progress)
+
+    def planned_jobs(self) -> list[JobSpec]:
+        """Return the jobs this stream's sync will need, as it will plan them, without adding
+        an entry to the state for a stream that has none (the SDK's ``stream_state`` would).
+        """
+        if self.name in self.tap_state.get("bookmarks", {}):
+            return self.export.specs()
+        return self._export_on({}).specs()
 
     def first_job_ahead(self) -> tuple[JobKey, JobFactory] | None:
         """Return this stream's first job for the scheduler to start ahead; None when there is
@@ -215,16 +225,14 @@ class ExportStream(FastRecordStream):
             if name in keys or mask.get(("properties", name), True)
         )
 
-    def _start_day(self) -> datetime.date | None:
+    def _start_day(self, state: dict[str, t.Any]) -> datetime.date | None:
         """Return the UTC day this sync starts on (read from the state directly, not from the
         SDK's starting marker: a job planned ahead is created before the SDK begins this stream).
         A stream without replication key (FULL_TABLE) exports all rows: no first day.
         """
         if not self.replication_key:
             return None
-        return first_day(
-            self.name, self.stream_state, self.replication_key, self.config.get("start_date")
-        )
+        return first_day(self.name, state, self.replication_key, self.config.get("start_date"))
 
     @override
     def compare_start_date(self, value: str, start_date_value: str) -> str:
@@ -252,7 +260,11 @@ class ExportStream(FastRecordStream):
                     for part in window.parts():
                         progress.part = part.number
                         self._time_extracted = self.run.clock.now().isoformat()
-                        written = self.write_part_columnar(part, reader)
+                        written = (
+                            None  # --test=records: the SDK stops after one record
+                            if self.ABORT_AT_RECORD_COUNT is not None
+                            else self.write_part_columnar(part, reader)
+                        )
                         if written is not None:
                             rows, latest = written.rows, written.max_replication_value
                             progress.records += rows
@@ -342,3 +354,7 @@ class ExportStream(FastRecordStream):
                 self.hooks.raise_failures()
         finally:
             self.run.scheduler.release_stream(self.name)
+            progress = self.progress
+            self.run.tally.stream_synced(
+                progress.records, progress.seconds("emit"), progress.seconds("wait")
+            )

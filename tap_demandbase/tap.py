@@ -11,8 +11,8 @@ from __future__ import annotations
 import contextlib
 import copy
 import datetime
-import io
 import json
+import logging
 import signal
 import sys
 import typing as t
@@ -26,12 +26,14 @@ from singer_sdk import Tap
 from singer_sdk import typing as th
 from singer_sdk.configuration._dict_config import parse_environment_config
 from singer_sdk.helpers._classproperty import classproperty
-from singer_sdk.plugin_base import JSONSchemaValidator
+from singer_sdk.helpers._util import load_json
+from singer_sdk.plugin_base import JSONSchemaValidator, _plugin_log_level
 from singer_sdk.tap_base import CliTestOptionValue
 from typing_extensions import override
 
 from tap_demandbase.config import (
     checked_api_url,
+    config_file_settings,
     json_object_file,
     number_from_text,
     numeric_settings,
@@ -46,15 +48,22 @@ from tap_demandbase.engine.jobs import DEFAULT_COOLDOWN_SECONDS, DEFAULT_MAX_ATT
 from tap_demandbase.engine.scheduler import JobScheduler
 from tap_demandbase.engine.windows import utc_date
 from tap_demandbase.errors import ConfigError, DemandbaseError
+from tap_demandbase.logs import METRICS_LOG_LEVELS, metrics_logger_level, quiet_sdk_noise
 from tap_demandbase.model import EntityInfo, FieldInfo, PollPolicy
-from tap_demandbase.progress import PROGRESS_INTERVAL_SECONDS
+from tap_demandbase.progress import (
+    PROGRESS_INTERVAL_SECONDS,
+    RESUME_LINE,
+    plan_line,
+    plural,
+    summary_line,
+)
 from tap_demandbase.schema import date_fields, entity_schema
 from tap_demandbase.state_file import checked_state
 from tap_demandbase.streams import API_NAME_METADATA, ExportStream
 from tap_demandbase.writer import FastSingerWriter
 
 if t.TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
     from types import FrameType
 
     from singer_sdk.singerlib import Catalog
@@ -62,6 +71,7 @@ if t.TYPE_CHECKING:
     from tap_demandbase.dialects import Dialect
     from tap_demandbase.dialects.base import Connection
     from tap_demandbase.engine.scheduler import JobFactory, JobKey
+    from tap_demandbase.model import JobSpec
 
 
 class StreamsFailedError(DemandbaseError):
@@ -91,6 +101,10 @@ class SyncRun:
     def __init__(self, tap: TapDemandbase) -> None:
         self.tap = tap
         self.failures: list[str] = []
+        #: Every stream that failed in this run (``failures`` is emptied once raised).
+        self.failed = 0
+        #: The error that stopped the whole run, if one did.
+        self.stopped_by: DemandbaseError | None = None
         self._planned = False
 
     def stream_starting(self, stream: str) -> None:
@@ -104,16 +118,16 @@ class SyncRun:
     def stream_failed(self, stream: str, error: DemandbaseError) -> None:
         """Record a stream that failed while the others go on."""
         self.failures.append(f"Stream '{stream}' failed: {error}")
+        self.failed += 1
 
     def sync_over(self, stream: str) -> None:
-        """After the tap's last stream: say what the run cost, raise the failures, if any."""
+        """After the tap's last stream: raise the failures, if any."""
         if stream == list(self.tap.streams)[-1]:
-            self.tap.log_call_usage()
             self.raise_failures()
 
     def run_stopping(self, error: DemandbaseError) -> None:
-        """A stream's error stops the whole run (quota, credentials): say what it cost."""
-        self.tap.log_call_usage()
+        """A stream's error stops the whole run (quota, credentials): count it."""
+        self.stopped_by = error
 
     def raise_failures(self) -> None:
         """Raise StreamsFailedError naming the streams that failed, if any (and start over)."""
@@ -123,16 +137,24 @@ class SyncRun:
 
 
 @contextlib.contextmanager
-def one_line_errors(tap_class: type[Tap]) -> Iterator[None]:
-    """Report a DemandbaseError as one log line and exit 1, instead of a traceback."""
+def one_line_errors(
+    tap_class: type[Tap], closing: Callable[[], None] = lambda: None
+) -> Iterator[None]:
+    """Report a DemandbaseError as one log line and exit 1, instead of a traceback; then (and
+    whatever ended the block, a signal's exit included) call ``closing``.
+    """
+    failed = True
     try:
         yield
+        failed = False
     except StreamsFailedError as exc:
         for failure in exc.failures:
             tap_class.logger.error("%s", failure)
-        sys.exit(1)
     except DemandbaseError as exc:
         tap_class.logger.error("%s", exc)
+    finally:
+        closing()
+    if failed:
         sys.exit(1)
 
 
@@ -284,6 +306,16 @@ class TapDemandbase(Tap):
             ),
         ),
         th.Property(
+            "metrics_log_level",
+            th.StringType(allowed_values=list(METRICS_LOG_LEVELS)),
+            title="Metrics log level",
+            description=(
+                "Level of the SDK's METRIC log lines (logger singer_sdk.metrics, lines at INFO): "
+                "INFO shows them, WARNING or ERROR hides them. Default: shown only when the tap "
+                "logs at DEBUG (TAP_DEMANDBASE_LOGLEVEL=DEBUG)."
+            ),
+        ),
+        th.Property(
             "download_stall_seconds",
             th.NumberType(exclusive_minimum=0),
             default=DEFAULT_STALL_SECONDS,
@@ -300,7 +332,13 @@ class TapDemandbase(Tap):
         #: Stream → property → the field's API name, from the input catalog's metadata (the
         #: SDK's catalog model drops metadata keys it does not know).
         self.catalog_api_names = api_names_in_catalog(kwargs.get("catalog"))
+        quiet_sdk_noise(self.logger)
         super().__init__(*args, **kwargs)
+        self.metrics_logger.setLevel(
+            metrics_logger_level(
+                self.config.get("metrics_log_level"), _plugin_log_level(plugin_name=self.name)
+            )
+        )
 
     # Settings -------------------------------------------------------------------------------
 
@@ -405,6 +443,12 @@ class TapDemandbase(Tap):
         if start and end and end < start:
             msg = f"Setting end_date ({end}) is before start_date ({start}); swap or fix them."
             raise ConfigError(msg)
+        if start and start > self.clock.now():
+            self.logger.warning(
+                "Setting start_date (%s) is in the future: nothing is exported until that day. "
+                "This is almost always a mistake (the year?): set it to the first day to export.",
+                start.isoformat(),
+            )
         connection = self.connection
         return RunContext(
             api=connection.api,
@@ -460,7 +504,7 @@ class TapDemandbase(Tap):
         run = self.run_context
         entities = (
             self._entities_from_catalog(self.input_catalog)
-            if self.input_catalog
+            if self.input_catalog is not None
             else self._entities_from_api()
         )
         configured = dict(self.config.get("replication_keys") or {})
@@ -511,6 +555,18 @@ class TapDemandbase(Tap):
             )
             for entry in catalog.streams
         }
+        known = self.dialect.stream_names
+        if known is not None and (foreign := sorted(set(entities) - known)):
+            which = (
+                f"Stream '{foreign[0]}' of the catalog is not a stream"
+                if len(foreign) == 1
+                else f"Streams {', '.join(foreign)} of the catalog are not streams"
+            )
+            msg = (
+                f"{which} of this tap (api_dialect={self.dialect.name}): run --discover to "
+                "write this tap's catalog."
+            )
+            raise ConfigError(msg)
         self.connection.api.remember_entities(
             [
                 EntityInfo(
@@ -550,12 +606,16 @@ class TapDemandbase(Tap):
         key = key or self.dialect.default_replication_key(stream, valid)
         if key is None:
             self.logger.info(
-                "Stream '%s' has no date field the API can filter it on (date fields: %s): it "
-                "is synced FULL_TABLE, each run exporting all its rows. Set "
-                "replication_keys.%s to a date field to sync it incrementally.",
-                stream, ", ".join(valid) or "none", stream,
-            )  # fmt: skip
+                "Stream '%s' has no last-modified date field (%s): it is synced FULL_TABLE, "
+                "each run exporting all its rows. Set replication_keys.%s to a date field to "
+                "sync it incrementally.",
+                stream,
+                f"its date fields: {', '.join(valid)}" if valid else "nor any date field",
+                stream,
+            )
             return None
+        if key not in valid and not configured and self.input_catalog is not None:
+            raise ConfigError(_foreign_stream_message(stream, key, valid))
         if key not in valid:
             source = "replication_keys" if configured else "the default replication key"
             msg = (
@@ -566,29 +626,34 @@ class TapDemandbase(Tap):
             raise ConfigError(msg)
         return key
 
-    def log_call_usage(self) -> None:
-        """Log, once, the calls this run made against the API's daily limits (if it has any
-        and the run got as far as connecting).
+    def calls_made(self) -> str | None:
+        """Return the dialect's words for the API calls this run made (None: it did not get
+        as far as connecting).
         """
-        if "connection" in self.__dict__ and not self._usage_logged:
-            self._usage_logged = True
-            if line := self.connection.api.usage_summary():
-                self.logger.info("%s", line)
-
-    _usage_logged = False
+        return self.connection.api.usage_summary() if "connection" in self.__dict__ else None
 
     @override
     def run_discovery(self) -> str:
-        """Write the catalog, then say what discovery cost against the API's daily limits
+        """Write the catalog, then end with one line: the streams found and the calls made
         (failed or not: a failed discovery spent calls too).
         """
+        started = self.clock.monotonic()
+        found = "discovery failed"
         try:
-            return super().run_discovery()
+            text = super().run_discovery()
+            found = plural(len(self.streams), "stream")
+            return text
         finally:
-            self.log_call_usage()
+            calls = self.calls_made()
+            self.logger.info(
+                "Discovery summary: %s in %.1fs%s",
+                found,
+                self.clock.monotonic() - started,
+                f"; {calls}" if calls else "",
+            )
 
     def _catalog_replication_key(self, stream: str) -> str | None:
-        if not self.input_catalog:
+        if self.input_catalog is None:
             return None
         entry = self.input_catalog.get_stream(stream)
         return entry.replication_key if entry else None
@@ -609,26 +674,159 @@ class TapDemandbase(Tap):
         )
         sys.exit(128 + signum)
 
+    # Runs ---------------------------------------------------------------------------------
+
+    def run_sync(self) -> None:
+        """Sync the selected streams: say the plan first (or that nothing is selected)."""
+        if self.input_catalog is not None and not self.selected_streams():
+            self.logger.warning("%s", nothing_selected_line(len(self.input_catalog.streams)))
+        else:
+            self.logger.info("%s", self.plan())
+            self.logger.info("%s", RESUME_LINE)
+        self.sync_all()
+
+    def plan(self) -> str:
+        """Return the plan line: each selected stream and the export jobs it needs (planned
+        as its sync will plan them: no API call).
+        """
+        plans: list[tuple[str, list[JobSpec] | None]] = []
+        for stream in self.selected_streams():
+            try:
+                plans.append((stream.name, stream.planned_jobs()))
+            except DemandbaseError:
+                plans.append((stream.name, None))  # the stream reports it when its turn comes
+        return plan_line(plans)
+
+    def log_run_summary(self) -> None:
+        """End a sync with one line: streams, records, jobs, bytes, failures, time, calls."""
+        if "run_context" not in self.__dict__:
+            return  # stopped before the sync began: its one error line says why
+        run = self.sync_run
+        failures = run.failed + (run.stopped_by is not None)
+        self.logger.info(
+            "%s", summary_line(self.run_context.tally.snapshot(), failures, self.calls_made())
+        )
+
+    def run_connection_check(self) -> None:
+        """Prove the connection without creating an export job: the credentials, the Data
+        Export permission, each selected stream's entity and the job list (the dialect's
+        ``check_connection``), one line per check, then the pass line with the calls made.
+
+        What --test runs instead of the SDK's ``run_connection_test`` (singer-sdk 0.54.x),
+        which syncs every stream: one export job each (``--test=records`` does that).
+        """
+        streams = None
+        if self.input_catalog is not None:
+            streams = [stream.name for stream in self.selected_streams()]
+            if not streams:
+                self.logger.warning("%s", nothing_selected_line(len(self.input_catalog.streams)))
+        for check in self.connection.api.check_connection(streams):
+            self.logger.log(logging.WARNING if check.warning else logging.INFO, "%s", check.line)
+        self.logger.info(
+            "Connection test passed, without creating an export job (%s).", self.calls_made()
+        )
+
+    def run_record_test(self) -> None:
+        """Export one record of each selected stream (``--test=records``), saying first what
+        it costs: up to one export job per stream.
+        """
+        streams = self.selected_streams()
+        limit = self.dialect.daily_job_limit
+        budget = f" of the tenant's {limit} a day" if limit else ""
+        self.logger.warning(
+            "--test=records exports one record of each of %s: it creates up to %s%s "
+            "(an equivalent job that exists is re-used). --test alone creates none.",
+            plural(len(streams), "stream"),
+            plural(len(streams), "export job"),
+            budget,
+        )
+        self.run_sync_dry_run(dry_run_record_limit=1, streams=streams)
+        self.sync_run.raise_failures()
+        jobs = self.run_context.tally.snapshot().jobs
+        self.logger.info(
+            "Connection test passed: every stream delivered a record (export jobs: %d created, "
+            "%d re-used, %d resumed; %s).",
+            jobs.created,
+            jobs.reused,
+            jobs.resumed,
+            self.calls_made(),
+        )
+
     # Command line ---------------------------------------------------------------------------
 
     @override
     @classmethod
-    def invoke(cls, *args: t.Any, **kwargs: t.Any) -> None:
-        """Run a sync; our errors end it with one line and exit code 1, and so does a stream
-        that failed while the others synced (one summary line per failed stream).
+    def invoke(  # type: ignore[override]
+        cls,
+        *,
+        about: bool = False,
+        about_format: str | None = None,
+        config: t.Any = None,
+        state: t.IO[str] | None = None,
+        catalog: t.IO[str] | None = None,
+    ) -> None:
+        """Run a sync, or the test --test asked for; our errors end it with one line and exit
+        code 1, and so does a stream that failed while the others synced (one line per failed
+        stream). A sync ends with its summary line, whatever stopped it.
 
-        The --state and --catalog files are read here first, so that a truncated file or a
-        state of the wrong shape is one line naming it instead of a traceback.
+        Replaces the SDK's invoke (singer-sdk 0.54.x) to read the --state and --catalog files
+        first (a truncated file is one line naming it, not a JSON traceback), and to run
+        --test once the catalog is known (the SDK runs it before reading --catalog).
+        """
+        if about:
+            cls.print_about(about_format)
+            sys.exit(0)
+        tap: TapDemandbase | None = None
+        test = _test_asked()
+
+        def closing() -> None:
+            if tap is not None and test is None:
+                tap.log_run_summary()
+
+        with one_line_errors(cls, closing):
+            state_json = (
+                checked_state(state.read(), _file_name(state, "state"), cls.logger)
+                if state is not None
+                else None
+            )
+            catalog_json = _checked_json_file(catalog, "catalog") if catalog is not None else None
+            cls.print_version(print_fn=cls.logger.info)
+            if test not in (None, *TEST_MODES):
+                msg = (
+                    f"--test={test} is not known: use --test (checks the connection, creates "
+                    "no export job), --test=schema, or --test=records (exports one record per "
+                    "stream: one export job each)."
+                )
+                raise ConfigError(msg)
+            tap = cls(
+                config=config.config if config is not None else {},
+                state=state_json,
+                catalog=catalog_json,
+                parse_env_config=bool(config is not None and config.parse_env),
+                validate_config=True,
+                # the connection test without a catalog discovers nothing (no API call)
+                setup_mapper=test != CliTestOptionValue.All.value or catalog_json is not None,
+            )
+            if test is None:
+                tap.run_sync()
+            elif test == CliTestOptionValue.Schema.value:
+                tap.write_schemas()
+            elif test == TEST_RECORDS:
+                tap.run_record_test()
+            else:
+                tap.run_connection_check()
+
+    @override
+    @classmethod
+    def cb_config(cls, ctx: click.Context, param: click.Option, value: tuple[str, ...]) -> t.Any:
+        """Read the --config files; one that is missing or not a JSON object is one line naming
+        it (the SDK's reader raises a traceback).
         """
         with one_line_errors(cls):
-            if (handle := kwargs.get("state")) is not None:
-                state = checked_state(handle.read(), _file_name(handle, "state"), cls.logger)
-                kwargs["state"] = io.StringIO(json.dumps(state))
-            if (handle := kwargs.get("catalog")) is not None:
-                text = handle.read()
-                json_object_file(text, "catalog", _file_name(handle, "catalog"))
-                kwargs["catalog"] = io.StringIO(text)
-            super().invoke(*args, **kwargs)
+            for path in value:
+                if path != "ENV":
+                    config_file_settings(path)
+            return super().cb_config(ctx, param, value)
 
     @override
     @classmethod
@@ -640,17 +838,72 @@ class TapDemandbase(Tap):
     @override
     @classmethod
     def cb_test(cls, ctx: click.Context, param: click.Option, value: str) -> None:
-        """Run --test (one record per stream); a stream that failed makes it exit 1.
+        """Note which --test was asked for: ``invoke`` runs it, once the catalog is read.
 
-        Overrides the SDK's callback (singer-sdk 0.54.x), which exits 0 whatever happened.
+        Overrides the SDK's callback (singer-sdk 0.54.x), which runs before --catalog is read
+        and syncs every stream even for a connection test.
         """
-        if value == CliTestOptionValue.Disabled.value:
-            return
-        with one_line_errors(cls), contextlib.suppress(click.exceptions.Exit):
-            super().cb_test(ctx, param, value)
-        if value != CliTestOptionValue.Schema.value:
-            cls.logger.info("Connection test passed: every stream delivered a record.")
-        ctx.exit()
+        if value != CliTestOptionValue.Disabled.value:
+            ctx.meta[TEST_META_KEY] = value
+
+    @override
+    @classmethod
+    def get_singer_command(cls) -> click.Command:
+        """Return the SDK's command, with --test's help saying what each value does."""
+        command = super().get_singer_command()
+        for param in command.params:
+            if param.name == "test" and isinstance(param, click.Option):
+                param.help = TEST_HELP
+        return command
+
+
+#: Where cb_test leaves the --test value for invoke.
+TEST_META_KEY = "tap_demandbase.test"
+#: --test=records: the SDK's dry run, one record (and one export job) per stream.
+TEST_RECORDS = "records"
+#: The --test values: the connection test (the SDK's ``all``, what bare --test gives), the
+#: SDK's schema test, and the record test.
+TEST_MODES = (CliTestOptionValue.All.value, CliTestOptionValue.Schema.value, TEST_RECORDS)
+TEST_HELP = (
+    "Use --test to check the connection without creating an export job (credentials, the "
+    "Data Export permission, each selected stream's entity, the job list). Use --test=records "
+    "to export one record per stream (one export job each), --test=schema to write the "
+    "schemas only."
+)
+
+
+def _test_asked() -> str | None:
+    """Return the --test value of this command line (None: no test)."""
+    ctx = click.get_current_context(silent=True)
+    value = ctx.meta.get(TEST_META_KEY) if ctx is not None else None
+    return value if isinstance(value, str) else None
+
+
+def nothing_selected_line(catalog_streams: int) -> str:
+    """Say that the catalog selects no stream (the run exports nothing), and how to select."""
+    if not catalog_streams:
+        return "The catalog has no stream: nothing is exported. Run --discover to write one."
+    return (
+        f"No stream of the catalog's {catalog_streams} is selected: nothing is exported. Select "
+        'streams (metadata "selected": true; with Meltano: meltano select tap-demandbase ...).'
+    )
+
+
+def _foreign_stream_message(stream: str, key: str, valid: t.Sequence[str]) -> str:
+    """Say that a catalog's stream lacks the replication key of this tap's streams: a stream
+    of another tap (or of a catalog this tap did not write).
+    """
+    msg = (
+        f"Stream '{stream}' of the catalog has no field '{key}' (the replication key of this "
+        "tap's streams): it is not a stream of this tap: run --discover to write this tap's "
+        "catalog."
+    )
+    if valid:
+        msg += (
+            f" If it is one, set replication_keys.{stream} to one of its date fields "
+            f"({', '.join(valid)})."
+        )
+    return msg
 
 
 @dataclass(frozen=True)
@@ -700,6 +953,15 @@ def api_names_in_catalog(catalog: t.Any) -> dict[str, dict[str, str]]:
 def _file_name(handle: t.IO[str], what: str) -> str:
     """Return the path of a --state or --catalog file, as error lines name it."""
     return str(getattr(handle, "name", what))
+
+
+def _checked_json_file(handle: t.IO[str], what: str) -> dict[str, t.Any]:
+    """Return the JSON object of the --state or --catalog file (numbers read as the SDK reads
+    them), once it is known to be one (else a ConfigError naming the file).
+    """
+    text = handle.read()
+    json_object_file(text, what, _file_name(handle, what))
+    return load_json(text)
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ import email.utils
 import logging
 import random
 import re
+import socket
 import threading
 import time
 import typing as t
@@ -24,8 +25,10 @@ from dataclasses import dataclass
 from urllib.parse import parse_qsl, urljoin, urlsplit
 
 import requests
+import urllib3
 from typing_extensions import override
 
+from tap_demandbase.config import is_loopback
 from tap_demandbase.errors import (
     ApiRequestError,
     DemandbaseError,
@@ -228,6 +231,56 @@ def safe_url(url: str) -> str:
 _T = t.TypeVar("_T")
 
 
+def failure_reason(exc: BaseException) -> str:
+    """Return why a request failed, in a few words: the socket error under requests' and
+    urllib3's wrappers (``connection refused``), or the API's answer for a transient one.
+    """
+    if isinstance(exc, TransientApiError):
+        return redact(str(exc))
+    seen: set[int] = set()
+    pending: list[BaseException] = [exc]
+    while pending:
+        current = pending.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        for kind, words in _REASONS:
+            if isinstance(current, kind):
+                return words
+        pending += [e for e in (current.__cause__, current.__context__) if e is not None]
+        pending += [a for a in current.args if isinstance(a, BaseException)]
+        reason = getattr(current, "reason", None)
+        if isinstance(reason, BaseException):
+            pending.append(reason)
+    return type(exc).__name__
+
+
+#: Low-level failures as the retry and error lines name them.
+_REASONS: tuple[tuple[type[BaseException], str], ...] = (
+    (ConnectionRefusedError, "connection refused"),
+    (socket.gaierror, "host name not found"),
+    (urllib3.exceptions.NameResolutionError, "host name not found"),
+    (ConnectionResetError, "connection reset"),
+    (requests.exceptions.SSLError, "TLS handshake failed"),
+    (TimeoutError, "timed out"),
+    (requests.Timeout, "timed out"),
+)
+
+
+def refused_by_this_machine(exc: BaseException) -> bool:
+    """Whether a request failed because nothing listens on a loopback address: retrying
+    cannot help (a local emulator that is not running, or the wrong port).
+    """
+    request = getattr(exc, "request", None)
+    host = urlsplit(getattr(request, "url", "") or "").hostname
+    return (
+        isinstance(exc, requests.ConnectionError)
+        and host is not None
+        and is_loopback(host)
+        and failure_reason(exc) == "connection refused"
+    )
+
+
 class Renewable(t.Protocol):
     """Credentials that can be renewed after the API refused them (a token that expired)."""
 
@@ -282,6 +335,8 @@ class Transport:
             try:
                 return attempt()
             except RETRIABLE_EXCEPTIONS as exc:
+                if refused_by_this_machine(exc):
+                    raise _refused_here(exc, what) from exc
                 retry = getattr(exc, "retry", None) or self._retry
                 failures[retry] += 1
                 tries = sum(failures.values())
@@ -289,8 +344,10 @@ class Transport:
                     raise _given_up(exc, what, tries) from exc
                 wait = retry.wait(failures[retry], getattr(exc, "retry_after", None))
                 logger.warning(
-                    "Retrying in %.1fs (attempt %d failed: %s)", wait, tries, redact(str(exc))
-                )
+                    "Retrying %s in %.1fs (attempt %d of %d failed: %s)",
+                    what, wait, tries, retry.total + 1,
+                    failure_reason(exc).removeprefix(f"{what} "),
+                )  # fmt: skip
                 self._sleep(wait)
 
     def url(self, path: str) -> str:
@@ -474,10 +531,20 @@ def _given_up(exc: Exception, what: str, tries: int) -> DemandbaseError:
     exhausted = getattr(exc, "exhausted", None)
     if isinstance(exhausted, DemandbaseError):
         return exhausted
-    reason = redact(str(exc)) if isinstance(exc, TransientApiError) else type(exc).__name__
     msg = (
-        f"Gave up on {what} after {tries} tries ({reason}). Check api_url and the network to "
-        "Demandbase, then run again: the emitted state is intact."
+        f"Gave up on {what} after {tries} tries ({failure_reason(exc)}). Check api_url and the "
+        "network to Demandbase, then run again: the emitted state is intact."
+    )
+    return ApiRequestError(msg)
+
+
+def _refused_here(exc: Exception, what: str) -> ApiRequestError:
+    """Return the error for a request refused by this machine: nothing listens there."""
+    url = urlsplit(getattr(getattr(exc, "request", None), "url", "") or "")
+    msg = (
+        f"Cannot connect to {url.netloc} for {what}: connection refused, nothing listens there. "
+        "Check api_url, and that the emulator (or proxy) runs on that port, then run again: the "
+        "emitted state is intact."
     )
     return ApiRequestError(msg)
 

@@ -1,5 +1,6 @@
 """Settings: one line naming the setting whatever the command, warnings for typos and clear text,
-every setting from the environment, and readable errors for broken --state/--catalog files.
+every setting from the environment, and readable errors for broken --config/--state/--catalog
+files.
 """
 
 from __future__ import annotations
@@ -208,6 +209,47 @@ def test_broken_catalog_file_is_one_line_naming_the_file(sandbox, tmp_path):
     assert "Traceback" not in done.stderr, done.stderr
     (line,) = [line for line in done.stderr.splitlines() if "ERROR" in line]
     assert f"catalog file {catalog_path}" in line
+
+
+@pytest.mark.parametrize(
+    ("content", "phrase"),
+    [
+        (None, "does not exist: give the path of a JSON file of settings"),
+        (
+            '{"api_url": "http://127.0.0.1:1",\n "start_date": ',
+            "is not valid JSON (Expecting value",
+        ),
+        ('["access_token"]', "does not hold a JSON object"),
+    ],
+)
+@pytest.mark.parametrize("command", [["--discover"], [], ["--test"]])
+def test_broken_config_file_is_one_line_naming_the_file(tmp_path, content, phrase, command):
+    config_path = tmp_path / "settings.json"
+    if content is not None:
+        config_path.write_text(content)
+    done = subprocess.run(
+        [TAP, "--config", str(config_path), *command],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr, done.stderr
+    assert len(done.stderr.splitlines()) == 1, done.stderr
+    assert f"config file {config_path} " in done.stderr
+    assert phrase in done.stderr
+    assert not done.stdout
+
+
+def test_a_misspelt_required_setting_is_named_in_the_error(sandbox, tmp_path):
+    config = tap_config(sandbox)
+    config["start_dat"] = config.pop("start_date")
+    run = run_tap(tmp_path, config)
+    (line,) = run.error_lines
+    assert "Setting start_date is required" in line
+    assert "The config has start_dat: did you mean start_date?" in line
+    assert not _api_calls(sandbox)
 
 
 def _run_with_env(tmp_path, env_settings: dict[str, str], *args: str, catalog=None):

@@ -57,7 +57,12 @@ def test_5xx_on_each_endpoint_is_retried(sandbox, tmp_path, endpoint):
     assert run.returncode == 0, run.stderr
     _assert_accounts(sandbox, run.records["accounts"])
     assert sandbox.settings.http_errors[endpoint] == 0  # both injected errors were hit
-    assert "Retrying in" in run.stderr
+    retries = [line.split(" | ")[-1] for line in run.stderr.splitlines() if "Retrying" in line]
+    assert len(retries) == 2, retries
+    for line in retries:  # one short line each: what, when, which attempt, why
+        assert line.startswith("Retrying "), line
+        assert " (attempt " in line and " of 6 failed: " in line, line
+        assert len(line) < 250, line
 
 
 def test_cut_download_resumes_with_range_and_emits_nothing_twice(tmp_path):
@@ -156,7 +161,7 @@ def test_an_equivalent_job_is_reused_instead_of_created(sandbox, tmp_path):
     _assert_accounts(sandbox, run.records["accounts"])
     assert len(_requests(sandbox, "POST")) == 1  # only the one made here
     assert f"{lost.json()['id']}" in run.stderr
-    assert "re-used" in run.stderr
+    assert "re-used: an equivalent job already exists" in run.stderr
 
 
 def test_windows_are_contiguous_and_cover_the_range_exactly(sandbox, tmp_path):
@@ -364,7 +369,7 @@ def test_retry_after_is_honoured_on_a_plain_429(sandbox, tmp_path):
     sandbox.settings.http_error_retry_after = 1.5
     run = run_tap(tmp_path, config, catalog=catalog)
     assert run.returncode == 0, run.stderr
-    assert "Retrying in 1.5s" in run.stderr
+    assert "Retrying creating the accounts export job in 1.5s" in run.stderr
     _assert_accounts(sandbox, run.records["accounts"])
 
 

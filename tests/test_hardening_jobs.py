@@ -234,7 +234,7 @@ def test_a_later_run_the_same_day_does_not_reuse_the_job_of_an_earlier_run(sandb
     assert windows[1]["start"] > START  # from the bookmark's day
     third = run_tap(tmp_path, config, catalog=catalog, state=second.last_state)
     assert third.returncode == 0, third.stderr
-    assert "re-used" not in third.stderr
+    assert "re-used: an equivalent job already exists" not in third.stderr
     posts = _posts(sandbox)
     assert len(posts) == 3  # the third run's window equals the second's, yet a new job
     assert posts[2].body == posts[1].body
@@ -378,7 +378,8 @@ def test_odd_jobs_in_the_job_list_are_skipped(sandbox, tmp_path):
     run = run_tap(tmp_path, config, catalog=catalog)
     assert run.returncode == 0, run.stderr
     assert len(_posts(sandbox)) == 1
-    assert f"{lost['id']}" in run.stderr and "re-used" in run.stderr
+    assert f"{lost['id']}" in run.stderr
+    assert "re-used: an equivalent job already exists" in run.stderr
     _assert_all_accounts(sandbox, run.records["accounts"])
 
 

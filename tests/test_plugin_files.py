@@ -130,3 +130,16 @@ def test_secrets_and_meltano_state_are_git_ignored():
     ignored = (ROOT / ".gitignore").read_text(encoding="utf-8").split()
     assert ".env" in ignored
     assert ".meltano/" in ignored
+
+
+def test_readme_headings_are_each_said_once():
+    """Two headings of the same words (a "Settings" section holding a "Settings" reference)
+    leave a reader, and a table of contents, unable to tell them apart.
+    """
+    headings, fenced = [], False
+    for line in (ROOT / "README.md").read_text(encoding="utf-8").splitlines():
+        fenced ^= line.startswith("```")
+        if line.startswith("#") and not fenced:
+            headings.append(line.lstrip("#").strip())
+    repeated = sorted({h for h in headings if headings.count(h) > 1})
+    assert not repeated, repeated

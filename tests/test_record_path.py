@@ -16,9 +16,10 @@ def _accounts_run(sandbox, tmp_path, **overrides):
 
 
 def test_fast_path_records_equal_the_sdk_path_records(sandbox, tmp_path):
-    fast = _accounts_run(sandbox, tmp_path)
+    fast = _accounts_run(sandbox, tmp_path, metrics_log_level="INFO")
     # A stream map (even one that changes nothing) sends records through the SDK's path.
-    sdk = _accounts_run(sandbox, tmp_path, stream_maps={"accounts": {"__alias__": "accounts"}})
+    maps = {"accounts": {"__alias__": "accounts"}}
+    sdk = _accounts_run(sandbox, tmp_path, stream_maps=maps, metrics_log_level="INFO")
     assert len(fast.records["accounts"]) == 120
     assert fast.records == sdk.records
     for run in (fast, sdk):

@@ -681,6 +681,24 @@ def test_cli_runs_until_sigterm(tmp_path: Path) -> None:
     json.dumps(settings)
 
 
+def test_cli_on_a_port_in_use_is_one_line_naming_it() -> None:
+    with Sandbox(SandboxSettings()) as running:
+        port = running.api_url.rsplit(":", 1)[1]
+        done = subprocess.run(
+            [sys.executable, "-m", "tap_demandbase.sandbox", "--port", port],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr, done.stderr
+    (line,) = done.stderr.splitlines()
+    assert f"the sandbox's API cannot listen on 127.0.0.1:{port}" in line
+    assert "pick another --port" in line
+    assert not done.stdout
+
+
 def test_type_sets_cover_defect_targets() -> None:
     fields = ENTITIES["accounts"].fields
     assert any(f.type in INTEGER_TYPES for f in fields)

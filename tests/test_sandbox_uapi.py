@@ -326,6 +326,23 @@ def test_field_type_and_alias_knobs(sb: Sandbox, api: Client) -> None:
         sb.settings.update({"uapi_alias_fields": {"activity": {"x": "{Account}.nope"}}})
 
 
+def test_denied_entity_types_knob(sb: Sandbox, api: Client) -> None:
+    sb.settings.update({"uapi_denied_entity_types": {"activity": "403-101", "person": "403-100"}})
+    denied = assert_error(
+        api.call("GET", "/jobs", params={"entityType": "Activity", "perPage": "1"}), 403, "403-101"
+    )
+    assert "entity type" in denied["errorMessage"]
+    assert_error(api.call("GET", "/fields", params={"entityType": "activity"}), 403, "403-101")
+    assert_error(api.create(entityType="person", fields=["{Person}.id"]), 403, "403-100")
+    assert api.fields("account")  # the other entity types are served
+    assert api.call("GET", "/jobs", params={"entityType": "All"}).status_code == 200
+    assert api.run(entityType="account", fields=ACCOUNT_FIELDS)["jobStatus"] == "finished"
+    with pytest.raises(ValueError, match="uapi_denied_entity_types"):
+        sb.settings.update({"uapi_denied_entity_types": {"activity": "404-301"}})
+    with pytest.raises(ValueError, match="uapi_denied_entity_types"):
+        sb.settings.update({"uapi_denied_entity_types": {"contact": "403-101"}})
+
+
 # --- jobs and results -------------------------------------------------------------------------
 
 

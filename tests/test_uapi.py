@@ -51,7 +51,8 @@ def test_optional_streams_need_their_settings_and_discovery_says_so(uapi, tmp_pa
     fields_calls = [r for r in uapi.api_requests() if r.path.endswith("/fields")]
     assert len(fields_calls) == 2 * 4  # one per stream and discovery
     full_table = run_tap(tmp_path, uapi.config(), "--discover")
-    (line,) = _info_lines(full_table, "Stream 'creatives' has no date field")
+    (line,) = _info_lines(full_table, "Stream 'creatives' has no last-modified date field")
+    assert "(its date fields: " in line and "created_date" in line
     assert "FULL_TABLE" in line
 
 
@@ -253,7 +254,7 @@ def test_account_ids_are_chunked_by_10000_per_job(uapi, tmp_path):
     )
 
 
-def test_a_permission_refusal_names_the_export_collection(uapi, tmp_path):
+def test_a_permission_refusal_names_the_data_export_permission(uapi, tmp_path):
     config = uapi.config()
     catalog = _catalog(uapi, tmp_path, config, "accounts")
     uapi.sb.settings.http_errors = {"create": 1}
@@ -261,7 +262,7 @@ def test_a_permission_refusal_names_the_export_collection(uapi, tmp_path):
     run = run_tap(tmp_path, config, catalog=catalog)
     assert run.returncode == 1
     (line,) = run.error_lines
-    assert "403" in line and "Export Collection" in line
+    assert "403 403-100" in line and "lacks the Data Export permission" in line
 
 
 def test_a_job_past_the_timeout_is_not_cancelled_and_stays_in_the_state(uapi, tmp_path):

@@ -80,3 +80,8 @@ class Dialect:
     #: A field's API name → the header names its result column may have, the exact one first
     #: (shorter forms are accepted where unique in the part).
     column_names: Callable[[str], tuple[str, ...]] = same_name
+    #: The streams the API has, whatever the tenant (None: the tenant's entities, which only
+    #: discovery knows): a catalog naming another stream is not one of this tap.
+    stream_names: frozenset[str] | None = None
+    #: Export jobs the API lets a tenant create per day (None: no limit the tap knows of).
+    daily_job_limit: int | None = None

@@ -9,10 +9,13 @@ before the lost request (the clocks may differ); only when none is listed is it 
 
 from __future__ import annotations
 
+import collections
 import datetime
 import logging
+import threading
 import typing as t
 from dataclasses import replace
+from urllib.parse import urlsplit
 
 from tap_demandbase.errors import ApiRequestError, AuthError
 from tap_demandbase.model import JobState, ReuseRule
@@ -171,3 +174,31 @@ def _preference(job: JobStatus) -> tuple[bool, bool, datetime.datetime]:
         job.state is JobState.PROCESSING,
         job.created_at or oldest,
     )
+
+
+class CallCounter:
+    """Counts a run's API requests per endpoint (retries and refused calls included), as the
+    dialect names its endpoints: for the run's summary line, and against daily budgets.
+    """
+
+    def __init__(self, endpoint_of: Callable[[str, str], str | None]) -> None:
+        #: (method, URL path without trailing slash) → the endpoint's name, None: not counted.
+        self._endpoint_of = endpoint_of
+        self._counts: collections.Counter[str] = collections.Counter()
+        self._lock = threading.Lock()
+
+    def count(self, endpoint: str) -> None:
+        """Count one call."""
+        with self._lock:
+            self._counts[endpoint] += 1
+
+    def count_request(self, method: str, url: str) -> None:
+        """Count one API request by the endpoint its method and path name."""
+        endpoint = self._endpoint_of(method, urlsplit(url).path.rstrip("/"))
+        if endpoint is not None:
+            self.count(endpoint)
+
+    def get(self, endpoint: str) -> int:
+        """Return the calls made to one endpoint."""
+        with self._lock:
+            return self._counts[endpoint]

@@ -18,6 +18,7 @@ from singer_sdk.authenticators import BearerTokenAuthenticator
 
 from tap_demandbase.dialects.base import Connection, ConnectOptions, Dialect
 from tap_demandbase.dialects.common import (
+    CallCounter,
     InvalidJobJson,
     JobListing,
     array_in,
@@ -35,6 +36,7 @@ from tap_demandbase.errors import (
 )
 from tap_demandbase.model import (
     Capabilities,
+    ConnectionCheck,
     EntityInfo,
     FieldInfo,
     Filters,
@@ -222,9 +224,16 @@ class DataExportClient:
 
     capabilities = Capabilities(can_cancel=True, can_list_jobs=True)
 
-    def __init__(self, transport: Transport, account_list_id: str | None = None) -> None:
+    def __init__(
+        self,
+        transport: Transport,
+        account_list_id: str | None = None,
+        calls: CallCounter | None = None,
+    ) -> None:
         self.transport = transport
         self.account_list_id = account_list_id
+        #: The run's requests per endpoint (the transport counts them as it sends).
+        self.calls = calls or CallCounter(endpoint_of)
         self._listing = JobListing()
 
     def remember_entities(self, entities: list[EntityInfo]) -> None:
@@ -235,8 +244,10 @@ class DataExportClient:
         return {}
 
     def usage_summary(self) -> str | None:
-        """None: the contract states no daily call limits."""
-        return None
+        """Return the calls this run made, per endpoint (the contract states no daily limits)."""
+        counts = [(self.calls.get(endpoint), what) for endpoint, what in CALLS_SAID]
+        made = [f"{n} {what}{'' if n == 1 else 's'}" for n, what in counts if n]
+        return f"API calls of this run: {', '.join(made) or 'none'}"
 
     def job_filters(self, entity: str) -> list[Filters]:
         """Return the one filter set of every job: the account list, if the settings name one."""
@@ -245,8 +256,75 @@ class DataExportClient:
     def list_entities(self) -> list[EntityInfo]:
         """Return every exportable entity with its fields (tenant custom fields included)."""
         what = "listing entities"
-        _, body = self.transport.request_json("GET", ENTITIES_PATH, what=what)
+        try:
+            _, body = self.transport.request_json("GET", ENTITIES_PATH, what=what)
+        except ApiRequestError as exc:
+            if exc.status != 404:
+                raise
+            raise ApiRequestError(self._not_this_api(), status=404) from None
         return entities_from_json(body, what)
+
+    def _not_this_api(self) -> str:
+        """Say that api_url answers, but not as the Data Export contract does (a 404 on the
+        entity list: another API, such as Demandbase's production one, or a wrong path).
+        """
+        url = self.transport.url(ENTITIES_PATH)
+        return (
+            f"{url} answered 404: api_url does not serve the Data Export API of "
+            f"api_dialect=export_v1 (whose entity list is {ENTITIES_PATH}). Check api_url "
+            f"(default {DEFAULT_API_URL}); for Demandbase's production API "
+            "(uapi.demandbase.com) set api_dialect=uapi."
+        )
+
+    def check_connection(self, streams: Sequence[str] | None) -> list[ConnectionCheck]:
+        """Prove the token, its Data Export permission and the streams with the entity list,
+        and the job list with one page of one job: two GETs, no job created.
+        """
+        offered = [entity.name for entity in self.list_entities()]
+        if not offered:
+            msg = (
+                "The API lists no entity for this access token: there is nothing to export. "
+                "Ask your Demandbase admin which entities the token's user may export."
+            )
+            raise ConfigError(msg)
+        checks = [
+            ConnectionCheck(
+                f"access_token accepted with the Data Export permission: the API offers "
+                f"{len(offered)} entities"
+            )
+        ]
+        wanted = list(offered if streams is None else streams)
+        missing = [name for name in wanted if name not in offered]
+        if missing:
+            which = (
+                f"Stream {missing[0]} of the catalog is not an entity"
+                if len(missing) == 1
+                else f"Streams {', '.join(missing)} of the catalog are not entities"
+            )
+            msg = (
+                f"{which} the API offers ({', '.join(offered)}): run --discover to write a "
+                "new catalog, or deselect what it does not offer."
+            )
+            raise ConfigError(msg)
+        checks.append(ConnectionCheck(f"Streams offered by the API: {', '.join(wanted)}"))
+        checks.append(self._job_list_check())
+        return checks
+
+    def _job_list_check(self) -> ConnectionCheck:
+        """Read one job of the job list (a 403 is the permission: an error; a 404 is an API
+        without a job list, which a sync does without).
+        """
+        try:
+            page = self.list_jobs(limit=1)
+        except ApiRequestError as exc:
+            if exc.status != 404:
+                raise
+            return ConnectionCheck(
+                "The API has no job list (404): syncs work, but cannot re-use a job that a "
+                "crashed run created",
+                warning=True,
+            )
+        return ConnectionCheck(f"Job list readable ({page.total} job(s) listed)")
 
     def create_job(self, spec: JobSpec, rule: ReuseRule | None = None) -> JobStatus:
         """POST a new export job; before sending it again after a lost answer (5xx, a body
@@ -254,16 +332,21 @@ class DataExportClient:
         """
         request = job_request_body(spec)
         what = f"creating the {spec.entity} export job"
-        return create_job_once(
-            self.transport,
-            JOBS_PATH,
-            request,
-            spec=spec,
-            rule=rule,
-            what=what,
-            parse=job_status_from_json,
-            find=self.find_equivalent_job,
-        )
+        try:
+            return create_job_once(
+                self.transport,
+                JOBS_PATH,
+                request,
+                spec=spec,
+                rule=rule,
+                what=what,
+                parse=job_status_from_json,
+                find=self.find_equivalent_job,
+            )
+        except ApiRequestError as exc:
+            if exc.status != 404:
+                raise
+            raise ApiRequestError(f"{exc} {self._not_this_api()}", status=404) from None
 
     def get_job(self, job_id: str) -> JobStatus:
         """GET one job's status."""
@@ -362,6 +445,30 @@ class DataExportClient:
     def _part(self, job: JobStatus, number: int) -> PartLocation:
         url = self.transport.url(f"{JOBS_PATH}/{job.id}/download")
         return PartLocation(number=number, url=f"{url}?part={number}", with_credentials=True)
+
+
+#: Endpoints as the summary line names one call of each, in the order of a job's life.
+CALLS_SAID = (
+    ("entities", "entity list"),
+    ("create", "job create"),
+    ("status", "status call"),
+    ("list", "list call"),
+    ("download", "part download"),
+    ("cancel", "cancel"),
+)
+
+
+def endpoint_of(method: str, path: str) -> str | None:
+    """Return the endpoint a request (method, URL path) calls, as CALLS_SAID names it."""
+    if path.endswith(ENTITIES_PATH):
+        return "entities"
+    if path.endswith(JOBS_PATH):
+        return "create" if method == "POST" else "list"
+    if f"{JOBS_PATH}/" not in path:
+        return None
+    if path.endswith("/download"):
+        return "download"
+    return "cancel" if method == "DELETE" else "status"
 
 
 def classify_error(response: requests.Response, what: str) -> DemandbaseError:
@@ -472,14 +579,16 @@ def connect(config: Mapping[str, t.Any], api_url: str, options: ConnectOptions) 
         )
         raise ConfigError(msg)
     add_secrets(str(token))
+    calls = CallCounter(endpoint_of)
     transport = Transport(
         api_url,
         t.cast("requests.auth.AuthBase", BearerTokenAuthenticator(token=str(token))),
         classify=classify_error,
         user_agent=options.user_agent,
         download_read_timeout=options.download_stall_seconds,
+        on_send=calls.count_request,
     )
-    client = DataExportClient(transport, config.get("account_list_id") or None)
+    client = DataExportClient(transport, config.get("account_list_id") or None, calls)
     return Connection(api=client, opener=transport)
 
 

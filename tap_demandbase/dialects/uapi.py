@@ -13,13 +13,11 @@ counted and the run ends with one line saying what it used.
 
 from __future__ import annotations
 
-import collections
 import datetime
 import functools
 import hashlib
 import json
 import logging
-import threading
 import typing as t
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
@@ -30,6 +28,7 @@ from singer_sdk.authenticators import BearerTokenAuthenticator
 
 from tap_demandbase.dialects.base import Connection, ConnectOptions, Dialect, StreamRules
 from tap_demandbase.dialects.common import (
+    CallCounter,
     InvalidJobJson,
     JobListing,
     array_in,
@@ -58,6 +57,7 @@ from tap_demandbase.errors import (
 )
 from tap_demandbase.model import (
     Capabilities,
+    ConnectionCheck,
     EntityInfo,
     Filters,
     JobSpec,
@@ -127,34 +127,17 @@ SOURCES = ("demandbase", "linkedin", "google", "all")
 # Calls against the daily budgets -------------------------------------------------------------
 
 
-class CallUsage:
+class CallUsage(CallCounter):
     """Counts this run's calls per budgeted endpoint (retries and refused calls included, as
     Demandbase counts them).
     """
 
     def __init__(self) -> None:
-        self._counts: collections.Counter[str] = collections.Counter()
-        self._lock = threading.Lock()
-
-    def count(self, endpoint: str) -> None:
-        """Count one call."""
-        with self._lock:
-            self._counts[endpoint] += 1
-
-    def count_request(self, method: str, url: str) -> None:
-        """Count one API request by the endpoint its method and path name."""
-        endpoint = budgeted_endpoint(method, url)
-        if endpoint is not None:
-            self.count(endpoint)
+        super().__init__(budgeted_endpoint)
 
     def spent(self, endpoint: str) -> bool:
         """Whether this run alone made as many calls to the endpoint as a day allows."""
         return self.get(endpoint) >= DAILY_LIMITS[endpoint]
-
-    def get(self, endpoint: str) -> int:
-        """Return the calls made to one endpoint."""
-        with self._lock:
-            return self._counts[endpoint]
 
     def summary(self) -> str:
         """Return the run's calls against the daily limits, in one line."""
@@ -168,9 +151,10 @@ class CallUsage:
         )
 
 
-def budgeted_endpoint(method: str, url: str) -> str | None:
-    """Return the budgeted endpoint a request's method and path name (None: not budgeted)."""
-    path = urlsplit(url).path.rstrip("/")
+def budgeted_endpoint(method: str, path: str) -> str | None:
+    """Return the budget a request counts against, by its method and URL path (None: the
+    token endpoint, counted apart).
+    """
     if method == "POST" and path.endswith(JOB_PATH):
         return "create"
     if method == "GET" and path.endswith(JOBS_PATH):
@@ -231,10 +215,18 @@ class UapiClient:
 
     capabilities = Capabilities(can_cancel=False, can_list_jobs=True, reuse_max_age=REUSE_LOOKBACK)
 
-    def __init__(self, transport: Transport, options: UapiOptions, usage: CallUsage) -> None:
+    def __init__(
+        self,
+        transport: Transport,
+        options: UapiOptions,
+        usage: CallUsage,
+        credentials: ClientCredentials | None = None,
+    ) -> None:
         self.transport = transport
         self.options = options
         self.usage = usage
+        #: The client credentials the transport authenticates with (None: a given token).
+        self.credentials = credentials
         #: Stream → property → the field's API name (from /fields, or from the catalog).
         self._api_names: dict[str, dict[str, str]] = {}
         self._listing = JobListing()
@@ -268,6 +260,67 @@ class UapiClient:
         what = f"listing the fields of {stream.entity_type}"
         _, body = self.transport.request_json("GET", FIELDS_PATH, params=params, what=what)
         return property_fields(stream, fields_from_json(body, what))
+
+    def enabled_streams(self) -> tuple[list[str], list[str]]:
+        """Return the streams the settings enable, and the others, each with the settings it
+        lacks.
+        """
+        enabled, skipped = [], []
+        for stream in STREAMS.values():
+            if self.options.enabled(stream):
+                enabled.append(stream.name)
+            else:
+                skipped.append(f"{stream.name} ({', '.join(stream.optional_settings)})")
+        return enabled, skipped
+
+    def check_connection(self, streams: Sequence[str] | None) -> list[ConnectionCheck]:
+        """Prove the credentials (one token request), then each stream with one page of one
+        job of its entity type's job list: the cheapest call that names an entity type (1,200
+        list calls a day; the 60 fields calls a day are kept for discovery), and no job is
+        created. A 403 names what is missing: the Data Export permission, or the entity type.
+        """
+        checks = []
+        if self.credentials is not None:
+            self.credentials.access_token()
+            checks.append(
+                ConnectionCheck("client_id and client_secret accepted: an access token was issued")
+            )
+        enabled, skipped = self.enabled_streams()
+        names = list(streams) if streams is not None else enabled
+        if streams is None and skipped:
+            checks.append(ConnectionCheck(f"Not tested (settings not set): {'; '.join(skipped)}"))
+        for name in names:
+            stream = _stream(name)
+            self.job_filters(name)  # the settings the stream needs
+            listed = self._jobs_listed(stream.entity_type, f"stream {name}")
+            checks.append(
+                ConnectionCheck(
+                    f"{name}: entity type {stream.entity_type} accepted by the job list "
+                    f"({listed} job{'' if listed == 1 else 's'} of that type listed)"
+                )
+            )
+        if not names:  # nothing selected: the credentials and the job list still
+            listed = self._jobs_listed("All", "every entity type")
+            checks.append(ConnectionCheck(f"Job list readable ({listed} jobs of any type)"))
+        if self.credentials is None:
+            checks.insert(0, ConnectionCheck("access_token accepted by the job list"))
+        return checks
+
+    def _jobs_listed(self, entity_type: str, which: str) -> int:
+        """Return how many jobs of an entity type (``All``: of any) the job list counts, with
+        one page of one job.
+        """
+        params = {
+            "entityType": entity_type,
+            "jobStatus": "All",
+            "sort": "descending",
+            "page": 1,
+            "perPage": 1,
+        }
+        what = f"listing the {entity_type} export jobs ({which})"
+        _, body = self.transport.request_json("GET", JOBS_PATH, params=params, what=what)
+        total = body.get("totalCount") if isinstance(body, dict) else None
+        return total if isinstance(total, int) and not isinstance(total, bool) else 0
 
     def remember_entities(self, entities: list[EntityInfo]) -> None:
         """Keep each stream's fields' API names (from discovery, or from a catalog)."""
@@ -633,6 +686,29 @@ def _error_body(response: requests.Response) -> tuple[str, str, str]:
     return code, redact(str(message)[:500]), str(body.get("diagnosticCode") or "")
 
 
+#: What a 403 errorCode says the tenant's Export Collection lacks (any other 403: a permission
+#: of the API key set).
+_NOT_IN_COLLECTION = {
+    "403-101": "this entity type",
+    "403-103": "anything (no Export Collection is enabled)",
+    "403-104": "these fields",
+}
+
+
+def _denial(code: str) -> str:
+    """Say what a 403 lacks, by Demandbase's errorCode, and what to do."""
+    missing = _NOT_IN_COLLECTION.get(code)
+    if missing is None:
+        return (
+            "the API key set lacks the Data Export permission. Ask your Demandbase admin to "
+            "grant it to the key set of client_id (or of the access token)."
+        )
+    return (
+        f"the tenant's Export Collection does not include {missing}. Deselect what it does "
+        "not include (run --discover again), or ask your Demandbase admin."
+    )
+
+
 def classify_error(
     response: requests.Response, what: str, *, renewable: bool, usage: CallUsage | None = None
 ) -> DemandbaseError:
@@ -662,12 +738,7 @@ def classify_error(
             status=401,
         )
     if status == 403:
-        msg = (
-            f"The Demandbase API denied {what} ({shown}): the API client lacks the permission, "
-            "or the tenant's Export Collection does not include this entity type or these "
-            "fields. Ask your Demandbase admin, or deselect what is not included."
-        )
-        return AuthError(msg, status=403)
+        return AuthError(f"The Demandbase API denied {what} ({shown}): {_denial(code)}", status=403)
     if status == 429 and code == "429-101":
         msg = (
             f"The Demandbase export quota is spent ({shown}). No further job is created in "
@@ -705,7 +776,11 @@ def _rate_limited(
     own calls have spent the endpoint's daily limit; the run stops when that try fails too.
     """
     request = response.request
-    endpoint = budgeted_endpoint(request.method or "", request.url or "") if request else None
+    endpoint = (
+        budgeted_endpoint(request.method or "", urlsplit(request.url or "").path.rstrip("/"))
+        if request
+        else None
+    )
     spent = QuotaExceededError(_daily_limit_message(response, endpoint, what, shown))
     if endpoint is not None and usage is not None and usage.spent(endpoint):
         return spent
@@ -857,7 +932,9 @@ def connect(config: Mapping[str, t.Any], api_url: str, options: ConnectOptions) 
         download_read_timeout=options.download_stall_seconds,
         on_send=usage.count_request,
     )
-    return Connection(api=UapiClient(transport, _options(config), usage), opener=transport)
+    credentials = auth if isinstance(auth, ClientCredentials) else None
+    client = UapiClient(transport, _options(config), usage, credentials)
+    return Connection(api=client, opener=transport)
 
 
 DIALECT = Dialect(
@@ -872,4 +949,6 @@ DIALECT = Dialect(
     connect=connect,
     stream_rules=stream_rules,
     column_names=column_names,
+    stream_names=frozenset(STREAMS),
+    daily_job_limit=DAILY_LIMITS["create"],
 )

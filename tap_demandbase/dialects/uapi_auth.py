@@ -86,6 +86,12 @@ class ClientCredentials(requests.auth.AuthBase):
         request.headers["Authorization"] = f"Bearer {self._current_token()}"
         return request
 
+    def access_token(self) -> str:
+        """Return the current token, getting one if there is none (the connection test proves
+        the client credentials with it).
+        """
+        return self._current_token()
+
     def renew(self) -> bool:
         """Get a new token after the API refused the current one (a 401); True: send again."""
         with self._lock:

@@ -39,6 +39,7 @@ from tap_demandbase.engine.ledger import (
     write_split_window,
 )
 from tap_demandbase.engine.results import ResultParts
+from tap_demandbase.engine.tally import RunTally
 from tap_demandbase.engine.windows import plan_windows, state_datetime
 from tap_demandbase.errors import (
     ApiRequestError,
@@ -84,6 +85,8 @@ class RunContext:
     attempts: AttemptPolicy = field(default_factory=AttemptPolicy)
     window_days: int | None = None
     stall_seconds: float = 60.0
+    #: What the run did so far (jobs, bytes, records), for its summary line.
+    tally: RunTally = field(default_factory=RunTally)
 
 
 class Checkpoint(t.Protocol):
@@ -527,10 +530,13 @@ class _JobStarter:
         )
         if resumed is not None:
             job.attach(resumed, "resumed from the state")
+            run.tally.job_started("resumed")
         elif reused := run.api.find_equivalent_job(self.spec, rule):
             job.attach(reused, "re-used: an equivalent job already exists")
+            run.tally.job_started("reused")
         else:
             job.create(rule)
+            run.tally.job_started("created")
         self.resume_id = None
         self.exclude.add(job.status_id)
         if self.record:
@@ -562,6 +568,8 @@ class WindowExport:
         tb: TracebackType | None,
     ) -> None:
         self.stream.run.scheduler.release(self.key)
+        if self._parts is not None:
+            self.stream.run.tally.downloaded(self._parts.bytes_downloaded)
 
     @property
     def job(self) -> ExportJob:
@@ -599,10 +607,12 @@ class WindowExport:
         if self.stream.watcher is not None:
             self.stream.watcher.downloading(job, self._parts)
         if entry.parts_done:
+            done = ", ".join(map(str, sorted(entry.parts_done)))
             self.stream.logger.info(
-                "%s: parts %s were emitted by an earlier run; reading the others",
-                job.label, ", ".join(map(str, sorted(entry.parts_done))),
-            )  # fmt: skip
+                "%s: %s emitted by an earlier run; reading the others",
+                job.label,
+                f"part {done} was" if len(entry.parts_done) == 1 else f"parts {done} were",
+            )
         if self.progress.max_value is not None:
             self.stream.checkpoint(self.stream.window_value(self.spec, self.progress))
         try:

@@ -18,7 +18,7 @@ from pathlib import Path
 from types import FrameType
 
 from tap_demandbase.sandbox.knobs import add_knob_arguments, markdown_table, settings_from_args
-from tap_demandbase.sandbox.server import Sandbox
+from tap_demandbase.sandbox.server import AddressInUseError, Sandbox
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -62,21 +62,36 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
-    with Sandbox(settings) as sandbox:
-        credentials = f"token: {sandbox.token}"
-        if sandbox.dialect == "uapi":
-            credentials += (
-                f", client_id: {sandbox.client_id}, client_secret: {sandbox.client_secret}"
-            )
-        print(
-            f"Demandbase sandbox API at {sandbox.api_url} ({credentials}), "
-            f"downloads at {sandbox.files_url}",
-            flush=True,
+    sandbox = Sandbox(settings)
+    try:
+        sandbox.start()
+    except AddressInUseError as exc:
+        flag = "--files-port" if "download host" in str(exc.strerror) else "--port"
+        parser.exit(
+            1,
+            f"demandbase-sandbox: {exc.strerror}: another sandbox (or program) holds it. Stop "
+            f"it, or pick another {flag} (0: any free port).\n",
         )
-        if args.ready_file is not None:
-            temporary = args.ready_file.with_name(args.ready_file.name + ".tmp")
-            temporary.write_text(sandbox.api_url + "\n", encoding="utf-8")
-            os.replace(temporary, args.ready_file)  # atomic: a watcher never reads half a URL
-        while not stop.wait(0.5):
-            pass
+    try:
+        serve(sandbox, args.ready_file, stop)
+    finally:
+        sandbox.stop()
     return 0
+
+
+def serve(sandbox: Sandbox, ready_file: Path | None, stop: threading.Event) -> None:
+    """Say where the started sandbox listens (and write ``ready_file``), until ``stop``."""
+    credentials = f"token: {sandbox.token}"
+    if sandbox.dialect == "uapi":
+        credentials += f", client_id: {sandbox.client_id}, client_secret: {sandbox.client_secret}"
+    print(
+        f"Demandbase sandbox API at {sandbox.api_url} ({credentials}), "
+        f"downloads at {sandbox.files_url}",
+        flush=True,
+    )
+    if ready_file is not None:
+        temporary = ready_file.with_name(ready_file.name + ".tmp")
+        temporary.write_text(sandbox.api_url + "\n", encoding="utf-8")
+        os.replace(temporary, ready_file)  # atomic: a watcher never reads half a URL
+    while not stop.wait(0.5):
+        pass

@@ -9,9 +9,11 @@ be bound (macOS), it falls back to ``127.0.0.1`` on its own port.
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import tempfile
 import threading
+from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 from types import TracebackType
@@ -68,14 +70,15 @@ class Sandbox:
         self._store = store = JobStore(settings, self._directory)
         try:
             self._files = self._bind_files(store)
-            self._api = API_SERVERS[settings.dialect](
-                (settings.host, settings.port),
-                settings=settings,
-                log=self.log,
-                store=store,
-                signer=self._signer,
-                files_url=self._files.url,
-            )
+            with _naming_the_address("API", settings.host, settings.port):
+                self._api = API_SERVERS[settings.dialect](
+                    (settings.host, settings.port),
+                    settings=settings,
+                    log=self.log,
+                    store=store,
+                    signer=self._signer,
+                    files_url=self._files.url,
+                )
         except BaseException:
             self.stop()
             raise
@@ -102,12 +105,13 @@ class Sandbox:
                 resolve=store.part_file,
             )
 
-        try:
-            return bind(settings.files_host)
-        except OSError:
-            if settings.files_host == "127.0.0.1":
-                raise
-            return bind("127.0.0.1")
+        with _naming_the_address("download host", "127.0.0.1", settings.files_port):
+            try:
+                return bind(settings.files_host)
+            except OSError:
+                if settings.files_host == "127.0.0.1":
+                    raise
+                return bind("127.0.0.1")
 
     def stop(self) -> None:
         """Stop both servers and the job workers, and delete the result files."""
@@ -213,6 +217,25 @@ class Sandbox:
         if self._api is None or self._files is None:
             raise RuntimeError("the sandbox is not running; call start() or use it in a with block")
         return self._api, self._files
+
+
+class AddressInUseError(OSError):
+    """A server of the sandbox cannot listen on its address (another program holds the port,
+    say); the message names the server and the address.
+    """
+
+
+@contextlib.contextmanager
+def _naming_the_address(server: str, host: str, port: int) -> Iterator[None]:
+    """Turn a failed bind into an AddressInUseError that names the server and its address."""
+    try:
+        yield
+    except OSError as exc:
+        if isinstance(exc, AddressInUseError):
+            raise
+        reason = exc.strerror or str(exc)
+        msg = f"the sandbox's {server} cannot listen on {host}:{port} ({reason})"
+        raise AddressInUseError(exc.errno, msg) from exc
 
 
 def _as_date(value: str | date | None) -> date | None:

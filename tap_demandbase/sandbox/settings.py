@@ -32,6 +32,8 @@ UAPI_DAILY_LIMITS = {"create": 60, "status": 300, "list": 1200, "fields": 60}
 UAPI_COUNTED = ("create", "status", "list", "fields", "token")
 #: uapi job statuses, the keys of ``uapi_status_names``.
 UAPI_STATUSES = ("accepted", "processing", "finished", "failed")
+#: 403 errorCodes of Demandbase's registry (``uapi_denied_entity_types`` values).
+UAPI_DENIAL_CODES = ("403-100", "403-101", "403-102", "403-103", "403-104", "403-105")
 #: Accepted values of ``column_order``.
 COLUMN_ORDERS = ("reversed", "requested", "sorted")
 #: Accepted values of ``redirect_style``.
@@ -110,6 +112,10 @@ class SandboxSettings:
             exceeded." as a momentary limit does (create, status, list, fields); -1: every call,
             as when the endpoint's daily limit is spent (the message then says so, with the
             reset). The calls are counted like any other.
+        uapi_denied_entity_types: uapi entity type -> the 403 errorCode that every fields,
+            create and list call naming it answers: ``403-101`` (the tenant's Export
+            Collection does not include it), ``403-100`` (the API key set lacks the Data Export
+            permission) or another ``403-1xx`` of Demandbase's registry.
         seed: Changes every generated value.
         rows: Rows per entity (accounts, people, opportunities, activities, campaigns,
             buying_groups; uapi only: creatives, buying_group_members); others: ``DEFAULT_ROWS``.
@@ -214,6 +220,7 @@ class SandboxSettings:
     uapi_alias_fields: dict[str, dict[str, str]] = field(default_factory=dict)
     uapi_max_per_page: int = 100
     uapi_rate_limited: dict[str, int] = field(default_factory=dict)
+    uapi_denied_entity_types: dict[str, str] = field(default_factory=dict)
 
     # The data: row i of an entity is a pure function of these.
     seed: int = 1
@@ -371,6 +378,13 @@ class SandboxSettings:
                 raise ValueError(f"invalid uapi_field_types key {name!r}: not a uapi field name")
         if self.uapi_token_ttl_seconds < 1:
             raise ValueError("uapi_token_ttl_seconds must be at least 1")
+        for entity_type, code in self.uapi_denied_entity_types.items():
+            _check_choice(
+                "uapi_denied_entity_types key", entity_type, tuple(uapi_catalog.ENTITY_TYPES)
+            )
+            _check_choice(
+                f"uapi_denied_entity_types code of {entity_type}", code, UAPI_DENIAL_CODES
+            )
         if self.uapi_max_running_jobs < 1 or self.uapi_max_per_page < 1:
             raise ValueError("uapi_max_running_jobs and uapi_max_per_page must be at least 1")
 

@@ -41,7 +41,9 @@ key in ``http_errors`` and ``uapi_daily_limits``)::
   ``uapi_max_per_page``, served as ``pageSize``), ``sort`` (``descending`` by creation, default,
   or ``ascending``). Items carry jobId, jobName, jobStatus, entityType, createdAt, updatedAt.
 - **Errors**: always ``{errorCode, errorMessage, diagnosticCode}`` (32 hex digits), errorCode
-  ``<status>-<sequence>`` from Demandbase's registry; 404 ``404-301`` for unknown paths.
+  ``<status>-<sequence>`` from Demandbase's registry; 404 ``404-301`` for unknown paths; 403
+  with the registry's code and message for an entity type of ``uapi_denied_entity_types`` on
+  the fields, create and list calls that name it (403-101: not in the Export Collection).
 
 Not emulated: ``/v1/accountList/job``, ``/v1/personList/job``, ``/v1/references`` (404).
 """
@@ -83,6 +85,15 @@ STATUS_NAMES = {
 }
 _CODE = frozenset("0123456789-")
 _UNAUTHORIZED = "Authentication credentials are missing or invalid."
+#: The messages of Demandbase's 403 errorCodes (``uapi_denied_entity_types``).
+DENIALS = {
+    "403-100": "The authenticated user does not have permission to access this resource.",
+    "403-101": "The tenant does not have access to this entity type.",
+    "403-102": "The API key does not have access to this resource.",
+    "403-103": "The tenant does not have an Export collection enabled.",
+    "403-104": "The requested fields are not in the tenant's Export collection.",
+    "403-105": "The tenant does not have access to this endpoint.",
+}
 
 
 @dataclass(frozen=True)
@@ -257,6 +268,7 @@ class UapiHandler(ApiHandler):
             self._count(endpoint)
             if self.injected_fault(endpoint) or self.injected_answer(endpoint):
                 return
+            self._refuse_denied_entity_type(endpoint)
             if endpoint == "fields":
                 self._fields()
             elif endpoint == "create":
@@ -359,6 +371,22 @@ class UapiHandler(ApiHandler):
             )
         if settings.consume("uapi_rate_limited", endpoint):
             raise UapiError(429, "429-100", "Rate limit exceeded.")
+
+    def _refuse_denied_entity_type(self, endpoint: str) -> None:
+        """Refuse a call naming an entity type of ``uapi_denied_entity_types``.
+
+        Raises:
+            UapiError: 403 with that entity type's errorCode.
+        """
+        named: object = None
+        if endpoint == "create" and isinstance(self.json_body, dict):
+            named = self.json_body.get("entityType")
+        elif endpoint in ("fields", "list"):
+            named = self.query.get("entityType")
+        entity = entity_type_named(named)
+        code = self.settings.uapi_denied_entity_types.get(entity.entity_type) if entity else None
+        if code is not None:
+            raise UapiError(403, code, DENIALS.get(code, "Access to this resource is denied."))
 
     def _token(self) -> None:
         """``POST /auth/v1/token``: trade client credentials for an access token."""
