@@ -51,7 +51,19 @@ JSON
 echo "==> Run 1: tap-demandbase --config $demo/tap.json | target-csv (full sync of every stream)"
 uv run --locked tap-demandbase --config "$demo/tap.json" 2>"$demo/run1.log" |
   "${target[@]}" --config "$demo/target.json" >"$demo/run1.state" 2>"$demo/target1.log"
-grep -E "export job .*(created|→)" "$demo/run1.log" | sed -E 's/^.*\| //' | head -12 || true
+uv run --locked python - "$demo/run1.log" <<'PY'  # every stream's jobs: the first one's lines
+import re, sys
+jobs = {}  # stream -> job id -> the log lines of its state changes
+for line in open(sys.argv[1], encoding="utf-8"):
+    message = line.rstrip("\n").split(" | ", 3)[-1]
+    if found := re.match(r"(\w+) export job (\S+) .*(created|→)", message):
+        jobs.setdefault(found[1], {}).setdefault(found[2], []).append(message)
+for stream, by_id in jobs.items():
+    first, *others = by_id.values()
+    print("\n".join(first))
+    if others:
+        print(f"  ... and {len(others)} more {stream} job(s) the same way ({sys.argv[1]})")
+PY
 grep -E "daily limits" "$demo/run1.log" | sed -E 's/^.*\| //' || true
 tail -1 "$demo/run1.state" >"$demo/state.json"
 
