@@ -21,6 +21,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.checkout import copy_working_tree
+
 ROOT = Path(__file__).resolve().parents[1]
 VERSION = f"python{sys.version_info.major}.{sys.version_info.minor}"
 #: Commands of PATH the bootstrap must not find: the machine's uv and Pythons.
@@ -69,20 +71,7 @@ def _path_without_uv(tmp_path: Path, python_bin: Path) -> str:
 
 
 def _checkout(tmp_path: Path) -> Path:
-    """Copy this checkout's files (tracked and new ones, as a clone would have them)."""
-    listed = subprocess.run(
-        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-        cwd=ROOT,
-        capture_output=True,
-        check=True,
-    ).stdout.decode()
-    checkout = tmp_path / "checkout"
-    for name in filter(None, listed.split("\0")):
-        source = ROOT / name
-        if source.is_file():
-            (checkout / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, checkout / name)
-    return checkout
+    return copy_working_tree(tmp_path / "checkout")
 
 
 def _environment(path: str) -> dict[str, str]:

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shutil
 import subprocess
 import typing as t
 from pathlib import Path
@@ -19,8 +21,10 @@ import pytest
 import yaml
 
 from tap_demandbase.sandbox import Sandbox
+from tests.checkout import github_stand_in
 from tests.conftest import ENTITIES, START_DATE, TAP, fast_settings, tap_config
 from tests.postgres import ThrowawayPostgres, postgres_bin
+from tests.readme import block_starting, commands
 
 #: Pipelines of installed commands (tap, targets, Meltano), minutes long: started first.
 pytestmark = [pytest.mark.cli, pytest.mark.slow]
@@ -237,22 +241,30 @@ def _jsonl_ids(folder: Path, entity: str) -> list[str]:
     return [json.loads(line)["id"] for line in path.read_text().splitlines() if line.strip()]
 
 
+def _meltano_environment(tmp_path: Path) -> dict[str, str]:
+    """Return the environment of a Meltano project: no usage stats, uv to install plugins, and
+    GitHub stood in for by a git repository of this checkout (pip_url installs its code).
+    """
+    env = {
+        **os.environ,
+        **github_stand_in(tmp_path / "git"),
+        "MELTANO_SEND_ANONYMOUS_USAGE_STATS": "false",
+        "MELTANO_VENV_BACKEND": "uv",
+    }
+    env.pop("VIRTUAL_ENV", None)
+    return env
+
+
 def test_meltano_run_twice_from_the_shipped_project(tmp_path):
-    """meltano.yml as shipped, but the extractor installed from this checkout: install, run,
-    run again; the second run starts from the state Meltano stored after the first.
+    """meltano.yml as shipped (the extractor from its GitHub pip_url): install, run, run
+    again; the second run starts from the state Meltano stored after the first.
     """
     project = tmp_path / "project"
     project.mkdir()
-    shipped = yaml.safe_load((ROOT / "meltano.yml").read_text(encoding="utf-8"))
-    (extractor,) = shipped["plugins"]["extractors"]
-    assert extractor["pip_url"] == "tap-demandbase"
-    extractor["pip_url"] = str(ROOT)  # the development override README documents
-    (project / "meltano.yml").write_text(yaml.safe_dump(shipped, sort_keys=False))
+    shutil.copy(ROOT / "meltano.yml", project / "meltano.yml")
     with Sandbox(fast_settings()) as sb:
         env = {
-            **os.environ,
-            "MELTANO_SEND_ANONYMOUS_USAGE_STATS": "false",
-            "MELTANO_VENV_BACKEND": "uv",
+            **_meltano_environment(tmp_path),
             "TAP_DEMANDBASE_API_URL": sb.api_url,
             "TAP_DEMANDBASE_ACCESS_TOKEN": sb.token,
             "TAP_DEMANDBASE_START_DATE": START_DATE,
@@ -260,7 +272,6 @@ def test_meltano_run_twice_from_the_shipped_project(tmp_path):
             "TAP_DEMANDBASE_MAX_POLL_INTERVAL_SECONDS": "0.2",
             "TARGET_JSONL_DESTINATION_PATH": str(tmp_path / "out1"),
         }
-        env.pop("VIRTUAL_ENV", None)
         (tmp_path / "out1").mkdir()
         _meltano(project, "install", env=env)
         # A fraction set the Meltano way too (stored in meltano.yml).
@@ -288,6 +299,62 @@ def test_meltano_run_twice_from_the_shipped_project(tmp_path):
         for entity, count in expected.items():
             again = _jsonl_ids(tmp_path / "out2", entity)
             assert 0 < len(again) < count, entity  # only the bookmark day, re-read
+
+
+def test_meltano_add_and_run_as_the_readme_says(postgres, tmp_path):
+    """The Install section's Meltano commands, as written, in a new project (the definition
+    file read from this checkout instead of raw.githubusercontent.com): only the extractor is
+    added, its pip_url installs, and the run lands every stream in PostgreSQL.
+    """
+    block = block_starting("meltano add ")
+    shims = tmp_path / "bin"
+    shims.mkdir()
+    (shims / "meltano").write_text(
+        f'#!/bin/sh\nexec {" ".join(_tool([MELTANO], "meltano"))} "$@"\n', encoding="utf-8"
+    )
+    (shims / "meltano").chmod(0o755)
+    definition = re.search(r"https://raw\.githubusercontent\.com/\S+/plugin-definition\.yml", block)
+    assert definition is not None, block
+    with Sandbox(fast_settings()) as sb:
+        env = {
+            **_meltano_environment(tmp_path),
+            "PATH": f"{shims}{os.pathsep}{os.environ['PATH']}",
+            "DEMANDBASE_TOKEN": sb.token,
+            "TAP_DEMANDBASE_API_URL": sb.api_url,
+            "TAP_DEMANDBASE_POLL_INTERVAL_SECONDS": "0.05",
+            "TAP_DEMANDBASE_MAX_POLL_INTERVAL_SECONDS": "0.2",
+            "TARGET_POSTGRES_SQLALCHEMY_URL": postgres.url,
+            "TARGET_POSTGRES_DEFAULT_TARGET_SCHEMA": "meltano_readme",
+        }
+        shell = {"cwd": tmp_path, "env": env, "capture_output": True, "text": True}
+        init = subprocess.run(["meltano", "init", "project"], timeout=TIMEOUT, **shell)
+        assert init.returncode == 0, init.stderr[-3000:]
+        shell["cwd"] = project = tmp_path / "project"
+        add, *settings, run = commands(
+            block.replace(definition[0], str(ROOT / "plugin-definition.yml"))
+        )
+        done = subprocess.run(["bash", "-c", add], timeout=TIMEOUT, **shell)
+        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+        plugins = yaml.safe_load((project / "meltano.yml").read_text(encoding="utf-8"))["plugins"]
+        assert set(plugins) == {"extractors"}, "meltano add also added: " + ", ".join(plugins)
+        (extractor,) = plugins["extractors"]
+        hub = yaml.safe_load((ROOT / "plugin-definition.yml").read_text(encoding="utf-8"))
+        assert extractor["pip_url"] == hub["pip_url"] == f"git+{hub['repo']}.git"
+        for line in settings:
+            done = subprocess.run(["bash", "-c", line], timeout=TIMEOUT, **shell)
+            assert done.returncode == 0, line + done.stderr[-3000:]
+
+        loaders = yaml.safe_load((ROOT / "meltano.yml").read_text(encoding="utf-8"))["plugins"]
+        project_file = yaml.safe_load((project / "meltano.yml").read_text(encoding="utf-8"))
+        project_file["plugins"]["loaders"] = [
+            p for p in loaders["loaders"] if p["name"] == "target-postgres"
+        ]  # the user's own loader
+        (project / "meltano.yml").write_text(yaml.safe_dump(project_file, sort_keys=False))
+        _meltano(project, "install", "loader", "target-postgres", env=env)
+        done = subprocess.run(["bash", "-c", run], timeout=TIMEOUT, **shell)
+        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-5000:]
+        expected = {entity: _emulator_count(sb, entity) for entity in ENTITIES}
+        assert _counts(postgres, "meltano_readme") == expected
 
 
 def test_tools_are_the_pinned_ones():
