@@ -14,9 +14,9 @@ def bash_blocks() -> list[str]:
     return re.findall(r"^```bash\n(.*?)^```$", text, flags=re.MULTILINE | re.DOTALL)
 
 
-def block_starting(prefix: str) -> str:
-    """Return the one ```bash block whose first line starts with ``prefix``."""
-    (block,) = [b for b in bash_blocks() if b.startswith(prefix)]
+def block_starting(prefix: str, containing: str = "") -> str:
+    """Return the one ```bash block that starts with ``prefix`` and contains ``containing``."""
+    (block,) = [b for b in bash_blocks() if b.startswith(prefix) and containing in b]
     return block
 
 

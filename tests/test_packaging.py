@@ -114,7 +114,7 @@ def test_readme_install_commands_install_from_the_git_url(tmp_path):
     """The Install section's commands as written (pipx, then uv tool), GitHub stood in for by a
     git repository of this checkout: each installs the tap from the git URL, and it runs.
     """
-    block = block_starting("pipx install git+")
+    block = block_starting("pipx install git+", containing="uv tool install git+")
     shims, tools = tmp_path / "shims", tmp_path / "tools"
     shims.mkdir()
     uv = uv_executable()

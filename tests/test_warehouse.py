@@ -222,8 +222,7 @@ def test_tap_to_target_postgres(postgres, tmp_path, mode):
 
 def _readme_run_block(target: str) -> str:
     """Return the README's commands for a first or later run into ``target``."""
-    (block,) = [b for b in bash_blocks() if b.startswith("set -o pipefail") and target in b]
-    return block
+    return block_starting("set -o pipefail", containing=target)
 
 
 def _shims(folder: Path, target: str) -> str:
