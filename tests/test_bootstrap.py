@@ -3,9 +3,10 @@ and Ubuntu's do), without uv on PATH: scripts/uv.sh installs uv into the checkou
 ``.uv-bootstrap/`` and runs it; with no way to install it, it says so in one line.
 
 The refusing python3 is built here from the interpreter running the tests: its binary copied
-into a new prefix whose standard library links to the real one, with an ``EXTERNALLY-MANAGED``
-file in it and an empty site-packages, so pip run by it refuses, as on Debian. Leaving out
-ensurepip gives Debian's python3 without python3-venv; leaving out pip too, a bare python3.
+into a new prefix whose standard library links to the real one, pip installed in its own
+site-packages, and an ``EXTERNALLY-MANAGED`` file, so pip run by it refuses, as on Debian.
+Leaving out ensurepip gives Debian's python3 without python3-venv; leaving out pip too, a bare
+python3.
 Installing uv needs PyPI (pip's own configuration, as a user's machine has it).
 """
 
@@ -16,7 +17,6 @@ import shutil
 import subprocess
 import sys
 import sysconfig
-import zipfile
 from pathlib import Path
 
 import pytest
@@ -35,27 +35,29 @@ def _refusing_python(prefix: Path, *, ensurepip: bool, pip: bool) -> Path:
     lib = prefix / "lib" / VERSION
     lib.mkdir(parents=True)
     for entry in stdlib.iterdir():
-        if entry.name in {"site-packages", "dist-packages"} or (
-            entry.name == "ensurepip" and not ensurepip
-        ):
-            continue
-        (lib / entry.name).symlink_to(entry)
-    site_packages = lib / "site-packages"
-    site_packages.mkdir()
-    if pip:  # the pip ensurepip bundles, installed "globally" into this Python
-        (wheel,) = (stdlib / "ensurepip" / "_bundled").glob("pip-*.whl")
-        with zipfile.ZipFile(wheel) as archive:
-            archive.extractall(site_packages)
-    (lib / "EXTERNALLY-MANAGED").write_text(
-        "[externally-managed]\nError=This Python is managed by the system: use a venv.\n",
-        encoding="utf-8",
-    )
+        if entry.name not in {"site-packages", "dist-packages"}:
+            (lib / entry.name).symlink_to(entry)
+    (lib / "site-packages").mkdir()
     for shared in (Path(sys.base_prefix) / "lib").glob("libpython*"):  # for $ORIGIN/../lib
         (prefix / "lib" / shared.name).symlink_to(shared)
     bin_dir = prefix / "bin"
     bin_dir.mkdir()
     shutil.copy2(Path(sys._base_executable).resolve(), bin_dir / VERSION)  # type: ignore[attr-defined]
     (bin_dir / "python3").symlink_to(VERSION)
+    if pip:  # installed "globally" by the platform's own ensurepip (Debian's reads its wheels
+        # from /usr/share/python-wheels), before the marker would refuse it
+        subprocess.run(
+            [str(bin_dir / "python3"), "-m", "ensurepip", "--default-pip"],
+            capture_output=True,
+            check=True,
+            timeout=300,
+        )
+    if not ensurepip:
+        (lib / "ensurepip").unlink()
+    (lib / "EXTERNALLY-MANAGED").write_text(
+        "[externally-managed]\nError=This Python is managed by the system: use a venv.\n",
+        encoding="utf-8",
+    )
     return bin_dir
 
 
