@@ -44,14 +44,11 @@ def _refusing_python(prefix: Path, *, ensurepip: bool, pip: bool) -> Path:
     bin_dir.mkdir()
     shutil.copy2(Path(sys._base_executable).resolve(), bin_dir / VERSION)  # type: ignore[attr-defined]
     (bin_dir / "python3").symlink_to(VERSION)
-    if pip:  # installed "globally" by the platform's own ensurepip (Debian's reads its wheels
-        # from /usr/share/python-wheels), before the marker would refuse it
-        subprocess.run(
-            [str(bin_dir / "python3"), "-m", "ensurepip", "--default-pip"],
-            capture_output=True,
-            check=True,
-            timeout=300,
-        )
+    if pip:  # "globally" installed: pip copied from a venv of the real Python (its ensurepip)
+        source = prefix.parent / "pip-source"
+        subprocess.run([sys._base_executable, "-m", "venv", source], check=True, timeout=300)  # type: ignore[attr-defined]
+        for package in (source / "lib" / VERSION / "site-packages").glob("pip*"):
+            shutil.copytree(package, lib / "site-packages" / package.name)
     if not ensurepip:
         (lib / "ensurepip").unlink()
     (lib / "EXTERNALLY-MANAGED").write_text(
