@@ -47,8 +47,9 @@ def _refusing_python(prefix: Path, *, ensurepip: bool, pip: bool) -> Path:
     if pip:  # "globally" installed: pip copied from a venv of the real Python (its ensurepip)
         source = prefix.parent / "pip-source"
         subprocess.run([sys._base_executable, "-m", "venv", source], check=True, timeout=300)  # type: ignore[attr-defined]
+        target = Path(_python_says(bin_dir, "import site; print(site.getsitepackages()[0])"))
         for package in (source / "lib" / VERSION / "site-packages").glob("pip*"):
-            shutil.copytree(package, lib / "site-packages" / package.name)
+            shutil.copytree(package, target / package.name)  # Debian's: local/.../dist-packages
     if not ensurepip:
         (lib / "ensurepip").unlink()
     (lib / "EXTERNALLY-MANAGED").write_text(
@@ -56,6 +57,13 @@ def _refusing_python(prefix: Path, *, ensurepip: bool, pip: bool) -> Path:
         encoding="utf-8",
     )
     return bin_dir
+
+
+def _python_says(bin_dir: Path, code: str) -> str:
+    done = subprocess.run(
+        [str(bin_dir / "python3"), "-c", code], capture_output=True, text=True, check=True
+    )
+    return done.stdout.strip()
 
 
 def _path_without_uv(tmp_path: Path, python_bin: Path) -> str:
@@ -110,7 +118,7 @@ def test_quick_start_where_global_installs_are_refused(tmp_path):
     assert "installing it into" in done.stderr
     boot = checkout / ".uv-bootstrap"
     assert (boot / "pyvenv.cfg").is_file() and (boot / "bin" / "uv").is_file()
-    site_packages = python_bin.parent / "lib" / VERSION / "site-packages"
+    site_packages = Path(_python_says(python_bin, "import site; print(site.getsitepackages()[0])"))
     assert not list(site_packages.glob("uv*")), "uv was installed into the system's Python"
 
     demo = _run(checkout, env, "bash", "scripts/demo.sh")  # the quick start's first command
