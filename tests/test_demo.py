@@ -8,7 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import ENTITIES
+
 ROOT = Path(__file__).resolve().parents[1]
+STREAMS = {"export_v1": ENTITIES, "uapi": (*ENTITIES, "creatives", "buying_group_members")}
 
 
 def _emulators() -> list[str]:
@@ -50,6 +53,13 @@ def test_demo_runs_and_stops_its_emulator(dialect):
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     assert "Run 2 re-read only each stream's bookmark day" in done.stdout
     assert f"Demandbase API emulator ({dialect})" in done.stdout
-    if dialect == "uapi":  # 8 streams, and what the run cost against the daily budgets
-        assert "creatives" in done.stdout and "job creates of 60" in done.stdout
+    for stream in STREAMS[dialect]:  # every stream's job, created and done
+        lines = [
+            line for line in done.stdout.splitlines() if line.startswith(f"{stream} export job ")
+        ]
+        assert any(" created: " in line for line in lines), (stream, done.stdout[:3000])
+        assert any(" → completed " in line or " → finished " in line for line in lines), stream
+    if dialect == "uapi":  # what the run cost against the daily budgets
+        assert "job creates of 60" in done.stdout
+    assert "A tap config for it (every stream, in seconds): " in done.stdout
     assert _emulators() == []

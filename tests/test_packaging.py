@@ -5,14 +5,23 @@ with the metadata, entry points and files a user's install needs.
 from __future__ import annotations
 
 import email
+import json
+import os
 import re
+import shutil
 import subprocess
 import zipfile
 from pathlib import Path
 
+import pytest
 import yaml
 
+from tests.checkout import github_stand_in, uv_executable
+from tests.readme import block_starting, commands
+
 ROOT = Path(__file__).resolve().parents[1]
+#: pipx, to run the README's pipx command (a fresh machine has none).
+PIPX = "pipx==1.18.4"
 
 
 def test_build_passes_twine_check_and_ships_what_an_install_needs(tmp_path):
@@ -98,3 +107,44 @@ def test_release_publishes_by_trusted_publishing_at_a_tag():
     (publish,) = [s for s in steps if s.get("uses", "").startswith("pypa/gh-action-pypi-publish@")]
     assert "password" not in publish.get("with", {})  # no API token: PyPI trusts the OIDC token
     assert any("scripts/build.sh" in step.get("run", "") for step in steps)
+
+
+@pytest.mark.slow
+def test_readme_install_commands_install_from_the_git_url(tmp_path):
+    """The Install section's commands as written (pipx, then uv tool), GitHub stood in for by a
+    git repository of this checkout: each installs the tap from the git URL, and it runs.
+    """
+    block = block_starting("pipx install git+", containing="uv tool install git+")
+    shims, tools = tmp_path / "shims", tmp_path / "tools"
+    shims.mkdir()
+    uv = uv_executable()
+    (shims / "uv").symlink_to(uv)
+    (shims / "pipx").write_text(
+        f'#!/bin/sh\nexec {uv} tool run --quiet --from {PIPX} pipx "$@"\n', encoding="utf-8"
+    )
+    (shims / "pipx").chmod(0o755)
+    env = {
+        **os.environ,
+        **github_stand_in(tmp_path / "git"),
+        "PATH": f"{tools / 'bin'}{os.pathsep}{shims}{os.pathsep}{os.environ['PATH']}",
+        "PIPX_HOME": str(tools / "pipx"),
+        "PIPX_BIN_DIR": str(tools / "bin"),
+        "UV_TOOL_DIR": str(tools / "uv"),
+        "UV_TOOL_BIN_DIR": str(tools / "bin"),
+    }
+    env.pop("VIRTUAL_ENV", None)
+    installs = [line for line in commands(block) if " install git+" in line]
+    assert [line.split()[0] for line in installs] == ["pipx", "uv"]
+    for line in installs:
+        shutil.rmtree(tools / "bin", ignore_errors=True)
+        done = subprocess.run(
+            ["bash", "-c", line], env=env, capture_output=True, text=True, timeout=600
+        )
+        assert done.returncode == 0, line + "\n" + done.stdout[-2000:] + done.stderr[-3000:]
+        about = subprocess.run(
+            ["bash", "-c", "tap-demandbase --about --format=json"],
+            env=env, capture_output=True, text=True, timeout=120, check=False,
+        )  # fmt: skip
+        assert about.returncode == 0, about.stderr[-2000:]
+        assert json.loads(about.stdout)["name"] == "tap-demandbase", line
+        assert shutil.which("tap-demandbase", path=str(tools / "bin")), line

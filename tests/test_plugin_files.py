@@ -74,7 +74,8 @@ def test_meltano_yml_declares_every_setting_with_its_kind_and_default(about):
     assert "version" not in project  # deprecated: Meltano warns on every command
     (extractor,) = project["plugins"]["extractors"]
     _check_settings(extractor["settings"], about)
-    assert extractor["pip_url"] == "tap-demandbase"
+    hub = yaml.safe_load((ROOT / "plugin-definition.yml").read_text(encoding="utf-8"))
+    assert extractor["pip_url"] == hub["pip_url"]  # no release on PyPI yet: from GitHub
     assert set(about["capabilities"]) <= set(extractor["capabilities"])
     assert {"catalog", "discover", "state"} <= set(extractor["capabilities"])
     numeric = {s["name"]: s["kind"] for s in extractor["settings"]}
@@ -102,7 +103,8 @@ def test_hub_definition_matches_about(about):
     hub = yaml.safe_load((ROOT / "plugin-definition.yml").read_text(encoding="utf-8"))
     assert hub["name"] == hub["executable"] == about["name"]
     assert hub["namespace"] == "tap_demandbase"
-    assert hub["pip_url"] == "tap-demandbase"
+    # No release is on PyPI yet: "tap-demandbase" would not install (README, Releasing).
+    assert hub["pip_url"] == f"git+{hub['repo']}.git"
     assert hub["docs"].startswith("https://")
     assert hub["repo"].startswith("https://")
     assert hub["label"]
@@ -111,6 +113,15 @@ def test_hub_definition_matches_about(about):
     assert set(about["capabilities"]) <= set(hub["capabilities"])
     assert hub["settings_group_validation"] == [about["settings"]["required"]]
     _check_settings(hub["settings"], about)
+
+
+def test_plugin_definition_header_adds_only_an_extractor():
+    """`meltano add extractor X --from-ref` adds a utility X too (Meltano 4.4): the header's
+    command names the type with --plugin-type, as the README does.
+    """
+    header = (ROOT / "plugin-definition.yml").read_text(encoding="utf-8").split("\nname:")[0]
+    assert "#   meltano add --plugin-type extractor tap-demandbase --from-ref" in header
+    assert "meltano add extractor tap-demandbase" not in header
 
 
 def test_readme_shows_about_markdown():

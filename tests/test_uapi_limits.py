@@ -62,7 +62,9 @@ def test_a_momentary_rate_limit_is_survived_with_one_more_try(uapi, tmp_path, en
         assert run.returncode == 0, run.stderr
         assert len(run.records["accounts"]) == 120
     assert len(_refused(uapi)) == 1
-    (retry,) = [line for line in run.stderr.splitlines() if "Retrying " in line and " in 3.0s " in line]
+    (retry,) = [
+        line for line in run.stderr.splitlines() if "Retrying " in line and " in 3.0s " in line
+    ]
     assert "429-100" in retry
 
 

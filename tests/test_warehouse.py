@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shutil
 import subprocess
 import typing as t
 from pathlib import Path
@@ -19,8 +21,10 @@ import pytest
 import yaml
 
 from tap_demandbase.sandbox import Sandbox
+from tests.checkout import github_stand_in
 from tests.conftest import ENTITIES, START_DATE, TAP, fast_settings, tap_config
 from tests.postgres import ThrowawayPostgres, postgres_bin
+from tests.readme import bash_blocks, block_starting, commands
 
 #: Pipelines of installed commands (tap, targets, Meltano), minutes long: started first.
 pytestmark = [pytest.mark.cli, pytest.mark.slow]
@@ -213,6 +217,199 @@ def test_tap_to_target_postgres(postgres, tmp_path, mode):
             assert request.body["filters"]["date_range"]["start"] == bookmark[:10], entity
 
 
+# the README's commands ------------------------------------------------------------------------
+
+
+def _readme_run_block(target: str) -> str:
+    """Return the README's commands for a first or later run into ``target``."""
+    return block_starting("set -o pipefail", containing=target)
+
+
+def _shims(folder: Path, target: str) -> str:
+    """Return a PATH where the README's command names run this checkout's tap and the target
+    meltano.yml pins.
+    """
+    folder.mkdir()
+    (folder / "tap-demandbase").symlink_to(TAP)
+    command = " ".join(_tool(_loader_pip_url(target), target))
+    (folder / target).write_text(f'#!/bin/sh\nexec {command} "$@"\n', encoding="utf-8")
+    (folder / target).chmod(0o755)
+    return f"{folder}{os.pathsep}{os.environ['PATH']}"
+
+
+def _run_block(block: str, folder: Path, path: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["bash", "-c", block],
+        cwd=folder,
+        env={**os.environ, "PATH": path},
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        check=False,
+    )
+
+
+def _runs_from_bookmarks(sb: Sandbox, state: dict[str, t.Any]) -> None:
+    """Assert that each stream's job of the last run started at its bookmark day."""
+    created = [r for r in sb.requests() if r.method == "POST" and r.server == "api"]
+    assert len(created) == len(ENTITIES)
+    for request in created:
+        entity = request.body["entity_type"]
+        bookmark = state["bookmarks"][entity]["replication_key_value"]
+        assert request.body["filters"]["date_range"]["start"] == bookmark[:10], entity
+
+
+def test_readme_postgres_commands_first_and_later_runs(postgres, tmp_path):
+    """The README's PostgreSQL run commands as written: the first run (no state yet), a second
+    from the state the first left, and a failing one, which fails and keeps the state.
+    """
+    block = _readme_run_block("target-postgres")
+    path = _shims(tmp_path / "bin", "target-postgres")
+    folder = tmp_path / "pipeline"
+    folder.mkdir()
+    with Sandbox(fast_settings()) as sb:
+        (folder / "tap.json").write_text(json.dumps(tap_config(sb)))
+        target = {
+            "sqlalchemy_url": postgres.url,
+            "default_target_schema": "readme",
+            "load_method": "upsert",
+            "add_record_metadata": True,
+        }
+        (folder / "target.json").write_text(json.dumps(target))
+        expected = {entity: _emulator_count(sb, entity) for entity in ENTITIES}
+
+        first = _run_block(block, folder, path)
+        assert first.returncode == 0, first.stderr[-3000:]
+        state = json.loads((folder / "state.json").read_text())
+        assert set(state["bookmarks"]) == set(ENTITIES)
+        assert _counts(postgres, "readme") == expected
+
+        sb.reset_log()
+        again = _run_block(block, folder, path)
+        assert again.returncode == 0, again.stderr[-3000:]
+        _runs_from_bookmarks(sb, state)
+        assert _counts(postgres, "readme") == expected
+        kept = (folder / "state.json").read_text()
+        assert json.loads(kept)["bookmarks"].keys() == state["bookmarks"].keys()
+
+        (folder / "tap.json").write_text(json.dumps(tap_config(sb, access_token="wrong")))
+        failed = _run_block(block, folder, path)
+        assert failed.returncode != 0  # the tap's failure, through pipefail
+        assert (folder / "state.json").read_text() == kept
+
+
+#: DuckDB's column type of each JSON Schema type the tap emits, as target-duckdb 0.8.0 maps it.
+DUCKDB_TYPES = {
+    "integer": "HUGEINT",
+    "number": "DOUBLE",
+    "boolean": "BOOLEAN",
+    "date": "VARCHAR",  # no setting of the target types `date`: cast in SQL (README)
+    "date-time": "TIMESTAMP",
+    "string": "VARCHAR",
+}
+
+#: Reads the DuckDB file with the pinned duckdb: row counts, column types, and whether every
+#: `date` column casts to DATE (the README's advice).
+_DUCKDB_READER = """
+import duckdb, json, sys
+database, schema, dates = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
+connection = duckdb.connect(database, read_only=True)
+def rows(sql):
+    return connection.execute(sql).fetchall()
+tables = [t for (t,) in rows(
+    f"SELECT table_name FROM information_schema.tables WHERE table_schema = '{schema}'")]
+print(json.dumps({
+    "counts": {t: rows(f'SELECT count(*) FROM {schema}."{t}"')[0][0] for t in tables},
+    "types": {t: dict(rows(
+        "SELECT column_name, data_type FROM information_schema.columns "
+        f"WHERE table_schema = '{schema}' AND table_name = '{t}'")) for t in tables},
+    "dates": {t: [rows(f'SELECT count(CAST("{c}" AS DATE)) FROM {schema}."{t}"')[0][0]
+                  for c in columns] for t, columns in dates.items()},
+}))
+"""
+
+
+def _duckdb_type(prop: dict[str, t.Any]) -> str:
+    kinds = (
+        [k for k in prop["type"] if k != "null"]
+        if isinstance(prop["type"], list)
+        else [prop["type"]]
+    )
+    if kinds == ["string"] and prop.get("format") in {"date", "date-time"}:
+        return DUCKDB_TYPES[prop["format"]]
+    return DUCKDB_TYPES[kinds[0]]
+
+
+def test_readme_duckdb_commands_first_and_later_runs(tmp_path):
+    """The README's DuckDB commands as written, with meltano.yml's pins: every row of every
+    stream lands (counts equal the emulator's), typed as the README says; a second run from the
+    state re-reads only the bookmark days and upserts them.
+    """
+    block = _readme_run_block("target-duckdb")
+    path = _shims(tmp_path / "bin", "target-duckdb")
+    folder = tmp_path / "pipeline"
+    folder.mkdir()
+    (folder / "duckdb.json").write_text(
+        json.dumps(
+            {"path": str(folder / "warehouse.duckdb"), "default_target_schema": "demandbase"}
+        )
+    )
+    with Sandbox(fast_settings()) as sb:
+        config = tap_config(sb)
+        (folder / "tap.json").write_text(json.dumps(config))
+        catalog = _catalog(tmp_path, config)
+        properties = {e["tap_stream_id"]: e["schema"]["properties"] for e in catalog["streams"]}
+        dates = {
+            stream: [name for name, prop in props.items() if prop.get("format") == "date"]
+            for stream, props in properties.items()
+        }
+
+        def read() -> dict[str, t.Any]:
+            reader = [
+                *_tool(_loader_pip_url("target-duckdb"), "python"),
+                *("-c", _DUCKDB_READER, str(folder / "warehouse.duckdb"), "demandbase"),
+                json.dumps(dates),
+            ]
+            done = subprocess.run(
+                reader, capture_output=True, text=True, timeout=TIMEOUT, check=True
+            )
+            return json.loads(done.stdout)
+
+        first = _run_block(block, folder, path)
+        assert first.returncode == 0, first.stderr[-3000:]
+        state = json.loads((folder / "duckdb-state.json").read_text())
+        expected = {entity: _emulator_count(sb, entity) for entity in ENTITIES}
+        landed = read()
+        assert landed["counts"] == expected
+        for stream, props in properties.items():
+            wanted = {name: _duckdb_type(prop) for name, prop in props.items()}
+            assert landed["types"][stream] == wanted, stream
+        assert {"HUGEINT", "DOUBLE", "BOOLEAN", "TIMESTAMP"} <= {
+            kind for columns in landed["types"].values() for kind in columns.values()
+        }
+        assert any(dates.values())
+        for stream, columns in dates.items():  # each date column casts, non-null values kept
+            non_null = [
+                sum(
+                    1
+                    for row in sb.expected_rows(
+                        stream,
+                        date_field=REPLICATION_KEYS.get(stream, "last_modified_date"),
+                        start=START_DATE[:10],
+                    )
+                    if row[c] is not None
+                )
+                for c in columns
+            ]
+            assert landed["dates"][stream] == non_null, stream
+
+        sb.reset_log()
+        again = _run_block(block, folder, path)
+        assert again.returncode == 0, again.stderr[-3000:]
+        _runs_from_bookmarks(sb, state)
+        assert read()["counts"] == expected
+
+
 # meltano run ---------------------------------------------------------------------------------
 
 
@@ -237,22 +434,30 @@ def _jsonl_ids(folder: Path, entity: str) -> list[str]:
     return [json.loads(line)["id"] for line in path.read_text().splitlines() if line.strip()]
 
 
+def _meltano_environment(tmp_path: Path) -> dict[str, str]:
+    """Return the environment of a Meltano project: no usage stats, uv to install plugins, and
+    GitHub stood in for by a git repository of this checkout (pip_url installs its code).
+    """
+    env = {
+        **os.environ,
+        **github_stand_in(tmp_path / "git"),
+        "MELTANO_SEND_ANONYMOUS_USAGE_STATS": "false",
+        "MELTANO_VENV_BACKEND": "uv",
+    }
+    env.pop("VIRTUAL_ENV", None)
+    return env
+
+
 def test_meltano_run_twice_from_the_shipped_project(tmp_path):
-    """meltano.yml as shipped, but the extractor installed from this checkout: install, run,
-    run again; the second run starts from the state Meltano stored after the first.
+    """meltano.yml as shipped (the extractor from its GitHub pip_url): install, run, run
+    again; the second run starts from the state Meltano stored after the first.
     """
     project = tmp_path / "project"
     project.mkdir()
-    shipped = yaml.safe_load((ROOT / "meltano.yml").read_text(encoding="utf-8"))
-    (extractor,) = shipped["plugins"]["extractors"]
-    assert extractor["pip_url"] == "tap-demandbase"
-    extractor["pip_url"] = str(ROOT)  # the development override README documents
-    (project / "meltano.yml").write_text(yaml.safe_dump(shipped, sort_keys=False))
+    shutil.copy(ROOT / "meltano.yml", project / "meltano.yml")
     with Sandbox(fast_settings()) as sb:
         env = {
-            **os.environ,
-            "MELTANO_SEND_ANONYMOUS_USAGE_STATS": "false",
-            "MELTANO_VENV_BACKEND": "uv",
+            **_meltano_environment(tmp_path),
             "TAP_DEMANDBASE_API_URL": sb.api_url,
             "TAP_DEMANDBASE_ACCESS_TOKEN": sb.token,
             "TAP_DEMANDBASE_START_DATE": START_DATE,
@@ -260,7 +465,6 @@ def test_meltano_run_twice_from_the_shipped_project(tmp_path):
             "TAP_DEMANDBASE_MAX_POLL_INTERVAL_SECONDS": "0.2",
             "TARGET_JSONL_DESTINATION_PATH": str(tmp_path / "out1"),
         }
-        env.pop("VIRTUAL_ENV", None)
         (tmp_path / "out1").mkdir()
         _meltano(project, "install", env=env)
         # A fraction set the Meltano way too (stored in meltano.yml).
@@ -290,9 +494,75 @@ def test_meltano_run_twice_from_the_shipped_project(tmp_path):
             assert 0 < len(again) < count, entity  # only the bookmark day, re-read
 
 
+def test_meltano_add_and_run_as_the_readme_says(postgres, tmp_path):
+    """The Install section's Meltano commands, as written, in a new project (the definition
+    file read from this checkout instead of raw.githubusercontent.com): only the extractor is
+    added, its pip_url installs, and the run lands every stream in PostgreSQL.
+    """
+    block = block_starting("meltano add ")
+    shims = tmp_path / "bin"
+    shims.mkdir()
+    (shims / "meltano").write_text(
+        f'#!/bin/sh\nexec {" ".join(_tool([MELTANO], "meltano"))} "$@"\n', encoding="utf-8"
+    )
+    (shims / "meltano").chmod(0o755)
+    definition = re.search(r"https://raw\.githubusercontent\.com/\S+/plugin-definition\.yml", block)
+    assert definition is not None, block
+    with Sandbox(fast_settings()) as sb:
+        env = {
+            **_meltano_environment(tmp_path),
+            "PATH": f"{shims}{os.pathsep}{os.environ['PATH']}",
+            "DEMANDBASE_TOKEN": sb.token,
+            "TAP_DEMANDBASE_API_URL": sb.api_url,
+            "TAP_DEMANDBASE_POLL_INTERVAL_SECONDS": "0.05",
+            "TAP_DEMANDBASE_MAX_POLL_INTERVAL_SECONDS": "0.2",
+            "TARGET_POSTGRES_SQLALCHEMY_URL": postgres.url,
+            "TARGET_POSTGRES_DEFAULT_TARGET_SCHEMA": "meltano_readme",
+        }
+        shell = {"cwd": tmp_path, "env": env, "capture_output": True, "text": True}
+        init = subprocess.run(["meltano", "init", "project"], timeout=TIMEOUT, **shell)
+        assert init.returncode == 0, init.stderr[-3000:]
+        shell["cwd"] = project = tmp_path / "project"
+        add, *settings, run = commands(
+            block.replace(definition[0], str(ROOT / "plugin-definition.yml"))
+        )
+        done = subprocess.run(["bash", "-c", add], timeout=TIMEOUT, **shell)
+        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+        plugins = yaml.safe_load((project / "meltano.yml").read_text(encoding="utf-8"))["plugins"]
+        assert set(plugins) == {"extractors"}, "meltano add also added: " + ", ".join(plugins)
+        (extractor,) = plugins["extractors"]
+        hub = yaml.safe_load((ROOT / "plugin-definition.yml").read_text(encoding="utf-8"))
+        assert extractor["pip_url"] == hub["pip_url"] == f"git+{hub['repo']}.git"
+        for line in settings:
+            done = subprocess.run(["bash", "-c", line], timeout=TIMEOUT, **shell)
+            assert done.returncode == 0, line + done.stderr[-3000:]
+
+        loaders = yaml.safe_load((ROOT / "meltano.yml").read_text(encoding="utf-8"))["plugins"]
+        project_file = yaml.safe_load((project / "meltano.yml").read_text(encoding="utf-8"))
+        project_file["plugins"]["loaders"] = [
+            p for p in loaders["loaders"] if p["name"] == "target-postgres"
+        ]  # the user's own loader
+        (project / "meltano.yml").write_text(yaml.safe_dump(project_file, sort_keys=False))
+        _meltano(project, "install", "loader", "target-postgres", env=env)
+        done = subprocess.run(["bash", "-c", run], timeout=TIMEOUT, **shell)
+        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-5000:]
+        expected = {entity: _emulator_count(sb, entity) for entity in ENTITIES}
+        assert _counts(postgres, "meltano_readme") == expected
+
+
 def test_tools_are_the_pinned_ones():
     """The pipelines above run what meltano.yml pins (parquet needs pyarrow in the target)."""
     packages = _loader_pip_url("target-postgres")
     assert packages[0].startswith("meltanolabs-target-postgres==")
     assert any(p.startswith("pyarrow==") for p in packages)
     assert _loader_pip_url("target-jsonl")[0].startswith("target-jsonl==")
+    assert _loader_pip_url("target-duckdb") == ["target-duckdb==0.8.0", "duckdb==1.1.3"]
+
+
+def test_readme_installs_the_pinned_loaders():
+    """The README's pipx commands for the targets carry meltano.yml's pins."""
+    readme = "\n".join(bash_blocks())
+    for loader in ("target-postgres", "target-duckdb"):
+        package, *extras = _loader_pip_url(loader)
+        wanted = f"pipx install '{package}'" + "".join(f" --preinstall '{e}'" for e in extras)
+        assert wanted in readme, wanted
