@@ -14,7 +14,7 @@ and :class:`ApiError`, a refusal in the dialect's own error body.
 from __future__ import annotations
 
 import time
-from typing import ClassVar
+from typing import Any, ClassVar, Generic, TypeVar
 
 from typing_extensions import override
 
@@ -23,6 +23,9 @@ from tap_demandbase.sandbox.handler import ADMIN_PREFIX, SandboxHandler, Sandbox
 from tap_demandbase.sandbox.jobs import JobStore
 from tap_demandbase.sandbox.log import RequestLog
 from tap_demandbase.sandbox.settings import CommonSettings
+
+#: An emulator's settings class (a ``CommonSettings`` with its own knobs).
+S = TypeVar("S", bound=CommonSettings)
 
 
 class ApiError(Exception):
@@ -35,19 +38,21 @@ class ApiError(Exception):
         self.message = message
 
 
-class ApiServer(SandboxServer):
+class ApiServer(SandboxServer, Generic[S]):
     """An emulator's API server: knows the job store, the URL signer and the download host.
 
-    A subclass names its request handler in ``handler_class``.
+    A subclass names its settings class as the type parameter and its request handler in
+    ``handler_class``.
     """
 
-    handler_class: ClassVar[type[ApiHandler]]
+    handler_class: ClassVar[type[ApiHandler[Any]]]
+    settings: S
 
     def __init__(
         self,
         address: tuple[str, int],
         *,
-        settings: CommonSettings,
+        settings: S,
         log: RequestLog,
         store: JobStore,
         signer: UrlSigner,
@@ -85,10 +90,16 @@ class ApiServer(SandboxServer):
         self.store.reset()
 
 
-class ApiHandler(SandboxHandler):
+class ApiHandler(SandboxHandler, Generic[S]):
     """Routes one API request: the sandbox's controls, or the dialect's routes."""
 
-    server: ApiServer
+    server: ApiServer[S]
+
+    @property
+    @override
+    def settings(self) -> S:
+        """Return the live settings, with the emulator's own knobs."""
+        return self.server.settings
 
     @override
     def route(self) -> None:

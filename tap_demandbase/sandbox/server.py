@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 from typing_extensions import override
 
@@ -35,7 +36,7 @@ from tap_demandbase.sandbox.uapi.server import expected_rows as uapi_expected_ro
 from tap_demandbase.sandbox.uapi.settings import UapiSettings
 
 #: The API server of each ``dialect`` (the knob's accepted values, in this order).
-EMULATORS: dict[str, type[ApiServer]] = {"export_v1": ExportV1Server, "uapi": UapiServer}
+EMULATORS: dict[str, type[ApiServer[Any]]] = {"export_v1": ExportV1Server, "uapi": UapiServer}
 
 
 @dataclass
@@ -66,7 +67,7 @@ class Sandbox:
         self._signer = UrlSigner()
         self._directory: Path | None = None
         self._store: JobStore | None = None
-        self._api: ApiServer | None = None
+        self._api: ApiServer[Any] | None = None
         self._files: FilesServer | None = None
         self._threads: list[threading.Thread] = []
 
@@ -234,7 +235,7 @@ class Sandbox:
         """
         return uapi_expected_rows(self.settings, body)
 
-    def _running(self) -> tuple[ApiServer, FilesServer]:
+    def _running(self) -> tuple[ApiServer[Any], FilesServer]:
         if self._api is None or self._files is None:
             raise RuntimeError("the sandbox is not running; call start() or use it in a with block")
         return self._api, self._files

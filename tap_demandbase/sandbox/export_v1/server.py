@@ -72,16 +72,10 @@ def job_json(job: Job, api_url: str) -> dict[str, object]:
     return out
 
 
-class ExportV1Handler(ApiHandler):
+class ExportV1Handler(ApiHandler[ExportV1Settings]):
     """Routes one ``export_v1`` request: auth -> fault -> operation."""
 
     server: ExportV1Server
-
-    @property
-    @override
-    def settings(self) -> ExportV1Settings:
-        """Return the live settings."""
-        return self.server.settings
 
     @override
     def route_api(self) -> None:
@@ -246,11 +240,10 @@ class ExportV1Handler(ApiHandler):
         self.send_body(302, "text/plain", b"", headers)
 
 
-class ExportV1Server(ApiServer):
+class ExportV1Server(ApiServer[ExportV1Settings]):
     """The ``export_v1`` API server: the shared job store and signer, with this API's JSON."""
 
     handler_class = ExportV1Handler
-    settings: ExportV1Settings
 
     def describe(self, job: Job) -> dict[str, object]:
         """Return ``job``'s ExportJob JSON, read consistently with respect to its worker."""

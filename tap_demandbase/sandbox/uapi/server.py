@@ -101,16 +101,10 @@ def expected_rows(settings: UapiSettings, body: dict[str, object]) -> list[dict[
     return [dict(zip(request.header, row, strict=True)) for row in rows]
 
 
-class UapiHandler(ApiHandler):
+class UapiHandler(ApiHandler[UapiSettings]):
     """Routes one uapi request: token, or auth -> budget -> fault -> operation."""
 
     server: UapiServer
-
-    @property
-    @override
-    def settings(self) -> UapiSettings:
-        """Return the live settings."""
-        return self.server.settings
 
     @override
     def route_api(self) -> None:
@@ -401,11 +395,10 @@ class UapiHandler(ApiHandler):
         return int(text)
 
 
-class UapiServer(ApiServer):
+class UapiServer(ApiServer[UapiSettings]):
     """The uapi API server: the shared job store and signer, plus tokens, budgets, job names."""
 
     handler_class = UapiHandler
-    settings: UapiSettings
 
     def __init__(
         self,
