@@ -34,10 +34,10 @@ from tap_demandbase.dialects.export_v1 import FIELD_TYPES
 from tap_demandbase.engine.results import DownloadedPart
 from tap_demandbase.errors import MalformedResultError
 from tap_demandbase.records import CsvPartReader
+from tap_demandbase.sandbox import SandboxSettings
 from tap_demandbase.sandbox.data import Filters
 from tap_demandbase.sandbox.entities import ENTITIES
 from tap_demandbase.sandbox.files import write_export
-from tap_demandbase.sandbox.settings import SandboxSettings
 from tap_demandbase.schema import property_schema
 from tap_demandbase.writer import FastSingerWriter
 

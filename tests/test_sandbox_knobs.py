@@ -14,6 +14,7 @@ import requests
 from tap_demandbase.sandbox import Sandbox, SandboxSettings
 from tap_demandbase.sandbox.cli import build_parser, main
 from tap_demandbase.sandbox.knobs import attribute_docs, knobs, markdown_table, settings_from_args
+from tap_demandbase.sandbox.server import EMULATORS
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 FAST = {"pending_seconds": 0.01, "processing_seconds": 0.02}
@@ -39,6 +40,20 @@ def test_every_knob_is_documented_and_has_a_flag() -> None:
     flags = {s for a in build_parser()._actions for s in a.option_strings}
     assert {k.flag for k in knobs()} <= flags
     assert [k.name for k in knobs()] == names
+
+
+def test_each_emulator_has_its_knobs_and_each_knob_its_emulator() -> None:
+    declared = [c.__dict__["DIALECT"] for c in SandboxSettings.__mro__ if "DIALECT" in c.__dict__]
+    assert sorted(declared) == sorted(EMULATORS)  # a settings class per server, and no other
+    by_dialect = {k.dialect for k in knobs()}
+    assert by_dialect == {"both", *EMULATORS}
+    assert all((k.dialect == "uapi") == k.name.startswith("uapi_") for k in knobs())
+    assert {k.name for k in knobs() if k.dialect == "export_v1"} >= {
+        "status_aliases",
+        "job_json_patch",
+        "status_not_found_after_create",
+        "list_odd_jobs",
+    }
 
 
 def test_readme_knob_table_is_generated_from_the_settings() -> None:

@@ -19,8 +19,8 @@ import requests
 
 from tap_demandbase.sandbox import Sandbox, SandboxSettings
 from tap_demandbase.sandbox.entities import ENTITIES
-from tap_demandbase.sandbox.uapi_catalog import ENTITY_TYPES
-from tap_demandbase.sandbox.usage import DailyUsage
+from tap_demandbase.sandbox.uapi.catalog import ENTITY_TYPES
+from tap_demandbase.sandbox.uapi.usage import DailyUsage
 
 FAST = {"pending_seconds": 0.01, "processing_seconds": 0.02}
 ROWS = {

@@ -94,9 +94,7 @@ def serve(
     """Say where the started sandbox listens and print a tap config for it (and write
     ``config_file`` and ``ready_file``), until ``stop``; return the exit status.
     """
-    credentials = f"token: {sandbox.token}"
-    if sandbox.dialect == "uapi":
-        credentials += f", client_id: {sandbox.client_id}, client_secret: {sandbox.client_secret}"
+    credentials = ", ".join(f"{name}: {value}" for name, value in sandbox.credentials().items())
     print(
         f"Demandbase sandbox API at {sandbox.api_url} ({credentials}), "
         f"downloads at {sandbox.files_url}",

@@ -31,7 +31,7 @@ from datetime import date
 from typing import NamedTuple
 
 from tap_demandbase.sandbox.entities import DATE_TYPES, ENTITIES, Entity, Field
-from tap_demandbase.sandbox.settings import SandboxSettings
+from tap_demandbase.sandbox.settings import CommonSettings
 
 Cell = str | None
 #: ``(row index, row hash) -> cell``.
@@ -50,7 +50,7 @@ _DAY = 86400
 
 @dataclass(frozen=True)
 class Filters:
-    """The filters of an export, already validated (see ``api.py`` for the request checks).
+    """The filters of an export, already validated (each emulator's ``job_requests.py``).
 
     ``date_range`` keeps a row when the UTC calendar day of its ``date_field`` cell lies in
     ``[start, end]`` (both inclusive, either may be open); an empty cell never matches.
@@ -90,7 +90,7 @@ def _slot(h: int, salt: int, size: int) -> int:
 
 
 def iter_rows(
-    settings: SandboxSettings, entity: str | Entity, fields: Sequence[str], filters: Filters
+    settings: CommonSettings, entity: str | Entity, fields: Sequence[str], filters: Filters
 ) -> Iterator[Sequence[Cell]]:
     """Yield the cells of ``fields`` (in that order) of each row an export with ``filters`` returns.
 
@@ -164,7 +164,7 @@ class _Rows:
     index-dependent fields (id, references, instants, URLs) run a closure.
     """
 
-    def __init__(self, settings: SandboxSettings, entity: Entity) -> None:
+    def __init__(self, settings: CommonSettings, entity: Entity) -> None:
         self.settings = settings
         self.entity = entity
         self.count = settings.row_count(entity.name)
@@ -461,7 +461,7 @@ _PICKLISTS: dict[str, tuple[str, ...]] = {
     "campaign_status": ("Planned", "Active", "Paused", "Completed"),
     "region": ("NA", "EMEA", "APAC", "LATAM"),
     "bg_stage": ("Awareness", "Consideration", "Decision", "Purchase"),
-    # Used by the entities only the uapi dialect exports (uapi_catalog.py).
+    # Used by the entities only the uapi dialect exports (uapi/catalog.py).
     "ad_source": ("demandbase", "linkedin", "google"),
     "bg_role": ("Decision Maker", "Champion", "Influencer", "Evaluator", "Budget Holder"),
     "keyword_set": ("Data Platform", "ABM", "Intent, Buyer", "Analytics"),

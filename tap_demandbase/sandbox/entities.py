@@ -238,7 +238,7 @@ ENTITIES: dict[str, Entity] = {
     )
 }
 
-#: Rows per entity when ``SandboxSettings.rows`` does not mention the entity.
+#: Rows per entity when the ``rows`` knob does not mention the entity.
 DEFAULT_ROWS: dict[str, int] = {
     "accounts": 1000,
     "people": 1500,
@@ -246,7 +246,7 @@ DEFAULT_ROWS: dict[str, int] = {
     "activities": 3000,
     "campaigns": 50,
     "buying_groups": 120,
-    # Exported by the uapi dialect only (uapi_catalog.py).
+    # Exported by the uapi dialect only (uapi/catalog.py).
     "creatives": 80,
     "buying_group_members": 300,
 }

@@ -15,7 +15,7 @@ row with U+FEFF (data, not a byte order mark) when its first column holds text. 
 writes its original field names (``{Account}.id``) in the header and may gzip the parts (same
 names, served as is).
 
-Malformed results (``SandboxSettings.malformed[entity]``) damage part 1 only. "Record k" is the
+Malformed results (the ``malformed`` knob, by entity) damage part 1 only. "Record k" is the
 k-th data record of the part. In a damaged part the first three records have any embedded
 line breaks replaced by spaces, so that ``csv.reader(...).line_num`` after reading record k is
 exactly ``k + 1`` (the header is line 1), or ``k`` with ``no_header``:
@@ -77,7 +77,7 @@ from tap_demandbase.sandbox.entities import (
 )
 from tap_demandbase.sandbox.handler import SandboxHandler, SandboxServer
 from tap_demandbase.sandbox.log import RequestLog
-from tap_demandbase.sandbox.settings import SandboxSettings
+from tap_demandbase.sandbox.settings import CommonSettings
 
 CHUNK_SIZE = 64 * 1024
 _WRITE_BATCH = 10_000  # rows between cancellation checks
@@ -123,7 +123,7 @@ def column_positions(labels: Sequence[str], mode: str) -> list[int]:
 
 def write_export(
     directory: Path,
-    settings: SandboxSettings,
+    settings: CommonSettings,
     entity: str | Entity,
     fields: Sequence[str],
     filters: Filters,
@@ -377,16 +377,16 @@ def _trickle(handler: SandboxHandler, path: Path, offset: int, length: int, ever
             return
 
 
-def gzip_served(settings: SandboxSettings) -> bool:
+def gzip_served(settings: CommonSettings) -> bool:
     """Whether downloads send the part files gzip-compressed."""
     return settings.gzip_encoding or settings.gzip_files
 
 
-def reported_size(result: ResultFiles, settings: SandboxSettings) -> int:
-    """Return the ``file_size_bytes`` of a job's result: the bytes its downloads send (the
-    gzip-compressed copies, when served so), or with ``gzip_file_size`` ``decoded`` the CSV's.
+def served_size(result: ResultFiles, settings: CommonSettings) -> int:
+    """Return the bytes downloads of a job's result send: the gzip-compressed copies (made now,
+    once), when served so, else the CSV files.
     """
-    if gzip_served(settings) and settings.gzip_file_size == "served":
+    if gzip_served(settings):
         return sum(_gzipped_copy(path).stat().st_size for path in result.parts)
     return result.total_bytes
 
@@ -443,7 +443,7 @@ class FilesServer(SandboxServer):
         self,
         address: tuple[str, int],
         *,
-        settings: SandboxSettings,
+        settings: CommonSettings,
         log: RequestLog,
         signer: UrlSigner,
         resolve: Callable[[str, int], Path | None],

@@ -3,7 +3,8 @@
 The API and the download host differ in routes and error dialect (JSON vs. S3-style XML), so each
 subclasses :class:`SandboxHandler` and implements :meth:`~SandboxHandler.route` and
 :meth:`~SandboxHandler.send_problem`; everything else (reading the body, logging the request,
-injecting ``http_errors``) lives here once.
+injecting ``http_errors`` and ``json_answers``) lives here once. ``api.py`` adds what every
+emulator's API host shares.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from urllib.parse import parse_qsl, urlsplit
 from typing_extensions import override
 
 from tap_demandbase.sandbox.log import RecordedRequest, RequestLog
-from tap_demandbase.sandbox.settings import SandboxSettings
+from tap_demandbase.sandbox.settings import CommonSettings
 
 logger = logging.getLogger(__name__)
 
@@ -37,7 +38,7 @@ class SandboxServer(ThreadingHTTPServer):
         handler: type[SandboxHandler],
         *,
         name: str,
-        settings: SandboxSettings,
+        settings: CommonSettings,
         log: RequestLog,
     ) -> None:
         self.name = name
@@ -104,7 +105,7 @@ class SandboxHandler(BaseHTTPRequestHandler):
         self._dispatch()
 
     @property
-    def settings(self) -> SandboxSettings:
+    def settings(self) -> CommonSettings:
         """Return the live settings."""
         return self.server.settings
 

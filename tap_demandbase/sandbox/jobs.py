@@ -3,8 +3,9 @@
 A job is ``pending`` for ``pending_seconds``, then ``processing`` for at least
 ``processing_seconds`` and until its files are written (by a worker thread, so a large export
 really takes time), then ``completed`` -- or ``failed`` if a ``fail_jobs`` fault was due when it
-was created, or ``cancelled`` by ``DELETE``. Each job works from a snapshot of the settings taken
-at creation, so changing knobs mid-run affects only later jobs.
+was created, or ``cancelled`` (``export_v1``'s ``DELETE``). Each job works from a snapshot of the
+settings taken at creation, so changing knobs mid-run affects only later jobs. The store knows no
+dialect: each emulator describes its jobs in its own JSON, read through :meth:`JobStore.view`.
 
 Identical exports (same entity, fields, filters and data/file knobs) share one set of part files
 when ``cache_results`` is on, so benchmarks pay generation once; they still go through the full
@@ -23,21 +24,21 @@ from typing import TypeVar
 
 from tap_demandbase.sandbox.data import Filters
 from tap_demandbase.sandbox.entities import DEFAULT_ROWS
-from tap_demandbase.sandbox.files import ExportCancelled, ResultFiles, reported_size, write_export
-from tap_demandbase.sandbox.settings import JOB_STATUSES, SandboxSettings
+from tap_demandbase.sandbox.files import ExportCancelled, ResultFiles, served_size, write_export
+from tap_demandbase.sandbox.settings import CommonSettings
 
 _T = TypeVar("_T")
 
+#: A job's statuses (the words of the ``export_v1`` contract; other dialects rename them).
+STATUSES = ("pending", "processing", "completed", "failed", "cancelled")
 ACTIVE = ("pending", "processing")
-STATUSES = JOB_STATUSES
-QUOTA_MESSAGE = "Daily export quota exceeded (10GB per day limit)"
 
 
 class QuotaExceeded(Exception):
     """The daily job or byte quota is spent; ``resets_at`` is the next UTC midnight."""
 
     def __init__(self, resets_at: str) -> None:
-        super().__init__(QUOTA_MESSAGE)
+        super().__init__(f"export quota spent until {resets_at}")
         self.resets_at = resets_at
 
 
@@ -55,7 +56,7 @@ class Job:
     fields: list[str]
     filters: Filters
     filters_json: dict[str, object]
-    settings: SandboxSettings
+    settings: CommonSettings
     will_fail: bool
     defect: str | None
     created_at: float = field(default_factory=time.time)
@@ -68,8 +69,8 @@ class Job:
     cache_key: tuple[object, ...] = ()
     updated_at: float = 0.0
     status_calls: int = 0
-    #: The result's size as ``file_size_bytes`` reports it (before ``file_size_offset``).
-    result_bytes: int = 0
+    #: The bytes downloads of the whole result send (the gzip copies, when served so).
+    served_bytes: int = 0
 
     def __post_init__(self) -> None:
         self.updated_at = self.updated_at or self.created_at
@@ -86,35 +87,6 @@ class Job:
             return None
         return self.completed_at + self.settings.result_ttl_seconds
 
-    def to_json(self, api_url: str) -> dict[str, object]:
-        """Return the ExportJob JSON of the contract (keys without a value are left out)."""
-        out: dict[str, object] = {
-            "id": self.id,
-            "entity_type": self.entity,
-            "status": self.status,
-            "fields": list(self.fields),
-            "filters": dict(self.filters_json),
-            "created_at": rfc3339(self.created_at),
-        }
-        if self.status == "completed" and self.result is not None:
-            out.update(
-                record_count=self.result.record_count + self.settings.record_count_offset,
-                file_size_bytes=self.result_bytes + self.settings.file_size_offset,
-                file_parts=len(self.result.parts),
-                download_url=f"{api_url}/export/v1/jobs/{self.id}/download",
-                completed_at=rfc3339(self.completed_at or 0.0),
-                expires_at=rfc3339(self.expires_at or 0.0),
-            )
-        if self.error_message is not None:
-            out["error_message"] = self.error_message
-        out["status"] = self.settings.status_aliases.get(self.status, self.status)
-        for key, value in self.settings.job_json_patch.items():
-            if key in out and value is None:
-                del out[key]
-            elif key in out:
-                out[key] = value
-        return out
-
 
 #: Writes a job's result files into a directory; a dialect's own file layout (see ``Job``).
 ResultWriter = Callable[[Path, Job], ResultFiles]
@@ -123,7 +95,7 @@ ResultWriter = Callable[[Path, Job], ResultFiles]
 class JobStore:
     """All jobs of one sandbox, their worker threads, the result cache and quota counters."""
 
-    def __init__(self, settings: SandboxSettings, directory: Path) -> None:
+    def __init__(self, settings: CommonSettings, directory: Path) -> None:
         self.settings = settings
         self.directory = directory
         self._lock = threading.Lock()
@@ -184,23 +156,21 @@ class JobStore:
         with self._lock:
             return self._jobs.get(job_id)
 
-    def status_hidden(self, job: Job) -> bool:
-        """Count a status call of ``job``; whether it is among the first ones that answer 404
-        (``status_not_found_after_create``).
-        """
+    def count_status_call(self, job: Job) -> int:
+        """Count a status call of ``job``; return how many it has had, this one included."""
         with self._lock:
             job.status_calls += 1
-            return job.status_calls <= job.settings.status_not_found_after_create
-
-    def describe(self, job: Job, api_url: str) -> dict[str, object]:
-        """Return ``job``'s JSON, read consistently with respect to its worker."""
-        with self._lock:
-            return job.to_json(api_url)
+            return job.status_calls
 
     def view(self, job: Job, render: Callable[[Job], _T]) -> _T:
         """Return ``render(job)``, read consistently with respect to its worker."""
         with self._lock:
             return render(job)
+
+    def view_all(self, render: Callable[[Job], _T]) -> list[_T]:
+        """Return ``render(job)`` of every job, oldest first, all read in one consistent moment."""
+        with self._lock:
+            return [render(job) for job in self._jobs.values()]
 
     def all_jobs(self) -> list[Job]:
         """Return every job, oldest first (read each through :meth:`view`)."""
@@ -218,25 +188,8 @@ class JobStore:
             self._jobs.clear()
             self._bytes_by_day.clear()
 
-    def describe_all(self, api_url: str, status: str | None = None) -> list[dict[str, object]]:
-        """Return the JSON of every job (optionally only those in ``status``), oldest first."""
-        with self._lock:
-            return [
-                j.to_json(api_url)
-                for j in self._jobs.values()
-                if status is None or j.status == status
-            ]
-
     def cancel(self, job: Job) -> bool:
-        """Cancel ``job`` if it is pending or processing; return whether it was.
-
-        With ``finish_before_cancel`` the job is let finish first, so the answer is the 409 of a
-        job that completed just as it was being cancelled.
-        """
-        if job.settings.finish_before_cancel:
-            deadline = time.monotonic() + 60
-            while job.status in ACTIVE and time.monotonic() < deadline:
-                time.sleep(0.02)
+        """Cancel ``job`` if it is pending or processing; return whether it was."""
         with self._lock:
             if job.status not in ACTIVE:
                 return False
@@ -280,7 +233,7 @@ class JobStore:
         if not job.will_fail:
             try:
                 result = self._produce(job)
-                job.result_bytes = reported_size(result, settings)
+                job.served_bytes = served_size(result, settings)
             except ExportCancelled:
                 return
             except Exception as exc:  # a disk problem: the job fails, like a real one would

@@ -1,38 +1,31 @@
 """Every knob of ``SandboxSettings`` with its documentation: the CLI flags and the README table.
 
-The single source is the settings class itself: each dataclass field is a knob (name, type,
-default) and the ``Attributes:`` section of its docstring says what it does (an entry may name
-several knobs: ``host, port: ...``). From that, this module builds one ``demandbase-sandbox`` flag
-per knob (``pending_seconds`` -> ``--pending-seconds``) and the Markdown table of the README's
-emulator section (``demandbase-sandbox --list-knobs`` prints it; a test keeps the README equal).
-A knob added to the settings with a docstring entry is therefore settable and documented
-everywhere without touching this file.
+The single source is the settings classes themselves: each dataclass field is a knob (name, type,
+default) and the ``Attributes:`` section of the docstring of the class that declares it says what
+it does (an entry may name several knobs: ``host, port: ...``). A knob declared by an emulator's
+settings class (its ``DIALECT``) is that dialect's; one of ``CommonSettings`` is both's. From
+that, this module builds one ``demandbase-sandbox`` flag per knob (``pending_seconds`` ->
+``--pending-seconds``) and the Markdown table of the README's emulator section, the common knobs
+first, then each emulator's (``demandbase-sandbox --list-knobs`` prints it; a test keeps the
+README equal). A knob added to a settings class with a docstring entry is therefore settable and
+documented everywhere without touching this file.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import inspect
 import json
 import re
 import typing
 from dataclasses import dataclass
 from datetime import date
 
-from tap_demandbase.sandbox.settings import SandboxSettings
+from tap_demandbase.sandbox.server import SandboxSettings
 
-#: Knobs only the ``export_v1`` dialect uses (the uapi dialect has no cancel or download
-#: endpoint and no record count).
-EXPORT_V1_ONLY = frozenset(
-    {
-        "redirect_downloads",
-        "redirect_style",
-        "record_count_offset",
-        "file_size_offset",
-        "gzip_file_size",
-        "finish_before_cancel",
-    }
-)
+#: The dialect of a knob every emulator reads.
+BOTH = "both"
 #: Where the CLI's default differs from the settings' (a fixed port is handier for demos).
 CLI_DEFAULTS: dict[str, object] = {"port": 8734}
 _ENTRY = re.compile(r"^ {8}([a-z_0-9]+(?:, [a-z_0-9]+)*): (.*)$")
@@ -48,24 +41,19 @@ class Knob:
         hint: Its type.
         default: Its default value (the settings'; see ``CLI_DEFAULTS`` for the CLI's).
         help: What it does, from the settings' docstring (reST ``code`` marks kept).
+        dialect: Which emulator reads it: ``export_v1``, ``uapi``... or ``both``.
     """
 
     name: str
     hint: object
     default: object
     help: str
+    dialect: str = BOTH
 
     @property
     def flag(self) -> str:
         """Return the CLI flag, e.g. ``--pending-seconds``."""
         return "--" + self.name.replace("_", "-")
-
-    @property
-    def dialect(self) -> str:
-        """Return which dialect uses the knob: ``uapi``, ``export_v1`` or ``both``."""
-        if self.name.startswith("uapi_"):
-            return "uapi"
-        return "export_v1" if self.name in EXPORT_V1_ONLY else "both"
 
     @property
     def metavar(self) -> str | None:
@@ -112,11 +100,21 @@ def _json_type(hint: object) -> str:
 
 
 def attribute_docs(cls: type = SandboxSettings) -> dict[str, str]:
-    """Return knob name -> the text of its entry in ``cls``'s ``Attributes:`` docstring section."""
+    """Return knob name -> the text of its entry in the ``Attributes:`` docstring section of
+    ``cls`` or of the base class that declares it.
+    """
+    docs: dict[str, str] = {}
+    for owner in reversed(cls.__mro__):
+        docs |= _attribute_section(vars(owner).get("__doc__") or "")
+    return docs
+
+
+def _attribute_section(doc: str) -> dict[str, str]:
+    """Return name -> text of the entries of one docstring's ``Attributes:`` section."""
     docs: dict[str, str] = {}
     names: list[str] = []
     in_section = False
-    for line in (cls.__doc__ or "").splitlines():
+    for line in doc.splitlines():
         if line.strip() == "Attributes:":
             in_section = True
             continue
@@ -137,14 +135,31 @@ def attribute_docs(cls: type = SandboxSettings) -> dict[str, str]:
 
 
 def knobs() -> list[Knob]:
-    """Return every knob, in the settings' field order."""
+    """Return every knob, in the settings' field order (the common ones, then each dialect's)."""
     hints = typing.get_type_hints(SandboxSettings)
     docs = attribute_docs()
     defaults = SandboxSettings()
+    dialects = _declaring_dialects(SandboxSettings)
     return [
-        Knob(f.name, hints[f.name], getattr(defaults, f.name), docs.get(f.name, ""))
+        Knob(
+            f.name,
+            hints[f.name],
+            getattr(defaults, f.name),
+            docs.get(f.name, ""),
+            dialects.get(f.name, BOTH),
+        )
         for f in dataclasses.fields(SandboxSettings)
     ]
+
+
+def _declaring_dialects(cls: type) -> dict[str, str]:
+    """Return knob name -> the ``DIALECT`` of the base class declaring it, for dialects' knobs."""
+    out: dict[str, str] = {}
+    for owner in cls.__mro__:
+        dialect = vars(owner).get("DIALECT")
+        if isinstance(dialect, str):
+            out |= dict.fromkeys(inspect.get_annotations(owner), dialect)
+    return out
 
 
 def add_knob_arguments(parser: argparse.ArgumentParser) -> None:

@@ -1,8 +1,10 @@
-"""Sandbox: the API server and the download host, started together, plus test conveniences.
+"""Sandbox: the API server and the download host, started together; the emulators' registry.
 
-Both servers run in daemon threads of the calling process, on free ports unless the settings
-name them, and share one request log, one job store and one temporary directory of result files
-(removed by :meth:`Sandbox.stop`). The download host listens on a second loopback address
+``EMULATORS`` names the API server of each ``dialect``, and ``SandboxSettings`` inherits each
+emulator's settings class, so one settings object carries every knob. Both servers run in daemon
+threads of the calling process, on free ports unless the settings name them, and share one
+request log, one job store and one temporary directory of result files (removed by
+:meth:`Sandbox.stop`). The download host listens on a second loopback address
 (``127.0.0.2``) so that a client mixing up the two hosts fails loudly; where that address cannot
 be bound (macOS), it falls back to ``127.0.0.1`` on its own port.
 """
@@ -14,22 +16,43 @@ import shutil
 import tempfile
 import threading
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from types import TracebackType
+from typing import Any
+
+from typing_extensions import override
 
 from tap_demandbase.sandbox.api import ApiServer
 from tap_demandbase.sandbox.data import Filters, iter_rows
 from tap_demandbase.sandbox.entities import ENTITIES
+from tap_demandbase.sandbox.export_v1.server import ExportV1Server
+from tap_demandbase.sandbox.export_v1.settings import ExportV1Settings
 from tap_demandbase.sandbox.files import FilesServer, UrlSigner
 from tap_demandbase.sandbox.jobs import JobStore
 from tap_demandbase.sandbox.log import RecordedRequest, RequestLog
-from tap_demandbase.sandbox.settings import SandboxSettings
-from tap_demandbase.sandbox.uapi import UapiServer
-from tap_demandbase.sandbox.uapi import expected_rows as uapi_expected_rows
+from tap_demandbase.sandbox.settings import check_choice
+from tap_demandbase.sandbox.uapi.server import UapiServer
+from tap_demandbase.sandbox.uapi.server import expected_rows as uapi_expected_rows
+from tap_demandbase.sandbox.uapi.settings import UapiSettings
 
-#: The API server of each ``dialect``.
-API_SERVERS: dict[str, type[ApiServer]] = {"export_v1": ApiServer, "uapi": UapiServer}
+#: The API server of each ``dialect`` (the knob's accepted values, in this order).
+EMULATORS: dict[str, type[ApiServer[Any]]] = {"export_v1": ExportV1Server, "uapi": UapiServer}
+
+
+@dataclass
+class SandboxSettings(UapiSettings, ExportV1Settings):
+    """Every knob of the sandbox: the common ones (``settings.py``) and each emulator's own.
+
+    The bases are the settings classes of ``EMULATORS``; fields and docs come from them.
+    """
+
+    @override
+    def validate(self) -> None:
+        """Check every knob, and that ``dialect`` names an emulator."""
+        check_choice("dialect", self.dialect, tuple(EMULATORS))
+        super().validate()
 
 
 class Sandbox:
@@ -46,7 +69,7 @@ class Sandbox:
         self._signer = UrlSigner()
         self._directory: Path | None = None
         self._store: JobStore | None = None
-        self._api: ApiServer | None = None
+        self._api: ApiServer[Any] | None = None
         self._files: FilesServer | None = None
         self._threads: list[threading.Thread] = []
 
@@ -71,7 +94,7 @@ class Sandbox:
         try:
             self._files = self._bind_files(store)
             with _naming_the_address("API", settings.host, settings.port):
-                self._api = API_SERVERS[settings.dialect](
+                self._api = EMULATORS[settings.dialect](
                     (settings.host, settings.port),
                     settings=settings,
                     log=self.log,
@@ -164,10 +187,13 @@ class Sandbox:
         """Return the client secret the uapi token endpoint accepts."""
         return self.settings.uapi_client_secret
 
+    def credentials(self) -> dict[str, str]:
+        """Return what a client needs to call the API (``token``; uapi: the client's too)."""
+        return self._running()[0].credentials()
+
     def usage(self) -> dict[str, int]:
         """Return today's uapi calls per endpoint (create, status, list, fields, token)."""
-        api, _ = self._running()
-        return api.usage.counts() if isinstance(api, UapiServer) else {}
+        return self._running()[0].usage_counts()
 
     def reset(self) -> None:
         """Forget the request log, every job and the call counters (``POST /_sandbox/reset``)."""
@@ -213,7 +239,7 @@ class Sandbox:
         """
         return uapi_expected_rows(self.settings, body)
 
-    def _running(self) -> tuple[ApiServer, FilesServer]:
+    def _running(self) -> tuple[ApiServer[Any], FilesServer]:
         if self._api is None or self._files is None:
             raise RuntimeError("the sandbox is not running; call start() or use it in a with block")
         return self._api, self._files

@@ -1,10 +1,13 @@
-"""SandboxSettings: every knob of the emulator, data shape and fault injection alike, in one place.
+"""CommonSettings: the knobs every emulator reads (data, files, timings, faults), and their rules.
 
-The defaults suit an interactive demo (jobs take a few seconds, like the real service); test
-suites shrink the timings. The object is live: the servers read it on every request, so a test
-(or ``POST /_sandbox/settings`` from another process) can change a knob between two calls.
-Countdown knobs ("the next k calls ...") are decremented through :meth:`SandboxSettings.consume`
-under a lock, so concurrent requests never both take the last fault.
+Each emulator adds its own knobs in a subclass in its package (``export_v1/settings.py``,
+``uapi/settings.py``); ``SandboxSettings`` (``server.py``) inherits them all, so one object sets
+any knob of any emulator by name. The defaults suit an interactive demo (jobs take a few seconds,
+like the real service); test suites shrink the timings. The object is live: the servers read it
+on every request, so a test (or ``POST /_sandbox/settings`` from another process) can change a
+knob between two calls. Countdown knobs ("the next k calls ...") are decremented through
+:meth:`CommonSettings.consume` under a lock, so concurrent requests never both take the last
+fault.
 """
 
 from __future__ import annotations
@@ -16,32 +19,14 @@ import typing
 from dataclasses import dataclass, field
 from datetime import date
 
-from tap_demandbase.sandbox import uapi_catalog
+from typing_extensions import Self
+
 from tap_demandbase.sandbox.entities import DEFAULT_ROWS
 
-#: Endpoint names accepted as keys of ``http_errors`` (``fields`` and ``token``: uapi dialect).
-ENDPOINTS = (
-    *("entities", "create", "status", "list", "cancel", "download", "file"),
-    *("fields", "token"),
-)
-#: Accepted values of ``dialect``: the OpenAPI contract, or Demandbase's production API.
-DIALECTS = ("export_v1", "uapi")
-#: The uapi dialect's documented daily limits per tenant (calls per UTC day, by endpoint).
-UAPI_DAILY_LIMITS = {"create": 60, "status": 300, "list": 1200, "fields": 60}
-#: Endpoints ``uapi_daily_limits`` may name (``token`` has no documented limit).
-UAPI_COUNTED = ("create", "status", "list", "fields", "token")
-#: uapi job statuses, the keys of ``uapi_status_names``.
-UAPI_STATUSES = ("accepted", "processing", "finished", "failed")
-#: 403 errorCodes of Demandbase's registry (``uapi_denied_entity_types`` values).
-UAPI_DENIAL_CODES = ("403-100", "403-101", "403-102", "403-103", "403-104", "403-105")
 #: Accepted values of ``column_order``.
 COLUMN_ORDERS = ("reversed", "requested", "sorted")
-#: Accepted values of ``redirect_style``.
-REDIRECT_STYLES = ("direct", "chain", "no_location", "file_url")
 #: Accepted values of ``bom``.
 BOM_MODES = ("first", "all", "none")
-#: Accepted values of ``gzip_file_size``.
-GZIP_FILE_SIZES = ("served", "decoded")
 #: Accepted values of ``lost_create_answer``.
 LOST_CREATE_ANSWERS = ("error", "html", "empty")
 #: Accepted values of ``malformed`` (see ``files.py`` for exactly what each one breaks).
@@ -58,20 +43,20 @@ DEFECTS = (
     "ragged_multiline",
 )
 
-#: The job statuses of the contract (keys of ``status_aliases``).
-JOB_STATUSES = ("pending", "processing", "completed", "failed", "cancelled")
-
 _COUNTER_LOCK = threading.Lock()
 
 
 @dataclass
-class SandboxSettings:
-    """Knobs of one sandbox.
+class CommonSettings:
+    """Knobs of one sandbox that every emulator reads.
 
     Jobs copy the settings when they are created (:meth:`snapshot`), so changing a data or timing
     knob affects the next job, never one already running. Request-level faults (``http_errors``,
     ``cut_downloads``, ``expire_next_urls``) act on the next matching request. Countdowns are
     decremented per use; a negative count means "always".
+
+    An emulator's subclass names its dialect in ``DIALECT`` and its endpoints in ``ENDPOINTS``
+    (the keys ``http_errors`` and ``json_answers`` accept, besides the download host's ``file``).
 
     Attributes:
         token: The bearer token the API accepts (uapi: besides the tokens it issues).
@@ -82,40 +67,6 @@ class SandboxSettings:
         files_port: The download host's port (0: any free port; at start).
         dialect: Which API the sandbox speaks (at start): ``export_v1`` (the OpenAPI contract)
             or ``uapi`` (Demandbase's production API: token endpoint, ``/data/export/v1/...``).
-        uapi_client_id: The client id the uapi token endpoint accepts.
-        uapi_client_secret: The client secret the uapi token endpoint accepts.
-        uapi_token_ttl_seconds: Lifetime of uapi access tokens (``expiresIn``); ``token`` is
-            accepted too and never expires.
-        uapi_expire_next_tokens: The next k uapi API calls find their token expired: 401, and
-            that token stays invalid.
-        uapi_gateway_401: uapi 401s carry the gateway body ``{"status": ...}`` instead of
-            ``{errorCode, errorMessage, diagnosticCode}``.
-        uapi_daily_limits: uapi endpoint -> calls allowed per UTC day (create, status, list,
-            fields, token); beyond it: 429 with errorCode 429-100.
-        uapi_max_running_jobs: uapi jobs accepted or processing at once per tenant; a create
-            beyond it: 429 with errorCode 429-102.
-        uapi_busy_next_creates: The next k uapi job creates answer 429-102, as when a job
-            started from the UI is running.
-        uapi_accept_account_ids: Whether uapi jobs accept ``accountIds`` (required for the buying
-            groups); if not, it is refused as an unrecognized property (400-147).
-        uapi_split_files: uapi results come as files of ``rows_per_part`` rows listed in
-            ``resultsUrls`` (``resultsUrl``: the first); else one file in ``resultsUrl``.
-        uapi_gzip: uapi result files are gzip-compressed (same name and Content-Type).
-        uapi_nulls: uapi job statuses send absent keys (message, resultsUrl...) as null.
-        uapi_status_names: uapi status -> the spelling sent instead (e.g. an unknown status).
-        uapi_field_types: uapi field name -> the dataType ``/fields`` serves for it, or ``omit``
-            to drop the field.
-        uapi_alias_fields: uapi entity type -> {new field name: existing field name}: extra
-            fields repeating another's values (e.g. to make two names collide).
-        uapi_max_per_page: Largest ``perPage`` of uapi ``GET /jobs``; more is served as this.
-        uapi_rate_limited: uapi endpoint -> its next k calls answer 429 ``429-100`` "Rate limit
-            exceeded." as a momentary limit does (create, status, list, fields); -1: every call,
-            as when the endpoint's daily limit is spent (the message then says so, with the
-            reset). The calls are counted like any other.
-        uapi_denied_entity_types: uapi entity type -> the 403 errorCode that every fields,
-            create and list call naming it answers: ``403-101`` (the tenant's Export
-            Collection does not include it), ``403-100`` (the API key set lacks the Data Export
-            permission) or another ``403-1xx`` of Demandbase's registry.
         seed: Changes every generated value.
         rows: Rows per entity (accounts, people, opportunities, activities, campaigns,
             buying_groups; uapi only: creatives, buying_group_members); others: ``DEFAULT_ROWS``.
@@ -132,7 +83,6 @@ class SandboxSettings:
         processing_seconds: How long a job is then at least processing.
         result_ttl_seconds: From completion until the result is gone (``expires_at``).
         url_ttl_seconds: Validity of each pre-signed URL.
-        redirect_downloads: Download answers 302 to the files host; if false, 200 with the CSV.
         supports_range: Whether downloads honour ``Range: bytes=``.
         http_errors: Endpoint name -> answer its next k calls with ``http_error_status``
             (export_v1: entities, create, status, list, cancel, download; uapi: token, fields,
@@ -149,9 +99,6 @@ class SandboxSettings:
             endpoint's own answer, on every call (export_v1: entities, create, status, list,
             cancel; uapi: token, fields, create, status, list); nothing is created. E.g.
             ``{"entities": []}``, ``{"fields": {"data": []}}``.
-        record_count_offset: Added to the ``record_count`` completed jobs report (0: the truth).
-        file_size_offset: Added to the ``file_size_bytes`` completed jobs report (0: the truth).
-        finish_before_cancel: DELETE waits for the job to finish, then answers 409.
         fail_jobs: Entity (as in ``rows``) -> its next k jobs end ``failed`` (-1: all of them).
         quota_exhausted_after_jobs: Create answers the quota 429 (uapi: 429-101) once this many
             jobs exist (None: never).
@@ -167,60 +114,27 @@ class SandboxSettings:
         trickle_seconds: The pause between two trickled bytes.
         gzip_encoding: Downloads are gzip-compressed with ``Content-Encoding: gzip``.
         gzip_files: Downloads are gzip files (no ``Content-Encoding``), whatever their name.
-        gzip_file_size: What ``file_size_bytes`` counts of a job whose parts are served gzip
-            (``gzip_encoding`` or ``gzip_files`` when the job was created): ``served`` (the
-            compressed bytes the server holds and sends) or ``decoded`` (the CSV's bytes).
         omit_content_length: Downloads carry no Content-Length; the connection closes at the end.
-        redirect_style: How the download endpoint's 302 points at the file: ``direct``, ``chain``
-            (through two hops on the files host), ``no_location`` (no Location header) or
-            ``file_url`` (a ``file://`` URL).
         echo_url_in_errors: The download host's error messages quote the request's full URL,
             signature included (as some object stores do).
         empty_results_have_parts: An export with no rows has one header-only part; if false,
             it has none (``file_parts`` 0, and downloading part 1 answers 404).
-        job_json_patch: Keys of a job's ExportJob JSON replaced by these values in every answer
-            about it (create, status, list); null removes the key. Keys the JSON does not have
-            yet (``record_count`` before completion) are left out. E.g. ``{"file_parts": null}``,
-            ``{"record_count": "many"}``, ``{"created_at": "yesterday"}``.
-        status_aliases: Contract status -> the word the job reports instead (``pending`` ->
-            ``queued``, ``completed`` -> ``expired``); the job's life is unchanged.
-        status_not_found_after_create: The first k status calls of each job answer 404, as an
-            eventually consistent API does right after a create.
         lose_create_answers: The next k creates create the job, then answer as
             ``lost_create_answer`` says instead of 202 with the job.
         lost_create_answer: ``error`` (``http_error_status`` with a JSON error), ``html`` (200
             with an HTML page) or ``empty`` (202 with an empty body).
-        list_odd_jobs: The job list starts with entries that are not valid jobs (an unknown
-            status, a missing id, a count as text, a string), whatever the status filter.
     """
 
-    # Where and how to listen.
+    #: The download host's endpoint name; each emulator's subclass adds its own.
+    ENDPOINTS: typing.ClassVar[tuple[str, ...]] = ("file",)
+
+    # Where and how to listen, and which API to speak.
     token: str = "sandbox-token"
     host: str = "127.0.0.1"
     port: int = 0
     files_host: str = "127.0.0.2"
     files_port: int = 0
-
-    # Which API to speak, and the uapi dialect's own knobs (uapi.py).
     dialect: str = "export_v1"
-    uapi_client_id: str = "sandbox-client"
-    uapi_client_secret: str = "sandbox-secret"
-    uapi_token_ttl_seconds: int = 28800
-    uapi_expire_next_tokens: int = 0
-    uapi_gateway_401: bool = False
-    uapi_daily_limits: dict[str, int] = field(default_factory=lambda: dict(UAPI_DAILY_LIMITS))
-    uapi_max_running_jobs: int = 1
-    uapi_busy_next_creates: int = 0
-    uapi_accept_account_ids: bool = True
-    uapi_split_files: bool = False
-    uapi_gzip: bool = False
-    uapi_nulls: bool = False
-    uapi_status_names: dict[str, str] = field(default_factory=dict)
-    uapi_field_types: dict[str, str] = field(default_factory=dict)
-    uapi_alias_fields: dict[str, dict[str, str]] = field(default_factory=dict)
-    uapi_max_per_page: int = 100
-    uapi_rate_limited: dict[str, int] = field(default_factory=dict)
-    uapi_denied_entity_types: dict[str, str] = field(default_factory=dict)
 
     # The data: row i of an entity is a pure function of these.
     seed: int = 1
@@ -240,7 +154,6 @@ class SandboxSettings:
     processing_seconds: float = 2.0
     result_ttl_seconds: float = 3600.0
     url_ttl_seconds: float = 300.0
-    redirect_downloads: bool = True
     supports_range: bool = True
 
     # Faults.
@@ -250,9 +163,6 @@ class SandboxSettings:
     http_error_retry_after: float | None = None
     http_error_location: str | None = None
     json_answers: dict[str, typing.Any] = field(default_factory=dict)
-    record_count_offset: int = 0
-    file_size_offset: int = 0
-    finish_before_cancel: bool = False
     fail_jobs: dict[str, int] = field(default_factory=dict)
     quota_exhausted_after_jobs: int | None = None
     quota_bytes: int = 10 * 1024**3
@@ -260,26 +170,36 @@ class SandboxSettings:
     expire_next_urls: int = 0
     malformed: dict[str, str] = field(default_factory=dict)
     echo_url_in_errors: bool = False
-    redirect_style: str = "direct"
     trickle_downloads: int = 0
     trickle_seconds: float = 0.5
     gzip_encoding: bool = False
     gzip_files: bool = False
-    gzip_file_size: str = "served"
     omit_content_length: bool = False
     empty_results_have_parts: bool = True
-    job_json_patch: dict[str, typing.Any] = field(default_factory=dict)
-    status_aliases: dict[str, str] = field(default_factory=dict)
-    status_not_found_after_create: int = 0
     lose_create_answers: int = 0
     lost_create_answer: str = "error"
-    list_odd_jobs: bool = False
+
+    @classmethod
+    def of(cls, settings: CommonSettings) -> Self:
+        """Return ``settings`` typed as this class (the sandbox's settings hold every emulator's).
+
+        Raises:
+            TypeError: ``settings`` lacks this class's knobs.
+        """
+        if not isinstance(settings, cls):
+            raise TypeError(f"{type(settings).__name__} has no {cls.__name__} knobs")
+        return settings
+
+    def endpoints(self) -> tuple[str, ...]:
+        """Return every endpoint name the knobs may key: the download host's and each API's."""
+        names = (e for c in reversed(type(self).__mro__) for e in vars(c).get("ENDPOINTS", ()))
+        return tuple(dict.fromkeys(names))
 
     def row_count(self, entity: str) -> int:
         """Return how many rows ``entity`` has (``rows`` entry, else the default)."""
         return self.rows.get(entity, DEFAULT_ROWS[entity])
 
-    def snapshot(self) -> SandboxSettings:
+    def snapshot(self) -> Self:
         """Return a deep copy, so a job is unaffected by knobs changed after it was created."""
         return copy.deepcopy(self)
 
@@ -317,8 +237,12 @@ class SandboxSettings:
             ValueError: A key is not a knob, or a value has the wrong type or is out of range;
                 nothing is changed then.
         """
-        hints = typing.get_type_hints(SandboxSettings)
-        coerced = {name: _coerce(name, hints.get(name), value) for name, value in changes.items()}
+        hints = typing.get_type_hints(type(self))
+        knobs = {f.name for f in dataclasses.fields(self)}
+        coerced = {
+            name: _coerce(name, hints.get(name) if name in knobs else None, value)
+            for name, value in changes.items()
+        }
         candidate = self.snapshot()
         for name, value in coerced.items():
             setattr(candidate, name, value)
@@ -330,66 +254,32 @@ class SandboxSettings:
     def validate(self) -> None:
         """Check enumerated and numeric knobs, so a typo fails loudly instead of silently.
 
+        Subclasses check their own knobs after calling this.
+
         Raises:
             ValueError: Naming the offending knob and the accepted values.
         """
-        _check_choice("column_order", self.column_order, COLUMN_ORDERS)
-        _check_choice("bom", self.bom, BOM_MODES)
-        _check_choice("redirect_style", self.redirect_style, REDIRECT_STYLES)
-        _check_choice("lost_create_answer", self.lost_create_answer, LOST_CREATE_ANSWERS)
-        _check_choice("gzip_file_size", self.gzip_file_size, GZIP_FILE_SIZES)
-        for status, alias in self.status_aliases.items():
-            _check_choice("status_aliases key", status, JOB_STATUSES)
-            if not alias:
-                raise ValueError("status_aliases values must be non-empty status words")
+        check_choice("column_order", self.column_order, COLUMN_ORDERS)
+        check_choice("bom", self.bom, BOM_MODES)
+        check_choice("lost_create_answer", self.lost_create_answer, LOST_CREATE_ANSWERS)
+        endpoints = self.endpoints()
         for knob in ("http_errors", "http_errors_after", "json_answers"):
             for key in getattr(self, knob):
-                _check_choice(f"{knob} key", key, ENDPOINTS)
+                check_choice(f"{knob} key", key, endpoints)
         for entity in (*self.rows, *self.fail_jobs, *self.malformed):
-            _check_choice("entity", entity, tuple(DEFAULT_ROWS))
+            check_choice("entity", entity, tuple(DEFAULT_ROWS))
         for defect in self.malformed.values():
-            _check_choice("malformed defect", defect, DEFECTS)
+            check_choice("malformed defect", defect, DEFECTS)
         if self.rows_per_part < 1:
             raise ValueError("rows_per_part must be at least 1")
         if self.data_days < 1:
             raise ValueError("data_days must be at least 1")
         if any(n < 0 for n in self.rows.values()):
             raise ValueError("rows must not be negative")
-        self._validate_uapi()
-
-    def _validate_uapi(self) -> None:
-        """Check the uapi dialect's knobs (names of limits, statuses, fields and aliases)."""
-        _check_choice("dialect", self.dialect, DIALECTS)
-        for key in self.uapi_daily_limits:
-            _check_choice("uapi_daily_limits key", key, UAPI_COUNTED)
-        for key in self.uapi_rate_limited:
-            _check_choice("uapi_rate_limited key", key, tuple(UAPI_DAILY_LIMITS))
-        for key in self.uapi_status_names:
-            _check_choice("uapi_status_names key", key, UAPI_STATUSES)
-        known = uapi_catalog.field_names()
-        for entity_type, aliases in self.uapi_alias_fields.items():
-            _check_choice("uapi_alias_fields key", entity_type, tuple(uapi_catalog.ENTITY_TYPES))
-            own = {f.name for f in uapi_catalog.ENTITY_TYPES[entity_type].fields}
-            for target in aliases.values():
-                _check_choice(f"uapi_alias_fields target of {entity_type}", target, tuple(own))
-            known |= set(aliases)
-        for name in self.uapi_field_types:
-            if name not in known:
-                raise ValueError(f"invalid uapi_field_types key {name!r}: not a uapi field name")
-        if self.uapi_token_ttl_seconds < 1:
-            raise ValueError("uapi_token_ttl_seconds must be at least 1")
-        for entity_type, code in self.uapi_denied_entity_types.items():
-            _check_choice(
-                "uapi_denied_entity_types key", entity_type, tuple(uapi_catalog.ENTITY_TYPES)
-            )
-            _check_choice(
-                f"uapi_denied_entity_types code of {entity_type}", code, UAPI_DENIAL_CODES
-            )
-        if self.uapi_max_running_jobs < 1 or self.uapi_max_per_page < 1:
-            raise ValueError("uapi_max_running_jobs and uapi_max_per_page must be at least 1")
 
 
-def _check_choice(what: str, value: str, choices: tuple[str, ...]) -> None:
+def check_choice(what: str, value: str, choices: tuple[str, ...]) -> None:
+    """Raise ValueError unless ``value`` is one of ``choices`` (the message lists them)."""
     if value not in choices:
         raise ValueError(f"invalid {what} {value!r}; expected one of: {', '.join(choices)}")
 

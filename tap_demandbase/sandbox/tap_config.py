@@ -15,8 +15,8 @@ import typing as t
 from datetime import timedelta
 
 from tap_demandbase.sandbox.server import Sandbox
-from tap_demandbase.sandbox.uapi_catalog import ENTITY_TYPES
-from tap_demandbase.sandbox.uapi_requests import MAX_IDS
+from tap_demandbase.sandbox.uapi.catalog import ENTITY_TYPES
+from tap_demandbase.sandbox.uapi.job_requests import MAX_IDS
 
 #: Polling for jobs that take seconds: first status call after 0.5 s, then at most 2 s apart.
 POLL_INTERVAL_SECONDS = 0.5

@@ -21,7 +21,7 @@ Names follow what public sources show (see ``demandbase-production-api.md``):
   ``startDate``, ``endDate``) [documented: Demandbase's Postman collection]; creative fields
   follow the same style [inferred].
 
-Under the snake_case rule of issue 9 (``{Account}.lastModifiedDate`` -> ``last_modified_date``,
+Under the tap's snake_case rule (``{Account}.lastModifiedDate`` -> ``last_modified_date``,
 ``Custom_Tier__c`` -> ``custom_tier__c``, ``{Account}.id`` in activity -> ``account_id``),
 every field backed by an ``export_v1`` field maps back to that field's name, so a pipeline can
 switch dialects without renaming columns (tests check this).
@@ -48,7 +48,7 @@ from tap_demandbase.sandbox.entities import (
 )
 
 if TYPE_CHECKING:
-    from tap_demandbase.sandbox.settings import SandboxSettings
+    from tap_demandbase.sandbox.uapi.settings import UapiSettings
 
 #: The uapi ``dataType`` of each generator type name.
 DATA_TYPES: dict[str, str] = {
@@ -347,7 +347,7 @@ def field_names() -> set[str]:
     return {f.name for e in ENTITY_TYPES.values() for f in e.fields}
 
 
-def fields_for(entity: UapiEntity, settings: SandboxSettings) -> tuple[UapiField, ...]:
+def fields_for(entity: UapiEntity, settings: UapiSettings) -> tuple[UapiField, ...]:
     """Return ``entity``'s fields under the knobs: aliases added, types overridden, omissions."""
     fields = list(entity.fields)
     by_name = {f.name: f for f in fields}

@@ -1,58 +1,14 @@
-"""The uapi dialect: Demandbase's production Data Export API, as far as public sources show it.
+"""The ``uapi`` API server: token, fields, create, status and list (see the package docstring).
 
-Run with ``demandbase-sandbox --dialect uapi`` or ``Sandbox(SandboxSettings(dialect="uapi"))``.
-Routes (what ``demandbase-production-api.md`` documents; the name on the right is the endpoint's
-key in ``http_errors`` and ``uapi_daily_limits``)::
-
-    POST /auth/v1/token               token  -> 200 {accessToken, tokenType, expiresIn} | 400 | 401
-    GET  /data/export/v1/fields       fields -> 200 [{name, dataType, label, description}]
-    POST /data/export/v1/job          create -> 202 {jobStatus, createdAt, jobId, ...} | 400 | 429
-    GET  /data/export/v1/job/{jobId}  status -> 200 job status | 404 (404-302)
-    GET  /data/export/v1/jobs         list   -> 200 {pageNo, pageSize, totalCount, data}
-
-- **Token**: a JSON body ``{"grantType": "client_credentials", "clientId", "clientSecret"}``
-  [documented] or the official SDK's form body ``grant_type=...&client_id=...&client_secret=...``
-  [observed]; either naming in either encoding. Bad credentials: 401 ``401-100`` [the token
-  endpoint's error bodies are unknown; this is the export API's 401 body]. ``uapi_auth.py``.
-- **Auth**: ``Authorization: Bearer <accessToken>`` (or the static ``token``) on every
-  ``/data/export`` call; missing, wrong or expired: 401 ``401-100`` (``uapi_gateway_401``: the
-  gateway body ``{"status": "Authentication Failed - Unauthorized."}``, which other uapi APIs
-  document).
-- **Budgets**: calls per UTC day and endpoint are counted (``usage.py``); past a limit of
-  ``uapi_daily_limits`` (documented: create 60, status 300, list 1,200, fields 60) the answer is
-  429 ``429-100`` "Rate limit exceeded." (the code the export spec uses for request limits). No
-  ``Retry-After`` is sent (none is documented). ``uapi_rate_limited`` answers 429-100 to an
-  endpoint's next k calls (a momentary limit), or to all of them (a spent daily limit).
-- **One job at a time**: a create while ``uapi_max_running_jobs`` jobs are accepted or
-  processing is 429 ``429-102``. The export quota (``quota_bytes``, ``quota_exhausted_after_jobs``)
-  is 429 ``429-101``.
-- **Jobs**: bodies are validated by ``uapi_requests.py``. Job ids are UUIDs [inferred]. Statuses
-  ``accepted`` -> ``processing`` -> ``finished`` | ``failed`` (with ``message``); a key without a
-  value is left out (the official SDK fails on nulls), or sent as null with ``uapi_nulls``.
-  Timestamps are RFC 3339 with milliseconds, like ``2024-09-16T04:46:21.684Z``.
-- **Results**: a finished job carries ``resultsUrl``, a freshly signed URL on the pre-signed
-  download host (which refuses any Authorization header) at each status call; with
-  ``uapi_split_files`` also ``resultsUrls`` (every file, in order; ``resultsUrl`` is the first).
-  Files are CSV with a header row of the requested field names (``{Account}.id``...), gzip-
-  compressed under the same name and Content-Type with ``uapi_gzip``. The URL format and the
-  CSV dialect are not documented; these are the sandbox's (see ``files.py``).
-- **List**: ``entityType`` (default ``All``), ``jobStatus`` (``All``, accepted, processing,
-  finished, failed; any case), ``page`` (from 1), ``perPage`` (default 10, at most
-  ``uapi_max_per_page``, served as ``pageSize``), ``sort`` (``descending`` by creation, default,
-  or ``ascending``). Items carry jobId, jobName, jobStatus, entityType, createdAt, updatedAt.
-- **Errors**: always ``{errorCode, errorMessage, diagnosticCode}`` (32 hex digits), errorCode
-  ``<status>-<sequence>`` from Demandbase's registry; 404 ``404-301`` for unknown paths; 403
-  with the registry's code and message for an entity type of ``uapi_denied_entity_types`` on
-  the fields, create and list calls that name it (403-101: not in the Export Collection).
-
-Not emulated: ``/v1/accountList/job``, ``/v1/personList/job``, ``/v1/references`` (404).
+Every export call is auth -> daily budget -> injected fault or answer -> operation; the token
+endpoint is counted and faulted the same way. Beyond the shared job store the server keeps what
+this API adds: issued tokens, the day's call counters and each job's name and entity type.
 """
 
 from __future__ import annotations
 
 import secrets
 import threading
-import time
 import uuid
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
@@ -61,17 +17,17 @@ from urllib.parse import parse_qsl
 
 from typing_extensions import override
 
-from tap_demandbase.sandbox.api import ApiHandler, ApiServer
+from tap_demandbase.sandbox.api import ApiError, ApiHandler, ApiServer
 from tap_demandbase.sandbox.data import iter_rows
 from tap_demandbase.sandbox.files import ResultFiles, UrlSigner, part_path, write_export
 from tap_demandbase.sandbox.handler import ADMIN_PREFIX
 from tap_demandbase.sandbox.jobs import ACTIVE, Job, JobStore, QuotaExceeded, ResultWriter
 from tap_demandbase.sandbox.log import RequestLog
-from tap_demandbase.sandbox.settings import UAPI_DAILY_LIMITS, SandboxSettings
-from tap_demandbase.sandbox.uapi_auth import TokenIssuer
-from tap_demandbase.sandbox.uapi_catalog import ENTITY_TYPES, entity_type_named, fields_for
-from tap_demandbase.sandbox.uapi_requests import JobRequest, UapiError, parse_job_request
-from tap_demandbase.sandbox.usage import DailyUsage
+from tap_demandbase.sandbox.uapi.auth import TokenIssuer
+from tap_demandbase.sandbox.uapi.catalog import ENTITY_TYPES, entity_type_named, fields_for
+from tap_demandbase.sandbox.uapi.job_requests import JobRequest, parse_job_request
+from tap_demandbase.sandbox.uapi.settings import UAPI_DAILY_LIMITS, UapiSettings
+from tap_demandbase.sandbox.uapi.usage import DailyUsage
 
 TOKEN_PATH = "/auth/v1/token"
 EXPORT_PREFIX = "/data/export/v1"
@@ -119,7 +75,7 @@ def result_writer(request: JobRequest) -> ResultWriter:
     """
 
     def write(directory: Path, job: Job) -> ResultFiles:
-        settings = job.settings
+        settings = UapiSettings.of(job.settings)
         if not settings.uapi_split_files:  # one file: a part big enough for every row
             rows = settings.row_count(request.entity.data.name)
             settings = replace(settings, rows_per_part=max(1, rows))
@@ -139,15 +95,13 @@ def result_writer(request: JobRequest) -> ResultWriter:
     return write
 
 
-def expected_rows(
-    settings: SandboxSettings, body: dict[str, object]
-) -> list[dict[str, str | None]]:
+def expected_rows(settings: UapiSettings, body: dict[str, object]) -> list[dict[str, str | None]]:
     """Return the rows (original field name -> raw cell, None = empty) a job ``body`` exports.
 
     The very validation and generator a job uses, in export order, for tests.
 
     Raises:
-        UapiError: The body is invalid (what the API would answer).
+        ApiError: The body is invalid (what the API would answer).
     """
     request = parse_job_request(body, settings)
     rows = iter_rows(settings, request.entity.data, request.sources, request.filters)
@@ -156,129 +110,33 @@ def expected_rows(
     return [dict(zip(request.header, row, strict=True)) for row in rows]
 
 
-class UapiServer(ApiServer):
-    """The uapi API server: the shared job store and signer, plus tokens, budgets, job names."""
-
-    def __init__(
-        self,
-        address: tuple[str, int],
-        *,
-        settings: SandboxSettings,
-        log: RequestLog,
-        store: JobStore,
-        signer: UrlSigner,
-        files_url: str,
-    ) -> None:
-        self.tokens = TokenIssuer(settings)
-        self.usage = DailyUsage()
-        self.create_lock = threading.Lock()
-        self.uapi_jobs: dict[str, UapiJob] = {}
-        super().__init__(
-            address,
-            settings=settings,
-            log=log,
-            store=store,
-            signer=signer,
-            files_url=files_url,
-            handler=UapiHandler,
-        )
-
-    def known_jobs(self) -> list[tuple[Job, UapiJob]]:
-        """Return every job with its uapi record, oldest first."""
-        jobs = self.store.all_jobs()
-        return [(job, self.uapi_jobs[job.id]) for job in jobs if job.id in self.uapi_jobs]
-
-    @override
-    def describe_jobs(self) -> list[dict[str, object]]:
-        """Return every job as ``GET /job/{id}`` would, without signing URLs, oldest first."""
-        return [self.describe(job, info, urls=False) for job, info in self.known_jobs()]
-
-    def describe(self, job: Job, info: UapiJob, *, urls: bool = True) -> dict[str, object]:
-        """Return a job's status JSON; ``urls``: with freshly signed result URLs (else unsigned)."""
-        status, error, parts, created, updated = self.store.view(
-            job,
-            lambda j: (
-                j.status,
-                j.error_message,
-                len(j.result.parts) if j.result is not None else 0,
-                j.created_at,
-                j.updated_at,
-            ),
-        )
-        settings = self.settings
-        canonical = STATUS_NAMES[status]
-        out: dict[str, object] = {
-            "jobId": job.id,
-            "jobName": info.job_name,
-            "jobStatus": settings.uapi_status_names.get(canonical, canonical),
-            "entityType": info.entity_type,
-            "createdAt": timestamp(created),
-            "updatedAt": timestamp(updated),
-        }
-        if canonical == "failed":
-            out["message"] = error or "Error processing job. Please try again later."
-        if canonical == "finished" and parts:
-            links = [
-                self.signed_url(job, n) if urls else self.files_url + part_path(job.id, n)
-                for n in range(1, parts + 1)
-            ]
-            out["resultsUrl"] = links[0]
-            if info.split:
-                out["resultsUrls"] = links
-        if settings.uapi_nulls:
-            for key in ("message", "resultsUrl", "resultsUrls"):
-                out.setdefault(key, None)
-        return out
-
-    def signed_url(self, job: Job, part: int) -> str:
-        """Return a pre-signed URL of a result file (already expired if a fault is due)."""
-        expires = int(time.time() + self.settings.url_ttl_seconds)
-        if self.settings.consume("expire_next_urls"):
-            expires = int(time.time()) - 60
-        return self.signer.url(self.files_url, part_path(job.id, part), expires)
-
-    @override
-    def reset(self) -> None:
-        """Forget the request log, every job and today's call counters."""
-        with self.create_lock:
-            super().reset()
-            self.uapi_jobs.clear()
-            self.usage.clear()
-
-
-class UapiHandler(ApiHandler):
-    """Routes one uapi request: admin controls, token, or auth -> budget -> fault -> operation."""
+class UapiHandler(ApiHandler[UapiSettings]):
+    """Routes one uapi request: token, or auth -> budget -> fault -> operation."""
 
     server: UapiServer
 
     @override
-    def route(self) -> None:
-        """Answer the request (see the module docstring for the routes)."""
-        if self.url_path.startswith(ADMIN_PREFIX):
-            self._admin()
+    def route_api(self) -> None:
+        """Answer the request (see the package docstring for the routes)."""
+        if self.url_path == TOKEN_PATH:
+            self._token()
             return
-        try:
-            if self.url_path == TOKEN_PATH:
-                self._token()
-                return
-            endpoint, job_id = self._export_operation()
-            if not self._authorized():
-                self._unauthorized()
-                return
-            self._count(endpoint)
-            if self.injected_fault(endpoint) or self.injected_answer(endpoint):
-                return
-            self._refuse_denied_entity_type(endpoint)
-            if endpoint == "fields":
-                self._fields()
-            elif endpoint == "create":
-                self._create()
-            elif endpoint == "list":
-                self._list()
-            else:
-                self._status(job_id)
-        except UapiError as problem:
-            self.send_problem(problem.status, problem.code, problem.message)
+        endpoint, job_id = self._export_operation()
+        if not self._authorized():
+            self._unauthorized()
+            return
+        self._count(endpoint)
+        if self.injected_fault(endpoint) or self.injected_answer(endpoint):
+            return
+        self._refuse_denied_entity_type(endpoint)
+        if endpoint == "fields":
+            self._fields()
+        elif endpoint == "create":
+            self._create()
+        elif endpoint == "list":
+            self._list()
+        else:
+            self._status(job_id)
 
     @override
     def send_problem(
@@ -299,7 +157,7 @@ class UapiHandler(ApiHandler):
         self.send_problem(status, f"{status}-100", message, headers)
 
     @override
-    def _admin(self) -> None:
+    def serve_admin(self) -> None:
         """Serve the shared sandbox controls plus ``GET /_sandbox/usage`` (today's counters)."""
         if (self.command, self.url_path) == ("GET", ADMIN_PREFIX + "usage"):
             usage = self.server.usage
@@ -312,13 +170,13 @@ class UapiHandler(ApiHandler):
                 },
             )
             return
-        super()._admin()
+        super().serve_admin()
 
     def _export_operation(self) -> tuple[str, str]:
         """Return ``(endpoint, job id)`` of an export path.
 
         Raises:
-            UapiError: 404 for an unknown path, 405 for a wrong method.
+            ApiError: 404 for an unknown path, 405 for a wrong method.
         """
         path, method = self.url_path, self.command
         routes: dict[str, tuple[str, str]] = {}
@@ -331,12 +189,11 @@ class UapiHandler(ApiHandler):
         elif path.startswith(f"{EXPORT_PREFIX}/job/") and path.count("/") == 5:
             routes = {"GET": ("status", path.rsplit("/", 1)[1])}
         if not routes:
-            raise UapiError(404, "404-301", f"The requested resource does not exist: {path}")
+            raise ApiError(404, "404-301", f"The requested resource does not exist: {path}")
         if method not in routes:
-            raise UapiError(405, "405-100", f"{method} is not allowed on {path}")
+            raise ApiError(405, "405-100", f"{method} is not allowed on {path}")
         return routes[method]
 
-    @override
     def _authorized(self) -> bool:
         """Check the bearer token; a due ``uapi_expire_next_tokens`` fault expires it now."""
         scheme, _, token = self.headers.get("Authorization", "").partition(" ")
@@ -355,7 +212,7 @@ class UapiHandler(ApiHandler):
         """Count the call against today's budget.
 
         Raises:
-            UapiError: 429-100 once the endpoint's daily limit is spent, or when
+            ApiError: 429-100 once the endpoint's daily limit is spent, or when
                 ``uapi_rate_limited`` says so.
         """
         settings = self.settings
@@ -363,20 +220,20 @@ class UapiHandler(ApiHandler):
         within = self.server.usage.take(endpoint, limit)
         spent = not within or settings.uapi_rate_limited.get(endpoint, 0) < 0
         if spent:
-            raise UapiError(
+            raise ApiError(
                 429,
                 "429-100",
                 f"Rate limit exceeded: {limit} {endpoint} calls per day "
                 f"(resets at {self.server.usage.resets_at()}).",
             )
         if settings.consume("uapi_rate_limited", endpoint):
-            raise UapiError(429, "429-100", "Rate limit exceeded.")
+            raise ApiError(429, "429-100", "Rate limit exceeded.")
 
     def _refuse_denied_entity_type(self, endpoint: str) -> None:
         """Refuse a call naming an entity type of ``uapi_denied_entity_types``.
 
         Raises:
-            UapiError: 403 with that entity type's errorCode.
+            ApiError: 403 with that entity type's errorCode.
         """
         named: object = None
         if endpoint == "create" and isinstance(self.json_body, dict):
@@ -386,12 +243,12 @@ class UapiHandler(ApiHandler):
         entity = entity_type_named(named)
         code = self.settings.uapi_denied_entity_types.get(entity.entity_type) if entity else None
         if code is not None:
-            raise UapiError(403, code, DENIALS.get(code, "Access to this resource is denied."))
+            raise ApiError(403, code, DENIALS.get(code, "Access to this resource is denied."))
 
     def _token(self) -> None:
         """``POST /auth/v1/token``: trade client credentials for an access token."""
         if self.command != "POST":
-            raise UapiError(405, "405-100", f"{self.command} is not allowed on {TOKEN_PATH}")
+            raise ApiError(405, "405-100", f"{self.command} is not allowed on {TOKEN_PATH}")
         params = self._token_params()
         # The request log keeps the body minus the secret, so tests see which form was sent.
         self.json_body = {
@@ -405,9 +262,9 @@ class UapiHandler(ApiHandler):
         client_id = params.get("clientId", params.get("client_id"))
         secret = params.get("clientSecret", params.get("client_secret"))
         if grant != "client_credentials":
-            raise UapiError(400, "400-103", f"grantType must be client_credentials, not {grant!r}")
+            raise ApiError(400, "400-103", f"grantType must be client_credentials, not {grant!r}")
         if not isinstance(client_id, str) or not isinstance(secret, str):
-            raise UapiError(400, "400-104", "clientId and clientSecret are required.")
+            raise ApiError(400, "400-104", "clientId and clientSecret are required.")
         if not self.server.tokens.credentials_match(client_id, secret):
             self._unauthorized()
             return
@@ -418,14 +275,14 @@ class UapiHandler(ApiHandler):
         """Return the token request's parameters, from a form or a JSON body.
 
         Raises:
-            UapiError: 400-102 when the body is neither.
+            ApiError: 400-102 when the body is neither.
         """
         content_type = self.headers.get("Content-Type", "").split(";")[0].strip().lower()
         if content_type == "application/x-www-form-urlencoded":
             return dict(parse_qsl(self.body.decode("utf-8", "replace"), keep_blank_values=True))
         if isinstance(self.json_body, dict):
             return dict(self.json_body)
-        raise UapiError(
+        raise ApiError(
             400, "400-102", "Send a JSON object or a form with clientId and clientSecret."
         )
 
@@ -433,21 +290,20 @@ class UapiHandler(ApiHandler):
         """``GET /fields?entityType=...``: the entity's fields (adReportType for ad reports)."""
         name = self.query.get("entityType")
         if not name:
-            raise UapiError(400, "400-104", "The required parameter entityType is missing.")
+            raise ApiError(400, "400-104", "The required parameter entityType is missing.")
         entity = entity_type_named(name)
         if entity is None:
-            raise UapiError(400, "400-125", f"The entityType {name!r} is not supported.")
+            raise ApiError(400, "400-125", f"The entityType {name!r} is not supported.")
         if entity.report_types:
             report = self.query.get("adReportType")
             if not report:
-                raise UapiError(
+                raise ApiError(
                     400, "400-104", f"adReportType is required for {entity.entity_type} fields."
                 )
             if report not in entity.report_types:
-                raise UapiError(400, "400-139", f"adReportType {report!r} is not valid for {name}.")
+                raise ApiError(400, "400-139", f"adReportType {report!r} is not valid for {name}.")
         self.send_json(200, [f.to_json() for f in fields_for(entity, self.settings)])
 
-    @override
     def _create(self) -> None:
         """``POST /job``: validate, enforce one running job and the quota, then accept."""
         server = self.server
@@ -457,7 +313,7 @@ class UapiHandler(ApiHandler):
             if settings.consume("uapi_busy_next_creates") or self._running() >= (
                 settings.uapi_max_running_jobs
             ):
-                raise UapiError(
+                raise ApiError(
                     429,
                     "429-102",
                     "Concurrent export job limit exceeded: "
@@ -480,7 +336,7 @@ class UapiHandler(ApiHandler):
                     ),
                 )
             except QuotaExceeded:
-                raise UapiError(
+                raise ApiError(
                     429,
                     "429-101",
                     "Export quota exceeded: 10 GB per rolling 24 hours "
@@ -488,8 +344,7 @@ class UapiHandler(ApiHandler):
                 ) from None
             info = UapiJob(request.job_name, request.entity.entity_type, settings.uapi_split_files)
             server.uapi_jobs[job.id] = info
-        if settings.consume("lose_create_answers"):
-            self._lost_create_answer()
+        if self.lost_create_answer():
             return
         self.send_json(
             202,
@@ -511,10 +366,9 @@ class UapiHandler(ApiHandler):
         job = self.server.store.get(job_id)
         info = self.server.uapi_jobs.get(job_id)
         if job is None or info is None:
-            raise UapiError(404, "404-302", "Job id invalid")
+            raise ApiError(404, "404-302", "Job id invalid")
         self.send_json(200, self.server.describe(job, info))
 
-    @override
     def _list(self) -> None:
         """``GET /jobs``: one page of the tenant's jobs."""
         entity = self._choice("entityType", "400-123", ("all", *ENTITY_TYPES))
@@ -557,11 +411,109 @@ class UapiHandler(ApiHandler):
         value = self.query.get(name) or choices[0]
         lowered = {c.lower() for c in choices}
         if value.lower() not in lowered:
-            raise UapiError(400, code, f"{name} {value!r} is not supported.")
+            raise ApiError(400, code, f"{name} {value!r} is not supported.")
         return value.lower()
 
     def _positive(self, name: str, code: str, default: int) -> int:
         text = self.query.get(name) or str(default)
         if not text.isdigit() or int(text) < 1:
-            raise UapiError(400, code, f"{name} must be a positive number, not {text!r}.")
+            raise ApiError(400, code, f"{name} must be a positive number, not {text!r}.")
         return int(text)
+
+
+class UapiServer(ApiServer[UapiSettings]):
+    """The uapi API server: the shared job store and signer, plus tokens, budgets, job names."""
+
+    handler_class = UapiHandler
+
+    def __init__(
+        self,
+        address: tuple[str, int],
+        *,
+        settings: UapiSettings,
+        log: RequestLog,
+        store: JobStore,
+        signer: UrlSigner,
+        files_url: str,
+    ) -> None:
+        self.tokens = TokenIssuer(settings)
+        self.usage = DailyUsage()
+        self.create_lock = threading.Lock()
+        self.uapi_jobs: dict[str, UapiJob] = {}
+        super().__init__(
+            address,
+            settings=settings,
+            log=log,
+            store=store,
+            signer=signer,
+            files_url=files_url,
+        )
+
+    def known_jobs(self) -> list[tuple[Job, UapiJob]]:
+        """Return every job with its uapi record, oldest first."""
+        jobs = self.store.all_jobs()
+        return [(job, self.uapi_jobs[job.id]) for job in jobs if job.id in self.uapi_jobs]
+
+    @override
+    def describe_jobs(self) -> list[dict[str, object]]:
+        """Return every job as ``GET /job/{id}`` would, without signing URLs, oldest first."""
+        return [self.describe(job, info, urls=False) for job, info in self.known_jobs()]
+
+    def describe(self, job: Job, info: UapiJob, *, urls: bool = True) -> dict[str, object]:
+        """Return a job's status JSON; ``urls``: with freshly signed result URLs (else unsigned)."""
+        status, error, parts, created, updated = self.store.view(
+            job,
+            lambda j: (
+                j.status,
+                j.error_message,
+                len(j.result.parts) if j.result is not None else 0,
+                j.created_at,
+                j.updated_at,
+            ),
+        )
+        settings = self.settings
+        canonical = STATUS_NAMES[status]
+        out: dict[str, object] = {
+            "jobId": job.id,
+            "jobName": info.job_name,
+            "jobStatus": settings.uapi_status_names.get(canonical, canonical),
+            "entityType": info.entity_type,
+            "createdAt": timestamp(created),
+            "updatedAt": timestamp(updated),
+        }
+        if canonical == "failed":
+            out["message"] = error or "Error processing job. Please try again later."
+        if canonical == "finished" and parts:
+            links = [
+                self.signed_url(job.id, n) if urls else self.files_url + part_path(job.id, n)
+                for n in range(1, parts + 1)
+            ]
+            out["resultsUrl"] = links[0]
+            if info.split:
+                out["resultsUrls"] = links
+        if settings.uapi_nulls:
+            for key in ("message", "resultsUrl", "resultsUrls"):
+                out.setdefault(key, None)
+        return out
+
+    @override
+    def credentials(self) -> dict[str, str]:
+        """Return the static token and the client credentials the token endpoint accepts."""
+        settings = self.settings
+        return super().credentials() | {
+            "client_id": settings.uapi_client_id,
+            "client_secret": settings.uapi_client_secret,
+        }
+
+    @override
+    def usage_counts(self) -> dict[str, int]:
+        """Return today's calls per endpoint (create, status, list, fields, token)."""
+        return self.usage.counts()
+
+    @override
+    def reset(self) -> None:
+        """Forget the request log, every job and today's call counters."""
+        with self.create_lock:
+            super().reset()
+            self.uapi_jobs.clear()
+            self.usage.clear()

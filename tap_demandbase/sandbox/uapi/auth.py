@@ -15,7 +15,7 @@ import secrets
 import threading
 import time
 
-from tap_demandbase.sandbox.settings import SandboxSettings
+from tap_demandbase.sandbox.uapi.settings import UapiSettings
 
 
 def _segment(payload: object) -> str:
@@ -26,7 +26,7 @@ def _segment(payload: object) -> str:
 class TokenIssuer:
     """The tokens one sandbox issued, with their expiry (epoch seconds)."""
 
-    def __init__(self, settings: SandboxSettings) -> None:
+    def __init__(self, settings: UapiSettings) -> None:
         self._settings = settings
         self._lock = threading.Lock()
         self._expiry: dict[str, float] = {}

@@ -33,15 +33,16 @@ import re
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
+from tap_demandbase.sandbox.api import ApiError
 from tap_demandbase.sandbox.data import Filters
-from tap_demandbase.sandbox.settings import SandboxSettings
-from tap_demandbase.sandbox.uapi_catalog import (
+from tap_demandbase.sandbox.uapi.catalog import (
     SOURCES,
     UapiEntity,
     UapiField,
     entity_type_named,
     fields_for,
 )
+from tap_demandbase.sandbox.uapi.settings import UapiSettings
 
 #: Every body key of the published ``JobRequestBody`` (plus ``limit``, seen in Demandbase's
 #: Postman collection).
@@ -95,19 +96,9 @@ MAX_IDS = 10_000
 MAX_ACTIVITY_DAYS = 90
 
 
-class UapiError(Exception):
-    """A refused request: becomes ``{errorCode, errorMessage, diagnosticCode}``."""
-
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
-
-
-def bad_request(code: str, message: str) -> UapiError:
+def bad_request(code: str, message: str) -> ApiError:
     """Return a 400 with errorCode ``code`` (e.g. ``400-115``)."""
-    return UapiError(400, code, message)
+    return ApiError(400, code, message)
 
 
 @dataclass(frozen=True)
@@ -154,11 +145,11 @@ class _Bounds:
             self.end = end if self.end is None else min(self.end, end)
 
 
-def parse_job_request(body: object, settings: SandboxSettings) -> JobRequest:
+def parse_job_request(body: object, settings: UapiSettings) -> JobRequest:
     """Validate a create-job body under the live knobs.
 
     Raises:
-        UapiError: 400 with the documented errorCode of the first problem found.
+        ApiError: 400 with the documented errorCode of the first problem found.
     """
     if not isinstance(body, dict):
         raise bad_request("400-102", "The request body is not a valid JSON object.")
