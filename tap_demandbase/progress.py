@@ -17,12 +17,12 @@ progress marker therefore carries a note that says so, and the sync's first line
 
 from __future__ import annotations
 
-import threading
 import time
 import typing as t
 
 from singer_sdk.helpers._state import PROGRESS_MARKER_NOTE, PROGRESS_MARKERS
 
+from tap_demandbase.engine.background import Loop, start_thread
 from tap_demandbase.engine.jobs import human_bytes
 
 if t.TYPE_CHECKING:
@@ -88,8 +88,7 @@ class SyncProgress:
         self.result: ResultParts | None = None
         self._clock = clock
         self._started = clock()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._loop: Loop | None = None
 
     def waiting_for(self, job: ExportJob) -> None:
         """Follow a job that is being created, resumed or re-used, until it completes."""
@@ -122,7 +121,7 @@ class SyncProgress:
 
     def log_every_interval(self, wait: Callable[[float], bool]) -> None:
         """Log the progress line each time ``wait(interval)`` returns False (timed out), until
-        it returns True (the sync ended). The thread passes its stop event's ``wait``.
+        it returns True (the sync ended). The thread passes its loop's ``wait``.
         """
         while not wait(self.interval):
             self.logger.info("%s", self.line())
@@ -131,14 +130,7 @@ class SyncProgress:
         self.logger.info("%s", resume_line(self.stream, self.replication_key))
         self._started = self._clock()
         self.records = 0
-        self._stop.clear()
-        self._thread = threading.Thread(
-            target=self.log_every_interval,
-            args=(self._stop.wait,),
-            name=f"progress-{self.stream}",
-            daemon=True,
-        )
-        self._thread.start()
+        self._loop = start_thread(f"progress-{self.stream}", self.log_every_interval)
         return self
 
     def __exit__(
@@ -147,7 +139,6 @@ class SyncProgress:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
-        self._thread = None
+        if self._loop is not None:
+            self._loop.stop()
+        self._loop = None

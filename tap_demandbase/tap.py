@@ -40,6 +40,7 @@ from tap_demandbase.config import (
     unknown_setting_warnings,
 )
 from tap_demandbase.dialects import DEFAULT_DIALECT, DIALECTS, ConnectOptions, dialect_named
+from tap_demandbase.engine import background
 from tap_demandbase.engine.clock import SystemClock
 from tap_demandbase.engine.export import RunContext
 from tap_demandbase.engine.jobs import DEFAULT_COOLDOWN_SECONDS, DEFAULT_MAX_ATTEMPTS, AttemptPolicy
@@ -47,6 +48,7 @@ from tap_demandbase.engine.scheduler import JobScheduler
 from tap_demandbase.engine.windows import utc_date
 from tap_demandbase.errors import ConfigError, DemandbaseError
 from tap_demandbase.model import EntityInfo, FieldInfo, PollPolicy
+from tap_demandbase.process import configure_process
 from tap_demandbase.progress import PROGRESS_INTERVAL_SECONDS
 from tap_demandbase.schema import date_fields, entity_schema
 from tap_demandbase.state_file import checked_state
@@ -601,6 +603,7 @@ class TapDemandbase(Tap):
         kept, not cancelled: the ledger in the emitted state lets the next run resume them.
         """
         self.clock.stop()
+        background.stop()
         self.state_writer.write_state(self.state)
         self.logger.error(
             "Stopped by %s: state emitted with any export job in flight; run the tap again "
@@ -610,6 +613,13 @@ class TapDemandbase(Tap):
         sys.exit(128 + signum)
 
     # Command line ---------------------------------------------------------------------------
+
+    @override
+    @classmethod
+    def get_singer_command(cls) -> click.Command:
+        """Return the command line, with the process configured for the tap (``process.py``)."""
+        configure_process()
+        return super().get_singer_command()
 
     @override
     @classmethod

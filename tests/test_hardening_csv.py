@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 
 from tap_demandbase.errors import MalformedResultError
-from tap_demandbase.records import to_date, to_datetime, to_integer, to_number
+from tap_demandbase.records.kinds import to_date, to_datetime, to_integer, to_number
 from tests.conftest import discover, run_tap, select, tap_config
 from tests.test_batches import _batch_rows
 from tests.test_records import _read

@@ -8,7 +8,7 @@ import pytest
 
 from tap_demandbase.engine.results import DownloadedPart
 from tap_demandbase.errors import MalformedResultError
-from tap_demandbase.records import CsvPartReader
+from tap_demandbase.records.reader import CsvPartReader
 
 PROPERTIES = {
     "id": {"type": ["string", "null"]},
