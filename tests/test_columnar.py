@@ -208,7 +208,7 @@ REFUSED = [
     ("t", "20240105T102030Z"),
     ("t", "0001-01-01T00:30:00+01:00"),
     ("t", "9999-12-31T23:30:00-01:00"),
-    # The strict ASCII grammar of records.py (issue 7): each a hole Python's parsers left open.
+    # The strict ASCII grammar (records/kinds.py): each a form Python's own parsers accept.
     ("i", "\u00b2"),
     ("i", "+"),
     ("i", "-"),
@@ -721,7 +721,7 @@ def _csv_row(cells: list[str], end: bytes = b"\r\n") -> bytes:
     return out.getvalue().encode()
 
 
-# BATCH parquet types exactly like RECORD mode (issue 7, item 8) ---------------------------------
+# BATCH parquet types exactly like RECORD mode ---------------------------------------------------
 
 
 def _parquet_batch(tmp_path, data: bytes, properties):

@@ -1,5 +1,5 @@
-"""BATCH parquet types exactly like RECORD mode (it refused "+42", date-only and nanosecond
-date-times, and accepted forms RECORD mode refuses), and names line and field when it cannot.
+"""BATCH parquet types exactly like RECORD mode ("+42", date-only and nanosecond date-times
+accepted, the forms RECORD mode refuses refused), and names line and field when it cannot.
 """
 
 from __future__ import annotations

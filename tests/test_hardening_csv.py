@@ -1,8 +1,6 @@
-"""Wrong-data holes a hostile test found in the CSV record path, and their fixes.
-
-Each case failed before: a duplicated header column silently took the last value, Python's lax
-parsers let "1_000", " 42", "٤٢" and ISO week dates through, a malformed row spanning lines was
-reported at its last line, and replication_keys lost to an older catalog.
+"""Wrong data the CSV record path refuses or reports exactly: a header that names a column
+twice, forms Python's lax parsers accept ("1_000", " 42", "٤٢", ISO week dates), a malformed row
+spanning lines (reported at its first line), and replication_keys over an older catalog's.
 """
 
 from __future__ import annotations
