@@ -77,8 +77,7 @@ def write_record_messages(
 ) -> PartSummary:
     """Write a part's blocks as Singer RECORD messages, in order; return what they held."""
     summary = Summary(replication_key)
-    for block in blocks:
-        summary.add(block)
+    for block in summary.counted(blocks):
         if isinstance(block, list):
             for record in block:
                 sink.write_record(stream, record, time_extracted)
@@ -106,8 +105,7 @@ def write_json_lines(
     import orjson
 
     summary = Summary(replication_key)
-    for block in blocks:
-        summary.add(block)
+    for block in summary.counted(blocks):
         if isinstance(block, list):
             lines = b"".join(orjson.dumps(r, option=orjson.OPT_APPEND_NEWLINE) for r in block)
             out.write(lines if gzip_level is None else gzip.compress(lines, gzip_level))
@@ -135,8 +133,7 @@ def write_parquet(
     names = list(schema)
 
     def frames(*_: t.Any) -> Iterator[pl.DataFrame]:
-        for block in blocks:
-            summary.add(block)
+        for block in summary.counted(blocks):
             if isinstance(block, list):
                 yield records_frame(block, schema).select(names)
             else:
@@ -181,6 +178,12 @@ class Summary:
             value = _greatest(block, self.key)
         if value is not None and (self.greatest is None or value > self.greatest):
             self.greatest = value
+
+    def counted(self, blocks: Iterator[Block]) -> Iterator[Block]:
+        """Yield the blocks, each counted as it passes."""
+        for block in blocks:
+            self.add(block)
+            yield block
 
     def result(self) -> PartSummary:
         """Return the part's summary."""
