@@ -25,6 +25,7 @@ import typing as t
 
 from singer_sdk.helpers._state import PROGRESS_MARKER_NOTE, PROGRESS_MARKERS
 
+from tap_demandbase.engine.background import Loop, start_thread
 from tap_demandbase.engine.jobs import human_bytes
 
 if t.TYPE_CHECKING:
@@ -104,8 +105,7 @@ class SyncProgress:
         self.result: ResultParts | None = None
         self._clock = clock
         self._started = clock()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._loop: Loop | None = None
         self._lock = threading.Lock()
         #: Seconds spent per phase ("wait": for a job; "emit": reading and emitting its
         #: parts), the current phase and since when.
@@ -169,7 +169,7 @@ class SyncProgress:
 
     def log_every_interval(self, wait: Callable[[float], bool]) -> None:
         """Log the progress line each time ``wait(interval)`` returns False (timed out), until
-        it returns True (the sync ended). The thread passes its stop event's ``wait``.
+        it returns True (the sync ended). The thread passes its loop's ``wait``.
         """
         while not wait(self.interval):
             self.logger.info("%s", self.line())
@@ -180,14 +180,7 @@ class SyncProgress:
             self._started = self._phase_since = self._clock()
             self._seconds = {"wait": 0.0, "emit": 0.0}
         self.records = 0
-        self._stop.clear()
-        self._thread = threading.Thread(
-            target=self.log_every_interval,
-            args=(self._stop.wait,),
-            name=f"progress-{self.stream}",
-            daemon=True,
-        )
-        self._thread.start()
+        self._loop = start_thread(f"progress-{self.stream}", self.log_every_interval)
         return self
 
     def __exit__(
@@ -196,10 +189,9 @@ class SyncProgress:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
-        self._thread = None
+        if self._loop is not None:
+            self._loop.stop()
+        self._loop = None
         self._enter_phase(None)
 
 

@@ -20,17 +20,18 @@ from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.mapper import SameRecordTransform
 from typing_extensions import override
 
-from tap_demandbase.columnar import polars_available, write_part_record_messages
 from tap_demandbase.errors import DemandbaseError
 from tap_demandbase.progress import mark_resumable
+from tap_demandbase.records.columnar import polars_available
+from tap_demandbase.records.columnar.reader import write_part_record_messages
 from tap_demandbase.writer import FastSingerWriter
 
 if t.TYPE_CHECKING:
     from singer_sdk.helpers import types
 
-    from tap_demandbase.columnar import PartSummary
     from tap_demandbase.engine.results import DownloadedPart
-    from tap_demandbase.records import CsvPartReader
+    from tap_demandbase.records.columnar.output import PartSummary
+    from tap_demandbase.records.reader import CsvPartReader
 
 
 class FastRecordStream(Stream):
@@ -47,7 +48,7 @@ class FastRecordStream(Stream):
     def write_part_columnar(
         self, part: DownloadedPart, reader: CsvPartReader
     ) -> PartSummary | None:
-        """Write a whole part's RECORD messages through the columnar path (``columnar.py``)
+        """Write a whole part's RECORD messages through the columnar path (``records/columnar``)
         when records reach the output unchanged; return what they held, or None when the part
         must go record by record through the SDK (stream maps, flattening, no polars).
         """

@@ -1,15 +1,17 @@
 """Field types → JSON Schema.
 
-Each dialect maps its API's type words to a value kind (string, integer, number, boolean, date,
-date-time); this module turns kinds into JSON Schema. A type word the dialect does not know
-becomes a string with a warning rather than a failure: a new type on Demandbase's side (tenants
-add custom fields) must not stop anyone's pipeline.
+Each dialect maps its API's type words to a value kind (``records.kinds.Kind``), which gives the
+field its JSON Schema. A type word the dialect does not know becomes a string with a warning
+rather than a failure: a new type on Demandbase's side (tenants add custom fields) must not stop
+anyone's pipeline.
 """
 
 from __future__ import annotations
 
 import logging
 import typing as t
+
+from tap_demandbase.records.kinds import DATE_KINDS, Kind
 
 if t.TYPE_CHECKING:
     from collections.abc import Mapping
@@ -18,19 +20,9 @@ if t.TYPE_CHECKING:
 
 logger = logging.getLogger("tap-demandbase.schema")
 
-#: Value kinds → nullable JSON Schema.
-KIND_SCHEMAS: dict[str, dict[str, t.Any]] = {
-    "string": {"type": ["string", "null"]},
-    "integer": {"type": ["integer", "null"]},
-    "number": {"type": ["number", "null"]},
-    "boolean": {"type": ["boolean", "null"]},
-    "date": {"type": ["string", "null"], "format": "date"},
-    "date-time": {"type": ["string", "null"], "format": "date-time"},
-}
-
 
 def property_schema(
-    entity: str, field: str, api_type: str, field_types: Mapping[str, str]
+    entity: str, field: str, api_type: str, field_types: Mapping[str, Kind]
 ) -> dict[str, t.Any]:
     """Return the nullable JSON Schema of one field, warning for a type the dialect does not
     know.
@@ -43,11 +35,11 @@ def property_schema(
             field,
             api_type,
         )
-        kind = "string"
-    return dict(KIND_SCHEMAS[kind])
+        kind = Kind.STRING
+    return kind.json_schema
 
 
-def entity_schema(entity: EntityInfo, field_types: Mapping[str, str]) -> dict[str, t.Any]:
+def entity_schema(entity: EntityInfo, field_types: Mapping[str, Kind]) -> dict[str, t.Any]:
     """Return the JSON Schema of an entity's records."""
     return {
         "type": "object",
@@ -65,21 +57,14 @@ def _description(text: str) -> dict[str, str]:
     return {"description": text} if text else {}
 
 
+_DATE_FORMATS = {kind.json_schema["format"] for kind in DATE_KINDS}
+
+
 def is_date_property(prop: dict[str, t.Any]) -> bool:
     """Whether a property holds a date or date-time (and so can be a replication key)."""
-    return prop.get("format") in {"date", "date-time"}
+    return prop.get("format") in _DATE_FORMATS
 
 
 def date_fields(schema: dict[str, t.Any]) -> list[str]:
     """Return the names of the date and date-time properties, in schema order."""
     return [name for name, prop in schema.get("properties", {}).items() if is_date_property(prop)]
-
-
-def property_kind(prop: dict[str, t.Any]) -> tuple[str, str | None]:
-    """Return a property's main JSON type and, for strings, its format: ("integer", None),
-    ("string", "date-time")...
-    """
-    types = prop.get("type", "string")
-    types = [types] if isinstance(types, str) else list(types)
-    main = next((name for name in types if name != "null"), "string")
-    return main, (prop.get("format") if main == "string" else None)

@@ -15,8 +15,6 @@ from dataclasses import dataclass
 from singer_sdk.singerlib import Metadata
 from typing_extensions import override
 
-from tap_demandbase.batches import batch_writer
-from tap_demandbase.columnar import import_polars_meanwhile
 from tap_demandbase.engine.export import PartResult, StreamExport, StreamRequest, greatest
 from tap_demandbase.engine.windows import first_day, is_date
 from tap_demandbase.errors import (
@@ -29,7 +27,9 @@ from tap_demandbase.errors import (
 )
 from tap_demandbase.progress import SyncProgress
 from tap_demandbase.record_path import FastRecordStream
-from tap_demandbase.records import CsvPartReader
+from tap_demandbase.records.batches import batch_writer
+from tap_demandbase.records.columnar import import_polars_meanwhile
+from tap_demandbase.records.reader import CsvPartReader
 from tap_demandbase.schema import date_fields
 
 if t.TYPE_CHECKING:

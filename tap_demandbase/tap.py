@@ -42,6 +42,7 @@ from tap_demandbase.config import (
     unknown_setting_warnings,
 )
 from tap_demandbase.dialects import DEFAULT_DIALECT, DIALECTS, ConnectOptions, dialect_named
+from tap_demandbase.engine import background
 from tap_demandbase.engine.clock import SystemClock
 from tap_demandbase.engine.export import RunContext
 from tap_demandbase.engine.jobs import DEFAULT_COOLDOWN_SECONDS, DEFAULT_MAX_ATTEMPTS, AttemptPolicy
@@ -50,6 +51,7 @@ from tap_demandbase.engine.windows import utc_date
 from tap_demandbase.errors import ConfigError, DemandbaseError
 from tap_demandbase.logs import METRICS_LOG_LEVELS, metrics_logger_level, quiet_sdk_noise
 from tap_demandbase.model import EntityInfo, FieldInfo, PollPolicy
+from tap_demandbase.process import configure_process
 from tap_demandbase.progress import (
     PROGRESS_INTERVAL_SECONDS,
     RESUME_LINE,
@@ -666,6 +668,7 @@ class TapDemandbase(Tap):
         kept, not cancelled: the ledger in the emitted state lets the next run resume them.
         """
         self.clock.stop()
+        background.stop()
         self.state_writer.write_state(self.state)
         self.logger.error(
             "Stopped by %s: state emitted with any export job in flight; run the tap again "
@@ -849,7 +852,10 @@ class TapDemandbase(Tap):
     @override
     @classmethod
     def get_singer_command(cls) -> click.Command:
-        """Return the SDK's command, with --test's help saying what each value does."""
+        """Return the SDK's command, with --test's help saying what each value does, and the
+        process configured for the tap (``process.py``).
+        """
+        configure_process()
         command = super().get_singer_command()
         for param in command.params:
             if param.name == "test" and isinstance(param, click.Option):

@@ -29,6 +29,7 @@ import urllib3
 from typing_extensions import override
 
 from tap_demandbase.config import is_loopback
+from tap_demandbase.engine.results import DEFAULT_STALL_SECONDS
 from tap_demandbase.errors import (
     ApiRequestError,
     DemandbaseError,
@@ -212,7 +213,7 @@ def _redacting_factory(
 
 
 def install_log_redaction() -> None:
-    """Scrub every log record of every logger in this process, once (not per tap instance).
+    """Scrub every log record of every logger in this process, once (``process.py`` calls it).
 
     A record factory, not a handler filter, so that third-party loggers and handlers added
     later (the SDK's, urllib3's) are covered too.
@@ -300,7 +301,7 @@ class Transport:
         classify: ErrorClassifier,
         user_agent: str,
         timeout: tuple[float, float] = (15.0, 300.0),
-        download_read_timeout: float = 60.0,
+        download_read_timeout: float = DEFAULT_STALL_SECONDS,
         retry: Retry = DEFAULT_RETRY,
         on_send: Callable[[str, str], None] | None = None,
         sleep: Callable[[float], None] = time.sleep,
@@ -315,7 +316,6 @@ class Transport:
         self._api = CredentialedSession()
         self._api.auth = auth
         self._renew: Callable[[], bool] = getattr(auth, "renew", lambda: False)
-        install_log_redaction()
         self._api.headers["User-Agent"] = user_agent
         self._files = requests.Session()
         self._files.auth = _NoCredentials()

@@ -22,18 +22,18 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tap_demandbase.columnar import (
-    ENCODE_ROWS,
-    ColumnarPartReader,
-    parquet_schema,
-    write_json_lines,
-    write_parquet,
-    write_part_record_messages,
-)
 from tap_demandbase.dialects.export_v1 import FIELD_TYPES
 from tap_demandbase.engine.results import DownloadedPart
 from tap_demandbase.errors import MalformedResultError
-from tap_demandbase.records import CsvPartReader
+from tap_demandbase.records.columnar.output import (
+    ENCODE_ROWS,
+    write_json_lines,
+    write_parquet,
+    write_record_messages,
+)
+from tap_demandbase.records.columnar.reader import ColumnarPartReader, write_part_record_messages
+from tap_demandbase.records.columnar.typed import parquet_schema
+from tap_demandbase.records.reader import CsvPartReader
 from tap_demandbase.sandbox import SandboxSettings
 from tap_demandbase.sandbox.data import Filters
 from tap_demandbase.sandbox.entities import ENTITIES
@@ -82,8 +82,6 @@ def _python(part, reader) -> tuple[bytes, str | None]:
 def _columnar(part, reader, key=None, **sizes) -> tuple[bytes, str | None]:
     writer = Collected()
     blocks = ColumnarPartReader(reader, key, **sizes).blocks(part, "json")
-    from tap_demandbase.columnar import write_record_messages
-
     try:
         write_record_messages(blocks, writer, reader.stream, TIME, key)
     except (MalformedResultError, OverflowError) as exc:
@@ -210,7 +208,7 @@ REFUSED = [
     ("t", "20240105T102030Z"),
     ("t", "0001-01-01T00:30:00+01:00"),
     ("t", "9999-12-31T23:30:00-01:00"),
-    # The strict ASCII grammar of records.py (issue 7): each a hole Python's parsers left open.
+    # The strict ASCII grammar (records/kinds.py): each a form Python's own parsers accept.
     ("i", "\u00b2"),
     ("i", "+"),
     ("i", "-"),
@@ -723,13 +721,13 @@ def _csv_row(cells: list[str], end: bytes = b"\r\n") -> bytes:
     return out.getvalue().encode()
 
 
-# BATCH parquet types exactly like RECORD mode (issue 7, item 8) ---------------------------------
+# BATCH parquet types exactly like RECORD mode ---------------------------------------------------
 
 
 def _parquet_batch(tmp_path, data: bytes, properties):
     from singer_sdk.helpers._batch import BaseBatchFileEncoding, StorageTarget
 
-    from tap_demandbase.batches import batch_writer
+    from tap_demandbase.records.batches import batch_writer
 
     reader = CsvPartReader("things", properties, list(properties))
     part = _part(tmp_path / "part.csv", data, number=2)
@@ -890,7 +888,7 @@ def test_parquet_batch_of_a_part_above_the_one_query_size_is_typed_chunk_by_chun
     """A part larger than AT_ONCE_BYTES (whose one query would need memory in proportion) is
     written from the chunked path, with the same rows; a smaller one in one query.
     """
-    from tap_demandbase import batches
+    from tap_demandbase.records import batches
 
     properties = {"id": KINDS["s"], "t": KINDS["t"], "n": KINDS["i"]}
     data = b"id,t,n\r\n" + b"".join(

@@ -25,8 +25,8 @@ from tap_demandbase.errors import (
     TransientApiError,
 )
 from tap_demandbase.model import REQUIRED_STATES, JobSpec, JobState, PollPolicy
+from tap_demandbase.records.kinds import Kind
 from tap_demandbase.sandbox import Sandbox
-from tap_demandbase.schema import KIND_SCHEMAS
 from tap_demandbase.tap import TapDemandbase
 from tap_demandbase.transport import retry_after_seconds
 from tests.conftest import fast_settings
@@ -61,10 +61,7 @@ def test_status_words_reach_every_state_the_engine_needs(dialect):
 
 
 def test_field_types_map_to_known_kinds(dialect):
-    assert set(dialect.field_types.values()) <= set(KIND_SCHEMAS)
-    assert {"string", "integer", "number", "boolean", "date", "date-time"} <= set(
-        dialect.field_types.values()
-    )
+    assert set(dialect.field_types.values()) == set(Kind)
     for word in dialect.field_types:
         assert word == word.lower()
 

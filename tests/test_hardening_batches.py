@@ -1,5 +1,5 @@
-"""BATCH parquet types exactly like RECORD mode (it refused "+42", date-only and nanosecond
-date-times, and accepted forms RECORD mode refuses), and names line and field when it cannot.
+"""BATCH parquet types exactly like RECORD mode ("+42", date-only and nanosecond date-times
+accepted, the forms RECORD mode refuses refused), and names line and field when it cannot.
 """
 
 from __future__ import annotations
@@ -8,9 +8,9 @@ import pyarrow.parquet as pq
 import pytest
 from singer_sdk.helpers._batch import BaseBatchFileEncoding, StorageTarget
 
-from tap_demandbase.batches import batch_writer
 from tap_demandbase.errors import MalformedResultError
-from tap_demandbase.records import CsvPartReader
+from tap_demandbase.records.batches import batch_writer
+from tap_demandbase.records.reader import CsvPartReader
 from tests.test_batches import _as_json
 from tests.test_records import FIELDS, PROPERTIES, _part
 

@@ -1,8 +1,6 @@
-"""Wrong-data holes a hostile test found in the CSV record path, and their fixes.
-
-Each case failed before: a duplicated header column silently took the last value, Python's lax
-parsers let "1_000", " 42", "٤٢" and ISO week dates through, a malformed row spanning lines was
-reported at its last line, and replication_keys lost to an older catalog.
+"""Wrong data the CSV record path refuses or reports exactly: a header that names a column
+twice, forms Python's lax parsers accept ("1_000", " 42", "٤٢", ISO week dates), a malformed row
+spanning lines (reported at its first line), and replication_keys over an older catalog's.
 """
 
 from __future__ import annotations
@@ -10,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from tap_demandbase.errors import MalformedResultError
-from tap_demandbase.records import to_date, to_datetime, to_integer, to_number
+from tap_demandbase.records.kinds import to_date, to_datetime, to_integer, to_number
 from tests.conftest import discover, run_tap, select, tap_config
 from tests.test_batches import _batch_rows
 from tests.test_records import _read

@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from scripts.plugin_files import GRAMMAR_END, GRAMMAR_START
+from tap_demandbase.records.kinds import Kind, grammar_markdown
 from tests.conftest import TAP
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -135,6 +137,16 @@ def test_readme_shows_about_markdown():
     assert len(rows) > 20
     for row in rows:
         assert row in block, row
+
+
+def test_readme_value_grammar_is_generated_from_the_kinds():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    block = readme.split(GRAMMAR_START + "\n")[1].split(GRAMMAR_END)[0]
+    assert block == grammar_markdown(), "run: python scripts/plugin_files.py"
+    for kind in Kind:
+        assert f"| {kind.value} | " in block
+    number = next(line for line in block.splitlines() if line.startswith("| number |"))
+    assert Kind.NUMBER.grammar and Kind.NUMBER.grammar.replace("|", r"\|") in number
 
 
 def test_secrets_and_meltano_state_are_git_ignored():

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tap_demandbase.engine.results import DownloadedPart
 from tap_demandbase.errors import MalformedResultError
-from tap_demandbase.records import CsvPartReader
+from tap_demandbase.records.kinds import Kind
+from tap_demandbase.records.reader import CsvPartReader
 
 PROPERTIES = {
     "id": {"type": ["string", "null"]},
@@ -110,3 +114,31 @@ def test_malformed_parts_name_stream_part_line_and_field(tmp_path, data, where):
     message = str(caught.value)
     assert where in message
     assert "\n" not in message
+
+
+#: Text near every kind's grammar: its digits, signs, separators, letters and look-alikes.
+_NEAR_GRAMMAR = st.text(alphabet="0123456789+-.:eETtZz rRuUfFaAlLsS_\u0661\u00b2", max_size=26)
+
+
+@pytest.mark.parametrize("kind", [kind for kind in Kind if kind.grammar], ids=str)
+@settings(max_examples=400, deadline=None)
+@given(text=_NEAR_GRAMMAR)
+def test_a_converter_accepts_only_text_its_kinds_grammar_matches(kind, text):
+    assert kind.converter is not None and kind.grammar is not None
+    try:
+        kind.converter(text)
+    except (ValueError, KeyError, OverflowError, IndexError):
+        return
+    assert re.fullmatch(kind.grammar, text), (kind, text)
+
+
+@pytest.mark.parametrize("text", ["true", "TRUE", "fAlSe", "1", "0", "yes", "t", "2", "falſe"])
+def test_the_boolean_grammar_is_what_the_converter_reads(text):
+    assert Kind.BOOLEAN.converter is not None and Kind.BOOLEAN.grammar is not None
+    matches = re.fullmatch(Kind.BOOLEAN.grammar, text) is not None
+    try:
+        Kind.BOOLEAN.converter(text)
+    except KeyError:
+        assert not matches
+    else:
+        assert matches

@@ -37,7 +37,7 @@ from tap_demandbase.errors import (
     TransientApiError,
 )
 from tap_demandbase.model import JobSpec, JobState, PollPolicy
-from tap_demandbase.records import CsvPartReader
+from tap_demandbase.records.reader import CsvPartReader
 from tap_demandbase.sandbox import Sandbox
 from tap_demandbase.transport import Transport
 from tests.conftest import fast_settings

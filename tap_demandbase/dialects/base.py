@@ -12,6 +12,7 @@ if t.TYPE_CHECKING:
 
     from tap_demandbase.engine.results import PartOpener
     from tap_demandbase.model import ExportApi, JobState, PollPolicy
+    from tap_demandbase.records.kinds import Kind
 
 
 @dataclass(frozen=True)
@@ -62,9 +63,9 @@ class Dialect:
     default_api_url: str
     #: The API's status words → engine states (checked for completeness by the contract test).
     statuses: Mapping[str, JobState]
-    #: The API's field type words (lower case) → value kinds: string, integer, number,
-    #: boolean, date, date-time. Any other word is read as a string, with a warning.
-    field_types: Mapping[str, str]
+    #: The API's field type words (lower case) → value kinds. Any other word is read as a
+    #: string, with a warning.
+    field_types: Mapping[str, Kind]
     #: Settings only this dialect reads (the tap's settings are the common ones plus these).
     settings: Sequence[th.Property[t.Any]]
     #: Polling when the settings say nothing: first wait, cap, timeout.

@@ -48,6 +48,7 @@ from tap_demandbase.model import (
     ReuseRule,
     usable_result,
 )
+from tap_demandbase.records.kinds import Kind
 from tap_demandbase.transport import Transport, add_secrets, api_message, retry_after_seconds
 
 if t.TYPE_CHECKING:
@@ -530,15 +531,15 @@ DEFAULT_API_URL = "https://api.demandbase.com"
 
 #: The contract's field ``type`` is free text and tenants add custom fields: types are matched
 #: by family of names (lower case), anything else is read as a string with a warning.
-FIELD_TYPES: dict[str, str] = {
+FIELD_TYPES: dict[str, Kind] = {
     **dict.fromkeys(
-        ("string", "text", "id", "reference", "picklist", "email", "url", "phone"), "string"
+        ("string", "text", "id", "reference", "picklist", "email", "url", "phone"), Kind.STRING
     ),
-    **dict.fromkeys(("integer", "int", "long", "bigint"), "integer"),
-    **dict.fromkeys(("number", "float", "double", "decimal", "currency", "percent"), "number"),
-    **dict.fromkeys(("boolean", "bool"), "boolean"),
-    "date": "date",
-    **dict.fromkeys(("datetime", "date-time", "timestamp"), "date-time"),
+    **dict.fromkeys(("integer", "int", "long", "bigint"), Kind.INTEGER),
+    **dict.fromkeys(("number", "float", "double", "decimal", "currency", "percent"), Kind.NUMBER),
+    **dict.fromkeys(("boolean", "bool"), Kind.BOOLEAN),
+    "date": Kind.DATE,
+    **dict.fromkeys(("datetime", "date-time", "timestamp"), Kind.DATE_TIME),
 }
 
 DEFAULT_REPLICATION_KEY = "last_modified_date"

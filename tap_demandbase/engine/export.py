@@ -38,7 +38,7 @@ from tap_demandbase.engine.ledger import (
     write_entry,
     write_split_window,
 )
-from tap_demandbase.engine.results import ResultParts
+from tap_demandbase.engine.results import DEFAULT_STALL_SECONDS, ResultParts
 from tap_demandbase.engine.tally import RunTally
 from tap_demandbase.engine.windows import plan_windows, state_datetime
 from tap_demandbase.errors import (
@@ -84,7 +84,7 @@ class RunContext:
     poll_policy: PollPolicy
     attempts: AttemptPolicy = field(default_factory=AttemptPolicy)
     window_days: int | None = None
-    stall_seconds: float = 60.0
+    stall_seconds: float = DEFAULT_STALL_SECONDS
     #: What the run did so far (jobs, bytes, records), for its summary line.
     tally: RunTally = field(default_factory=RunTally)
 

@@ -56,6 +56,9 @@ PROGRESS_EVERY_SECONDS = 15.0
 MAX_RESUMES = 5
 #: A transfer that brings fewer bytes than this in ``stall_seconds`` is broken (and resumed).
 STALL_MIN_BYTES = 1024
+#: Seconds without ``STALL_MIN_BYTES`` after which a transfer is broken, unless the run says
+#: otherwise (the default of download_stall_seconds).
+DEFAULT_STALL_SECONDS = 60.0
 SPOOL_PREFIX = "tap-demandbase-"
 _GZIP_MAGIC = b"\x1f\x8b"
 
@@ -138,7 +141,7 @@ class ResultParts:
         logger: logging.Logger,
         *,
         skip: set[int] | None = None,
-        stall_seconds: float = 60.0,
+        stall_seconds: float = DEFAULT_STALL_SECONDS,
     ) -> None:
         self.api = api
         self.opener = opener

@@ -11,138 +11,26 @@ from __future__ import annotations
 import codecs
 import contextlib
 import csv
-import datetime
-import math
-import re
 import typing as t
 
 from tap_demandbase.errors import MalformedResultError
-from tap_demandbase.schema import property_kind
+from tap_demandbase.records.kinds import Kind, OutOfRangeError
 
 if t.TYPE_CHECKING:
     from collections.abc import Iterator, Mapping, Sequence
 
     from tap_demandbase.engine.results import DownloadedPart
+    from tap_demandbase.records.kinds import Converter
 
-Converter = t.Callable[[str], t.Any]
-
-# Long free-text fields exist; the csv module's default limit (128 KiB) would reject them.
-csv.field_size_limit(64 * 1024 * 1024)
-
-_UTC = datetime.timezone.utc
-_BOOLEANS = {"true": True, "false": False, "1": True, "0": False}
-_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
-
-# The accepted text forms are ASCII only (the README's "Streams" section states them). Python's
-# own parsers are laxer (int() takes "1_000", " 42" and "٤٢"; fromisoformat() takes week dates),
-# so every converter rules those out before or after parsing.
-_DATETIME = re.compile(
-    r"([0-9]{4})-([0-9]{2})-([0-9]{2})"
-    r"(?:[Tt ]([0-9]{2}):([0-9]{2})(?::([0-9]{2})(?:\.([0-9]{1,9}))?)?"
-    r"([Zz]|[+-][0-9]{2}:?[0-9]{2})?)?"
-)
-
-
-class OutOfRangeError(ValueError):
-    """A well-formed integer that no warehouse integer column (signed 64-bit) can hold."""
-
-
-def to_integer(value: str) -> int:
-    """Read an ASCII integer with an optional sign; '1.0', '1_000' and ' 42' are not ones."""
-    digits = value[1:] if value[0] in "+-" else value
-    if not (digits.isascii() and digits.isdigit()):
-        raise ValueError(value)
-    number = int(value)
-    if not _INT64_MIN <= number <= _INT64_MAX:
-        raise OutOfRangeError(value)
-    return number
-
-
-def to_number(value: str) -> float:
-    """Read a finite decimal number (JSON has no NaN or Infinity)."""
-    number = float(value)
-    # float() also takes "1_000", " 1.5" and non-ASCII digits; with those ruled out it takes
-    # exactly the documented form, and costs less than a regular expression on the hot path.
-    if not (
-        math.isfinite(number)
-        and value.isascii()
-        and "_" not in value
-        and value[0] > " "
-        and value[-1] > " "
-    ):
-        raise ValueError(value)
-    return number
-
-
-def to_boolean(value: str) -> bool:
-    """Read true/false (any case) or 1/0, and nothing else."""
-    return _BOOLEANS[value.lower()]
-
-
-def to_date(value: str) -> str:
-    """Check a YYYY-MM-DD date and keep it as it is."""
-    if len(value) != 10 or value[4] != "-" or value[7] != "-" or not value.isascii():
-        raise ValueError(value)
-    datetime.date.fromisoformat(value)  # its digits are ASCII 0-9 only
-    return value
-
-
-def to_datetime(value: str) -> str:
-    """Normalise a date-time to RFC 3339 in UTC: naive is UTC, a bare date is midnight UTC,
-    fractions beyond microseconds are truncated.
-    """
-    if (
-        len(value) == 20
-        and value[19] == "Z"
-        and value[10] == "T"
-        and value[4] == value[7] == "-"
-        and value[13] == value[16] == ":"
-        and value.isascii()
-    ):
-        # The common case, already UTC: with its separators fixed, fromisoformat() takes only
-        # ASCII digits around them. Validate it, and only swap the suffix.
-        datetime.datetime.fromisoformat(value[:19])
-        return value[:19] + "+00:00"
-    match = _DATETIME.fullmatch(value)
-    if match is None:
-        raise ValueError(value)
-    year, month, day, hour, minute, second, fraction, offset = match.groups()
-    moment = datetime.datetime(
-        int(year),
-        int(month),
-        int(day),
-        int(hour or 0),
-        int(minute or 0),
-        int(second or 0),
-        int((fraction or "")[:6].ljust(6, "0")),
-        tzinfo=_offset(offset),
-    )
-    return moment.astimezone(_UTC).isoformat()
-
-
-def _offset(text: str | None) -> datetime.tzinfo:
-    """Return the time zone of a '+05:30' / '-0800' / 'Z' suffix (none: UTC)."""
-    if not text or text in {"Z", "z"}:
-        return _UTC
-    hours, minutes = int(text[1:3]), int(text[-2:])
-    if minutes >= 60:
-        raise ValueError(text)
-    delta = datetime.timedelta(hours=hours, minutes=minutes)
-    return datetime.timezone(-delta if text[0] == "-" else delta)
-
-
-_KINDS: dict[tuple[str, str | None], tuple[Converter, str]] = {
-    ("integer", None): (to_integer, "integer"),
-    ("number", None): (to_number, "number"),
-    ("boolean", None): (to_boolean, "boolean (true/false/1/0)"),
-    ("string", "date"): (to_date, "date (YYYY-MM-DD)"),
-    ("string", "date-time"): (to_datetime, "ISO 8601 date-time"),
-}
+#: The longest field the reader accepts (the csv module's default, 128 KiB, would reject long
+#: free-text fields; ``process.configure_process`` raises the csv module's limit to this).
+MAX_FIELD_BYTES = 64 * 1024 * 1024
 
 
 def converter_for(prop: dict[str, t.Any]) -> tuple[Converter, str] | None:
     """Return the converter and the kind's name for a property; None keeps the string."""
-    return _KINDS.get(property_kind(prop))
+    kind = Kind.of(prop)
+    return None if kind.converter is None else (kind.converter, kind.human_name)
 
 
 class CsvPartReader:

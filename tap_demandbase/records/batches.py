@@ -1,6 +1,6 @@
 """BATCH mode: each result part becomes one batch file, with no Singer message per record.
 
-Both formats take their rows from the columnar path (``columnar.py``): polars parses and types
+Both formats take their rows from the columnar path (``columnar/``): polars parses and types
 whole columns and writes the JSON lines or the parquet file, so no Python code runs per record,
 and the values are exactly those of RECORD mode. A value that does not parse fails the part with
 the same one-line error as RECORD mode (naming stream, part, line and field), because the rest of
@@ -19,22 +19,21 @@ from dataclasses import dataclass
 import orjson
 from typing_extensions import override
 
-from tap_demandbase.columnar import (
-    AT_ONCE_BYTES,
-    ColumnarPartReader,
+from tap_demandbase.errors import ConfigError
+from tap_demandbase.records.columnar import polars_available
+from tap_demandbase.records.columnar.output import (
     ParquetCompression,
-    parquet_schema,
-    polars_available,
     write_json_lines,
     write_parquet,
 )
-from tap_demandbase.errors import ConfigError
+from tap_demandbase.records.columnar.reader import AT_ONCE_BYTES, ColumnarPartReader
+from tap_demandbase.records.columnar.typed import parquet_schema
 
 if t.TYPE_CHECKING:
     from singer_sdk.helpers._batch import BaseBatchFileEncoding, StorageTarget
 
     from tap_demandbase.engine.results import DownloadedPart
-    from tap_demandbase.records import CsvPartReader
+    from tap_demandbase.records.reader import CsvPartReader
 
 GZIP_LEVEL = 1  # batch files are staging data: speed over size
 
@@ -101,7 +100,7 @@ class _JsonLinesWriter:
 
 
 class _ColumnarJsonLinesWriter(_JsonLinesWriter):
-    """Records typed a column at a time (``columnar.py``), written as JSON lines by polars."""
+    """Records typed a column at a time (``columnar/``), written as JSON lines by polars."""
 
     def __init__(self, reader: CsvPartReader, replication_key: str | None, gzipped: bool) -> None:
         super().__init__(reader, replication_key, gzipped)
@@ -117,7 +116,7 @@ class _ColumnarJsonLinesWriter(_JsonLinesWriter):
 
 
 class _ParquetWriter:
-    """Columns typed by the columnar path (``columnar.py``), written by polars' parquet writer:
+    """Columns typed by the columnar path (``columnar/``), written by polars' parquet writer:
     exactly the values RECORD mode gives, and the same one-line error for a value that is not.
     """
 
