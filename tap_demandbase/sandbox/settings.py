@@ -259,6 +259,13 @@ class CommonSettings:
         """Return how many rows ``entity`` has (``rows`` entry, else the default)."""
         return self.rows.get(entity, DEFAULT_ROWS[entity])
 
+    def rows_made(self, entity: str) -> int:
+        """Return how many rows the generator makes of ``entity``: ``rows`` plus those of
+        ``appended_rows`` (deleted ones included).
+        """
+        appended = self.appended_rows.get(entity, {})
+        return self.row_count(entity) + sum(appended.values())
+
     def change_knobs(self, entity: str) -> ChangeKnobs:
         """Return the row-change knobs of ``entity`` (``changes.py``)."""
         return ChangeKnobs(

@@ -78,7 +78,7 @@ def result_writer(request: JobRequest) -> ResultWriter:
     def write(directory: Path, job: Job) -> ResultFiles:
         settings = UapiSettings.of(job.settings)
         if not settings.uapi_split_files:  # one file: a part big enough for every row
-            rows = settings.row_count(request.entity.data.name)
+            rows = settings.rows_made(request.entity.data.name)
             settings = replace(settings, rows_per_part=max(1, rows))
         return write_export(
             directory,
