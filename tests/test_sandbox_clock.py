@@ -4,7 +4,6 @@ the knobs say (or a fixed jittered sequence), and the counters count the day ``t
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 
 import pytest
