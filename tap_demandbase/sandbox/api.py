@@ -75,6 +75,10 @@ class ApiServer(SandboxServer, Generic[S]):
         """Return today's calls per endpoint, for an API that counts them (else empty)."""
         return {}
 
+    def set_usage_counts(self, counts: dict[str, int]) -> None:
+        """Make ``counts`` today's calls per endpoint, for an API that counts them."""
+        raise NotImplementedError(f"the {self.settings.dialect} emulator counts no calls")
+
     def signed_url(self, job_id: str, part: int, base_url: str | None = None) -> str:
         """Return a pre-signed URL of a result part on the download host (``base_url``: the
         host's URL, or a path on it to start from), already expired if a fault is due.

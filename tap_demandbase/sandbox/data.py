@@ -12,6 +12,13 @@ streams from a generator without being held in memory.
 ``data_days`` re-spreads every timestamp. Because the column is monotonic, a ``date_range`` on it
 is answered by bisection instead of scanning all rows.
 
+The row-change knobs (``changes.py``: deleted, merged, updated, restated and appended rows) are
+applied on top: a deleted row is skipped, a changed row's hash is salted and its
+``last_modified_date`` may move, appended rows follow the generated ones. The few rows a change
+moved are merged into the bisected range, so exports stay in index order and fast; an entity
+without changes takes the unchanged path. ``added_fields`` add fields whose cells, like every
+other, depend only on their row and field.
+
 Cells are strings chosen to trip naive parsers: instants in five spellings (``Z``, ``+01:00``,
 ``-05:00``, ``.123Z``, naive ``YYYY-MM-DD HH:MM:SS`` meaning UTC), booleans as ``true``/``False``/
 ``1``/``0``, integers beyond 2**40 and negative, numbers like ``1e3`` and ``-0.25``, strings with
@@ -23,13 +30,15 @@ from __future__ import annotations
 
 import bisect
 import functools
+import heapq
 import operator
 import zlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import NamedTuple
 
+from tap_demandbase.sandbox.changes import salted_hash
 from tap_demandbase.sandbox.entities import DATE_TYPES, ENTITIES, Entity, Field
 from tap_demandbase.sandbox.settings import CommonSettings
 
@@ -46,6 +55,9 @@ _M40 = (1 << 40) - 1
 _CELL_MULTIPLIER = 0x94D049BB133111EB
 _EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
 _DAY = 86400
+#: Recipes of the date-like fields spread in index order over the data span (bisectable):
+#: ``last_modified_date`` (which changes move) and ``activity_date`` (which they never move).
+_SPREAD_RECIPES = frozenset({"modified", "happened"})
 
 
 @dataclass(frozen=True)
@@ -96,31 +108,34 @@ def iter_rows(
 
     ``entity`` is a name of ``ENTITIES`` or an :class:`Entity` (the uapi dialect's entities: a
     field list sharing an entity's name shares its values). Rows come in ascending index order,
-    which is the export order.
+    which is the export order; deleted rows (``deleted_rows``, ``merged_rows``) are left out.
     """
     rows = _Rows(settings, entity if isinstance(entity, Entity) else ENTITIES[entity])
     make_row = rows.row_function(fields)
-    lo, hi = 0, rows.count
+    indices: Iterable[int] = range(rows.count)
+    skip: frozenset[int] = frozenset() if rows.changes is None else rows.changes.deleted
     checks: list[Callable[[int, int], bool]] = []
     if filters.date_field is not None:
         field = rows.field(filters.date_field)
         first = -(1 << 62) if filters.start is None else _epoch_day(filters.start)
         last = 1 << 62 if filters.end is None else _epoch_day(filters.end)
-        if field.recipe == "modified":
-            lo = bisect.bisect_left(range(hi), first, key=rows.modified_day)
-            hi = max(lo, bisect.bisect_right(range(hi), last, key=rows.modified_day))
+        if field.recipe in _SPREAD_RECIPES:
+            indices, moved_out = rows.dated_indices(field, first, last)
+            skip |= moved_out
         else:
             checks.append(_day_check(rows.stamp(field), first, last))
     if filters.account_list_id is not None:
         checks.append(_list_check(rows.row_id, filters.account_list_id))
     for name, allowed in filters.one_of:
         checks.append(_value_check(rows.row_function([name]), allowed))
-    row_hash = rows.row_hash
-    if not checks:  # the common, unfiltered case: keep the loop minimal
-        for i in range(lo, hi):
+    row_hash = rows.cell_hash
+    if not checks and not skip:  # the common, unfiltered case: keep the loop minimal
+        for i in indices:
             yield make_row(i, row_hash(i))
         return
-    for i in range(lo, hi):
+    for i in indices:
+        if i in skip:
+            continue
         h = row_hash(i)
         if all(check(i, h) for check in checks):
             yield make_row(i, h)
@@ -166,11 +181,20 @@ class _Rows:
 
     def __init__(self, settings: CommonSettings, entity: Entity) -> None:
         self.settings = settings
-        self.entity = entity
-        self.count = settings.row_count(entity.name)
+        self.entity = settings.with_added_fields(entity)
+        self.base = settings.row_count(entity.name)
+        self.changes = settings.row_changes(entity.name)
+        self.count = self.base if self.changes is None else self.changes.total
         self.start = _epoch_day(settings.data_start) * _DAY
         self.span = settings.data_days * _DAY
         self.salt = zlib.crc32(f"{settings.seed}:{entity.name}".encode())
+        salts = {} if self.changes is None else self.changes.salts
+        self.cell_hash: Callable[[int], int] = self.row_hash
+        if salts:
+            row_hash = self.row_hash
+            self.cell_hash = lambda i: (
+                salted_hash(row_hash(i), salts[i]) if i in salts else row_hash(i)
+            )
 
     def field(self, name: str) -> Field:
         found = self.entity.field(name)
@@ -187,11 +211,41 @@ class _Rows:
     def row_id(self, i: int) -> str:
         return _row_id(self.entity.id_prefix, i)
 
-    def modified(self, i: int) -> int:
-        return self.start + i * self.span // max(self.count, 1)
+    def base_stamp(self, i: int) -> int:
+        """Return row ``i``'s place in time (epoch seconds): spread over the data span for a
+        generated row, its batch's instant for an appended one. No change moves it.
+        """
+        if i < self.base or self.changes is None:
+            return self.start + i * self.span // max(self.base, 1)
+        return self.changes.appended[i - self.base]
 
-    def modified_day(self, i: int) -> int:
-        return self.modified(i) // _DAY
+    def base_day(self, i: int) -> int:
+        return self.base_stamp(i) // _DAY
+
+    def dated_indices(
+        self, field: Field, first: int, last: int
+    ) -> tuple[Iterable[int], frozenset[int]]:
+        """Return the indices whose ``field`` (a spread recipe) lies in days ``[first, last]``,
+        ascending, and those among them to skip (a change moved them out), by bisection.
+        """
+        lo = bisect.bisect_left(range(self.base), first, key=self.base_day)
+        hi = max(lo, bisect.bisect_right(range(self.base), last, key=self.base_day))
+        changes = self.changes
+        if changes is None:
+            return range(lo, hi), frozenset()
+        moved = changes.modified if field.recipe == "modified" else {}
+
+        def inside(ts: int) -> bool:
+            return first <= ts // _DAY <= last
+
+        out = frozenset(i for i, ts in moved.items() if lo <= i < hi and not inside(ts))
+        extra = {i for i, ts in moved.items() if not lo <= i < hi and inside(ts)}
+        extra |= {
+            i
+            for i in range(self.base, changes.total)
+            if i not in moved and inside(self.base_stamp(i))
+        }
+        return heapq.merge(range(lo, hi), sorted(extra)), out
 
     def row_function(self, fields: Sequence[str]) -> Callable[[int, int], Sequence[Cell]]:
         """Return ``(i, row hash) -> cells of fields``.
@@ -264,10 +318,16 @@ class _Rows:
         """Return the epoch-seconds function of a date-like field (dates at midnight UTC)."""
         recipe = field.recipe.partition(":")[0]
         salt = self._salt(field)
-        start, span, count = self.start, self.span, max(self.count, 1)
-        if recipe == "modified":
+        start, span, count = self.start, self.span, max(self.base, 1)
+        if recipe in _SPREAD_RECIPES and self.changes is None:
             return lambda i, h: start + i * span // count
-        if recipe == "created":
+        base_stamp = self.base_stamp
+        if recipe == "modified":
+            moved = self.changes.modified if self.changes is not None else {}
+            return lambda i, h: moved[i] if i in moved else base_stamp(i)
+        if recipe == "happened":
+            return lambda i, h: base_stamp(i)
+        if recipe == "created" and self.changes is None:
 
             def created(i: int, h: int) -> int | None:
                 r = (((h ^ salt) * _CELL_MULTIPLIER) >> 64) & _M40
@@ -276,6 +336,19 @@ class _Rows:
                 return start + i * span // count - 3600 - (r // 10) % (400 * _DAY)
 
             return created
+        if recipe == "created":
+            salts = self.changes.salts if self.changes is not None else {}
+            row_hash = self.row_hash
+
+            def created_once(i: int, h: int) -> int | None:
+                if i in salts:  # a change never moves created_date: the unsalted hash
+                    h = row_hash(i)
+                r = (((h ^ salt) * _CELL_MULTIPLIER) >> 64) & _M40
+                if r % 10 == 0:
+                    return None
+                return base_stamp(i) - 3600 - (r // 10) % (400 * _DAY)
+
+            return created_once
         if recipe == "day":
             days = self._days(field)
             size = len(days)

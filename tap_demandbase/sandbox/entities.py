@@ -4,12 +4,14 @@ The field ``type`` strings are deliberately heterogeneous (``int`` and ``integer
 ``boolean``, ``date-time`` and ``timestamp``, one type no client knows: ``geolocation``) because
 the real API's type names are free text; a tap must map every spelling, and fall back to string
 for the unknown one. Each field also names the *recipe* ``data.py`` uses to invent its values, so
-adding a field is a one-line change here.
+adding a field is a one-line change here. ``added_fields`` (a knob) adds fields at run time, each
+with the recipe ``ADDED_FIELD_RECIPES`` gives its type.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, replace
 
 #: Type names whose cells are calendar dates (``YYYY-MM-DD``).
 DATE_TYPES = frozenset({"date"})
@@ -76,6 +78,20 @@ class Entity:
         """Return the names of the fields a date_range filter may use."""
         return [f.name for f in self.fields if f.is_date_like]
 
+    def revised(self, added: dict[str, str], removed: list[str]) -> Entity:
+        """Return this entity with fields ``added`` (name -> type word) after its own, and the
+        fields named in ``removed`` left out (the ``added_fields``/``removed_fields`` knobs).
+
+        Idempotent: a field it already has is not added twice.
+        """
+        extra = tuple(
+            added_field(name, type_word)
+            for name, type_word in added.items()
+            if self.field(name) is None
+        )
+        kept = tuple(f for f in self.fields + extra if f.name not in removed)
+        return replace(self, fields=kept)
+
     def to_json(self) -> dict[str, object]:
         """Return the entity as ``GET /export/v1/entities`` describes it."""
         return {
@@ -83,6 +99,43 @@ class Entity:
             "description": self.description,
             "fields": [f.to_json() for f in self.fields],
         }
+
+
+#: The recipe of a field ``added_fields`` adds, by its type word (the ``export_v1`` type served).
+ADDED_FIELD_RECIPES: dict[str, str] = {
+    "string": "text",
+    "text": "text",
+    "picklist": "pick:tier",
+    "email": "email",
+    "url": "url",
+    "phone": "phone",
+    "integer": "count:100000",
+    "int": "count:100000",
+    "long": "big",
+    "bigint": "big",
+    "number": "money",
+    "float": "fraction",
+    "double": "money",
+    "decimal": "money",
+    "currency": "money",
+    "percent": "percent",
+    "boolean": "flag",
+    "bool": "flag",
+    "date": "day:0",
+    "datetime": "created",
+    "date-time": "created",
+    "timestamp": "created",
+    "geolocation": "geo",
+}
+#: What an added field's name must look like (snake case, as the tap's property names).
+ADDED_FIELD_NAME = re.compile(r"[a-z][a-z0-9]*(?:_[a-z0-9]+)*(?:__c)?")
+
+
+def added_field(name: str, type_word: str) -> Field:
+    """Return the field ``added_fields`` describes: generated values of its type's recipe."""
+    return Field(
+        name, type_word, f"Added field {name} ({type_word})", ADDED_FIELD_RECIPES[type_word]
+    )
 
 
 def _id(what: str) -> Field:
@@ -187,7 +240,7 @@ ENTITIES: dict[str, Entity] = {
                     "activity_date",
                     "datetime",
                     "When the activity happened (UTC); increases with the record's position",
-                    "modified",
+                    "happened",
                     required=True,
                 ),
                 Field("duration_seconds", "bigint", "Duration in seconds", "big"),
@@ -236,6 +289,13 @@ ENTITIES: dict[str, Entity] = {
             ),
         ),
     )
+}
+
+#: The prefix of each entity's row ids (``acc-0000001``), every dialect's entities included.
+ID_PREFIXES: dict[str, str] = {
+    **{e.name: e.id_prefix for e in ENTITIES.values()},
+    "creatives": "cre",
+    "buying_group_members": "bgm",
 }
 
 #: Rows per entity when the ``rows`` knob does not mention the entity.

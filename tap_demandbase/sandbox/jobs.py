@@ -1,11 +1,15 @@
 """Export jobs: their wall-clock life cycle, result cache and the daily quota.
 
-A job is ``pending`` for ``pending_seconds``, then ``processing`` for at least
-``processing_seconds`` and until its files are written (by a worker thread, so a large export
-really takes time), then ``completed`` -- or ``failed`` if a ``fail_jobs`` fault was due when it
-was created, or ``cancelled`` (``export_v1``'s ``DELETE``). Each job works from a snapshot of the
-settings taken at creation, so changing knobs mid-run affects only later jobs. The store knows no
-dialect: each emulator describes its jobs in its own JSON, read through :meth:`JobStore.view`.
+A job is ``pending`` for ``pending_seconds``, then ``processing`` for at least its processing time
+(``processing_seconds``, varied by ``processing_seconds_jitter``: :func:`processing_seconds_of`)
+and until its files are written (by a worker thread, so a large export really takes time), then
+``completed`` -- or ``failed`` if a ``fail_jobs`` fault was due when it was created, or
+``cancelled`` (``export_v1``'s ``DELETE``). Its recorded times are exact: created on a whole
+millisecond, processing from ``created + pending``, completed at ``created + pending + processing``
+(later only if writing took longer), whenever and however often it is polled. Each job works from a
+snapshot of the settings taken at creation, so changing knobs mid-run affects only later jobs. The
+store knows no dialect: each emulator describes its jobs in its own JSON, read through
+:meth:`JobStore.view`.
 
 Identical exports (same entity, fields, filters and data/file knobs) share one set of part files
 when ``cache_results`` is on, so benchmarks pay generation once; they still go through the full
@@ -16,9 +20,10 @@ from __future__ import annotations
 
 import threading
 import time
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import TypeVar
 
@@ -59,7 +64,7 @@ class Job:
     settings: CommonSettings
     will_fail: bool
     defect: str | None
-    created_at: float = field(default_factory=time.time)
+    created_at: float = field(default_factory=lambda: round(time.time(), 3))
     status: str = "pending"
     completed_at: float | None = None
     result: ResultFiles | None = None
@@ -72,13 +77,18 @@ class Job:
     #: The bytes downloads of the whole result send (the gzip copies, when served so).
     served_bytes: int = 0
 
+    #: The sandbox's 1st, 2nd... job (the jitter sequence's index).
+    number: int = 0
+    #: How long it is processing (at least): ``processing_seconds_of`` its settings and number.
+    processing_seconds: float = 0.0
+
     def __post_init__(self) -> None:
         self.updated_at = self.updated_at or self.created_at
 
-    def set_status(self, status: str) -> None:
-        """Move to ``status`` now (callers hold the store's lock)."""
+    def set_status(self, status: str, at: float | None = None) -> None:
+        """Move to ``status`` at ``at`` (default: now; callers hold the store's lock)."""
         self.status = status
-        self.updated_at = time.time()
+        self.updated_at = time.time() if at is None else at
 
     @property
     def expires_at(self) -> float | None:
@@ -129,11 +139,13 @@ class JobStore:
         live = self.settings
         with self._lock:
             limit = live.quota_exhausted_after_jobs
-            spent = self._bytes_by_day.get(_utc_day(time.time()), 0)
+            spent = self._bytes_by_day.get(live.utc_today().isoformat(), 0)
             if (limit is not None and len(self._jobs) >= limit) or spent >= live.quota_bytes:
-                raise QuotaExceeded(rfc3339(_next_utc_midnight()))
+                raise QuotaExceeded(rfc3339(next_utc_midnight(live.utc_today())))
             self._created += 1
             job = Job(
+                number=self._created,
+                processing_seconds=processing_seconds_of(live, self._created),
                 id=job_id or f"job-{self._created:06d}",
                 entity=entity,
                 fields=fields,
@@ -221,13 +233,13 @@ class JobStore:
     def _run(self, job: Job) -> None:
         """Drive ``job`` through its life cycle (runs in the job's own thread)."""
         settings = job.settings
-        if job.cancelled.wait(settings.pending_seconds):
+        processing_at = job.created_at + settings.pending_seconds
+        if job.cancelled.wait(max(0.0, processing_at - time.time())):
             return
         with self._lock:
             if job.status != "pending":
                 return
-            job.set_status("processing")
-        began = time.monotonic()
+            job.set_status("processing", at=processing_at)
         result: ResultFiles | None = None
         error = f"Export failed: simulated internal error while exporting {job.entity}"
         if not job.will_fail:
@@ -238,19 +250,21 @@ class JobStore:
                 return
             except Exception as exc:  # a disk problem: the job fails, like a real one would
                 error = f"Export failed: {exc}"
-        if job.cancelled.wait(max(0.0, settings.processing_seconds - (time.monotonic() - began))):
+        # Done at the planned instant, or when the files were written if that took longer.
+        done_at = max(processing_at + job.processing_seconds, round(time.time(), 3))
+        if job.cancelled.wait(max(0.0, done_at - time.time())):
             return
         with self._lock:
             if job.status != "processing":
                 return
             if result is None:
                 job.error_message = error
-                job.set_status("failed")
+                job.set_status("failed", at=done_at)
                 return
             job.result = result
-            job.set_status("completed")
+            job.set_status("completed", at=done_at)
             job.completed_at = job.updated_at
-            day = _utc_day(job.completed_at)
+            day = self.settings.utc_today().isoformat()
             self._bytes_by_day[day] = self._bytes_by_day.get(day, 0) + result.total_bytes
 
     def _produce(self, job: Job) -> ResultFiles:
@@ -273,6 +287,7 @@ class JobStore:
             job.writer is not None,
             job.cache_key,
             settings.empty_results_have_parts,
+            settings.data_key(),
         )
         with self._lock:
             key_lock = self._cache_locks.setdefault(key, threading.Lock())
@@ -298,15 +313,29 @@ class JobStore:
         )
 
 
+def processing_seconds_of(settings: CommonSettings, number: int) -> float:
+    """Return how long the sandbox's ``number``-th job (1, 2, ...) is processing, at least.
+
+    ``processing_seconds`` times ``1 + processing_seconds_jitter * u``, with ``u`` in
+    ``[-1, 1]`` a fixed function of ``seed`` and ``number``; rounded to the millisecond, as
+    the job's timestamps are.
+    """
+    u = zlib.crc32(f"{settings.seed}:job:{number}".encode()) / 0xFFFFFFFF * 2 - 1
+    seconds = settings.processing_seconds * (1 + settings.processing_seconds_jitter * u)
+    return round(max(0.0, seconds), 3)
+
+
 def rfc3339(ts: float) -> str:
-    """Return epoch seconds ``ts`` as an RFC 3339 UTC timestamp, like ``2024-01-05T10:20:30Z``."""
-    return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    """Return epoch seconds ``ts`` as an RFC 3339 UTC timestamp, like ``2024-01-05T10:20:30Z``;
+    with milliseconds when ``ts`` has them (``2024-01-05T10:20:30.250Z``).
+    """
+    millis = round(ts * 1000)
+    moment = datetime.fromtimestamp(millis // 1000, timezone.utc)
+    fraction = f".{millis % 1000:03d}" if millis % 1000 else ""
+    return moment.strftime("%Y-%m-%dT%H:%M:%S") + fraction + "Z"
 
 
-def _utc_day(ts: float) -> str:
-    return datetime.fromtimestamp(ts, timezone.utc).date().isoformat()
-
-
-def _next_utc_midnight() -> float:
-    today = datetime.now(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
-    return (today + timedelta(days=1)).timestamp()
+def next_utc_midnight(day: date) -> float:
+    """Return the epoch seconds of 00:00 UTC after ``day`` (when the day's counters restart)."""
+    midnight = datetime(day.year, day.month, day.day, tzinfo=timezone.utc)
+    return (midnight + timedelta(days=1)).timestamp()

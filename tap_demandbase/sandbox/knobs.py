@@ -62,7 +62,10 @@ class Knob:
         if origin is dict:
             value = typing.get_args(self.hint)[1]
             if typing.get_origin(value) is dict:
-                return "KEY:NAME=VALUE"
+                inner = typing.get_args(value)[1]
+                return "KEY:NAME=" + ("VALUE" if inner is str else _scalar_name(inner).upper())
+            if typing.get_origin(value) is list:
+                return "KEY=" + _scalar_name(typing.get_args(value)[0]).upper()
             return "KEY=" + _scalar_name(value).upper()
         if self.hint is bool:
             return None
@@ -89,6 +92,8 @@ def _scalar_name(hint: object) -> str:
 def _json_type(hint: object) -> str:
     if typing.get_origin(hint) is dict:
         return "object of " + _json_type(typing.get_args(hint)[1])
+    if typing.get_origin(hint) is list:
+        return "array of " + _json_type(typing.get_args(hint)[0])
     args = typing.get_args(hint)
     if type(None) in args:
         other = next(a for a in args if a is not type(None))
@@ -219,20 +224,24 @@ def _value(knob: Knob, given: object) -> object:
     """Return the JSON-like value of a flag, for ``SandboxSettings.update``."""
     if typing.get_origin(knob.hint) is dict:
         merged = dict(typing.cast(dict[str, object], knob.default))
-        nested = typing.get_origin(typing.get_args(knob.hint)[1]) is dict
+        value_hint = typing.get_args(knob.hint)[1]
+        shape = typing.get_origin(value_hint)
         for item in typing.cast(list[str], given):
             key, sep, value = item.partition("=")
             if not sep or not key:
                 raise ValueError(f"expected {knob.metavar}, got {item!r}")
-            if nested:
+            if shape is dict:
                 outer, colon, inner = key.partition(":")
                 if not colon:
                     raise ValueError(f"expected {knob.metavar}, got {item!r}")
-                entry = dict(typing.cast(dict[str, str], merged.get(outer, {})))
-                entry[inner] = value
+                entry = dict(typing.cast(dict[str, object], merged.get(outer, {})))
+                entry[inner] = _scalar(typing.get_args(value_hint)[1], value)
                 merged[outer] = entry
+            elif shape is list:
+                items = list(typing.cast(list[object], merged.get(key, [])))
+                merged[key] = [*items, _scalar(typing.get_args(value_hint)[0], value)]
             else:
-                merged[key] = _scalar(typing.get_args(knob.hint)[1], value)
+                merged[key] = _scalar(value_hint, value)
         return merged
     if isinstance(given, bool):
         return given

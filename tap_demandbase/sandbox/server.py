@@ -192,8 +192,14 @@ class Sandbox:
         return self._running()[0].credentials()
 
     def usage(self) -> dict[str, int]:
-        """Return today's uapi calls per endpoint (create, status, list, fields, token)."""
+        """Return today's uapi calls per endpoint (create, status, list, fields, token); today
+        is the ``today`` knob's day, else the clock's.
+        """
         return self._running()[0].usage_counts()
+
+    def set_usage(self, counts: dict[str, int]) -> None:
+        """Make ``counts`` today's uapi calls per endpoint (``POST /_sandbox/usage``)."""
+        self._running()[0].set_usage_counts(counts)
 
     def reset(self) -> None:
         """Forget the request log, every job and the call counters (``POST /_sandbox/reset``)."""
@@ -223,9 +229,11 @@ class Sandbox:
     ) -> list[dict[str, str | None]]:
         """Return every field's raw CSV cell (None = empty) of the rows such an export returns.
 
-        Uses the live settings and the very generator and filters the API uses, in export order.
+        Uses the live settings and the very generator and filters the API uses, in export order:
+        every field of the live catalogue (``added_fields``, ``removed_fields``), the rows the
+        change knobs leave.
         """
-        names = ENTITIES[entity].field_names
+        names = self.settings.catalogue_entity(ENTITIES[entity]).field_names
         filters = Filters(date_field, _as_date(start), _as_date(end), account_list_id)
         return [
             dict(zip(names, row, strict=True))

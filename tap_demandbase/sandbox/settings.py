@@ -14,14 +14,24 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import json
 import threading
 import typing
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime, timezone
 
 from typing_extensions import Self
 
-from tap_demandbase.sandbox.entities import DEFAULT_ROWS
+from tap_demandbase.sandbox.changes import ChangeKnobs, RowChanges, data_end, row_changes
+from tap_demandbase.sandbox.changes import check as check_changes
+from tap_demandbase.sandbox.entities import (
+    ADDED_FIELD_NAME,
+    ADDED_FIELD_RECIPES,
+    DEFAULT_ROWS,
+    ENTITIES,
+    ID_PREFIXES,
+    Entity,
+)
 
 #: Accepted values of ``column_order``.
 COLUMN_ORDERS = ("reversed", "requested", "sorted")
@@ -42,6 +52,9 @@ DEFECTS = (
     "week_date",
     "ragged_multiline",
 )
+
+#: Accepted type words of ``added_fields``.
+ADDED_TYPES = tuple(ADDED_FIELD_RECIPES)
 
 _COUNTER_LOCK = threading.Lock()
 
@@ -70,8 +83,34 @@ class CommonSettings:
         seed: Changes every generated value.
         rows: Rows per entity (accounts, people, opportunities, activities, campaigns,
             buying_groups; uapi only: creatives, buying_group_members); others: ``DEFAULT_ROWS``.
+            Changing it re-spreads every timestamp of the entity and every reference to it;
+            ``appended_rows`` adds rows that leave the others as they are.
         data_start: First day of ``last_modified_date``, which spans ``[data_start, +data_days)``.
         data_days: How many days ``last_modified_date`` spans.
+        deleted_rows: Entity -> row ids (``acc-0000007``) deleted at the source: in no export,
+            no count. Taken out of the knob, a row is back unchanged, with its old
+            ``last_modified_date`` (an incremental export does not see it again).
+        merged_rows: Entity -> {merged row id: survivor id, or ``survivor@instant``}: the merged
+            row is gone; the survivor's values change and its ``last_modified_date`` becomes
+            the instant (default: ``data_start + data_days``, after every generated row).
+        updated_rows: Entity -> {row id: instant (``2024-04-01T08:00:00Z``)}: the row's values
+            change (drawn anew from the instant) and its ``last_modified_date`` becomes it.
+        restated_rows: Entity -> {row id: revision (1, 2, ...)}: the row's values change (drawn
+            anew from the revision) and no date moves (``last_modified_date`` and
+            ``activity_date`` stay), as when Demandbase re-scores past activities.
+        appended_rows: Entity -> {instant: count}: rows added after the generated ones, ids
+            continuing (batches in instant order), each with ``last_modified_date`` and
+            ``activity_date`` at the instant. A change never moves a row's id,
+            ``created_date`` or ``activity_date`` (``sandbox/changes.py``).
+        added_fields: Entity -> {field name (snake case): type word (``string``, ``integer``,
+            ``boolean``, ``datetime``... as ``GET /export/v1/entities`` says)}: a field with
+            generated values, after the entity's own, in discovery and exports (uapi: named
+            like the entity's other fields, e.g. ``{Account}.tier``, with its ``dataType``).
+            Other fields keep their values.
+        removed_fields: Entity -> field names (export_v1 names; uapi: the fields carrying them,
+            e.g. ``industry`` removes ``{Account}.industry``): gone from discovery, and a job
+            naming one is refused as naming an unknown field (export_v1: 400
+            ``invalid_field``; uapi: 400-115).
         rows_per_part: Records per result part file.
         column_order: ``reversed`` (of the requested fields), ``requested`` or ``sorted``.
         bom: UTF-8 byte order mark on part 1 (``first``), every part (``all``) or none (``none``).
@@ -80,7 +119,12 @@ class CommonSettings:
             a byte order mark (only a file's first character can be one).
         cache_results: Reuse the files of an identical earlier export.
         pending_seconds: How long a job is pending (uapi: accepted).
-        processing_seconds: How long a job is then at least processing.
+        processing_seconds: How long a job is then at least processing (longer only while its
+            files are still being written). The job's timestamps say exactly this: completed
+            (uapi: finished, ``updatedAt``) at ``created + pending + processing``.
+        processing_seconds_jitter: Each job's processing time varies by up to this share of
+            ``processing_seconds`` (0.3: +-30%), by a fixed sequence of the ``seed`` and the
+            job's number (the sandbox's 1st, 2nd... job): ``jobs.processing_seconds_of``.
         result_ttl_seconds: From completion until the result is gone (``expires_at``).
         url_ttl_seconds: Validity of each pre-signed URL.
         supports_range: Whether downloads honour ``Range: bytes=``.
@@ -123,6 +167,9 @@ class CommonSettings:
             ``lost_create_answer`` says instead of 202 with the job.
         lost_create_answer: ``error`` (``http_error_status`` with a JSON error), ``html`` (200
             with an HTML page) or ``empty`` (202 with an empty body).
+        today: The UTC day the daily counters count (uapi's calls per endpoint, the bytes of
+            ``quota_bytes``), instead of the clock's (null); a new value starts a new day, and
+            the reset time is its next midnight.
     """
 
     #: The download host's endpoint name; each emulator's subclass adds its own.
@@ -142,6 +189,15 @@ class CommonSettings:
     data_start: date = date(2024, 1, 1)
     data_days: int = 90
 
+    # How the source changed since (``changes.py``), and its fields.
+    deleted_rows: dict[str, list[str]] = field(default_factory=dict)
+    merged_rows: dict[str, dict[str, str]] = field(default_factory=dict)
+    updated_rows: dict[str, dict[str, str]] = field(default_factory=dict)
+    restated_rows: dict[str, dict[str, int]] = field(default_factory=dict)
+    appended_rows: dict[str, dict[str, int]] = field(default_factory=dict)
+    added_fields: dict[str, dict[str, str]] = field(default_factory=dict)
+    removed_fields: dict[str, list[str]] = field(default_factory=dict)
+
     # Result files.
     rows_per_part: int = 50_000
     column_order: str = "reversed"
@@ -152,6 +208,7 @@ class CommonSettings:
     # Job life cycle and URLs.
     pending_seconds: float = 1.0
     processing_seconds: float = 2.0
+    processing_seconds_jitter: float = 0.0
     result_ttl_seconds: float = 3600.0
     url_ttl_seconds: float = 300.0
     supports_range: bool = True
@@ -179,6 +236,9 @@ class CommonSettings:
     lose_create_answers: int = 0
     lost_create_answer: str = "error"
 
+    # The day the daily counters count.
+    today: date | None = None
+
     @classmethod
     def of(cls, settings: CommonSettings) -> Self:
         """Return ``settings`` typed as this class (the sandbox's settings hold every emulator's).
@@ -198,6 +258,78 @@ class CommonSettings:
     def row_count(self, entity: str) -> int:
         """Return how many rows ``entity`` has (``rows`` entry, else the default)."""
         return self.rows.get(entity, DEFAULT_ROWS[entity])
+
+    def rows_made(self, entity: str) -> int:
+        """Return how many rows the generator makes of ``entity``: ``rows`` plus those of
+        ``appended_rows`` (deleted ones included).
+        """
+        appended = self.appended_rows.get(entity, {})
+        return self.row_count(entity) + sum(appended.values())
+
+    def change_knobs(self, entity: str) -> ChangeKnobs:
+        """Return the row-change knobs of ``entity`` (``changes.py``)."""
+        return ChangeKnobs(
+            deleted=self.deleted_rows.get(entity, []),
+            merged=self.merged_rows.get(entity, {}),
+            updated=self.updated_rows.get(entity, {}),
+            restated=self.restated_rows.get(entity, {}),
+            appended=self.appended_rows.get(entity, {}),
+        )
+
+    def row_changes(self, entity: str) -> RowChanges | None:
+        """Return how the rows of ``entity`` changed, or None if they did not.
+
+        Raises:
+            ValueError: A change knob names a row that does not exist (see ``changes.py``).
+        """
+        return row_changes(
+            self.change_knobs(entity),
+            ID_PREFIXES[entity],
+            self.row_count(entity),
+            data_end(self.data_start, self.data_days),
+        )
+
+    def with_added_fields(self, entity: Entity) -> Entity:
+        """Return ``entity`` with the fields ``added_fields`` gives it (what rows are made of)."""
+        added = self.added_fields.get(entity.name)
+        return entity.revised(added, []) if added else entity
+
+    def catalogue_entity(self, entity: Entity) -> Entity:
+        """Return ``entity`` as discovery lists it and jobs accept it: with ``added_fields``,
+        without ``removed_fields``.
+        """
+        return entity.revised(
+            self.added_fields.get(entity.name, {}), self.removed_fields.get(entity.name, [])
+        )
+
+    def known_fields(self, entity: str) -> set[str]:
+        """Return the generator fields of ``entity`` that some emulator exports (what
+        ``removed_fields`` may name and ``added_fields`` may not).
+
+        An emulator with fields of its own adds them in its subclass.
+        """
+        return set(ENTITIES[entity].field_names) if entity in ENTITIES else set()
+
+    def data_key(self) -> str:
+        """Return the knobs every generated row depends on beyond ``seed``, ``rows`` and the
+        data span, as text (part of the job store's cache key).
+        """
+        knobs = {
+            name: getattr(self, name)
+            for name in (
+                "deleted_rows",
+                "merged_rows",
+                "updated_rows",
+                "restated_rows",
+                "appended_rows",
+                "added_fields",
+            )
+        }
+        return json.dumps(knobs, sort_keys=True)
+
+    def utc_today(self) -> date:
+        """Return the UTC day the daily counters count: ``today``, else the clock's."""
+        return self.today or datetime.now(timezone.utc).date()
 
     def snapshot(self) -> Self:
         """Return a deep copy, so a job is unaffected by knobs changed after it was created."""
@@ -276,6 +408,42 @@ class CommonSettings:
             raise ValueError("data_days must be at least 1")
         if any(n < 0 for n in self.rows.values()):
             raise ValueError("rows must not be negative")
+        if not 0 <= self.processing_seconds_jitter < 1:
+            raise ValueError("processing_seconds_jitter must be at least 0 and less than 1")
+        self._validate_changes()
+        self._validate_fields()
+
+    def _validate_changes(self) -> None:
+        """Check that the row-change knobs name entities, rows and instants that exist."""
+        knobs = ("deleted_rows", "merged_rows", "updated_rows", "restated_rows", "appended_rows")
+        entities = {name for knob in knobs for name in getattr(self, knob)}
+        for entity in sorted(entities):
+            check_choice("entity", entity, tuple(DEFAULT_ROWS))
+            try:
+                check_changes(
+                    self.change_knobs(entity), ID_PREFIXES[entity], self.row_count(entity)
+                )
+            except ValueError as exc:
+                raise ValueError(f"row changes of {entity}: {exc}") from None
+
+    def _validate_fields(self) -> None:
+        """Check ``added_fields`` (new snake-case names, known type words) and
+        ``removed_fields`` (fields the entity has).
+        """
+        for entity, added in self.added_fields.items():
+            check_choice("added_fields entity", entity, tuple(DEFAULT_ROWS))
+            known = self.known_fields(entity)
+            for name, type_word in added.items():
+                if not ADDED_FIELD_NAME.fullmatch(name) or name in known:
+                    raise ValueError(
+                        f"added_fields of {entity}: {name!r} must be a new snake_case field name"
+                    )
+                check_choice(f"added_fields type of {entity}.{name}", type_word, ADDED_TYPES)
+        for entity, removed in self.removed_fields.items():
+            check_choice("removed_fields entity", entity, tuple(DEFAULT_ROWS))
+            known = self.known_fields(entity) | set(self.added_fields.get(entity, {}))
+            for name in removed:
+                check_choice(f"removed_fields field of {entity}", name, tuple(sorted(known)))
 
 
 def check_choice(what: str, value: str, choices: tuple[str, ...]) -> None:
@@ -295,10 +463,15 @@ def _coerce(name: str, hint: object, value: object) -> object:
             raise ValueError(f"setting {name!r} must be a JSON object")
         value_type = typing.get_args(hint)[1]
         return {str(k): _coerce(name, value_type, v) for k, v in value.items()}
+    if typing.get_origin(hint) is list:
+        if not isinstance(value, list):
+            raise ValueError(f"setting {name!r} must hold JSON arrays")
+        item_type = typing.get_args(hint)[0]
+        return [_coerce(name, item_type, v) for v in value]
     allowed: tuple[object, ...] = typing.get_args(hint) if typing.get_origin(hint) else (hint,)
     if value is None and type(None) in allowed:
         return None
-    if hint is date and isinstance(value, str):
+    if date in allowed and isinstance(value, str):
         try:
             return date.fromisoformat(value)
         except ValueError:

@@ -3,7 +3,8 @@ prints it and ``--write-config`` writes it), so an offline trial needs no guessi
 
 It follows the emulator's live settings: its credentials, its data span (``start_date`` and
 ``end_date`` bound ``[data_start, data_start + data_days)``, so uapi activities take one 90-day
-window instead of one per 90 days up to today), polling short enough for jobs that take seconds
+window instead of one per 90 days up to today; ``end_date`` reaches the latest day a row change
+stamps, ``changes.latest_change_day``), polling short enough for jobs that take seconds
 (the tap's defaults suit real jobs: 30 s first poll with uapi), and, for uapi, the settings of
 the streams that need them: every ad platform and a report type for campaigns and creatives, and
 accounts that have buying groups and buying group members.
@@ -14,6 +15,7 @@ from __future__ import annotations
 import typing as t
 from datetime import timedelta
 
+from tap_demandbase.sandbox.changes import latest_change_day
 from tap_demandbase.sandbox.server import Sandbox
 from tap_demandbase.sandbox.uapi.catalog import ENTITY_TYPES
 from tap_demandbase.sandbox.uapi.job_requests import MAX_IDS
@@ -28,7 +30,9 @@ ACCOUNTS_PER_ENTITY = 5
 def tap_config(sandbox: Sandbox) -> dict[str, t.Any]:
     """Return a tap config for ``sandbox`` that exports rows in every stream its dialect has."""
     settings = sandbox.settings
-    last_day = settings.data_start + timedelta(days=settings.data_days - 1)
+    last_day = max(
+        settings.data_start + timedelta(days=settings.data_days - 1), latest_change_day(settings)
+    )
     config: dict[str, t.Any] = {"api_url": sandbox.api_url}
     if sandbox.dialect == "uapi":
         config |= {

@@ -1,7 +1,12 @@
 """Validating an ``export_v1`` ``POST /export/v1/jobs`` body against the catalogue.
 
 Refusals are 400 with the contract's JSON error; an omitted ``fields`` means every field of the
-entity, and either bound of ``filters.date_range`` may be left open.
+entity, and either bound of ``filters.date_range`` may be left open. The catalogue is the live
+one (``added_fields``, ``removed_fields``). Fields the entity does not have (any more) are
+refused together, in request order::
+
+    400 {"error": "invalid_field",
+         "message": "Unknown field(s) for entity accounts: industry, tier"}
 """
 
 from __future__ import annotations
@@ -12,7 +17,8 @@ from datetime import date
 
 from tap_demandbase.sandbox.api import ApiError
 from tap_demandbase.sandbox.data import Filters
-from tap_demandbase.sandbox.entities import ENTITIES
+from tap_demandbase.sandbox.entities import ENTITIES, Entity
+from tap_demandbase.sandbox.settings import CommonSettings
 
 _FILTER_KEYS = ("date_range", "account_list_id")
 _DATE_RANGE_KEYS = ("field", "start", "end")
@@ -28,8 +34,9 @@ class ExportRequest:
     filters_json: dict[str, object]
 
 
-def parse_export_request(body: object) -> ExportRequest:
-    """Validate a create-job body against the catalogue; omitted ``fields`` means all fields.
+def parse_export_request(body: object, settings: CommonSettings) -> ExportRequest:
+    """Validate a create-job body against the live catalogue; omitted ``fields`` means all
+    fields.
 
     Raises:
         ApiError: 400 naming what is wrong (unknown entity or field, bad date range, ...).
@@ -40,13 +47,14 @@ def parse_export_request(body: object) -> ExportRequest:
     if unknown:
         raise ApiError(400, "invalid_request", f"Unknown request properties: {', '.join(unknown)}")
     name = body.get("entity_type")
-    entity = ENTITIES.get(name) if isinstance(name, str) else None
-    if entity is None:
+    known = ENTITIES.get(name) if isinstance(name, str) else None
+    if known is None:
         raise ApiError(
             400,
             "invalid_entity_type",
             f"Unknown entity_type {name!r}; valid entity types: {', '.join(ENTITIES)}",
         )
+    entity = settings.catalogue_entity(known)
     if body.get("format", "csv") != "csv":
         raise ApiError(400, "invalid_format", f"Unsupported format {body['format']!r}; use 'csv'")
     fields = body.get("fields")
@@ -54,14 +62,13 @@ def parse_export_request(body: object) -> ExportRequest:
         fields = entity.field_names
     if not isinstance(fields, list) or not fields or not all(isinstance(f, str) for f in fields):
         raise ApiError(400, "invalid_fields", "fields must be a non-empty list of field names")
-    for field_name in fields:
-        if entity.field(field_name) is None:
-            raise ApiError(
-                400,
-                "invalid_field",
-                f"Unknown field {field_name!r} for entity {entity.name!r}; "
-                f"valid fields: {', '.join(entity.field_names)}",
-            )
+    unknown = [name for name in fields if entity.field(name) is None]
+    if unknown:
+        raise ApiError(
+            400,
+            "invalid_field",
+            f"Unknown field(s) for entity {entity.name}: {', '.join(unknown)}",
+        )
     if len(set(fields)) != len(fields):
         raise ApiError(400, "invalid_fields", "fields must not name a field twice")
     raw_filters = body.get("filters") or {}
@@ -72,7 +79,7 @@ def parse_export_request(body: object) -> ExportRequest:
         raise ApiError(400, "invalid_filters", f"Unknown filters: {', '.join(unknown)}")
     filters = Filters()
     if raw_filters.get("date_range") is not None:
-        filters = _parse_date_range(entity.name, raw_filters["date_range"])
+        filters = _parse_date_range(entity, raw_filters["date_range"])
     list_id = raw_filters.get("account_list_id")
     if list_id is not None:
         if not isinstance(list_id, str) or not list_id:
@@ -81,12 +88,11 @@ def parse_export_request(body: object) -> ExportRequest:
     return ExportRequest(entity.name, list(fields), filters, dict(raw_filters))
 
 
-def _parse_date_range(entity_name: str, raw: object) -> Filters:
+def _parse_date_range(entity: Entity, raw: object) -> Filters:
     """Validate ``filters.date_range``: a date-like field and ``YYYY-MM-DD`` bounds, start <= end.
 
     Either bound may be omitted (open range); ``field`` may not.
     """
-    entity = ENTITIES[entity_name]
     if not isinstance(raw, dict) or set(raw) - set(_DATE_RANGE_KEYS):
         raise ApiError(
             400, "invalid_date_range", "date_range must be an object with field, start and end"

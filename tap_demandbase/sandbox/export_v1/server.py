@@ -98,7 +98,8 @@ class ExportV1Handler(ApiHandler[ExportV1Settings]):
         if self.injected_fault(endpoint) or self.injected_answer(endpoint):
             return
         if endpoint == "entities":
-            self.send_json(200, {"entities": [e.to_json() for e in ENTITIES.values()]})
+            catalogue = [self.settings.catalogue_entity(e) for e in ENTITIES.values()]
+            self.send_json(200, {"entities": [e.to_json() for e in catalogue]})
         elif endpoint == "create":
             self._create()
         elif endpoint == "list":
@@ -147,7 +148,7 @@ class ExportV1Handler(ApiHandler[ExportV1Settings]):
         return job
 
     def _create(self) -> None:
-        request = parse_export_request(self.json_body)
+        request = parse_export_request(self.json_body, self.settings)
         try:
             job = self.server.store.create(
                 request.entity, request.fields, request.filters, request.filters_json

@@ -49,5 +49,7 @@ Not emulated: ``/v1/accountList/job``, ``/v1/personList/job``, ``/v1/references`
 
 ``server.py`` answers the routes, ``catalog.py`` is the catalogue of entity types and fields,
 ``settings.py`` holds this emulator's own knobs. The sandbox's controls (``/_sandbox/``) are the
-shared ones of ``sandbox/api.py``, plus ``GET /_sandbox/usage`` (today's call counters).
+shared ones of ``sandbox/api.py``, plus ``GET /_sandbox/usage`` (today's call counters: ``day``,
+``counts``, ``limits``, ``resets_at``) and ``POST /_sandbox/usage`` (``{"counts": {...}}`` sets
+today's counters). Today is the ``today`` knob's day, else the clock's.
 """

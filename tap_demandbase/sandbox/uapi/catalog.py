@@ -31,18 +31,22 @@ Email, Integer, Long, Percent, Picklist, String, URL), the documented vocabulary
 no export example shows one [unknown for this API]; ``Custom_Geo__c`` is ``Geolocation``, a type
 no client knows. The ``uapi_field_types`` knob overrides any of them (or omits a field) and
 ``uapi_alias_fields`` adds fields that repeat another field's values (to make two names collide).
+The common knobs ``added_fields`` and ``removed_fields`` change an entity type's fields the same
+way in both dialects (:func:`live_entity`): ``removed_fields`` names generator fields, and every
+uapi field carrying one goes; an added field ``tier`` of accounts is ``{Account}.tier``.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from tap_demandbase.sandbox.entities import (
     DATE_TYPES,
     DATETIME_TYPES,
     ENTITIES,
+    ID_PREFIXES,
     Entity,
     Field,
 )
@@ -131,6 +135,8 @@ class UapiEntity:
         report_types: Valid ``adReportType`` values (campaign, creative), else empty.
         dated_report_types: The report types that require ``fromDate``/``toDate``.
         account_scoped: Whether jobs take (and require) ``accountIds`` (the buying groups).
+        prefix: The entity in its own fields' names (``Account`` in ``{Account}.name``), or None
+            when they carry none (campaign, creative).
     """
 
     entity_type: str
@@ -140,6 +146,7 @@ class UapiEntity:
     report_types: tuple[str, ...] = ()
     dated_report_types: frozenset[str] = frozenset()
     account_scoped: bool = False
+    prefix: str | None = None
 
 
 def _extend(name: str, *extra: Field) -> Entity:
@@ -151,7 +158,7 @@ def _extend(name: str, *extra: Field) -> Entity:
 _CREATIVES = Entity(
     "creatives",
     "Advertising creatives and their delivery (uapi dialect only)",
-    "cre",
+    ID_PREFIXES["creatives"],
     (
         Field("id", "id", "Unique creative identifier", "id", required=True),
         Field("campaign_id", "reference", "The creative's campaign", "ref:campaigns"),
@@ -170,7 +177,7 @@ _CREATIVES = Entity(
 _MEMBERS = Entity(
     "buying_group_members",
     "People in the buying groups of tracked accounts (uapi dialect only)",
-    "bgm",
+    ID_PREFIXES["buying_group_members"],
     (
         Field("id", "id", "Unique membership identifier", "id", required=True),
         Field("buying_group_id", "reference", "The buying group", "ref:buying_groups"),
@@ -230,33 +237,34 @@ def _entity(
     A field is named by ``names`` if listed there, else ``{prefix}.camelCase`` (``camelCase``
     alone when ``prefix`` is None), references to accounts, people and buying groups excepted.
     """
-    fields = []
-    for field in data.fields:
-        if names and field.name in names:
-            name = names[field.name]
-        elif field.name in _REFERENCES and prefix is not None:
-            name = _REFERENCES[field.name]
-        else:
-            bare = _camel(field.name)
-            name = bare if prefix is None else f"{{{prefix}}}.{bare}"
-        fields.append(
-            UapiField(
-                name=name,
-                source=field.name,
-                data_type=DATA_TYPES[field.type],
-                kind=field.type,
-                label=_label(name),
-                description=field.description,
-            )
-        )
     return UapiEntity(
         entity_type,
         data,
-        tuple(fields),
+        tuple(_uapi_field(field, prefix, names or {}) for field in data.fields),
         date_range_field,
         report_types,
         dated_report_types,
         account_scoped,
+        prefix,
+    )
+
+
+def _uapi_field(field: Field, prefix: str | None, names: dict[str, str]) -> UapiField:
+    """Return generator field ``field`` as uapi names it (see :func:`_entity`)."""
+    if field.name in names:
+        name = names[field.name]
+    elif field.name in _REFERENCES and prefix is not None:
+        name = _REFERENCES[field.name]
+    else:
+        bare = _camel(field.name)
+        name = bare if prefix is None else f"{{{prefix}}}.{bare}"
+    return UapiField(
+        name=name,
+        source=field.name,
+        data_type=DATA_TYPES[field.type],
+        kind=field.type,
+        label=_label(name),
+        description=field.description,
     )
 
 
@@ -347,8 +355,31 @@ def field_names() -> set[str]:
     return {f.name for e in ENTITY_TYPES.values() for f in e.fields}
 
 
+def live_entity(entity: UapiEntity, settings: UapiSettings) -> UapiEntity:
+    """Return ``entity`` as the tenant has it now: its fields of ``removed_fields`` left out,
+    those of ``added_fields`` after its own (named like them: ``{Account}.tier``).
+    """
+    name = entity.data.name
+    removed = settings.removed_fields.get(name, [])
+    added = settings.added_fields.get(name, {})
+    if not removed and not added:
+        return entity
+    data = settings.with_added_fields(entity.data)
+    have = {f.source for f in entity.fields}  # idempotent: an entity already live stays so
+    new = [
+        _uapi_field(f, entity.prefix, {})
+        for f in data.fields
+        if f.name in added and f.name not in have
+    ]
+    kept = [f for f in (*entity.fields, *new) if f.source not in removed]
+    return replace(entity, data=data, fields=tuple(kept))
+
+
 def fields_for(entity: UapiEntity, settings: UapiSettings) -> tuple[UapiField, ...]:
-    """Return ``entity``'s fields under the knobs: aliases added, types overridden, omissions."""
+    """Return ``entity``'s fields under the knobs: removed and added fields (``live_entity``),
+    aliases added, types overridden, omissions.
+    """
+    entity = live_entity(entity, settings)
     fields = list(entity.fields)
     by_name = {f.name: f for f in fields}
     for alias, target in settings.uapi_alias_fields.get(entity.entity_type, {}).items():

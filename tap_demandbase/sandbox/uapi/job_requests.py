@@ -41,6 +41,7 @@ from tap_demandbase.sandbox.uapi.catalog import (
     UapiField,
     entity_type_named,
     fields_for,
+    live_entity,
 )
 from tap_demandbase.sandbox.uapi.settings import UapiSettings
 
@@ -159,7 +160,7 @@ def parse_job_request(body: object, settings: UapiSettings) -> JobRequest:
         raise bad_request(
             "400-147", f"The request contains an unrecognized property: {', '.join(unknown)}"
         )
-    entity = _entity(body)
+    entity = live_entity(_entity(body), settings)
     job_name = body.get("jobName")
     if not isinstance(job_name, str) or not job_name.strip() or len(job_name) > MAX_JOB_NAME:
         raise bad_request("400-126", "jobName is missing or longer than 50 characters.")

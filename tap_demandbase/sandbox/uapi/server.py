@@ -26,7 +26,7 @@ from tap_demandbase.sandbox.log import RequestLog
 from tap_demandbase.sandbox.uapi.auth import TokenIssuer
 from tap_demandbase.sandbox.uapi.catalog import ENTITY_TYPES, entity_type_named, fields_for
 from tap_demandbase.sandbox.uapi.job_requests import JobRequest, parse_job_request
-from tap_demandbase.sandbox.uapi.settings import UAPI_DAILY_LIMITS, UapiSettings
+from tap_demandbase.sandbox.uapi.settings import UAPI_COUNTED, UAPI_DAILY_LIMITS, UapiSettings
 from tap_demandbase.sandbox.uapi.usage import DailyUsage
 
 TOKEN_PATH = "/auth/v1/token"
@@ -63,8 +63,9 @@ class UapiJob:
 
 def timestamp(ts: float) -> str:
     """Return epoch seconds as RFC 3339 UTC with milliseconds: ``2024-09-16T04:46:21.684Z``."""
-    moment = datetime.fromtimestamp(ts, timezone.utc)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    millis = round(ts * 1000)
+    moment = datetime.fromtimestamp(millis // 1000, timezone.utc)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{millis % 1000:03d}Z"
 
 
 def result_writer(request: JobRequest) -> ResultWriter:
@@ -77,7 +78,7 @@ def result_writer(request: JobRequest) -> ResultWriter:
     def write(directory: Path, job: Job) -> ResultFiles:
         settings = UapiSettings.of(job.settings)
         if not settings.uapi_split_files:  # one file: a part big enough for every row
-            rows = settings.row_count(request.entity.data.name)
+            rows = settings.rows_made(request.entity.data.name)
             settings = replace(settings, rows_per_part=max(1, rows))
         return write_export(
             directory,
@@ -158,19 +159,35 @@ class UapiHandler(ApiHandler[UapiSettings]):
 
     @override
     def serve_admin(self) -> None:
-        """Serve the shared sandbox controls plus ``GET /_sandbox/usage`` (today's counters)."""
-        if (self.command, self.url_path) == ("GET", ADMIN_PREFIX + "usage"):
-            usage = self.server.usage
-            self.send_json(
-                200,
-                {
-                    "counts": usage.counts(),
-                    "limits": dict(self.settings.uapi_daily_limits),
-                    "resets_at": usage.resets_at(),
-                },
-            )
+        """Serve the shared sandbox controls plus ``/_sandbox/usage``: GET today's counters,
+        POST ``{"counts": {endpoint: calls}}`` to set them.
+        """
+        if self.url_path != ADMIN_PREFIX + "usage":
+            super().serve_admin()
             return
-        super().serve_admin()
+        usage = self.server.usage
+        if self.command == "POST":
+            counts = self.json_body.get("counts") if isinstance(self.json_body, dict) else None
+            if not isinstance(counts, dict) or not all(
+                k in UAPI_COUNTED and type(v) is int and v >= 0 for k, v in counts.items()
+            ):
+                self.send_problem(
+                    400,
+                    "400-100",
+                    'POST {"counts": {endpoint: calls}}, endpoints among '
+                    + ", ".join(UAPI_COUNTED),
+                )
+                return
+            usage.set_counts(counts)
+        self.send_json(
+            200,
+            {
+                "day": usage.day().isoformat(),
+                "counts": usage.counts(),
+                "limits": dict(self.settings.uapi_daily_limits),
+                "resets_at": usage.resets_at(),
+            },
+        )
 
     def _export_operation(self) -> tuple[str, str]:
         """Return ``(endpoint, job id)`` of an export path.
@@ -437,7 +454,7 @@ class UapiServer(ApiServer[UapiSettings]):
         files_url: str,
     ) -> None:
         self.tokens = TokenIssuer(settings)
-        self.usage = DailyUsage()
+        self.usage = DailyUsage(today=lambda: settings.today)
         self.create_lock = threading.Lock()
         self.uapi_jobs: dict[str, UapiJob] = {}
         super().__init__(
@@ -509,6 +526,11 @@ class UapiServer(ApiServer[UapiSettings]):
     def usage_counts(self) -> dict[str, int]:
         """Return today's calls per endpoint (create, status, list, fields, token)."""
         return self.usage.counts()
+
+    @override
+    def set_usage_counts(self, counts: dict[str, int]) -> None:
+        """Make ``counts`` today's calls per endpoint."""
+        self.usage.set_counts(counts)
 
     @override
     def reset(self) -> None:

@@ -89,6 +89,19 @@ class UapiSettings(CommonSettings):
     uapi_denied_entity_types: dict[str, str] = field(default_factory=dict)
 
     @override
+    def known_fields(self, entity: str) -> set[str]:
+        """Return the generator fields of ``entity`` either dialect exports (uapi has a few
+        of its own, such as ``sfdc_id`` of accounts).
+        """
+        own = {
+            f.name
+            for e in catalog.ENTITY_TYPES.values()
+            if e.data.name == entity
+            for f in e.data.fields
+        }
+        return super().known_fields(entity) | own
+
+    @override
     def validate(self) -> None:
         """Check the common knobs, then this emulator's (limits, statuses, fields, aliases)."""
         super().validate()
