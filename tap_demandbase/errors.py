@@ -109,3 +109,8 @@ def quoted(value: object, limit: int = 60) -> str:
     """Return a bad value as an error line quotes it: its repr, cut to ``limit`` characters."""
     shown = repr(value)
     return shown if len(shown) <= limit else shown[: limit - 3] + "..."
+
+
+#: Errors after which no stream of the run can succeed (a spent quota or daily limit, refused
+#: credentials, bad settings, a redirect of api_url): the run stops, with state kept.
+RUN_STOPPING_ERRORS = (QuotaExceededError, AuthError, ConfigError, RedirectRefusedError)

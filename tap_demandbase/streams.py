@@ -17,14 +17,7 @@ from typing_extensions import override
 
 from tap_demandbase.engine.export import PartResult, StreamExport, StreamRequest, greatest
 from tap_demandbase.engine.windows import first_day, is_date
-from tap_demandbase.errors import (
-    AuthError,
-    ConfigError,
-    DemandbaseError,
-    QuotaExceededError,
-    RedirectRefusedError,
-    TargetGoneError,
-)
+from tap_demandbase.errors import RUN_STOPPING_ERRORS, DemandbaseError, TargetGoneError
 from tap_demandbase.progress import SyncProgress
 from tap_demandbase.record_path import FastRecordStream
 from tap_demandbase.records.batches import batch_writer
@@ -206,14 +199,14 @@ class ExportStream(FastRecordStream):
             return self.export.specs()
         return self._export_on({}).specs()
 
-    def first_job_ahead(self) -> tuple[JobKey, JobFactory] | None:
-        """Return this stream's first job for the scheduler to start ahead; None when there is
-        none or the stream cannot plan (it reports that itself when its turn comes).
+    def jobs_to_schedule(self) -> list[tuple[JobKey, JobFactory]]:
+        """Return this stream's jobs for the run's job slots, in the order it reads them
+        (none when it cannot plan: it reports that itself when its turn comes).
         """
         try:
-            return self.export.prefetch()
+            return self.export.planned_jobs()
         except DemandbaseError:
-            return None
+            return []
 
     def selected_fields(self) -> tuple[str, ...]:
         """Return the fields to export: the selected ones, always with key and bookmark."""
@@ -337,13 +330,7 @@ class ExportStream(FastRecordStream):
         self.hooks.stream_starting(self.name)
         try:
             yield
-        except (
-            QuotaExceededError,
-            AuthError,
-            ConfigError,
-            RedirectRefusedError,
-            TargetGoneError,
-        ) as exc:
+        except (*RUN_STOPPING_ERRORS, TargetGoneError) as exc:
             self.hooks.run_stopping(exc)
             raise
         except DemandbaseError as exc:

@@ -94,8 +94,8 @@ class SyncRun:
     """The tap's side of one sync, driven by its streams (``Tap.sync_all`` and ``Stream.sync``
     are final in the SDK).
 
-    When the first stream starts, the selected streams' first jobs are planned (and started
-    ahead when max_concurrent_jobs > 1). A stream that fails is recorded while the others go
+    When the first stream starts, every job of the selected streams is planned; the job slots
+    start each as soon as one is free. A stream that fails is recorded while the others go
     on; once every stream has synced, StreamsFailedError names every failure, so that
     ``sync_all()`` fails for a program as the exit code does for a pipeline.
     """
@@ -110,12 +110,12 @@ class SyncRun:
         self._planned = False
 
     def stream_starting(self, stream: str) -> None:
-        """Plan the run's first jobs, once, when its first stream starts."""
+        """Plan the run's jobs, once, when its first stream starts: the job slots start them
+        as they free up.
+        """
         if not self._planned:
             self._planned = True
-            scheduler = self.tap.run_context.scheduler
-            if scheduler.max_in_flight > 1:
-                scheduler.plan(self.tap.planned_first_jobs())
+            self.tap.run_context.scheduler.plan(self.tap.planned_jobs())
 
     def stream_failed(self, stream: str, error: DemandbaseError) -> None:
         """Record a stream that failed while the others go on."""
@@ -486,13 +486,9 @@ class TapDemandbase(Tap):
         """Return the tap's side of this sync (planning ahead, failures)."""
         return SyncRun(self)
 
-    def planned_first_jobs(self) -> list[tuple[JobKey, JobFactory]]:
-        """Return the selected streams' first jobs, in the order the SDK syncs the streams."""
-        return [
-            planned
-            for stream in self.selected_streams()
-            if (planned := stream.first_job_ahead()) is not None
-        ]
+    def planned_jobs(self) -> list[tuple[JobKey, JobFactory]]:
+        """Return the selected streams' jobs, in the order the SDK syncs the streams."""
+        return [job for stream in self.selected_streams() for job in stream.jobs_to_schedule()]
 
     def selected_streams(self) -> list[ExportStream]:
         """Return the streams this sync exports, in the SDK's sync order."""

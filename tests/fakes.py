@@ -99,6 +99,9 @@ class FakeApi:
         #: Completed jobs do not say how many parts they have: part 1 is listed, the others
         #: are found by ``unlisted_part`` (a missing file is a part that is not there).
         self.unlisted_parts = False
+        #: At each create: how many of the tap's jobs it had last seen not yet finished.
+        self.running_at_create: list[int] = []
+        self._seen: dict[str, JobState] = {}
         self._ids = itertools.count(1)
 
     # ExportApi --------------------------------------------------------------------------
@@ -113,6 +116,7 @@ class FakeApi:
 
     def create_job(self, spec: JobSpec, rule: ReuseRule | None = None) -> JobStatus:
         self.calls.append("create")
+        self.running_at_create.append(sum(not s.is_terminal for s in self._seen.values()))
         if self.fail_creates_with is not None:
             raise self.fail_creates_with
         if spec.filters in self.refuse_filters:
@@ -200,6 +204,7 @@ class FakeApi:
         since = self.clock.elapsed - job.created
         state = [s for at, s in job.timeline if at <= since][-1]
         completed = state is JobState.COMPLETED
+        self._seen[job_id] = state
         return replace(
             job.status,
             state=state,

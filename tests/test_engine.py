@@ -7,6 +7,7 @@ API behind it is an in-memory model (tests/fakes.py) and time moves when the eng
 from __future__ import annotations
 
 import datetime
+import json
 import logging
 from typing import Any
 
@@ -19,6 +20,7 @@ from tap_demandbase.engine.export import (
     RunContext,
     StreamExport,
     StreamRequest,
+    WindowExport,
 )
 from tap_demandbase.engine.jobs import AttemptPolicy, ExportJob
 from tap_demandbase.engine.ledger import SPLIT_WINDOW_KEY, read_entry
@@ -89,12 +91,21 @@ def _emit_all(export: StreamExport) -> int:
     rows = 0
     for window in export.windows():
         with window:
-            for part in window.parts():
-                lines = part.path.read_text().splitlines()[1:]
-                latest = max(line.split(",")[1] for line in lines) if lines else None
-                window.part_done(part, PartResult(len(lines), latest))
-                rows += len(lines)
+            rows += _emit_parts(window)
             window.finish()
+    return rows
+
+
+def _emit_parts(window: WindowExport, parts: int | None = None) -> int:
+    """Read (the first ``parts``, else every) part of a window's job and report each."""
+    rows = 0
+    for number, part in enumerate(window.parts(), 1):
+        lines = part.path.read_text().splitlines()[1:]
+        latest = max(line.split(",")[1] for line in lines) if lines else None
+        window.part_done(part, PartResult(len(lines), latest))
+        rows += len(lines)
+        if number == parts:
+            break
     return rows
 
 
@@ -464,23 +475,92 @@ def test_the_state_is_checkpointed_after_each_part_with_the_greatest_value(api, 
 # --- scheduler -----------------------------------------------------------------------------
 
 
+def _plan(run: RunContext, *exports: StreamExport) -> None:
+    """Do what the tap does when the run's first stream starts: plan every job."""
+    run.scheduler.plan([job for export in exports for job in export.planned_jobs()])
+
+
 def test_a_run_crossing_midnight_uses_the_job_it_planned_ahead(tmp_path):
     """The run's last day is fixed when it starts: the job started ahead at 23:59:59 is the
     one the stream asks for after midnight, and no job is orphaned holding a slot.
     """
     clock = FakeClock(datetime.datetime(2024, 3, 10, 23, 59, 59, tzinfo=UTC))
     api = FakeApi(clock, tmp_path)
-    scheduler = JobScheduler(2)
-    run = _run(api, clock, end=clock.now().date(), scheduler=scheduler)
+    run = _run(api, clock, end=clock.now().date(), scheduler=JobScheduler(2))
     first, _, _ = _stream(run, name="accounts")
     second, _, _ = _stream(run, name="people")
-    scheduler.plan([p for p in (first.prefetch(), second.prefetch()) if p is not None])
+    _plan(run, first, second)
     clock.advance(2)  # past midnight
     assert clock.now().date() == DAY(2024, 3, 11)
     _emit_all(first)
     _emit_all(second)
     assert api.calls.count("create") == 2
-    assert scheduler.in_flight == []
+    assert run.scheduler.in_flight == []
+
+
+def test_the_slot_goes_to_the_next_job_when_one_finishes_on_the_server(api, clock):
+    """One slot: the next stream's job is created once the first is completed on the server,
+    before the first one's parts are read, and never while a job of the tap still runs.
+    """
+    run = _run(api, clock)
+    first, _, _ = _stream(run, name="accounts")
+    second, second_state, _ = _stream(run, name="people")
+    _plan(run, first, second)
+    window = next(first.windows())
+    with window:
+        _ = window.job  # completed on the server; not one part read yet
+        assert [key[0] for key in run.scheduler.in_flight] == ["accounts", "people"]
+        assert api.calls.count("create") == 2
+        # The job created ahead is in its stream's ledger in the next STATE.
+        assert [e["job_id"] for e in second_state["export_jobs_ahead"]] == ["job-2"]
+        _emit_parts(window)
+        window.finish()
+    _emit_all(second)
+    assert api.running_at_create == [0, 0]
+    assert run.scheduler.most_running == 1
+    assert "export_jobs_ahead" not in second_state and read_entry(second_state) is None
+
+
+def test_a_stream_windows_are_pipelined_and_at_most_one_result_waits_unread(api, clock):
+    run = _run(api, clock, window_days=2)  # 2024-03-01..10: 5 windows
+    export, state, _ = _stream(run)
+    _plan(run, export)
+    windows = export.windows()
+    window = next(windows)
+    with window:
+        _ = window.job
+        # Job 2 ran while job 1 waited unread; job 3 waits for a place.
+        assert len(run.scheduler.in_flight) == 2
+        assert api.calls.count("create") == 2
+        _emit_parts(window)
+        window.finish()
+    for window in windows:
+        with window:
+            _emit_parts(window)
+            window.finish()
+    assert api.calls.count("create") == 5
+    assert api.running_at_create == [0] * 5
+    assert read_entry(state) is None and "export_jobs_ahead" not in state
+
+
+def test_a_crash_after_a_job_was_created_ahead_resumes_it_without_paying_twice(api, clock):
+    run = _run(api, clock, window_days=5)  # two windows
+    export, state, _ = _stream(run)
+    _plan(run, export)
+    window = next(export.windows())
+    with window:
+        _ = window.job
+        _emit_parts(window, 1)  # STATE with job 2 ahead, then the crash
+    saved = json.loads(json.dumps(state))
+    assert read_entry(saved).job_id == "job-1"
+    assert [e["job_id"] for e in saved["export_jobs_ahead"]] == ["job-2"]
+
+    again = _run(api, clock, window_days=5)
+    export, state, _ = _stream(again, saved)
+    _plan(again, export)
+    _emit_all(export)
+    assert api.calls.count("create") == 2  # both jobs resumed, none created again
+    assert read_entry(state) is None and "export_jobs_ahead" not in state
 
 
 def test_a_planned_job_never_asked_for_gives_its_slot_back_when_its_stream_ends(api, clock):
@@ -488,24 +568,24 @@ def test_a_planned_job_never_asked_for_gives_its_slot_back_when_its_stream_ends(
     first, _, _ = _stream(run, name="accounts")
     second, _, _ = _stream(run, name="people")
     third, _, _ = _stream(run, name="opportunities")
-    planned = [first.prefetch(), second.prefetch(), third.prefetch()]
-    run.scheduler.plan([p for p in planned if p is not None])
-    assert [key[0] for key in run.scheduler.in_flight] == ["accounts", "people"]
+    _plan(run, first, second, third)
     _emit_all(first)
-    assert [key[0] for key in run.scheduler.in_flight] == ["people", "opportunities"]
     run.scheduler.release_stream("people")  # the stream failed before asking for its job
+    _emit_all(third)
     run.scheduler.release_stream("opportunities")
     assert run.scheduler.in_flight == []
+    assert api.calls.count("create") == 3
 
 
-def test_jobs_are_started_ahead_in_sync_order_and_never_more_than_allowed(api, clock):
+def test_jobs_are_started_in_sync_order_and_never_more_than_allowed(api, clock):
     run = _run(api, clock, scheduler=JobScheduler(2))
     exports = [_stream(run, name=n)[0] for n in ("a", "b", "c", "d")]
-    run.scheduler.plan([p for e in exports if (p := e.prefetch()) is not None])
-    assert [key[0] for key in run.scheduler.in_flight] == ["a", "b"]
-    for export, expected in zip(exports, (["b", "c"], ["c", "d"], ["d"], []), strict=True):
+    _plan(run, *exports)
+    for export in exports:
         _emit_all(export)
-        assert [key[0] for key in run.scheduler.in_flight] == expected
+    created = [job.spec.entity for job in api.jobs.values()]
+    assert created == ["a", "b", "c", "d"]
+    assert max(api.running_at_create) <= 1 and run.scheduler.most_running <= 2
 
 
 def test_the_engine_imports_neither_the_sdk_nor_a_dialect():

@@ -26,6 +26,7 @@ from tap_demandbase.engine.jobs import (
     run_until_completed,
 )
 from tap_demandbase.engine.ledger import (
+    AHEAD_KEY,
     LEDGER_KEY,
     SPLIT_WINDOW_KEY,
     LedgerEntry,
@@ -33,12 +34,17 @@ from tap_demandbase.engine.ledger import (
     clear_entry,
     clear_split_window,
     filters_from_state,
+    read_ahead,
+    read_entries,
     read_entry,
     read_split_window,
+    take_ahead,
+    write_ahead,
     write_entry,
     write_split_window,
 )
 from tap_demandbase.engine.results import DEFAULT_STALL_SECONDS, ResultParts
+from tap_demandbase.engine.scheduler import LedgerJournal
 from tap_demandbase.engine.tally import RunTally
 from tap_demandbase.engine.windows import plan_windows, state_datetime
 from tap_demandbase.errors import (
@@ -87,6 +93,8 @@ class RunContext:
     stall_seconds: float = DEFAULT_STALL_SECONDS
     #: What the run did so far (jobs, bytes, records), for its summary line.
     tally: RunTally = field(default_factory=RunTally)
+    #: Jobs the job threads created, on their way into the streams' ledgers.
+    journal: LedgerJournal = field(default_factory=lambda: LedgerJournal(write_ahead))
 
 
 class Checkpoint(t.Protocol):
@@ -174,9 +182,9 @@ class StreamExport:
         self.request = request
         self.state = state
         self.logger = logger
-        #: Emits STATE after giving the stream's bookmark the value passed (None: unchanged).
-        self.checkpoint = checkpoint
+        self._emit_state = checkpoint
         self.watcher = watcher
+        run.journal.register(request.name, state)
         self._specs: list[JobSpec] | None = None
         self._filter_sets: list[Filters] | None = None
 
@@ -203,20 +211,23 @@ class StreamExport:
     def _planned_specs(self) -> list[JobSpec]:
         start, end = self._range()
         filter_sets = self.filter_sets()
-        entry = self._ledger_entry(filter_sets)
+        entries = self._ledger_entries(filter_sets)
         specs: list[JobSpec] = []
-        if entry is not None:
-            # The ledger's window, with the fields selected now: a job with more fields is
+        for entry in entries:
+            # The ledger's windows, with the fields selected now: a job with more fields is
             # read without the extra columns; one lacking a field is replaced by a new job.
-            specs.append(replace(entry.spec, fields=self.request.fields))
-            specs += [
+            window = [replace(entry.spec, fields=self.request.fields)]
+            window += [
                 self._spec(entry.spec.start, entry.spec.end, f)
                 for f in filter_sets
                 if f != entry.spec.filters
             ]
-            if entry.spec.end is None or (start and start > end) or entry.spec.end >= end:
+            specs += [spec for spec in window if spec not in specs]
+        if entries:
+            last = entries[-1].spec.end
+            if last is None or (start and start > end) or last >= end:
                 return specs
-            start = max(start or entry.spec.end, entry.spec.end + datetime.timedelta(days=1))
+            start = max(start or last, last + datetime.timedelta(days=1))
         if start is not None and start > end:
             self.logger.info(
                 "Nothing to export for %s: start %s is after end %s", self.request.name, start, end
@@ -264,38 +275,58 @@ class StreamExport:
         except ValueError:
             return None
 
-    def _ledger_entry(self, filter_sets: list[Filters]) -> LedgerEntry | None:
-        """Return the ledger's job if it is one of this stream's windows; say why not else."""
-        entry = read_entry(self.state)
-        if entry is None:
-            return None
-        if entry.spec.entity != self.request.name:
-            self.logger.warning(
-                "The state of stream '%s' names export job %s of entity '%s': ignoring it",
-                self.request.name, entry.job_id, entry.spec.entity,
-            )  # fmt: skip
-            return None
-        if entry.spec.filters not in filter_sets:
-            self.logger.warning(
-                "Export job %s from the state has other filters than the settings ask for now: "
-                "ignoring it",
-                entry.job_id,
-            )
-            return None
-        return entry
+    def _ledger_entries(self, filter_sets: list[Filters]) -> list[LedgerEntry]:
+        """Return the ledger's jobs that are this stream's windows, oldest window first; say
+        why of each that is not.
+        """
+        usable = []
+        for entry in read_entries(self.state):
+            if entry.spec.entity != self.request.name:
+                self.logger.warning(
+                    "The state of stream '%s' names export job %s of entity '%s': ignoring it",
+                    self.request.name, entry.job_id, entry.spec.entity,
+                )  # fmt: skip
+            elif entry.spec.filters not in filter_sets:
+                self.logger.warning(
+                    "Export job %s from the state has other filters than the settings ask for "
+                    "now: ignoring it",
+                    entry.job_id,
+                )
+            else:
+                usable.append(entry)
+        return sorted(
+            usable,
+            key=lambda e: (e.spec.start or datetime.date.min, e.spec.end or datetime.date.max),
+        )
 
-    def prefetch(self) -> tuple[JobKey, JobFactory] | None:
-        """Return the key and the maker of this stream's first job, for the scheduler to start
-        ahead (in a background thread: it records nothing in the state).
+    def planned_jobs(self) -> list[tuple[JobKey, JobFactory]]:
+        """Return the key and the maker of each of this stream's jobs, for the scheduler to
+        start as slots free up (in background threads: what they create reaches the ledger
+        through the run's journal). Empty when the stream cannot plan: it reports that itself
+        when its turn comes.
         """
         try:
             specs = self.specs()
         except DemandbaseError:
-            return None  # the stream reports it itself, when its turn comes
-        if not specs:
-            return None
-        spec = specs[0]
-        return (self.request.name, spec), lambda: self.completed_job(spec, record=False)
+            return []
+        return [((self.request.name, spec), self.job_maker(spec)) for spec in specs]
+
+    def job_maker(self, spec: JobSpec) -> JobFactory:
+        """Return what gets ``spec``'s job completed (reading the state now, on this thread)."""
+        starter = _JobStarter(self, spec)
+        return lambda: run_until_completed(starter.new_job, self.run.attempts, start=starter.start)
+
+    def checkpoint(self, value: t.Any, *, window_done: bool = False) -> None:
+        """Emit STATE after giving the bookmark ``value`` (None: unchanged), with every job the
+        job threads created so far in its stream's ledger.
+        """
+        self.run.journal.apply()
+        self._emit_state(value, window_done=window_done)
+
+    def apply_journal(self) -> None:
+        """Emit STATE if job threads created jobs since the last STATE (while waiting)."""
+        if self.run.journal.apply():
+            self._emit_state(None)
 
     # Windows ----------------------------------------------------------------------------------
 
@@ -304,36 +335,57 @@ class StreamExport:
         for spec in self.specs():
             yield WindowExport(self, spec)
 
-    def completed_job(self, spec: JobSpec, *, record: bool = True) -> ExportJob:
+    def completed_job(self, spec: JobSpec) -> ExportJob:
         """Resume the job the ledger names, re-use an equivalent one, or create one; wait until
-        it is completed, trying anew (up to max_job_attempts) when it fails. ``record``: put
-        the job in the ledger (and emit STATE) as soon as it exists.
+        it is completed, trying anew (up to max_job_attempts) when it fails.
         """
-        starter = _JobStarter(self, spec, record=record)
-        return run_until_completed(starter.new_job, self.run.attempts, start=starter.start)
+        return self.job_maker(spec)()
 
     def record_in_ledger(self, job: ExportJob) -> LedgerEntry:
-        """Put the job in the stream's ledger (keeping parts done if it is the same job) and
-        emit STATE, so that a crash from here on re-attaches to it.
+        """Make the job the one the stream's ledger is reading (keeping parts done if it is the
+        same job) and emit STATE, so that a crash from here on re-attaches to it.
         """
         assert job.status is not None
+        self.run.journal.apply()
         entry = read_entry(self.state)
+        ahead = take_ahead(self.state, job.status.id)
         if entry is None or entry.job_id != job.status.id:
-            created = job.status.created_at or self.run.clock.now()
-            entry = LedgerEntry(job.status.id, job.spec, created.isoformat())
+            entry = ahead or ledger_entry(job, self.run.clock)
         write_entry(self.state, entry)
         self.checkpoint(None)
         return entry
+
+    def keep_unfinished_job(self, spec: JobSpec) -> None:
+        """Make the job of a window that could not be read (it failed, timed out, or its run
+        stops) the one the ledger names for the next run, and emit STATE.
+        """
+        self.run.journal.apply()
+        ahead = next(
+            (
+                e
+                for e in read_ahead(self.state) or []
+                if replace(e.spec, fields=spec.fields) == spec
+            ),
+            None,
+        )
+        if ahead is not None:
+            take_ahead(self.state, ahead.job_id)
+            current = read_entry(self.state)
+            if current is not None:
+                write_ahead(self.state, current)
+            write_entry(self.state, ahead)
+        self._emit_state(None)
 
     def resumable_id(self, spec: JobSpec) -> str | None:
         """Return the ledger's job id if that job can deliver ``spec``; say why not if it
         exports this window but cannot.
         """
-        entry = read_entry(self.state)
-        if entry is None or entry.spec.entity != spec.entity:
-            return None
-        if replace(entry.spec, fields=spec.fields) != spec:
-            return None  # another window (or filters): not this window's job
+        entry = next(
+            (e for e in read_entries(self.state) if replace(e.spec, fields=spec.fields) == spec),
+            None,
+        )
+        if entry is None:
+            return None  # no job of this window (and filters) in the ledger
         if entry.inconsistent:
             self.logger.warning(
                 "Export job %s from the state delivered an inconsistent result (%s); "
@@ -451,6 +503,11 @@ def unusable_state(stream_state: Mapping[str, t.Any]) -> list[UnusableState]:
         problem = "is not an export job this version can read"
         without = "its job is not resumed (an equivalent job may be re-used)"
         checks.append((LEDGER_KEY, value(LEDGER_KEY), readable, problem, without))
+    if value(AHEAD_KEY) is not None:
+        readable = read_ahead(stream_state) is not None
+        problem = "is not a list of export jobs this version can read"
+        without = "those jobs are not resumed (equivalent jobs may be re-used)"
+        checks.append((AHEAD_KEY, value(AHEAD_KEY), readable, problem, without))
     if value(SPLIT_WINDOW_KEY) is not None:
         readable = read_split_window(stream_state) is not None
         problem = "is not the filter sets done of a window"
@@ -499,18 +556,27 @@ def _done_filters(done: dict[str, t.Any]) -> list[Filters]:
     return [filters_from_state(done)]
 
 
+def ledger_entry(job: ExportJob, clock: Clock) -> LedgerEntry:
+    """Return a new ledger entry for a job that exists."""
+    assert job.status is not None
+    created = job.status.created_at or clock.now()
+    return LedgerEntry(job.status.id, job.spec, created.isoformat())
+
+
 class _JobStarter:
     """Starts each attempt of one window's job: the ledger's job first (once), else an
     equivalent job that may be re-used, else a new one; never a job an attempt already used.
+
+    Made on the main thread, when the run is planned (it reads the state there); started in a
+    job thread, which posts each job it starts to the run's journal instead of the state.
     """
 
-    def __init__(self, stream: StreamExport, spec: JobSpec, *, record: bool) -> None:
+    def __init__(self, stream: StreamExport, spec: JobSpec) -> None:
         self.stream = stream
         self.spec = spec
-        self.record = record
         self.resume_id = stream.resumable_id(spec)
-        entry = read_entry(stream.state)
-        self.exclude = {entry.job_id} if entry is not None else set()
+        self.exclude = {entry.job_id for entry in read_entries(stream.state)}
+        self.last_job = state_datetime(stream.state.get(LAST_JOB_KEY))
 
     def new_job(self) -> ExportJob:
         run = self.stream.run
@@ -520,9 +586,8 @@ class _JobStarter:
         stream, run = self.stream, self.stream.run
         if stream.watcher is not None:
             stream.watcher.waiting_for(job)
-        last = state_datetime(stream.state.get(LAST_JOB_KEY))
         max_age = run.api.capabilities.reuse_max_age
-        rule = reuse_rule(last, self.exclude, now=run.clock.now(), max_age=max_age)
+        rule = reuse_rule(self.last_job, self.exclude, now=run.clock.now(), max_age=max_age)
         resumed = (
             resumable_status(run.api, self.resume_id, self.spec, stream.logger, run.clock.now())
             if self.resume_id
@@ -539,8 +604,7 @@ class _JobStarter:
             run.tally.job_started("created")
         self.resume_id = None
         self.exclude.add(job.status_id)
-        if self.record:
-            stream.record_in_ledger(job)
+        run.journal.post(stream.request.name, ledger_entry(job, run.clock))
 
 
 class WindowExport:
@@ -576,8 +640,13 @@ class WindowExport:
         """Return the window's job, completed (waited for on first use)."""
         if self._job is None:
             stream = self.stream
-            factory = lambda: stream.completed_job(self.spec)  # noqa: E731
-            self._job = stream.run.scheduler.completed_job(self.key, factory)
+            try:
+                self._job = stream.run.scheduler.completed_job(
+                    self.key, stream.job_maker(self.spec), while_waiting=stream.apply_journal
+                )
+            except DemandbaseError:
+                stream.keep_unfinished_job(self.spec)
+                raise
             self._entry = stream.record_in_ledger(self._job)
             self.progress.max_value = self._entry.max_replication_value
         return self._job

@@ -25,6 +25,9 @@ if t.TYPE_CHECKING:
     from collections.abc import Mapping, MutableMapping
 
 LEDGER_KEY = "export_job"
+#: Stream state key: jobs created ahead for the stream's later windows while it, or another
+#: stream, was still being read (the job slot is free once a job finishes on the server).
+AHEAD_KEY = "export_jobs_ahead"
 #: Stream state key: the filter sets already done of a window that several jobs export.
 SPLIT_WINDOW_KEY = "window_filters_done"
 
@@ -127,6 +130,51 @@ def write_entry(stream_state: MutableMapping[str, t.Any], entry: LedgerEntry) ->
 def clear_entry(stream_state: MutableMapping[str, t.Any]) -> None:
     """Remove the entry once the job's records are all emitted and the bookmark advanced."""
     stream_state.pop(LEDGER_KEY, None)
+
+
+def read_ahead(stream_state: Mapping[str, t.Any]) -> list[LedgerEntry] | None:
+    """Return the jobs created ahead for the stream's later windows (None: not readable)."""
+    value = stream_state.get(AHEAD_KEY)
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        return None
+    entries = [LedgerEntry.from_state(item) for item in value]
+    return None if None in entries else t.cast("list[LedgerEntry]", entries)
+
+
+def read_entries(stream_state: Mapping[str, t.Any]) -> list[LedgerEntry]:
+    """Return every job of the stream's ledger: the one being read first, then those ahead."""
+    current = read_entry(stream_state)
+    return ([current] if current else []) + (read_ahead(stream_state) or [])
+
+
+def write_ahead(stream_state: MutableMapping[str, t.Any], entry: LedgerEntry) -> None:
+    """Keep a job created ahead in the stream's state, in place of an earlier job of the same
+    window and filters (an attempt that failed); nothing when it is the job being read.
+    """
+    current = read_entry(stream_state)
+    if current is not None and current.job_id == entry.job_id:
+        return
+    same = _window_of(entry.spec)
+    kept = [e for e in read_ahead(stream_state) or [] if _window_of(e.spec) != same]
+    stream_state[AHEAD_KEY] = [e.to_state() for e in [*kept, entry]]
+
+
+def take_ahead(stream_state: MutableMapping[str, t.Any], job_id: str) -> LedgerEntry | None:
+    """Remove a job from the jobs ahead (its window is now being read) and return it."""
+    ahead = read_ahead(stream_state) or []
+    taken = next((e for e in ahead if e.job_id == job_id), None)
+    rest = [e.to_state() for e in ahead if e.job_id != job_id]
+    if rest:
+        stream_state[AHEAD_KEY] = rest
+    else:
+        stream_state.pop(AHEAD_KEY, None)
+    return taken
+
+
+def _window_of(spec: JobSpec) -> tuple[t.Any, ...]:
+    return (spec.entity, spec.date_field, spec.start, spec.end, spec.filters)
 
 
 @dataclass
