@@ -7,13 +7,14 @@ a path or a JSON field name of the API.
 
 from __future__ import annotations
 
+import contextvars
 import datetime
 import enum
 import typing as t
 from dataclasses import dataclass, field, replace
 
 if t.TYPE_CHECKING:
-    from collections.abc import Iterator, Sequence
+    from collections.abc import Iterator, Mapping, Sequence
 
 
 @dataclass(frozen=True)
@@ -216,10 +217,18 @@ class Capabilities:
     reuse_max_age: datetime.timedelta | None = None
 
 
+#: The stream whose work the current thread does: the dialects count API calls against it.
+CALLS_FOR: contextvars.ContextVar[str | None] = contextvars.ContextVar("calls_for", default=None)
+
+
 class ExportApi(t.Protocol):
     """What the engine needs from an API dialect."""
 
     capabilities: Capabilities
+
+    def calls_by_stream(self) -> Mapping[str | None, Mapping[str, int]]:
+        """Return this run's calls per stream (``CALLS_FOR``) and endpoint."""
+        ...
 
     def list_entities(self) -> list[EntityInfo]:
         """Return every exportable entity type with its fields."""

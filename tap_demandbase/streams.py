@@ -15,9 +15,11 @@ from dataclasses import dataclass
 from singer_sdk.singerlib import Metadata
 from typing_extensions import override
 
+from tap_demandbase.engine.budget import DEFERRED_KEY, StreamDeferredError
 from tap_demandbase.engine.export import PartResult, StreamExport, StreamRequest, greatest
 from tap_demandbase.engine.windows import first_day, is_date
 from tap_demandbase.errors import RUN_STOPPING_ERRORS, DemandbaseError, TargetGoneError
+from tap_demandbase.model import CALLS_FOR
 from tap_demandbase.progress import SyncProgress
 from tap_demandbase.record_path import FastRecordStream
 from tap_demandbase.records.batches import batch_writer
@@ -328,8 +330,13 @@ class ExportStream(FastRecordStream):
         or a redirect of api_url stops the whole run at once: no other stream could succeed.
         """
         self.hooks.stream_starting(self.name)
+        calls_for = CALLS_FOR.set(self.name)
         try:
             yield
+            self.stream_state.pop(DEFERRED_KEY, None)
+        except StreamDeferredError as exc:
+            self.logger.warning("%s", exc)
+            self.stream_state[DEFERRED_KEY] = {"at": self.run.clock.now().isoformat()}
         except (*RUN_STOPPING_ERRORS, TargetGoneError) as exc:
             self.hooks.run_stopping(exc)
             raise
@@ -340,6 +347,7 @@ class ExportStream(FastRecordStream):
             if self.ABORT_AT_RECORD_COUNT is not None:  # --test: a failing stream fails it now
                 self.hooks.raise_failures()
         finally:
+            CALLS_FOR.reset(calls_for)
             self.run.scheduler.release_stream(self.name)
             progress = self.progress
             self.run.tally.stream_synced(

@@ -43,6 +43,7 @@ from tap_demandbase.config import (
 )
 from tap_demandbase.dialects import DEFAULT_DIALECT, DIALECTS, ConnectOptions, dialect_named
 from tap_demandbase.engine import background
+from tap_demandbase.engine.budget import DEFAULT_SHARE, DEFERRED_KEY, DailyBudget
 from tap_demandbase.engine.clock import SystemClock
 from tap_demandbase.engine.export import RunContext
 from tap_demandbase.engine.jobs import DEFAULT_COOLDOWN_SECONDS, DEFAULT_MAX_ATTEMPTS, AttemptPolicy
@@ -73,7 +74,7 @@ if t.TYPE_CHECKING:
     from tap_demandbase.dialects import Dialect
     from tap_demandbase.dialects.base import Connection
     from tap_demandbase.engine.scheduler import JobFactory, JobKey
-    from tap_demandbase.model import JobSpec
+    from tap_demandbase.model import ExportApi, JobSpec
 
 
 class StreamsFailedError(DemandbaseError):
@@ -115,7 +116,10 @@ class SyncRun:
         """
         if not self._planned:
             self._planned = True
-            self.tap.run_context.scheduler.plan(self.tap.planned_jobs())
+            run = self.tap.run_context
+            if run.budget is not None:
+                run.budget.load(self.tap.stream_states())
+            run.scheduler.plan(self.tap.planned_jobs())
 
     def stream_failed(self, stream: str, error: DemandbaseError) -> None:
         """Record a stream that failed while the others go on."""
@@ -327,6 +331,55 @@ class TapDemandbase(Tap):
                 "at all) is a broken transfer: logged and resumed with Range where it stopped."
             ),
         ),
+        th.Property(
+            "budget_share",
+            th.NumberType(exclusive_minimum=0, maximum=1),
+            default=DEFAULT_SHARE,
+            title="Share of the daily limits",
+            description=(
+                "The share of each of the tenant's daily call limits this tap may use, across "
+                "runs (the state keeps each UTC day's calls). A job that would go past it is not "
+                "created: its stream is deferred to the next run, with one warning, and the run "
+                "still succeeds. The rest stays free for people in the UI. Only for APIs with "
+                "daily limits (uapi)."
+            ),
+        ),
+        th.Property(
+            "daily_limits",
+            th.ObjectType(
+                *(
+                    th.Property(e, th.IntegerType(minimum=0))
+                    for e in ("create", "status", "list", "fields")
+                ),
+                additional_properties=False,
+            ),
+            title="Daily limits",
+            description=(
+                "The tenant's daily call limits per endpoint, for a tenant whose limits differ "
+                "from the documented ones (uapi: create 60, status 300, list 1200, fields 60)."
+            ),
+        ),
+        th.Property(
+            "min_interval_hours",
+            th.CustomType(
+                {
+                    "anyOf": [
+                        {"type": "number", "minimum": 0},
+                        {
+                            "type": "object",
+                            "additionalProperties": {"type": "number", "minimum": 0},
+                        },
+                    ]
+                }
+            ),
+            title="Minimum hours between a stream's jobs",
+            description=(
+                "A stream whose last finished job was created less than this many hours ago is "
+                "skipped by the run, with one INFO line: a number for every stream, or an "
+                'object of stream name to hours, e.g. {"accounts": 24}, so that one hourly '
+                "schedule refreshes activities every hour and accounts once a day."
+            ),
+        ),
     ).to_dict()
 
     def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
@@ -465,7 +518,18 @@ class TapDemandbase(Tap):
             ),
             window_days=self.setting("window_days"),
             stall_seconds=self._stall_seconds(),
+            budget=self._daily_budget(connection.api),
         )
+
+    def _daily_budget(self, api: ExportApi) -> DailyBudget | None:
+        """Return the run's daily budget: the dialect's limits, or the settings' (None: the
+        API states no daily limits).
+        """
+        limits = {**self.dialect.daily_limits, **(self.config.get("daily_limits") or {})}
+        if not limits:
+            return None
+        share = float(self.setting("budget_share"))
+        return DailyBudget(limits, share, self.clock, api.calls_by_stream, self.dialect.call_words)
 
     def _max_concurrent_jobs(self) -> int:
         """Return max_concurrent_jobs, refused above what the dialect's API allows."""
@@ -489,6 +553,25 @@ class TapDemandbase(Tap):
     def planned_jobs(self) -> list[tuple[JobKey, JobFactory]]:
         """Return the selected streams' jobs, in the order the SDK syncs the streams."""
         return [job for stream in self.selected_streams() for job in stream.jobs_to_schedule()]
+
+    def stream_states(self) -> list[tuple[str, dict[str, t.Any]]]:
+        """Return every stream's state the input state holds (selected or not)."""
+        bookmarks = self.state.get("bookmarks", {})
+        return [(name, state) for name, state in bookmarks.items() if isinstance(state, dict)]
+
+    def _behind_first(self) -> None:
+        """Sync first the streams the budget deferred in an earlier run: they are behind, the
+        others merely due (the SDK syncs ``streams`` in their order).
+        """
+        bookmarks = self.state.get("bookmarks", {})
+
+        def behind(name: str) -> bool:
+            state = bookmarks.get(name)
+            return isinstance(state, dict) and state.get(DEFERRED_KEY) is not None
+
+        streams = self.streams
+        order = sorted(streams, key=lambda name: not behind(name))
+        self._streams = {name: streams[name] for name in order}  # SDK private: sync order
 
     def selected_streams(self) -> list[ExportStream]:
         """Return the streams this sync exports, in the SDK's sync order."""
@@ -677,6 +760,7 @@ class TapDemandbase(Tap):
 
     def run_sync(self) -> None:
         """Sync the selected streams: say the plan first (or that nothing is selected)."""
+        self._behind_first()
         if self.input_catalog is not None and not self.selected_streams():
             self.logger.warning("%s", nothing_selected_line(len(self.input_catalog.streams)))
         else:
@@ -730,7 +814,7 @@ class TapDemandbase(Tap):
         it costs: up to one export job per stream.
         """
         streams = self.selected_streams()
-        limit = self.dialect.daily_job_limit
+        limit = self.dialect.daily_limits.get("create")
         budget = f" of the tenant's {limit} a day" if limit else ""
         self.logger.warning(
             "--test=records exports one record of each of %s: it creates up to %s%s "

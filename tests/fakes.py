@@ -16,6 +16,7 @@ import urllib3
 
 from tap_demandbase.errors import ApiRequestError, PartNotFoundError
 from tap_demandbase.model import (
+    CALLS_FOR,
     Capabilities,
     EntityInfo,
     FieldInfo,
@@ -101,10 +102,20 @@ class FakeApi:
         self.unlisted_parts = False
         #: At each create: how many of the tap's jobs it had last seen not yet finished.
         self.running_at_create: list[int] = []
+        #: Calls per stream (CALLS_FOR) and endpoint, as a dialect counts them.
+        self.stream_calls: dict[str | None, dict[str, int]] = {}
         self._seen: dict[str, JobState] = {}
         self._ids = itertools.count(1)
 
     # ExportApi --------------------------------------------------------------------------
+
+    def calls_by_stream(self) -> dict[str | None, dict[str, int]]:
+        return {s: dict(c) for s, c in self.stream_calls.items()}
+
+    def _count(self, endpoint: str) -> None:
+        self.calls.append(endpoint)
+        counts = self.stream_calls.setdefault(CALLS_FOR.get(), {})
+        counts[endpoint] = counts.get(endpoint, 0) + 1
 
     def list_entities(self) -> list[EntityInfo]:
         self.calls.append("list_entities")
@@ -115,7 +126,7 @@ class FakeApi:
         return list(self.filters)
 
     def create_job(self, spec: JobSpec, rule: ReuseRule | None = None) -> JobStatus:
-        self.calls.append("create")
+        self._count("create")
         self.running_at_create.append(sum(not s.is_terminal for s in self._seen.values()))
         if self.fail_creates_with is not None:
             raise self.fail_creates_with
@@ -135,7 +146,7 @@ class FakeApi:
         return self._current(job_id)
 
     def get_job(self, job_id: str) -> JobStatus:
-        self.calls.append("get")
+        self._count("get")
         if job_id not in self.jobs:
             raise ApiRequestError(f"job {job_id} not found", status=404)
         return self._current(job_id)

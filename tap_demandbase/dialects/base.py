@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import typing as t
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 if t.TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
@@ -84,5 +84,7 @@ class Dialect:
     #: The streams the API has, whatever the tenant (None: the tenant's entities, which only
     #: discovery knows): a catalog naming another stream is not one of this tap.
     stream_names: frozenset[str] | None = None
-    #: Export jobs the API lets a tenant create per day (None: no limit the tap knows of).
-    daily_job_limit: int | None = None
+    #: Calls the API lets a tenant make per UTC day, by endpoint ("create", "status", ...;
+    #: empty: no limit the tap knows of), and how each endpoint's calls are named.
+    daily_limits: Mapping[str, int] = field(default_factory=dict)
+    call_words: Mapping[str, str] = field(default_factory=dict)

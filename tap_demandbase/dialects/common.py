@@ -18,7 +18,7 @@ from dataclasses import replace
 from urllib.parse import urlsplit
 
 from tap_demandbase.errors import ApiRequestError, AuthError
-from tap_demandbase.model import JobState, ReuseRule
+from tap_demandbase.model import CALLS_FOR, JobState, ReuseRule
 
 if t.TYPE_CHECKING:
     from collections.abc import Callable, Iterable
@@ -185,12 +185,19 @@ class CallCounter:
         #: (method, URL path without trailing slash) → the endpoint's name, None: not counted.
         self._endpoint_of = endpoint_of
         self._counts: collections.Counter[str] = collections.Counter()
+        self._by_stream: dict[str | None, collections.Counter[str]] = {}
         self._lock = threading.Lock()
 
     def count(self, endpoint: str) -> None:
-        """Count one call."""
+        """Count one call, against the stream the thread works for (``CALLS_FOR``)."""
         with self._lock:
             self._counts[endpoint] += 1
+            self._by_stream.setdefault(CALLS_FOR.get(), collections.Counter())[endpoint] += 1
+
+    def by_stream(self) -> dict[str | None, dict[str, int]]:
+        """Return the calls made per stream and endpoint."""
+        with self._lock:
+            return {stream: dict(counts) for stream, counts in self._by_stream.items()}
 
     def count_request(self, method: str, url: str) -> None:
         """Count one API request by the endpoint its method and path name."""

@@ -244,6 +244,10 @@ class DataExportClient:
         """None differ: the contract's field names are the property names."""
         return {}
 
+    def calls_by_stream(self) -> Mapping[str | None, Mapping[str, int]]:
+        """Return this run's calls per stream and endpoint."""
+        return self.calls.by_stream()
+
     def usage_summary(self) -> str | None:
         """Return the calls this run made, per endpoint (the contract states no daily limits)."""
         counts = [(self.calls.get(endpoint), what) for endpoint, what in CALLS_SAID]

@@ -18,6 +18,7 @@ import functools
 import hashlib
 import json
 import logging
+import threading
 import typing as t
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
@@ -229,6 +230,7 @@ class UapiClient:
         self.credentials = credentials
         #: Stream → property → the field's API name (from /fields, or from the catalog).
         self._api_names: dict[str, dict[str, str]] = {}
+        self._names_lock = threading.RLock()
         self._listing = JobListing()
 
     # Streams and fields ------------------------------------------------------------------------
@@ -332,7 +334,13 @@ class UapiClient:
         return dict(self._names(_stream(entity)))
 
     def _names(self, stream: UapiStream) -> dict[str, str]:
-        """Return the stream's property → API name; ask /fields once if no catalog said."""
+        """Return the stream's property → API name; ask /fields once if no catalog said (one
+        thread asks; a job thread and the stream reading its result may both need them).
+        """
+        with self._names_lock:
+            return self._names_unlocked(stream)
+
+    def _names_unlocked(self, stream: UapiStream) -> dict[str, str]:
         names = self._api_names.get(stream.name)
         if names is None:
             logger.info(
@@ -536,6 +544,10 @@ class UapiClient:
     def unlisted_part(self, job: JobStatus, number: int) -> PartLocation | None:
         """None: a finished job lists every result file it has."""
         return None
+
+    def calls_by_stream(self) -> Mapping[str | None, Mapping[str, int]]:
+        """Return this run's calls per stream and endpoint."""
+        return self.usage.by_stream()
 
     def usage_summary(self) -> str | None:
         """Return the calls this run made against the tenant's daily limits."""
@@ -950,5 +962,6 @@ DIALECT = Dialect(
     stream_rules=stream_rules,
     column_names=column_names,
     stream_names=frozenset(STREAMS),
-    daily_job_limit=DAILY_LIMITS["create"],
+    daily_limits=DAILY_LIMITS,
+    call_words=CALLS,
 )

@@ -11,6 +11,7 @@ is not waited for: the engine's clock ends its waits, and as a daemon it ends wi
 
 from __future__ import annotations
 
+import contextvars
 import queue
 import threading
 import time
@@ -38,9 +39,12 @@ _stopped = threading.Event()
 
 
 def run_in_background(name: str, work: Callable[[], T]) -> Future[T]:
-    """Start ``work`` in a daemon thread; return the Future of its result (or exception)."""
+    """Start ``work`` in a daemon thread, in a copy of the caller's context (the stream its
+    calls count against); return the Future of its result (or exception).
+    """
     future: Future[T] = Future()
-    if _start(name, lambda: _settle(future, work)) is None:
+    context = contextvars.copy_context()
+    if _start(name, lambda: context.run(_settle, future, work)) is None:
         _refuse(future, name)
     return future
 
@@ -89,7 +93,8 @@ class DaemonPool:
         if self._stopped or not self._started():
             _refuse(future, self.name)
         else:
-            self._tasks.put((future, work))
+            context = contextvars.copy_context()
+            self._tasks.put((future, lambda: context.run(work)))
         return future
 
     def _started(self) -> bool:

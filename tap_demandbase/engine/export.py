@@ -17,6 +17,7 @@ import datetime
 import typing as t
 from dataclasses import dataclass, field, replace
 
+from tap_demandbase.engine.budget import DailyBudget, JobCost, StreamDeferredError
 from tap_demandbase.engine.jobs import (
     AttemptPolicy,
     ExportJob,
@@ -43,6 +44,7 @@ from tap_demandbase.engine.ledger import (
     write_entry,
     write_split_window,
 )
+from tap_demandbase.engine.polling import PollSchedule, job_history, remember_duration
 from tap_demandbase.engine.results import DEFAULT_STALL_SECONDS, ResultParts
 from tap_demandbase.engine.scheduler import LedgerJournal
 from tap_demandbase.engine.tally import RunTally
@@ -95,6 +97,8 @@ class RunContext:
     tally: RunTally = field(default_factory=RunTally)
     #: Jobs the job threads created, on their way into the streams' ledgers.
     journal: LedgerJournal = field(default_factory=lambda: LedgerJournal(write_ahead))
+    #: The tenant's daily limits across runs (None: the API states none).
+    budget: DailyBudget | None = None
 
 
 class Checkpoint(t.Protocol):
@@ -321,12 +325,39 @@ class StreamExport:
         job threads created so far in its stream's ledger.
         """
         self.run.journal.apply()
+        if self.run.budget is not None:
+            for name, state in self.run.journal.states():
+                self.run.budget.write_usage(name, state)
         self._emit_state(value, window_done=window_done)
 
-    def apply_journal(self) -> None:
-        """Emit STATE if job threads created jobs since the last STATE (while waiting)."""
-        if self.run.journal.apply():
+    def waiting_for(self, spec: JobSpec) -> None:
+        """While the stream waits for ``spec``'s job: emit STATE if job threads created jobs
+        since the last one, the awaited job as the one the ledger is reading.
+        """
+        applied = self.run.journal.apply()
+        if self._promote(spec) or applied:
             self._emit_state(None)
+
+    def _promote(self, spec: JobSpec) -> bool:
+        """Make the job created ahead for ``spec``'s window the one the ledger is reading;
+        return whether there was one.
+        """
+        ahead = next(
+            (
+                e
+                for e in read_ahead(self.state) or []
+                if replace(e.spec, fields=spec.fields) == spec
+            ),
+            None,
+        )
+        if ahead is None:
+            return False
+        take_ahead(self.state, ahead.job_id)
+        current = read_entry(self.state)
+        if current is not None:
+            write_ahead(self.state, current)
+        write_entry(self.state, ahead)
+        return True
 
     # Windows ----------------------------------------------------------------------------------
 
@@ -360,20 +391,7 @@ class StreamExport:
         stops) the one the ledger names for the next run, and emit STATE.
         """
         self.run.journal.apply()
-        ahead = next(
-            (
-                e
-                for e in read_ahead(self.state) or []
-                if replace(e.spec, fields=spec.fields) == spec
-            ),
-            None,
-        )
-        if ahead is not None:
-            take_ahead(self.state, ahead.job_id)
-            current = read_entry(self.state)
-            if current is not None:
-                write_ahead(self.state, current)
-            write_entry(self.state, ahead)
+        self._promote(spec)
         self._emit_state(None)
 
     def resumable_id(self, spec: JobSpec) -> str | None:
@@ -577,10 +595,24 @@ class _JobStarter:
         self.resume_id = stream.resumable_id(spec)
         self.exclude = {entry.job_id for entry in read_entries(stream.state)}
         self.last_job = state_datetime(stream.state.get(LAST_JOB_KEY))
+        self.schedule = PollSchedule(stream.run.poll_policy, job_history(stream.state))
+
+    def _check_budget(self) -> None:
+        """Defer the stream when today's budget has no room for one more job."""
+        budget, name = self.stream.run.budget, self.stream.request.name
+        if budget is None:
+            return
+        needs = {"create": 1, "status": self.schedule.expected_calls()}
+        if self.stream.run.api.capabilities.can_list_jobs:
+            needs["list"] = 1
+        short = budget.shortfall(JobCost(needs))
+        if short is not None:
+            raise StreamDeferredError(budget.defer_message(name, short))
 
     def new_job(self) -> ExportJob:
         run = self.stream.run
-        return ExportJob(run.api, self.spec, run.poll_policy, self.stream.logger, run.clock)
+        logger = self.stream.logger
+        return ExportJob(run.api, self.spec, run.poll_policy, logger, run.clock, self.schedule)
 
     def start(self, job: ExportJob) -> None:
         stream, run = self.stream, self.stream.run
@@ -600,6 +632,7 @@ class _JobStarter:
             job.attach(reused, "re-used: an equivalent job already exists")
             run.tally.job_started("reused")
         else:
+            self._check_budget()
             job.create(rule)
             run.tally.job_started("created")
         self.resume_id = None
@@ -642,7 +675,9 @@ class WindowExport:
             stream = self.stream
             try:
                 self._job = stream.run.scheduler.completed_job(
-                    self.key, stream.job_maker(self.spec), while_waiting=stream.apply_journal
+                    self.key,
+                    stream.job_maker(self.spec),
+                    while_waiting=lambda: stream.waiting_for(self.spec),
                 )
             except DemandbaseError:
                 stream.keep_unfinished_job(self.spec)
@@ -716,6 +751,8 @@ class WindowExport:
             stream.reject(entry, "its parts' bytes disagree with file_size_bytes")
             raise
         clear_entry(stream.state)
+        if self.job.server_seconds is not None:
+            remember_duration(stream.state, self.job.server_seconds)
         stream.finished_with(entry)
         stream.filter_set_done(self.spec, self.progress.max_value, for_good=self._done_for_good())
 
@@ -724,10 +761,13 @@ class WindowExport:
         runs included) disagree with the job's record_count.
         """
         job, entry, logger = self.job, self.entry, self.stream.logger
+        took = (
+            "" if job.server_seconds is None else f" after {job.server_seconds:.0f}s on the server"
+        )
         logger.info(
-            "%s: emitted %d records from %d part(s), %s downloaded, %d status calls",
+            "%s: emitted %d records from %d part(s), %s downloaded, %d status calls%s",
             job.label, self.progress.rows, parts.parts_read,
-            human_bytes(parts.bytes_downloaded), job.status_calls,
+            human_bytes(parts.bytes_downloaded), job.status_calls, took,
         )  # fmt: skip
         expected = parts.job.record_count
         rows = entry.rows_done()

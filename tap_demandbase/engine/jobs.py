@@ -1,7 +1,8 @@
-"""One export job's life: create → poll with exponential backoff → completed, or a clear error.
+"""One export job's life: create → poll → completed, or a clear error.
 
 Status calls are the scarcest part of Demandbase's budget (production allows 300 a day), so the
-wait between two polls doubles from ``poll_interval_seconds`` up to ``max_poll_interval_seconds``.
+polls follow the stream's job history (``polling.py``), or double from ``poll_interval_seconds``
+up to ``max_poll_interval_seconds`` without one.
 A job that outlives ``job_timeout_seconds`` is cancelled rather than left to spend quota (when
 the API can cancel; otherwise it stays in the ledger and the next run resumes it).
 """
@@ -13,6 +14,7 @@ import logging
 import typing as t
 from dataclasses import dataclass
 
+from tap_demandbase.engine.polling import PollSchedule
 from tap_demandbase.errors import ApiRequestError, ExportJobError, JobSlotBusyError
 from tap_demandbase.model import JobState, PollPolicy, ReuseRule, usable_result
 
@@ -74,10 +76,15 @@ class ExportJob:
         policy: PollPolicy,
         logger: logging.Logger,
         clock: Clock,
+        schedule: PollSchedule | None = None,
     ) -> None:
         self.api = api
         self.spec = spec
         self.policy = policy
+        self.schedule = schedule or PollSchedule(policy)
+        #: Seconds from this run's create to the job seen completed (None: not created here).
+        self.server_seconds: float | None = None
+        self._created_here = False
         self.logger = logger
         self.status: JobStatus | None = None
         self.status_calls = 0
@@ -106,6 +113,7 @@ class ExportJob:
         """
         self._started = self._state_since = self.clock.monotonic()
         self.status = self._create_when_a_slot_is_free(rule)
+        self._created_here = True
         self.logger.info(
             "%s created: %s, %d fields", self.label, self.status.status_name, len(self.spec.fields)
         )
@@ -157,7 +165,8 @@ class ExportJob:
         outlives the timeout (in which case it is cancelled first).
         """
         status = self.status or self.create()
-        intervals = self.policy.intervals()
+        self.logger.debug("%s: %s", self.label, self.schedule.describe())
+        intervals = self.schedule.waits()
         while not status.state.is_terminal:
             elapsed = self.clock.monotonic() - self._started
             if elapsed >= self.policy.timeout:
@@ -186,6 +195,8 @@ class ExportJob:
                 self._result_summary(status),
             )
             self._state_since = now
+            if status.state is JobState.COMPLETED and self._created_here:
+                self.server_seconds = now - self._started
             self._warn_if_unknown(status)
         else:
             self.logger.debug("%s still %s", self.label, status.status_name)

@@ -23,6 +23,7 @@ from concurrent.futures import TimeoutError as FutureTimeout
 
 from tap_demandbase.engine.background import run_in_background
 from tap_demandbase.errors import RUN_STOPPING_ERRORS, DemandbaseError
+from tap_demandbase.model import CALLS_FOR
 
 if t.TYPE_CHECKING:
     from collections.abc import Callable, Iterable, MutableMapping
@@ -135,6 +136,7 @@ class JobScheduler:
 
     def _run(self, key: JobKey, factory: JobFactory) -> ExportJob:
         """Get one job completed (in its thread); its slot is free before its stream hears."""
+        CALLS_FOR.set(key[0])
         try:
             return factory()
         except StreamClosedError as exc:
@@ -168,6 +170,10 @@ class LedgerJournal:
     def register(self, stream: str, state: MutableMapping[str, t.Any]) -> None:
         """Say where a stream's state is (the main thread, when it plans the stream)."""
         self._states[stream] = state
+
+    def states(self) -> list[tuple[str, MutableMapping[str, t.Any]]]:
+        """Return each planned stream's state (main thread only)."""
+        return list(self._states.items())
 
     def post(self, stream: str, entry: LedgerEntry) -> None:
         """Keep a job that now exists (any thread)."""
