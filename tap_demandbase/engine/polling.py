@@ -28,8 +28,8 @@ HISTORY_SIZE = 5
 FIRST_CALL_SHARE = 0.9
 #: ...and the next ones this share of the median duration apart.
 STEP_SHARE = 0.15
-#: The duration a job of a stream without history is budgeted for.
-NO_HISTORY_SECONDS = 600.0
+#: The status calls a job of a stream without history is budgeted for.
+NO_HISTORY_CALLS = 5
 
 
 @dataclass(frozen=True)
@@ -60,9 +60,11 @@ class PollSchedule:
 
     def expected_calls(self) -> int:
         """Return the status calls a job is expected to cost: until the median duration of
-        the history has passed, or ten minutes without one.
+        the history has passed (NO_HISTORY_CALLS without one).
         """
-        expected = statistics.median(self.history) if self.history else NO_HISTORY_SECONDS
+        if not self.history:
+            return NO_HISTORY_CALLS
+        expected = statistics.median(self.history)
         elapsed, calls = 0.0, 0
         for wait in self.waits():
             elapsed += wait

@@ -1,0 +1,115 @@
+"""The daily budget across runs, on the fake API and clock (engine) and the uapi emulator (CLI)."""
+
+from __future__ import annotations
+
+import datetime
+
+import pytest
+
+from tap_demandbase.engine.budget import (
+    USAGE_KEY,
+    DailyBudget,
+    JobCost,
+    StreamDeferredError,
+    next_reset,
+)
+from tests.fakes import UTC, FakeApi, FakeClock
+from tests.test_engine import _emit_all, _run, _stream
+
+LIMITS = {"create": 10, "get": 100}
+
+
+def _budget(api: FakeApi, clock: FakeClock, share: float = 0.5) -> DailyBudget:
+    return DailyBudget(LIMITS, share, clock, api.calls_by_stream, {"create": "job creates"})
+
+
+def test_the_share_of_each_limit_less_earlier_runs_and_this_one(tmp_path):
+    clock = FakeClock()
+    api = FakeApi(clock, tmp_path)
+    budget = _budget(api, clock)
+    today = clock.now().date().isoformat()
+    budget.load([("people", {USAGE_KEY: {"day": today, "create": 3}})])
+    assert budget.allowed("create") == 5 and budget.left("create") == 2
+    assert budget.shortfall(JobCost({"create": 1, "get": 4})) is None
+    assert budget.shortfall(JobCost({"create": 3})) == "2 of 5 job creates left today"
+
+
+def test_calls_of_another_utc_day_count_for_nothing_and_midnight_starts_afresh(tmp_path):
+    clock = FakeClock(datetime.datetime(2024, 3, 10, 23, 0, tzinfo=UTC))
+    api = FakeApi(clock, tmp_path)
+    budget = _budget(api, clock)
+    budget.load([("people", {USAGE_KEY: {"day": "2024-03-09", "create": 5}})])
+    assert budget.left("create") == 5
+    budget.load([("people", {USAGE_KEY: {"day": "2024-03-10", "create": 4}})])
+    assert budget.left("create") == 1
+    clock.advance(3600)  # 00:00 UTC: the tenant's limits reset
+    assert budget.left("create") == 5
+    assert next_reset(clock.now()) == datetime.datetime(2024, 3, 12, tzinfo=UTC)
+
+
+def test_a_job_past_the_budget_defers_its_stream_and_the_calls_stay_in_the_state(tmp_path):
+    clock = FakeClock()
+    api = FakeApi(clock, tmp_path)
+    budget = _budget(api, clock)
+    today = clock.now().date().isoformat()
+    budget.load([("people", {USAGE_KEY: {"day": today, "create": 4}})])
+    run = _run(api, clock, window_days=5)  # two windows, one create left
+    run = type(run)(**{**run.__dict__, "budget": budget})
+    export, state, _ = _stream(run)
+    run.scheduler.plan(export.planned_jobs())
+    with pytest.raises(StreamDeferredError, match=r"Stream 'accounts' deferred by the daily bud"):
+        _emit_all(export)
+    assert api.calls.count("create") == 1
+    assert state[USAGE_KEY]["create"] == 1 and state[USAGE_KEY]["day"] == today
+    assert "resets at 2024-03-11 00:00 UTC" in str(budget.defer_message("accounts", "x"))
+
+
+# --- CLI, uapi emulator ------------------------------------------------------------------------
+
+
+def _yesterday(state: dict) -> dict:
+    """The state as the next UTC day's first run reads it: its calls are of another day."""
+    for stream_state in state["bookmarks"].values():
+        if USAGE_KEY in stream_state:
+            stream_state[USAGE_KEY]["day"] = "2000-01-01"
+    return state
+
+
+def test_hourly_runs_stay_within_the_share_and_deferred_streams_go_first_the_next_day(tmp_path):
+    from tests.conftest import discover, run_tap, select
+    from tests.dialect_cases import UapiCase, sandbox_for
+
+    streams = ("accounts", "people", "opportunities")
+    with sandbox_for("uapi") as sb:
+        uapi = UapiCase(sb)
+        sb.settings.uapi_daily_limits = {**sb.settings.uapi_daily_limits, "create": 8}
+        config = uapi.config(daily_limits={"create": 8}, budget_share=0.5)
+        catalog = select(discover(tmp_path, config), dict.fromkeys(streams))
+        sb.reset()
+        state: dict = {}
+        creates, records = [], {s: set() for s in streams}
+        for _hour in range(2):  # two hourly runs in one UTC day
+            run = run_tap(tmp_path, config, catalog=catalog, state=state)
+            assert run.returncode == 0, run.stderr
+            state = run.last_state
+            creates.append(len(sb.jobs()))
+            for stream in streams:
+                records[stream] |= {r["id"] for r in run.records.get(stream, [])}
+        assert creates == [3, 4]  # 3 jobs, then the 1 left of 0.5 x 8
+        assert sb.usage()["create"] == 4
+        deferred = [s for s in streams if "deferred" in state["bookmarks"][s]]
+        assert sorted(deferred) == ["opportunities", "people"]
+        assert "deferred by the daily budget" in run.stderr and "resets at" in run.stderr
+
+        sb.settings.today = datetime.date(
+            2099, 1, 2
+        )  # the next UTC day: the tenant's counters reset
+        run = run_tap(tmp_path, config, catalog=catalog, state=_yesterday(state))
+        assert run.returncode == 0, run.stderr
+        assert sb.usage()["create"] == 3
+        order = [j["entityType"] for j in sb.jobs()[4:]]
+        assert order == ["opportunity", "person", "account"]  # the streams behind first
+        for stream in streams:
+            records[stream] |= {r["id"] for r in run.records.get(stream, [])}
+            assert "deferred" not in run.last_state["bookmarks"][stream]
+            assert records[stream] == {r["id"] for r in uapi.expected_rows(stream)}, stream
