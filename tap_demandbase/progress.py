@@ -200,12 +200,12 @@ def plural(count: int, noun: str) -> str:
     return f"{count:,} {noun}" if count == 1 else f"{count:,} {noun}s"
 
 
-def plan_line(plans: Sequence[tuple[str, Sequence[JobSpec] | None]]) -> str:
+def plan_line(plans: Sequence[tuple[str, Sequence[JobSpec] | str | None]]) -> str:
     """Return the line a sync starts with: the selected streams and the jobs each needs (None:
     the stream cannot be planned; its own error follows when its turn comes), streams that
     need the same jobs said together.
     """
-    jobs = sum(len(specs) for _, specs in plans if specs is not None)
+    jobs = sum(len(specs) for _, specs in plans if not isinstance(specs, (str, type(None))))
     groups: dict[tuple[int | None, str], list[str]] = {}
     for stream, specs in plans:
         groups.setdefault(_jobs_needed(specs), []).append(stream)
@@ -220,10 +220,12 @@ def plan_line(plans: Sequence[tuple[str, Sequence[JobSpec] | None]]) -> str:
     )
 
 
-def _jobs_needed(specs: Sequence[JobSpec] | None) -> tuple[int | None, str]:
+def _jobs_needed(specs: Sequence[JobSpec] | str | None) -> tuple[int | None, str]:
     """Return how many jobs a stream needs and their span (``2024-01-01..2024-04-30``, ``all
-    rows``), or, for none, why: nothing to export, or not planned.
+    rows``), or, for none, why: nothing to export, skipped (the text says why), not planned.
     """
+    if isinstance(specs, str):
+        return None, specs
     if specs is None:
         return None, "not planned (its error follows)"
     if not specs:

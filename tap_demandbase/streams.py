@@ -190,8 +190,22 @@ class ExportStream(FastRecordStream):
             replication_key=self.replication_key,
             start=self._start_day(state),
             max_window_days=self.max_window_days,
+            min_interval=self._min_interval(),
         )
         return StreamExport(self.run, request, state, self.logger, self._checkpoint, self.progress)
+
+    def _min_interval(self) -> datetime.timedelta | None:
+        """Return min_interval_hours for this stream: one number for all, or its own."""
+        hours = self.config.get("min_interval_hours")
+        if isinstance(hours, dict):
+            hours = hours.get(self.name)
+        return datetime.timedelta(hours=float(hours)) if hours else None
+
+    def skipped_because(self) -> str | None:
+        """Say why this run skips the stream (min_interval_hours), None if it does not."""
+        if self.name in self.tap_state.get("bookmarks", {}):
+            return self.export.skipped_because()
+        return None
 
     def planned_jobs(self) -> list[JobSpec]:
         """Return the jobs this stream's sync will need, as it will plan them, without adding

@@ -772,13 +772,20 @@ class TapDemandbase(Tap):
         """Return the plan line: each selected stream and the export jobs it needs (planned
         as its sync will plan them: no API call).
         """
-        plans: list[tuple[str, list[JobSpec] | None]] = []
+        plans: list[tuple[str, list[JobSpec] | str | None]] = []
         for stream in self.selected_streams():
             try:
-                plans.append((stream.name, stream.planned_jobs()))
+                skipped = stream.skipped_because()
+                plans.append((stream.name, "skipped: min_interval_hours" if skipped else None))
+                if not skipped:
+                    plans[-1] = (stream.name, stream.planned_jobs())
             except DemandbaseError:
                 plans.append((stream.name, None))  # the stream reports it when its turn comes
-        return plan_line(plans)
+        budget = self.run_context.budget
+        if budget is not None:
+            budget.load(self.stream_states())
+        left = f" Left today within budget_share: {budget.describe_left()}." if budget else ""
+        return plan_line(plans) + left
 
     def log_run_summary(self) -> None:
         """End a sync with one line: streams, records, jobs, bytes, failures, time, calls."""

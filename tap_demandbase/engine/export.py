@@ -17,7 +17,7 @@ import datetime
 import typing as t
 from dataclasses import dataclass, field, replace
 
-from tap_demandbase.engine.budget import DailyBudget, JobCost, StreamDeferredError
+from tap_demandbase.engine.budget import DEFERRED_KEY, DailyBudget, JobCost, StreamDeferredError
 from tap_demandbase.engine.jobs import (
     AttemptPolicy,
     ExportJob,
@@ -131,6 +131,8 @@ class StreamRequest:
     start: datetime.date | None
     #: The longest window the API accepts for this stream (None: any), whatever window_days.
     max_window_days: int | None = None
+    #: A stream whose last finished job is younger than this is skipped (None: never).
+    min_interval: datetime.timedelta | None = None
 
     def window_days(self, configured: int | None) -> int | None:
         """Return the days of each window: the configured ones, within the API's maximum."""
@@ -200,11 +202,36 @@ class StreamExport:
         one job per window and filter set, less the filter sets of a window already done.
         """
         if self._specs is None:
+            skipped = self.skipped_because()
+            if skipped is not None:
+                self.logger.info("Stream '%s' skipped: %s", self.request.name, skipped)
+                self._specs = []
+                return self._specs
             split = read_split_window(self.state)
             self._specs = [
                 spec for spec in self._planned_specs() if split is None or not split.did(spec)
             ]
         return self._specs
+
+    def skipped_because(self) -> str | None:
+        """Say why this run skips the stream (None: it does not): its last finished job is
+        younger than its min_interval_hours. A stream with jobs in flight, or deferred by the
+        budget, is never skipped.
+        """
+        interval = self.request.min_interval
+        last = state_datetime(self.state.get(LAST_JOB_KEY))
+        if not interval or last is None or read_entries(self.state):
+            return None
+        if self.state.get(DEFERRED_KEY) is not None:
+            return None
+        age = self.run.clock.now() - last
+        if age >= interval:
+            return None
+        hours = interval.total_seconds() / 3600
+        return (
+            f"its last job was created {age.total_seconds() / 3600:.1f} h ago, less than "
+            f"min_interval_hours={hours:g}; it is due again at {last + interval:%Y-%m-%d %H:%M} UTC"
+        )
 
     def filter_sets(self) -> list[Filters]:
         """Return the filter sets of each window's jobs (the dialect's, asked once per run)."""
