@@ -87,7 +87,12 @@ def about(fmt: str) -> str:
 
 
 def meltano_kind(prop: dict[str, t.Any]) -> str:
-    """Return the Meltano kind of a settings property."""
+    """Return the Meltano kind of a settings property (a choice of types that includes an
+    object is an object: Meltano reads its value as JSON, a plain number included).
+    """
+    if "oneOf" in prop:
+        choices = [meltano_kind(c) for c in prop["oneOf"] if c.get("type") != "null"]
+        return "object" if "object" in choices else choices[0]
     types = prop.get("type", ["string"])
     types = [types] if isinstance(types, str) else [k for k in types if k != "null"]
     if "string" in types and prop.get("format") == "date-time":

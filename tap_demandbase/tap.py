@@ -363,7 +363,7 @@ class TapDemandbase(Tap):
             "min_interval_hours",
             th.CustomType(
                 {
-                    "anyOf": [
+                    "oneOf": [
                         {"type": "number", "minimum": 0},
                         {
                             "type": "object",

@@ -40,6 +40,8 @@ def about() -> dict:
 
 
 def _expected_kind(prop: dict) -> str:
+    if "oneOf" in prop:
+        return "object" if any(c["type"] == "object" for c in prop["oneOf"]) else "string"
     types = [k for k in prop["type"] if k != "null"]
     if types == ["string"] and prop.get("format") == "date-time":
         return "date_iso8601"
