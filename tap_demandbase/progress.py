@@ -200,19 +200,21 @@ def plural(count: int, noun: str) -> str:
     return f"{count:,} {noun}" if count == 1 else f"{count:,} {noun}s"
 
 
-def plan_line(plans: Sequence[tuple[str, Sequence[JobSpec] | str | None]]) -> str:
+def plan_line(plans: Sequence[tuple[str, Sequence[JobSpec] | str | None, str]]) -> str:
     """Return the line a sync starts with: the selected streams and the jobs each needs (None:
     the stream cannot be planned; its own error follows when its turn comes), streams that
     need the same jobs said together.
     """
-    jobs = sum(len(specs) for _, specs in plans if not isinstance(specs, (str, type(None))))
-    groups: dict[tuple[int | None, str], list[str]] = {}
-    for stream, specs in plans:
-        groups.setdefault(_jobs_needed(specs), []).append(stream)
+    jobs = sum(len(specs) for _, specs, _ in plans if not isinstance(specs, (str, type(None))))
+    groups: dict[tuple[int | None, str, str], list[str]] = {}
+    for stream, specs, note in plans:
+        groups.setdefault((*_jobs_needed(specs), note), []).append(stream)
     described = []
-    for (count, what), streams in groups.items():
+    for (count, what, note), streams in groups.items():
         each = " each" if count and len(streams) > 1 else ""
-        needed = f"{plural(count, 'job')}{each} ({what})" if count else what
+        needed = (
+            f"{plural(count, 'job')}{each} ({what}{'; ' + note if note else ''})" if count else what
+        )
         described.append(f"{', '.join(streams)}: {needed}")
     return (
         f"Plan: {plural(len(plans), 'stream')}, {plural(jobs, 'export job')}. "
@@ -236,6 +238,11 @@ def _jobs_needed(specs: Sequence[JobSpec] | str | None) -> tuple[int | None, str
     ), f"{first.start or '…'}..{last.end or '…'}" if first.date_field else "all rows"
 
 
+def _extra_rows(what: str, rows: int | None) -> list[str]:
+    """Say the rows of lookback or backfill windows, when some ran."""
+    return [] if rows is None else [f"{what} {plural(rows, 'row')}"]
+
+
 def summary_line(run: TallySnapshot, failures: int, calls: str | None) -> str:
     """Return the line a sync ends with: streams, records and the rate while emitting, jobs
     created, re-used or resumed and the time spent waiting for them, bytes, failures, duration
@@ -251,6 +258,8 @@ def summary_line(run: TallySnapshot, failures: int, calls: str | None) -> str:
         f"jobs: {jobs.created} created, {jobs.reused} re-used, {jobs.resumed} resumed "
         f"({run.wait_seconds:.1f}s waiting for them)",
         f"{human_bytes(run.bytes_downloaded)} downloaded",
+        *_extra_rows("the lookback re-read", run.lookback_rows),
+        *_extra_rows("backfill windows brought", run.backfill_rows),
         plural(failures, "failure") if failures else "no failure",
         f"{run.seconds:.1f}s in all",
     ]

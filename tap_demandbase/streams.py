@@ -15,9 +15,10 @@ from dataclasses import dataclass
 from singer_sdk.singerlib import Metadata
 from typing_extensions import override
 
+from tap_demandbase.engine.backfill import BackfillRequest
 from tap_demandbase.engine.budget import DEFERRED_KEY, StreamDeferredError
 from tap_demandbase.engine.export import PartResult, StreamExport, StreamRequest, greatest
-from tap_demandbase.engine.windows import first_day, is_date
+from tap_demandbase.engine.windows import first_day, is_date, utc_date
 from tap_demandbase.errors import RUN_STOPPING_ERRORS, DemandbaseError, TargetGoneError
 from tap_demandbase.model import CALLS_FOR
 from tap_demandbase.progress import SyncProgress
@@ -191,29 +192,49 @@ class ExportStream(FastRecordStream):
             start=self._start_day(state),
             max_window_days=self.max_window_days,
             min_interval=self._min_interval(),
+            start_date=self._setting_day("start_date"),
+            lookback_days=int(self._per_stream("lookback_days") or 0),
+            backfill=self._backfill(),
         )
         return StreamExport(self.run, request, state, self.logger, self._checkpoint, self.progress)
 
+    def _per_stream(self, name: str) -> t.Any:
+        """Return a setting that is one value for every stream, or an object of stream → value."""
+        value = self.config.get(name)
+        return value.get(self.name) if isinstance(value, dict) else value
+
     def _min_interval(self) -> datetime.timedelta | None:
-        """Return min_interval_hours for this stream: one number for all, or its own."""
-        hours = self.config.get("min_interval_hours")
-        if isinstance(hours, dict):
-            hours = hours.get(self.name)
+        """Return min_interval_hours for this stream."""
+        hours = self._per_stream("min_interval_hours")
         return datetime.timedelta(hours=float(hours)) if hours else None
+
+    def _setting_day(self, name: str) -> datetime.date | None:
+        """Return the UTC day of a date-time setting (checked by the tap's settings)."""
+        value = self.config.get(name)
+        return utc_date(value) if value else None
+
+    def _backfill(self) -> BackfillRequest | None:
+        """Return the backfill the settings ask for (backfill_start_date, backfill_end_date)."""
+        start = self._setting_day("backfill_start_date")
+        if start is None:
+            return None
+        return BackfillRequest(start, self._setting_day("backfill_end_date"))
 
     def skipped_because(self) -> str | None:
         """Say why this run skips the stream (min_interval_hours), None if it does not."""
-        if self.name in self.tap_state.get("bookmarks", {}):
-            return self.export.skipped_because()
-        return None
+        return self.export.skipped_because()
+
+    def backfill_jobs(self) -> int:
+        """Return how many of the stream's planned jobs are a backfill's."""
+        return sum(self.export.purpose_of(spec) == "backfill" for spec in self.planned_jobs())
 
     def planned_jobs(self) -> list[JobSpec]:
-        """Return the jobs this stream's sync will need, as it will plan them, without adding
-        an entry to the state for a stream that has none (the SDK's ``stream_state`` would).
-        """
-        if self.name in self.tap_state.get("bookmarks", {}):
-            return self.export.specs()
-        return self._export_on({}).specs()
+        """Return the jobs this stream's sync will need (planned once per run)."""
+        return self.export.specs()
+
+    def due_jobs(self) -> list[JobSpec]:
+        """Return the jobs this run owes the stream, backfill aside."""
+        return self.export.due_specs()
 
     def jobs_to_schedule(self) -> list[tuple[JobKey, JobFactory]]:
         """Return this stream's jobs for the run's job slots, in the order it reads them

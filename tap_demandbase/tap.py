@@ -116,10 +116,8 @@ class SyncRun:
         """
         if not self._planned:
             self._planned = True
-            run = self.tap.run_context
-            if run.budget is not None:
-                run.budget.load(self.tap.stream_states())
-            run.scheduler.plan(self.tap.planned_jobs())
+            self.tap.plan_run()
+            self.tap.run_context.scheduler.plan(self.tap.planned_jobs())
 
     def stream_failed(self, stream: str, error: DemandbaseError) -> None:
         """Record a stream that failed while the others go on."""
@@ -380,10 +378,60 @@ class TapDemandbase(Tap):
                 "schedule refreshes activities every hour and accounts once a day."
             ),
         ),
+        th.Property(
+            "lookback_days",
+            th.CustomType(
+                {
+                    "oneOf": [
+                        {"type": "integer", "minimum": 0},
+                        {
+                            "type": "object",
+                            "additionalProperties": {"type": "integer", "minimum": 0},
+                        },
+                    ]
+                }
+            ),
+            title="Lookback days",
+            description=(
+                "Each incremental run also exports this many days before the day its windows "
+                "start (one number, or an object of stream name to days), so that rows restated "
+                "after the fact (re-scored activities, late matches) reach the target again as "
+                "upserts. The bookmark never moves back; the run's summary says how many rows "
+                "the lookback re-read."
+            ),
+        ),
+        th.Property(
+            "backfill_start_date",
+            th.DateTimeType(),
+            title="Backfill start date",
+            description=(
+                "Export the days from this date up to each stream's first synced day (or "
+                "backfill_end_date) in addition to the incremental run, oldest first, without "
+                "resetting the state: the bookmark never moves back, and the backfill's progress "
+                "is kept in the state apart from it. Another date starts a new backfill."
+            ),
+        ),
+        th.Property(
+            "backfill_end_date",
+            th.DateTimeType(),
+            title="Backfill end date",
+            description="The last day of the backfill. Default: each stream's first synced day.",
+        ),
+        th.Property(
+            "backfill_jobs_per_run",
+            th.IntegerType(minimum=0),
+            title="Backfill jobs per run",
+            description=(
+                "The most backfill jobs a run creates, all streams together. Default: what the "
+                "daily budget leaves after the run's incremental jobs (no limit for an API "
+                "without daily limits)."
+            ),
+        ),
     ).to_dict()
 
     def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
         self.clock = SystemClock()
+        self._run_planned = False
         #: Stream → property → the field's API name, from the input catalog's metadata (the
         #: SDK's catalog model drops metadata keys it does not know).
         self.catalog_api_names = api_names_in_catalog(kwargs.get("catalog"))
@@ -768,22 +816,45 @@ class TapDemandbase(Tap):
             self.logger.info("%s", RESUME_LINE)
         self.sync_all()
 
+    def plan_run(self) -> None:
+        """Plan the run once: today's calls from the states, then the streams' due jobs, then
+        what is left for backfills (backfill_jobs_per_run, else the budget's creates left).
+        """
+        if self._run_planned:
+            return
+        self._run_planned = True
+        run = self.run_context
+        if run.budget is not None:
+            run.budget.load(self.stream_states())
+        due = 0
+        for stream in self.selected_streams():
+            with contextlib.suppress(DemandbaseError):  # the stream reports it in its turn
+                due += len(stream.due_jobs())
+        jobs = self.config.get("backfill_jobs_per_run")
+        if jobs is None and run.budget is not None:
+            jobs = max(0, run.budget.left("create") - due)
+        run.backfill_jobs.jobs = jobs
+
     def plan(self) -> str:
         """Return the plan line: each selected stream and the export jobs it needs (planned
-        as its sync will plan them: no API call).
+        as its sync will plan them: no API call), and what is left of today's budget.
         """
-        plans: list[tuple[str, list[JobSpec] | str | None]] = []
+        self.plan_run()
+        plans: list[tuple[str, list[JobSpec] | str | None, str]] = []
         for stream in self.selected_streams():
             try:
-                skipped = stream.skipped_because()
-                plans.append((stream.name, "skipped: min_interval_hours" if skipped else None))
-                if not skipped:
-                    plans[-1] = (stream.name, stream.planned_jobs())
+                if stream.skipped_because():
+                    plans.append((stream.name, "skipped: min_interval_hours", ""))
+                    continue
+                specs = stream.planned_jobs()
+                backfill = stream.backfill_jobs()
+                behind = stream.stream_state.get(DEFERRED_KEY) is not None
+                notes = [f"{backfill} of them backfilling"] * bool(backfill)
+                notes += ["deferred by the last run, first now"] * behind
+                plans.append((stream.name, specs, "; ".join(notes)))
             except DemandbaseError:
-                plans.append((stream.name, None))  # the stream reports it when its turn comes
+                plans.append((stream.name, None, ""))  # the stream reports it in its turn
         budget = self.run_context.budget
-        if budget is not None:
-            budget.load(self.stream_states())
         left = f" Left today within budget_share: {budget.describe_left()}." if budget else ""
         return plan_line(plans) + left
 

@@ -17,6 +17,16 @@ import datetime
 import typing as t
 from dataclasses import dataclass, field, replace
 
+from tap_demandbase.engine.backfill import (
+    BACKFILL_KEY,
+    SYNCED_FROM_KEY,
+    BackfillMark,
+    BackfillRequest,
+    JobAllowance,
+    backfill_mark,
+    first_synced_day,
+    lookback_window,
+)
 from tap_demandbase.engine.budget import DEFERRED_KEY, DailyBudget, JobCost, StreamDeferredError
 from tap_demandbase.engine.jobs import (
     AttemptPolicy,
@@ -31,6 +41,7 @@ from tap_demandbase.engine.ledger import (
     LEDGER_KEY,
     SPLIT_WINDOW_KEY,
     LedgerEntry,
+    Purpose,
     SplitWindow,
     clear_entry,
     clear_split_window,
@@ -99,6 +110,8 @@ class RunContext:
     journal: LedgerJournal = field(default_factory=lambda: LedgerJournal(write_ahead))
     #: The tenant's daily limits across runs (None: the API states none).
     budget: DailyBudget | None = None
+    #: Backfill jobs the run may still plan, shared by its streams.
+    backfill_jobs: JobAllowance = field(default_factory=lambda: JobAllowance(None))
 
 
 class Checkpoint(t.Protocol):
@@ -133,6 +146,11 @@ class StreamRequest:
     max_window_days: int | None = None
     #: A stream whose last finished job is younger than this is skipped (None: never).
     min_interval: datetime.timedelta | None = None
+    #: start_date's day: no lookback goes before it, and a backfill ends there by default.
+    start_date: datetime.date | None = None
+    #: Days re-read before the first day of the incremental windows, every run.
+    lookback_days: int = 0
+    backfill: BackfillRequest | None = None
 
     def window_days(self, configured: int | None) -> int | None:
         """Return the days of each window: the configured ones, within the API's maximum."""
@@ -192,26 +210,134 @@ class StreamExport:
         self.watcher = watcher
         run.journal.register(request.name, state)
         self._specs: list[JobSpec] | None = None
+        self._due: list[JobSpec] | None = None
         self._filter_sets: list[Filters] | None = None
+        #: Specs of windows that are not the bookmark's → what they are for.
+        self._purposes: dict[JobSpec, Purpose] = {}
 
     # Planning ---------------------------------------------------------------------------------
 
     def specs(self) -> list[JobSpec]:
-        """Return this run's jobs for the stream, oldest first (planned once per run): a job
-        the ledger names comes first (it is resumed), then the windows up to the run's end day,
-        one job per window and filter set, less the filter sets of a window already done.
+        """Return this run's jobs for the stream (planned once per run): the lookback's
+        windows, then the bookmark's (a job the ledger names first: it is resumed; then the
+        windows up to the run's end day, one job per window and filter set, less the filter
+        sets of a window already done), then the backfill's.
         """
         if self._specs is None:
+            specs = self.due_specs()
+            if specs or self.skipped_because() is None:
+                backfill = self._extra_specs("backfill", self._backfill_windows(), allowance=True)
+                specs = specs + [s for s in backfill if s not in specs]
+            self._specs = specs
+        return self._specs
+
+    def due_specs(self) -> list[JobSpec]:
+        """Return the jobs this run owes the stream: the lookback's and the bookmark's (none
+        when the stream is skipped), planned once per run.
+        """
+        if self._due is None:
             skipped = self.skipped_because()
             if skipped is not None:
                 self.logger.info("Stream '%s' skipped: %s", self.request.name, skipped)
-                self._specs = []
-                return self._specs
+                self._due = []
+                return self._due
+            self.remember_first_synced_day()
             split = read_split_window(self.state)
-            self._specs = [
+            incremental = [
                 spec for spec in self._planned_specs() if split is None or not split.did(spec)
             ]
-        return self._specs
+            lookback = self._extra_specs("lookback", self._lookback_windows())
+            self._due = lookback + [s for s in incremental if s not in lookback]
+        return self._due
+
+    def purpose_of(self, spec: JobSpec) -> Purpose:
+        """Return what a planned job is for: the bookmark's windows, a lookback, a backfill."""
+        return self._purposes.get(spec, "incremental")
+
+    def _extra_specs(
+        self,
+        purpose: Purpose,
+        windows: list[tuple[datetime.date, datetime.date]],
+        *,
+        allowance: bool = False,
+    ) -> list[JobSpec]:
+        """Return the jobs of a lookback or a backfill: its jobs in the ledger (resumed), then
+        one per window and filter set (a backfill's within the run's allowance).
+        """
+        entries = [e for e in self._ledger_entries(self.filter_sets()) if e.purpose == purpose]
+        resumed = [replace(e.spec, fields=self.request.fields) for e in entries]
+        new = [
+            spec
+            for start, end in windows
+            for f in self.filter_sets()
+            if (spec := self._spec(start, end, f)) not in resumed and not self._done_backfill(spec)
+        ]
+        if allowance:
+            new = new[: self.run.backfill_jobs.take(len(new))]
+        for spec in resumed + new:
+            self._purposes[spec] = purpose
+        return resumed + new
+
+    def _lookback_windows(self) -> list[tuple[datetime.date, datetime.date]]:
+        """Return the lookback's windows: lookback_days before the incremental windows' first
+        day, once the stream has synced before (a first sync starts at start_date anyway).
+        """
+        if not self.request.replication_key or self.state.get("replication_key_value") is None:
+            return []
+        span = lookback_window(
+            self._range()[0], self.request.lookback_days, self.request.start_date
+        )
+        if span is None:
+            return []
+        return plan_windows(*span, self.request.window_days(self.run.window_days))
+
+    def _backfill_windows(self) -> list[tuple[datetime.date, datetime.date]]:
+        """Return the backfill's windows still to export, oldest first (its state is written
+        here when the settings start a new one).
+        """
+        wanted = self.request.backfill
+        if wanted is None or not self.request.replication_key:
+            return []
+        first = first_synced_day(self.state, self.request.start_date or self._range()[0])
+        mark = backfill_mark(self.state, wanted, first or wanted.start)
+        if mark is None or mark.finished:
+            return []
+        days = self.request.window_days(self.run.window_days)
+        return plan_windows(mark.next_day, mark.end, days)
+
+    def _done_backfill(self, spec: JobSpec) -> bool:
+        """Whether a backfill window's filter set is done already (its window half done)."""
+        mark = BackfillMark.from_state(self.state.get(BACKFILL_KEY))
+        return (
+            mark is not None and spec.start == mark.next_day and spec.filters in mark.filters_done
+        )
+
+    def backfill_window_done(self, spec: JobSpec) -> None:
+        """Count a backfill job's filter set done; once all of its window are, the backfill
+        is done through the window's last day (and said finished after its last window).
+        """
+        mark = BackfillMark.from_state(self.state.get(BACKFILL_KEY))
+        if mark is None or spec.start != mark.next_day:
+            return
+        mark.filters_done.append(spec.filters)
+        if not set(self.filter_sets()) - set(mark.filters_done):
+            mark.through, mark.filters_done = spec.end, []
+            if mark.finished:
+                self.logger.info(
+                    "The backfill of stream '%s' from %s to %s is finished",
+                    self.request.name, mark.start, mark.end,
+                )  # fmt: skip
+        self.state[BACKFILL_KEY] = mark.to_state()
+
+    def remember_first_synced_day(self) -> None:
+        """Keep the day a stream's first sync starts on (a backfill ends there by default)."""
+        if (
+            self.request.replication_key
+            and SYNCED_FROM_KEY not in self.state
+            and self.state.get("replication_key_value") is None
+            and self.request.start is not None
+        ):
+            self.state[SYNCED_FROM_KEY] = self.request.start.isoformat()
 
     def skipped_because(self) -> str | None:
         """Say why this run skips the stream (None: it does not): its last finished job is
@@ -242,7 +368,7 @@ class StreamExport:
     def _planned_specs(self) -> list[JobSpec]:
         start, end = self._range()
         filter_sets = self.filter_sets()
-        entries = self._ledger_entries(filter_sets)
+        entries = [e for e in self._ledger_entries(filter_sets) if e.purpose == "incremental"]
         specs: list[JobSpec] = []
         for entry in entries:
             # The ledger's windows, with the fields selected now: a job with more fields is
@@ -408,7 +534,7 @@ class StreamExport:
         entry = read_entry(self.state)
         ahead = take_ahead(self.state, job.status.id)
         if entry is None or entry.job_id != job.status.id:
-            entry = ahead or ledger_entry(job, self.run.clock)
+            entry = ahead or ledger_entry(job, self.run.clock, self.purpose_of(job.spec))
         write_entry(self.state, entry)
         self.checkpoint(None)
         return entry
@@ -462,6 +588,8 @@ class StreamExport:
         window so far when every other filter set of the window is done; else None (a
         filter set still to come may hold older rows, which the next run must start before).
         """
+        if self.purpose_of(spec) != "incremental":
+            return None  # a lookback or a backfill never moves the bookmark
         split = self._split_window(spec)
         if not set(self.filter_sets()) - set(split.done) - {spec.filters}:
             return greatest(split.max_replication_value, progress.max_value)
@@ -601,11 +729,11 @@ def _done_filters(done: dict[str, t.Any]) -> list[Filters]:
     return [filters_from_state(done)]
 
 
-def ledger_entry(job: ExportJob, clock: Clock) -> LedgerEntry:
+def ledger_entry(job: ExportJob, clock: Clock, purpose: Purpose) -> LedgerEntry:
     """Return a new ledger entry for a job that exists."""
     assert job.status is not None
     created = job.status.created_at or clock.now()
-    return LedgerEntry(job.status.id, job.spec, created.isoformat())
+    return LedgerEntry(job.status.id, job.spec, created.isoformat(), purpose=purpose)
 
 
 class _JobStarter:
@@ -664,7 +792,8 @@ class _JobStarter:
             run.tally.job_started("created")
         self.resume_id = None
         self.exclude.add(job.status_id)
-        run.journal.post(stream.request.name, ledger_entry(job, run.clock))
+        entry = ledger_entry(job, run.clock, stream.purpose_of(self.spec))
+        run.journal.post(stream.request.name, entry)
 
 
 class WindowExport:
@@ -781,7 +910,15 @@ class WindowExport:
         if self.job.server_seconds is not None:
             remember_duration(stream.state, self.job.server_seconds)
         stream.finished_with(entry)
-        stream.filter_set_done(self.spec, self.progress.max_value, for_good=self._done_for_good())
+        purpose = stream.purpose_of(self.spec)
+        if purpose == "incremental":
+            for_good = self._done_for_good()
+            stream.filter_set_done(self.spec, self.progress.max_value, for_good=for_good)
+            return
+        stream.run.tally.rows_for(purpose, self.progress.rows)
+        if purpose == "backfill":
+            stream.backfill_window_done(self.spec)
+        stream.checkpoint(None)
 
     def _check_rows(self, parts: ResultParts) -> None:
         """Log the job's totals; fail when the rows of all its parts (those emitted by earlier

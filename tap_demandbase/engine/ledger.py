@@ -24,6 +24,9 @@ from tap_demandbase.model import Filters, JobSpec
 if t.TYPE_CHECKING:
     from collections.abc import Mapping, MutableMapping
 
+#: What a job is for (see ``LedgerEntry.purpose``).
+Purpose = t.Literal["incremental", "lookback", "backfill"]
+
 LEDGER_KEY = "export_job"
 #: Stream state key: jobs created ahead for the stream's later windows while it, or another
 #: stream, was still being read (the job slot is free once a job finishes on the server).
@@ -44,6 +47,9 @@ class LedgerEntry:
     max_replication_value: t.Any = None
     #: Why the job's result cannot be trusted (None: nothing wrong found).
     inconsistent: str | None = None
+    #: What the job is for: the bookmark's windows, or re-reading days before it (lookback)
+    #: or before the first synced day (backfill), which never move the bookmark.
+    purpose: Purpose = "incremental"
 
     def rows_done(self) -> int | None:
         """Return the rows of all parts done, or None when some part's count is unknown."""
@@ -66,6 +72,7 @@ class LedgerEntry:
             "parts_done": {str(n): rows for n, rows in sorted(self.parts_done.items())},
             "max_replication_value": self.max_replication_value,
             **({"inconsistent": self.inconsistent} if self.inconsistent else {}),
+            **({"purpose": self.purpose} if self.purpose != "incremental" else {}),
         }
 
     @classmethod
@@ -90,9 +97,18 @@ class LedgerEntry:
                 parts_done=_parts_done(value.get("parts_done")),
                 max_replication_value=value.get("max_replication_value"),
                 inconsistent=str(value["inconsistent"]) if value.get("inconsistent") else None,
+                purpose=_purpose(value.get("purpose")),
             )
         except (KeyError, TypeError, ValueError, AttributeError):
             return None
+
+
+def _purpose(value: t.Any) -> Purpose:
+    if value in (None, "incremental"):
+        return "incremental"
+    if value in ("lookback", "backfill"):
+        return t.cast("Purpose", value)
+    raise ValueError(f"unknown purpose {value!r}")
 
 
 def filters_from_state(value: dict[str, t.Any]) -> Filters:

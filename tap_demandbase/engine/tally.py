@@ -36,6 +36,10 @@ class TallySnapshot:
     emit_seconds: float
     wait_seconds: float
     seconds: float
+    #: Rows re-read by lookback windows (days before the bookmark's; None: none ran).
+    lookback_rows: int | None = None
+    #: Rows of backfill windows (days before the first synced day; None: none ran).
+    backfill_rows: int | None = None
 
 
 class RunTally:
@@ -51,6 +55,12 @@ class RunTally:
         self._bytes = 0
         self._emit_seconds = 0.0
         self._wait_seconds = 0.0
+        self._rows_by_purpose: dict[str, int] = {}
+
+    def rows_for(self, purpose: str, rows: int) -> None:
+        """Count the rows of a window that was not the bookmark's (lookback, backfill)."""
+        with self._lock:
+            self._rows_by_purpose[purpose] = self._rows_by_purpose.get(purpose, 0) + rows
 
     def job_started(self, how: t.Literal["created", "reused", "resumed"]) -> None:
         """Count a window's job: created, re-used or resumed."""
@@ -83,4 +93,6 @@ class RunTally:
                 emit_seconds=self._emit_seconds,
                 wait_seconds=self._wait_seconds,
                 seconds=self._clock() - self._started,
+                lookback_rows=self._rows_by_purpose.get("lookback"),
+                backfill_rows=self._rows_by_purpose.get("backfill"),
             )
