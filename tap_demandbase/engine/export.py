@@ -534,7 +534,13 @@ class StreamExport:
         entry = read_entry(self.state)
         ahead = take_ahead(self.state, job.status.id)
         if entry is None or entry.job_id != job.status.id:
+            later = entry  # another window's job, read later: it waits ahead
             entry = ahead or ledger_entry(job, self.run.clock, self.purpose_of(job.spec))
+            write_entry(self.state, entry)
+            if later is not None and replace(later.spec, fields=self.request.fields) in (
+                self._specs or []
+            ):
+                write_ahead(self.state, later)
         write_entry(self.state, entry)
         self.checkpoint(None)
         return entry
