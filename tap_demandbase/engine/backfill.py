@@ -137,15 +137,19 @@ def first_synced_day(
 
 
 def lookback_window(
-    anchor: datetime.date | None, days: int, floor: datetime.date | None
+    bookmark_day: datetime.date,
+    first_window_day: datetime.date | None,
+    days: int,
+    floor: datetime.date | None,
 ) -> tuple[datetime.date, datetime.date] | None:
-    """Return the days a lookback re-reads: ``days`` before ``anchor`` (the first day of the
-    incremental windows), not before ``floor`` (start_date's day); None when there are none.
+    """Return the days a lookback re-reads: from ``days`` before the bookmark's day (not
+    before ``floor``, start_date's day) to the day before the incremental windows start (which
+    is after the bookmark's day when the windows up to it are done); None when there are none.
     """
-    if anchor is None or days <= 0:
+    if first_window_day is None or days <= 0:
         return None
-    start = anchor - datetime.timedelta(days=days)
+    start = bookmark_day - datetime.timedelta(days=days)
     if floor is not None:
         start = max(start, floor)
-    end = anchor - DAY
+    end = first_window_day - DAY
     return (start, end) if start <= end else None

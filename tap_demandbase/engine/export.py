@@ -279,14 +279,16 @@ class StreamExport:
         return resumed + new
 
     def _lookback_windows(self) -> list[tuple[datetime.date, datetime.date]]:
-        """Return the lookback's windows: lookback_days before the incremental windows' first
-        day, once the stream has synced before (a first sync starts at start_date anyway).
+        """Return the lookback's windows: from lookback_days before the bookmark's day to the
+        incremental windows' first day, once the stream has a bookmark (a first sync starts at
+        start_date anyway).
         """
-        if not self.request.replication_key or self.state.get("replication_key_value") is None:
+        bookmark = state_datetime(self.state.get("replication_key_value"))
+        if not self.request.replication_key or bookmark is None:
             return []
-        span = lookback_window(
-            self._range()[0], self.request.lookback_days, self.request.start_date
-        )
+        day = bookmark.astimezone(datetime.timezone.utc).date()
+        request = self.request
+        span = lookback_window(day, self._range()[0], request.lookback_days, request.start_date)
         if span is None:
             return []
         return plan_windows(*span, self.request.window_days(self.run.window_days))
