@@ -359,6 +359,110 @@ def concurrency(args: argparse.Namespace, folder: Path) -> None:
             sandbox.wait()
 
 
+# --- the job slot and polling (issue: production runs as fast as one job at a time allows) -----
+
+#: A consumer that reads the tap's stdout at a fixed rate, as a slow target loads rows.
+SLOW_CONSUMER = """
+import sys, time
+pause = float(sys.argv[1])
+for n, line in enumerate(sys.stdin, 1):
+    if line.startswith('{"type":"RECORD"') or line.startswith('{"type": "RECORD"'):
+        if n % 50 == 0:
+            time.sleep(pause * 50)
+"""
+
+
+def pipelined_run(tap: str, folder: Path, args: argparse.Namespace) -> tuple[float, int]:
+    """Run ``tap`` against the uapi emulator: one stream, --pipeline-jobs windows each of
+    --job-seconds on the server, into a consumer that needs about 0.7 x that per job.
+    Return (wall seconds, jobs created).
+    """
+    jobs, seconds, rows_per_job = args.pipeline_jobs, args.job_seconds, args.pipeline_rows
+    sandbox, api_url = start_sandbox(
+        folder, {"activities": rows_per_job * jobs}, seconds, dialect="uapi"
+    )
+    try:
+        config = dialect_settings("uapi", api_url) | {
+            "end_date": "2024-04-30T00:00:00Z",
+            "window_days": -(-121 // jobs),
+            "poll_interval_seconds": 0.25,
+            "max_poll_interval_seconds": 1.0,
+        }
+        path = write_json(folder / f"pipeline-{Path(tap).parent.parent.name}.json", config)
+        catalog = selected_catalog(folder, path, ("activities",), "catalog-pipeline")
+        pause = 0.7 * seconds / rows_per_job
+        started = time.perf_counter()
+        with subprocess.Popen(
+            [tap, "--config", path, "--catalog", catalog],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+        ) as producer:
+            consumer = subprocess.run(
+                [sys.executable, "-c", SLOW_CONSUMER, str(pause)], stdin=producer.stdout
+            )
+        wall = time.perf_counter() - started
+        if producer.returncode or consumer.returncode:
+            raise SystemExit(f"pipeline run failed: {tap}")
+        created = requests.get(f"{api_url}/_sandbox/jobs", timeout=30).json()
+        return wall, len(created.get("jobs", created))
+    finally:
+        sandbox.terminate()
+        sandbox.wait()
+
+
+def pipeline(args: argparse.Namespace, folder: Path) -> None:
+    """Wall time of a run of N jobs against its limit, ΣT + the last D, for this tap and, with
+    --baseline-tap, another build (an older checkout's tap-demandbase).
+    """
+    jobs, seconds = args.pipeline_jobs, args.job_seconds
+    limit = jobs * seconds + 0.7 * seconds
+    print(f"\n{jobs} jobs of {seconds:g}s on the server (uapi, one at a time), emit ~0.7 x that:")
+    print(f"  limit (sum of server times + the last emit): {limit:.1f}s")
+    taps = [("this tap", str(BIN / "tap-demandbase"))]
+    if args.baseline_tap:
+        taps.append(("baseline", args.baseline_tap))
+    for label, tap in taps:
+        walls = [pipelined_run(tap, folder, args) for _ in range(args.repeats)]
+        wall = statistics.median(w for w, _ in walls)
+        ratio = wall / limit
+        print(f"  {label:<9} {wall:6.1f}s wall = {ratio:.2f}x the limit ({walls[0][1]} jobs)")
+
+
+def polling(seed: int = 1, jobs: int = 2000) -> None:
+    """Status calls per job and the delay between a job's end and the tap seeing it, over jobs
+    whose durations vary +-30% around a stream's usual time, for the doubling policy (no
+    history) and the learned one (the stream's last five durations). Runs the tap's own
+    PollSchedule on simulated durations: no job, no sleep.
+    """
+    import random
+
+    from tap_demandbase.dialects import uapi
+    from tap_demandbase.engine.polling import HISTORY_SIZE, PollSchedule
+
+    policy = uapi.DIALECT.poll_policy
+    print(f"\npolling, uapi defaults ({policy.first_interval:g}-{policy.max_interval:g}s):")
+    print(f"  {'usual time':>10} {'policy':<9}{'calls/job':>10}{'mean delay':>12}")
+    for usual in (120.0, 660.0, 1800.0, 3600.0):
+        for learned in (False, True):
+            rnd, history, calls, delays = random.Random(seed), [], [], []
+            for _ in range(jobs):
+                duration = usual * (1 + rnd.uniform(-0.3, 0.3))
+                schedule = PollSchedule(policy, tuple(history[-HISTORY_SIZE:]) if learned else ())
+                waited, count = 0.0, 0
+                for wait in schedule.waits():
+                    waited, count = waited + wait, count + 1
+                    if waited >= duration:
+                        break
+                calls.append(count)
+                delays.append((waited - duration) / duration)
+                history.append(duration)
+            name = "learned" if learned else "doubling"
+            print(
+                f"  {usual:>9.0f}s {name:<9}{statistics.mean(calls):>10.2f}"
+                f"{statistics.mean(delays):>11.1%}"
+            )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, nargs="+", default=[200_000])
@@ -369,6 +473,11 @@ def main() -> None:
     parser.add_argument("--concurrency", action="store_true", help="also the 6-stream run")
     parser.add_argument("--concurrency-rows", type=int, default=5000)
     parser.add_argument("--job-seconds", type=float, default=10.0)
+    parser.add_argument("--pipeline", action="store_true", help="the job slot, against its limit")
+    parser.add_argument("--pipeline-jobs", type=int, default=6)
+    parser.add_argument("--pipeline-rows", type=int, default=2000, help="rows per job")
+    parser.add_argument("--baseline-tap", help="another build's tap-demandbase, for --pipeline")
+    parser.add_argument("--polling", action="store_true", help="only the polling simulation")
     parser.add_argument("--bare", metavar="API_URL", help=argparse.SUPPRESS)
     parser.add_argument("--bare-exact", metavar="API_URL", help=argparse.SUPPRESS)
     parser.add_argument("--bare-polars", nargs=2, metavar="ARG", help=argparse.SUPPRESS)
@@ -383,6 +492,13 @@ def main() -> None:
         bare_export(api_url, "sandbox-token", "accounts", "2024-01-01", exact=bool(args.bare_exact))
         return
     print(f"Python {sys.version.split()[0]}, {os.cpu_count()} cores")
+    if args.polling or args.pipeline:
+        polling()
+        if args.pipeline:
+            compile_bytecode()
+            with tempfile.TemporaryDirectory(prefix="tap-demandbase-bench-") as folder:
+                pipeline(args, Path(folder))
+        return
     for seconds in (60, 600, 3600):
         print(f"status calls for a {seconds}s job with the default polling: {polls_for(seconds)}")
     compile_bytecode()

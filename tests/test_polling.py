@@ -58,3 +58,16 @@ def test_the_history_keeps_the_last_five_durations(tmp_path):
     export, state, _ = _stream(run, {HISTORY_KEY: [10, 20, 30, 40, 50]})
     _emit_all(export)
     assert state[HISTORY_KEY][:4] == [20, 30, 40, 50] and len(state[HISTORY_KEY]) == 5
+
+
+def test_the_jobs_of_a_run_poll_by_the_ones_it_finished_before(tmp_path):
+    clock = FakeClock()
+    api = FakeApi(clock, tmp_path)
+    api.timelines = [[(200.0, JobState.COMPLETED)], [(200.0, JobState.COMPLETED)]]
+    run = _run(api, clock, policy=POLICY, window_days=5)  # two windows, no history
+    export, state, _ = _stream(run)
+    _emit_all(export)
+    # First job: doubling (5, 10, 20, 40, 60, 60, 60 -> 255 s: 7 calls); the second one's
+    # first call comes at 0.9 x 255 s, after its end: 1 call.
+    assert api.calls.count("get") == 7 + 1
+    assert len(state[HISTORY_KEY]) == 2

@@ -55,7 +55,12 @@ from tap_demandbase.engine.ledger import (
     write_entry,
     write_split_window,
 )
-from tap_demandbase.engine.polling import PollSchedule, job_history, remember_duration
+from tap_demandbase.engine.polling import (
+    HISTORY_SIZE,
+    PollSchedule,
+    job_history,
+    remember_duration,
+)
 from tap_demandbase.engine.results import DEFAULT_STALL_SECONDS, ResultParts
 from tap_demandbase.engine.scheduler import LedgerJournal
 from tap_demandbase.engine.tally import RunTally
@@ -214,6 +219,8 @@ class StreamExport:
         self._filter_sets: list[Filters] | None = None
         #: Specs of windows that are not the bookmark's → what they are for.
         self._purposes: dict[JobSpec, Purpose] = {}
+        #: Server seconds of the jobs completed in this run (appended by job threads).
+        self.durations: list[float] = []
 
     # Planning ---------------------------------------------------------------------------------
 
@@ -473,7 +480,14 @@ class StreamExport:
     def job_maker(self, spec: JobSpec) -> JobFactory:
         """Return what gets ``spec``'s job completed (reading the state now, on this thread)."""
         starter = _JobStarter(self, spec)
-        return lambda: run_until_completed(starter.new_job, self.run.attempts, start=starter.start)
+
+        def completed() -> ExportJob:
+            job = run_until_completed(starter.new_job, self.run.attempts, start=starter.start)
+            if job.server_seconds is not None:
+                self.durations.append(job.server_seconds)  # the next jobs poll by it
+            return job
+
+        return completed
 
     def checkpoint(self, value: t.Any, *, window_done: bool = False) -> None:
         """Emit STATE after giving the bookmark ``value`` (None: unchanged), with every job the
@@ -758,14 +772,14 @@ class _JobStarter:
         self.resume_id = stream.resumable_id(spec)
         self.exclude = {entry.job_id for entry in read_entries(stream.state)}
         self.last_job = state_datetime(stream.state.get(LAST_JOB_KEY))
-        self.schedule = PollSchedule(stream.run.poll_policy, job_history(stream.state))
+        self.history = job_history(stream.state)
 
     def _check_budget(self) -> None:
         """Defer the stream when today's budget has no room for one more job."""
         budget, name = self.stream.run.budget, self.stream.request.name
         if budget is None:
             return
-        needs = {"create": 1, "status": self.schedule.expected_calls()}
+        needs = {"create": 1, "status": self.schedule().expected_calls()}
         if self.stream.run.api.capabilities.can_list_jobs:
             needs["list"] = 1
         short = budget.shortfall(JobCost(needs))
@@ -775,7 +789,12 @@ class _JobStarter:
     def new_job(self) -> ExportJob:
         run = self.stream.run
         logger = self.stream.logger
-        return ExportJob(run.api, self.spec, run.poll_policy, logger, run.clock, self.schedule)
+        return ExportJob(run.api, self.spec, run.poll_policy, logger, run.clock, self.schedule())
+
+    def schedule(self) -> PollSchedule:
+        """Return the job's polling: learned from the stream's last jobs, this run's included."""
+        history = (*self.history, *self.stream.durations)[-HISTORY_SIZE:]
+        return PollSchedule(self.stream.run.poll_policy, history)
 
     def start(self, job: ExportJob) -> None:
         stream, run = self.stream, self.stream.run
