@@ -848,7 +848,8 @@ class TapDemandbase(Tap):
                     continue
                 specs = stream.planned_jobs()
                 backfill = stream.backfill_jobs()
-                behind = stream.stream_state.get(DEFERRED_KEY) is not None
+                state = self.state.get("bookmarks", {}).get(stream.name)
+                behind = isinstance(state, dict) and state.get(DEFERRED_KEY) is not None
                 notes = [f"{backfill} of them backfilling"] * bool(backfill)
                 notes += ["deferred by the last run, first now"] * behind
                 plans.append((stream.name, specs, "; ".join(notes)))

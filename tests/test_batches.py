@@ -6,6 +6,7 @@ import datetime
 import gzip
 import json
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlparse
 
 import pyarrow.parquet as pq
@@ -44,6 +45,12 @@ def _as_json(row):
     }
 
 
+def _bookmark(run: Any, stream: str) -> dict[str, Any]:
+    """A stream's state, less its job durations (a job re-used by the second run has none)."""
+    state = run.last_state["bookmarks"][stream]
+    return {k: v for k, v in state.items() if k != "job_durations_ms"}
+
+
 @pytest.mark.parametrize(
     ("encoding", "files"),
     [
@@ -67,7 +74,7 @@ def test_batch_rows_equal_record_rows(sandbox, tmp_path, encoding, files):
         by_id = {row["id"]: row for row in _batch_rows(batches, stream)}
         expected = {row["id"]: row for row in records.records[stream]}
         assert by_id == expected, stream
-        assert batches.last_state["bookmarks"][stream] == records.last_state["bookmarks"][stream]
+        assert _bookmark(batches, stream) == _bookmark(records, stream)
 
 
 def test_malformed_part_in_parquet_mode_names_line_and_field(sandbox, tmp_path):

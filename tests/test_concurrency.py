@@ -16,12 +16,18 @@ def _stream_order(run):
     return order
 
 
+#: State keys that differ between two runs of the same jobs.
+JOB_TIMES = ("last_job_created_at", "job_durations_ms")
+
+
 def _without_job_times(state):
     """The state without the creation times of the last jobs (they differ between runs)."""
     return {
         "bookmarks": {
             stream: {
-                k: v for k, v in value.items() if k not in ("last_job_created_at", "job_seconds")
+                k: v
+                for k, v in value.items()
+                if k not in ("last_job_created_at", "job_durations_ms")
             }
             for stream, value in state["bookmarks"].items()
         }

@@ -14,10 +14,12 @@ ROOT = Path(__file__).resolve().parents[1]
 STREAMS = {"export_v1": ENTITIES, "uapi": (*ENTITIES, "creatives", "buying_group_members")}
 
 
-def _emulators() -> list[str]:
-    """Return the pids of emulators started by this checkout's demo (not another checkout's)."""
-    ready_file = str(ROOT / ".demo" / "api_url").encode()
-    uapi_ready_file = str(ROOT / ".demo" / "uapi" / "api_url").encode()
+def _emulators(dialect: str) -> list[str]:
+    """Return the pids of emulators started by this checkout's demo of ``dialect`` (not
+    another checkout's, nor the other dialect's demo, which may be running beside it).
+    """
+    demo = ".demo/api_url" if dialect == "export_v1" else f".demo/{dialect}/api_url"
+    ready_file = str(ROOT / demo).encode()
     found = []
     for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
         try:
@@ -25,11 +27,7 @@ def _emulators() -> list[str]:
         except OSError:
             continue
         if any(b"tap_demandbase.sandbox" in w or b"demandbase-sandbox" in w for w in words) and any(
-            w in (ready_file, uapi_ready_file)
-            or (
-                w.endswith((b".demo/api_url", b".demo/uapi/api_url"))
-                and _cwd(cmdline.parent) == ROOT
-            )
+            w == ready_file or (w.endswith(demo.encode()) and _cwd(cmdline.parent) == ROOT)
             for w in words
         ):
             found.append(cmdline.parent.name)
@@ -62,4 +60,4 @@ def test_demo_runs_and_stops_its_emulator(dialect):
     if dialect == "uapi":  # what the run cost against the daily budgets
         assert "job creates of 60" in done.stdout
     assert "A tap config for it (every stream, in seconds): " in done.stdout
-    assert _emulators() == []
+    assert _emulators(dialect) == []

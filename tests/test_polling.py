@@ -35,7 +35,7 @@ def test_steps_stay_within_poll_interval_and_max_poll_interval():
 
 
 def test_a_history_that_is_not_numbers_is_no_history():
-    assert job_history({HISTORY_KEY: ["x", -1, True, None, 12]}) == (12.0,)
+    assert job_history({HISTORY_KEY: ["x", -1, True, None, 1.5, 12000]}) == (12.0,)
     assert job_history({HISTORY_KEY: "garbage"}) == ()
 
 
@@ -44,10 +44,11 @@ def test_a_job_is_polled_from_its_stream_history_and_its_duration_kept(tmp_path)
     api = FakeApi(clock, tmp_path)
     api.timelines = [[(105.0, JobState.COMPLETED)]]
     run = _run(api, clock, policy=POLICY)
-    export, state, _ = _stream(run, {HISTORY_KEY: [100, 110, 120]})
+    export, state, _ = _stream(run, {HISTORY_KEY: [100_000, 110_000, 120_000]})
     _emit_all(export)
     assert api.calls.count("get") == 2  # at 90 s, then at 106.5 s
-    assert state[HISTORY_KEY] == [100, 110, 120, 106.5]
+    assert state[HISTORY_KEY] == [100_000, 110_000, 120_000, 106_500]
+    assert all(type(ms) is int for ms in state[HISTORY_KEY])  # targets choke on fractions
 
 
 def test_the_history_keeps_the_last_five_durations(tmp_path):
@@ -55,9 +56,10 @@ def test_the_history_keeps_the_last_five_durations(tmp_path):
     api = FakeApi(clock, tmp_path)
     api.timelines = [[(50.0, JobState.COMPLETED)]]
     run = _run(api, clock, policy=POLICY)
-    export, state, _ = _stream(run, {HISTORY_KEY: [10, 20, 30, 40, 50]})
+    export, state, _ = _stream(run, {HISTORY_KEY: [10_000, 20_000, 30_000, 40_000, 50_000]})
     _emit_all(export)
-    assert state[HISTORY_KEY][:4] == [20, 30, 40, 50] and len(state[HISTORY_KEY]) == 5
+    assert state[HISTORY_KEY][:4] == [20_000, 30_000, 40_000, 50_000]
+    assert len(state[HISTORY_KEY]) == 5
 
 
 def test_the_jobs_of_a_run_poll_by_the_ones_it_finished_before(tmp_path):

@@ -238,6 +238,15 @@ class StreamExport:
             self._specs = specs
         return self._specs
 
+    def take_plan_of(self, other: StreamExport) -> None:
+        """Take the plan another export of this stream made on a stand-in state (its specs,
+        their purposes, and what it wrote into that state), so that the run plans once.
+        """
+        self.state.update({k: v for k, v in other.state.items() if k not in self.state})
+        self._specs, self._due = other._specs, other._due
+        self._purposes, self._filter_sets = other._purposes, other._filter_sets
+        self.durations = other.durations
+
     def due_specs(self) -> list[JobSpec]:
         """Return the jobs this run owes the stream: the lookback's and the bookmark's (none
         when the stream is skipped), planned once per run.

@@ -20,8 +20,9 @@ if t.TYPE_CHECKING:
 
     from tap_demandbase.model import PollPolicy
 
-#: Stream state key: the server durations, in seconds, of the stream's last jobs.
-HISTORY_KEY = "job_seconds"
+#: Stream state key: the server durations of the stream's last jobs, in whole milliseconds
+#: (a state holds no fractions: SDK targets read them as Decimal and cannot write them back).
+HISTORY_KEY = "job_durations_ms"
 #: How many durations the state keeps per stream.
 HISTORY_SIZE = 5
 #: The first status call comes at this share of the shortest duration seen...
@@ -91,11 +92,12 @@ def job_history(stream_state: Mapping[str, t.Any]) -> tuple[float, ...]:
     if not isinstance(value, list):
         return ()
     return tuple(
-        float(v) for v in value if isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0
+        v / 1000 for v in value if isinstance(v, int) and not isinstance(v, bool) and v > 0
     )[-HISTORY_SIZE:]
 
 
 def remember_duration(stream_state: MutableMapping[str, t.Any], seconds: float) -> None:
     """Add a job's server duration to the stream's history (the oldest one drops out)."""
     kept: Sequence[float] = job_history(stream_state)
-    stream_state[HISTORY_KEY] = [round(s, 1) for s in (*kept, seconds)][-HISTORY_SIZE:]
+    durations = [max(1, round(s * 1000)) for s in (*kept, seconds)]
+    stream_state[HISTORY_KEY] = durations[-HISTORY_SIZE:]

@@ -35,6 +35,8 @@ if t.TYPE_CHECKING:
 #: A job's identity in a run: the stream it is for and its spec.
 JobKey = tuple[str, "JobSpec"]
 JobFactory = t.Callable[[], "ExportJob"]
+#: A stream's state, or what returns it (made when first written).
+StateOf = t.Union["MutableMapping[str, t.Any]", t.Callable[[], "MutableMapping[str, t.Any]"]]
 #: How often the main thread, waiting for a job, applies what the job threads created.
 JOURNAL_SECONDS = 0.2
 
@@ -51,6 +53,8 @@ class JobScheduler:
     def __init__(self, max_in_flight: int = 1) -> None:
         self.max_in_flight = max(1, max_in_flight)
         self._lock = threading.RLock()
+        #: Notified whenever a slot may have freed up.
+        self._changed = threading.Condition(self._lock)
         self._planned: list[tuple[JobKey, JobFactory]] = []
         #: Started jobs, until their stream has read them: key → future of the completed job.
         self._started: dict[JobKey, Future[ExportJob]] = {}
@@ -78,21 +82,29 @@ class JobScheduler:
         ``while_waiting`` runs on the calling thread every JOURNAL_SECONDS until the job is
         done (the main thread applies the ledger journal there).
         """
-        with self._lock:
-            closed = self._closed.get(key[0])
-            if closed is not None:
-                raise closed
-            if key not in self._started:
-                self._planned = [(key, factory)] + [p for p in self._planned if p[0] != key]
-                self._start_next()
-            future = self._started.get(key)
-        if future is None:  # the run was stopped, or the stream closed, before it started
-            raise self._stopped or self._closed.get(key[0]) or StreamClosedError(key[0])
+        while (future := self._started_for(key, factory)) is None:
+            while_waiting()  # for a slot: jobs started ahead are still running
         while True:
             try:
                 return future.result(timeout=JOURNAL_SECONDS)
             except FutureTimeout:
                 while_waiting()
+
+    def _started_for(self, key: JobKey, factory: JobFactory) -> Future[ExportJob] | None:
+        """Return the future of ``key``'s job, started first when a slot is free (None: none
+        is yet; waits up to JOURNAL_SECONDS for one).
+        """
+        with self._changed:
+            if (closed := self._closed.get(key[0])) is not None:
+                raise closed
+            if key not in self._started:
+                if self._stopped is not None:
+                    raise self._stopped
+                self._planned = [(key, factory)] + [p for p in self._planned if p[0] != key]
+                self._start_next()
+            if key not in self._started:
+                self._changed.wait(JOURNAL_SECONDS)
+            return self._started.get(key)
 
     def release(self, key: JobKey) -> None:
         """The stream has read this job's result: its place goes to the next planned job."""
@@ -153,6 +165,7 @@ class JobScheduler:
                 if key[0] in self._gone:
                     self._started.pop(key, None)
                 self._start_next()
+                self._changed.notify_all()
 
 
 class LedgerJournal:
@@ -165,15 +178,21 @@ class LedgerJournal:
         self._write = write
         self._lock = threading.Lock()
         self._posted: list[tuple[str, LedgerEntry]] = []
-        self._states: dict[str, MutableMapping[str, t.Any]] = {}
+        self._states: dict[str, StateOf] = {}
 
-    def register(self, stream: str, state: MutableMapping[str, t.Any]) -> None:
-        """Say where a stream's state is (the main thread, when it plans the stream)."""
+    def register(self, stream: str, state: StateOf) -> None:
+        """Say where a stream's state is (the main thread, when it plans the stream): the
+        mapping, or what returns it when it is first written.
+        """
         self._states[stream] = state
 
     def states(self) -> list[tuple[str, MutableMapping[str, t.Any]]]:
         """Return each planned stream's state (main thread only)."""
-        return list(self._states.items())
+        return [(stream, self._state(stream)) for stream in self._states]
+
+    def _state(self, stream: str) -> MutableMapping[str, t.Any]:
+        state = self._states[stream]
+        return state() if callable(state) else state
 
     def post(self, stream: str, entry: LedgerEntry) -> None:
         """Keep a job that now exists (any thread)."""
@@ -187,7 +206,6 @@ class LedgerJournal:
         with self._lock:
             posted, self._posted = self._posted, []
         for stream, entry in posted:
-            state = self._states.get(stream)
-            if state is not None:
-                self._write(state, entry)
+            if stream in self._states:
+                self._write(self._state(stream), entry)
         return bool(posted)
