@@ -195,6 +195,8 @@ class ExportStream(FastRecordStream):
             replication_key=self.replication_key,
             start=self._start_day(state),
             max_window_days=self.max_window_days,
+            primary_key=self.primary_keys[0] if self.primary_keys else None,
+            catalog_fields=tuple(self.schema["properties"]),
         )
         return StreamExport(self.run, request, state, self.logger, self._checkpoint, self.progress)
 
@@ -305,14 +307,21 @@ class ExportStream(FastRecordStream):
 
     def _part_reader(self, window: WindowExport) -> CsvPartReader:
         """Return the reader of a window's parts: columns matched by their fields' API names
-        (the catalog's, else the dialect's own knowledge).
+        (the catalog's, else the dialect's own knowledge); the selected fields its job went
+        without (the API no longer has them) are null.
         """
         names = self.api_names or self.run.api.field_api_names(self.name)
         columns = {
             prop: self.column_names(api_name) if self.column_names else (api_name,)
             for prop, api_name in names.items()
         }
-        return CsvPartReader(self.name, self.schema["properties"], window.spec.fields, columns)
+        return CsvPartReader(
+            self.name,
+            self.schema["properties"],
+            window.job.spec.fields,
+            columns,
+            absent=window.dropped_fields,
+        )
 
     def _checkpoint(self, value: t.Any, *, window_done: bool = False) -> None:
         """Give the SDK's bookmark the greatest value the engine allows so far, then emit STATE

@@ -17,6 +17,16 @@ import datetime
 import typing as t
 from dataclasses import dataclass, field, replace
 
+from tap_demandbase.engine.fields import (
+    FieldDrops,
+    dropped_line,
+    gone_fields,
+    key_gone_error,
+    named_fields,
+    new_fields,
+    new_fields_line,
+    without,
+)
 from tap_demandbase.engine.jobs import (
     AttemptPolicy,
     ExportJob,
@@ -46,6 +56,7 @@ from tap_demandbase.errors import (
     DemandbaseError,
     InconsistentResultError,
     MalformedResultError,
+    UnknownFieldsError,
 )
 from tap_demandbase.model import JobSpec, PollPolicy
 
@@ -57,7 +68,7 @@ if t.TYPE_CHECKING:
     from tap_demandbase.engine.clock import Clock
     from tap_demandbase.engine.results import DownloadedPart, PartOpener
     from tap_demandbase.engine.scheduler import JobFactory, JobKey, JobScheduler
-    from tap_demandbase.model import ExportApi, Filters
+    from tap_demandbase.model import ExportApi, Filters, ReuseRule
 
 #: Stream state key: creation time of the last job this stream finished with (all its rows
 #: emitted, or its result rejected as inconsistent). No older job is ever re-used.
@@ -87,6 +98,8 @@ class RunContext:
     stall_seconds: float = DEFAULT_STALL_SECONDS
     #: What the run did so far (jobs, bytes, records), for its summary line.
     tally: RunTally = field(default_factory=RunTally)
+    #: The fields each stream's jobs go without in this run (the API no longer has them).
+    fields: FieldDrops = field(default_factory=FieldDrops)
 
 
 class Checkpoint(t.Protocol):
@@ -119,6 +132,15 @@ class StreamRequest:
     start: datetime.date | None
     #: The longest window the API accepts for this stream (None: any), whatever window_days.
     max_window_days: int | None = None
+    #: The property identifying a record (never dropped from a job, like the bookmark's).
+    primary_key: str | None = None
+    #: Every property of the stream's catalog, selected or not (empty: just ``fields``).
+    catalog_fields: tuple[str, ...] = ()
+
+    @property
+    def key_fields(self) -> set[str]:
+        """Return the fields a job of the stream cannot go without: its keys."""
+        return {k for k in (self.primary_key, self.replication_key) if k}
 
     def window_days(self, configured: int | None) -> int | None:
         """Return the days of each window: the configured ones, within the API's maximum."""
@@ -309,8 +331,61 @@ class StreamExport:
         it is completed, trying anew (up to max_job_attempts) when it fails. ``record``: put
         the job in the ledger (and emit STATE) as soon as it exists.
         """
+        self.check_fields()
         starter = _JobStarter(self, spec, record=record)
         return run_until_completed(starter.new_job, self.run.attempts, start=starter.start)
+
+    # Fields that come and go ------------------------------------------------------------------
+
+    def check_fields(self) -> None:
+        """Once per run, before the stream's first job: if the API's field list is known in
+        this run, drop the selected fields it no longer has, and name the fields it offers that
+        the catalog lacks (one INFO line).
+        """
+        name = self.request.name
+        if not self.run.fields.first_check(name):
+            return
+        api_names = self.run.api.field_api_names(name)  # lists the fields if nobody said them
+        offered = self.run.api.offered_fields(name)
+        if offered is None:
+            return
+        gone = gone_fields(self.request.fields, api_names, offered)
+        if gone:
+            self.drop_fields(gone, "the API's field list does not have it any more")
+        new = new_fields(offered, self.request.catalog_fields or self.request.fields)
+        if new:
+            self.logger.info("%s", new_fields_line(name, new))
+
+    def drop_fields(
+        self, fields: dict[str, str], why: str, cause: UnknownFieldsError | None = None
+    ) -> None:
+        """Drop fields (property → API name) from the stream's jobs for the rest of the run,
+        saying so once per field; a key field cannot be dropped (UnknownFieldsError).
+        """
+        if set(fields) & self.request.key_fields:
+            raise key_gone_error(self.request.name, fields, self.request.key_fields, cause)
+        newly = self.run.fields.drop(self.request.name, fields)
+        if newly:
+            self.logger.warning("%s", dropped_line(self.request.name, newly, why))
+
+    def without_dropped(self, spec: JobSpec) -> JobSpec:
+        """Return the spec less the fields dropped from the stream's jobs in this run."""
+        dropped = self.run.fields.dropped(self.request.name)
+        return replace(spec, fields=without(spec.fields, dropped)) if dropped else spec
+
+    def drop_refused(self, spec: JobSpec, refusal: UnknownFieldsError) -> JobSpec:
+        """Return the spec less the fields the API refused it for (dropped for the run), or
+        raise the refusal when it names none of the spec's fields (nothing to drop: no retry).
+        """
+        api_names = self.run.api.field_api_names(self.request.name)
+        named = named_fields(spec.fields, api_names, refusal.api_names)
+        if not named:
+            raise refusal
+        self.drop_fields(named, "the API refused an export job naming it", refusal)
+        remaining = without(spec.fields, named)
+        if not remaining:
+            raise refusal
+        return replace(spec, fields=remaining)
 
     def record_in_ledger(self, job: ExportJob) -> LedgerEntry:
         """Put the job in the stream's ledger (keeping parts done if it is the same job) and
@@ -320,7 +395,13 @@ class StreamExport:
         entry = read_entry(self.state)
         if entry is None or entry.job_id != job.status.id:
             created = job.status.created_at or self.run.clock.now()
-            entry = LedgerEntry(job.status.id, job.spec, created.isoformat())
+            dropped = self.run.fields.dropped(self.request.name)
+            entry = LedgerEntry(
+                job.status.id,
+                job.spec,
+                created.isoformat(),
+                dropped={f: api for f, api in dropped.items() if f not in job.spec.fields},
+            )
         write_entry(self.state, entry)
         self.checkpoint(None)
         return entry
@@ -341,6 +422,11 @@ class StreamExport:
                 entry.job_id, entry.inconsistent,
             )  # fmt: skip
             return None
+        dropped = {f: api for f, api in entry.dropped.items() if f in spec.fields}
+        if dropped and not set(spec.fields) - set(entry.spec.fields) - set(dropped):
+            why = f"export job {entry.job_id}, resumed from the state, was created without it"
+            self.drop_fields(dropped, why)
+            spec = self.without_dropped(spec)
         if not entry.spec.covers(spec):
             missing = sorted(set(spec.fields) - set(entry.spec.fields))
             self.logger.info(
@@ -506,9 +592,10 @@ class _JobStarter:
 
     def __init__(self, stream: StreamExport, spec: JobSpec, *, record: bool) -> None:
         self.stream = stream
-        self.spec = spec
         self.record = record
         self.resume_id = stream.resumable_id(spec)
+        #: Less the fields the run dropped (the ledger's job may have been created without some).
+        self.spec = stream.without_dropped(spec)
         entry = read_entry(stream.state)
         self.exclude = {entry.job_id} if entry is not None else set()
 
@@ -535,12 +622,23 @@ class _JobStarter:
             job.attach(reused, "re-used: an equivalent job already exists")
             run.tally.job_started("reused")
         else:
-            job.create(rule)
+            self._create(job, rule)
             run.tally.job_started("created")
         self.resume_id = None
         self.exclude.add(job.status_id)
         if self.record:
             stream.record_in_ledger(job)
+
+    def _create(self, job: ExportJob, rule: ReuseRule) -> None:
+        """Create the job; a create refused for fields the API no longer has is sent again
+        without them (each time with fewer fields: it never loops).
+        """
+        while True:
+            try:
+                job.create(rule)
+                return
+            except UnknownFieldsError as refusal:
+                self.spec = job.spec = self.stream.drop_refused(job.spec, refusal)
 
 
 class WindowExport:
@@ -581,6 +679,14 @@ class WindowExport:
             self._entry = stream.record_in_ledger(self._job)
             self.progress.max_value = self._entry.max_replication_value
         return self._job
+
+    @property
+    def dropped_fields(self) -> tuple[str, ...]:
+        """Return the stream's selected fields the window's job does not export (the API no
+        longer has them): their values are null in every record.
+        """
+        exported = set(self.job.spec.fields)
+        return tuple(f for f in self.stream.request.fields if f not in exported)
 
     @property
     def entry(self) -> LedgerEntry:

@@ -41,6 +41,9 @@ class LedgerEntry:
     max_replication_value: t.Any = None
     #: Why the job's result cannot be trusted (None: nothing wrong found).
     inconsistent: str | None = None
+    #: Selected fields the job was created without, the API no longer having them (property →
+    #: API name): a run resuming it goes without them too.
+    dropped: dict[str, str] = field(default_factory=dict)
 
     def rows_done(self) -> int | None:
         """Return the rows of all parts done, or None when some part's count is unknown."""
@@ -63,6 +66,7 @@ class LedgerEntry:
             "parts_done": {str(n): rows for n, rows in sorted(self.parts_done.items())},
             "max_replication_value": self.max_replication_value,
             **({"inconsistent": self.inconsistent} if self.inconsistent else {}),
+            **({"fields_dropped": dict(self.dropped)} if self.dropped else {}),
         }
 
     @classmethod
@@ -87,6 +91,7 @@ class LedgerEntry:
                 parts_done=_parts_done(value.get("parts_done")),
                 max_replication_value=value.get("max_replication_value"),
                 inconsistent=str(value["inconsistent"]) if value.get("inconsistent") else None,
+                dropped={str(k): str(v) for k, v in (value.get("fields_dropped") or {}).items()},
             )
         except (KeyError, TypeError, ValueError, AttributeError):
             return None
