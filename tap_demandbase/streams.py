@@ -16,6 +16,7 @@ from singer_sdk.singerlib import Metadata
 from typing_extensions import override
 
 from tap_demandbase.engine.export import PartResult, StreamExport, StreamRequest, greatest
+from tap_demandbase.engine.freshness import note_bookmark, stale_bookmark_line
 from tap_demandbase.engine.windows import first_day, is_date
 from tap_demandbase.errors import (
     AuthError,
@@ -45,6 +46,8 @@ if t.TYPE_CHECKING:
     from tap_demandbase.model import JobSpec
 
 PRIMARY_KEY = "id"
+#: The SDK's stream state key of the final bookmark value.
+BOOKMARK_VALUE_KEY = "replication_key_value"
 #: Property metadata naming the field in the API, where the property is named otherwise.
 API_NAME_METADATA = "api-name"
 
@@ -280,6 +283,7 @@ class ExportStream(FastRecordStream):
                                 yield record
                         window.part_done(part, PartResult(rows, latest))
                     window.finish()
+            self.warn_if_stale()
 
     @override
     def get_batches(
@@ -304,6 +308,7 @@ class ExportStream(FastRecordStream):
                         yield batch_config.encoding, [storage.get_url(batch.filename)]
                         window.part_done(part, PartResult(batch.rows, batch.max_replication_value))
                     window.finish()
+            self.warn_if_stale()
 
     def _part_reader(self, window: WindowExport) -> CsvPartReader:
         """Return the reader of a window's parts: columns matched by their fields' API names
@@ -330,10 +335,28 @@ class ExportStream(FastRecordStream):
         """
         self.advance_bookmark(value)
         if window_done:
-            self.finalize_state_progress_markers(self.stream_state)
+            state = self.stream_state
+            before = state.get(BOOKMARK_VALUE_KEY)
+            self.finalize_state_progress_markers(state)
+            if note_bookmark(state, before, state.get(BOOKMARK_VALUE_KEY), self.run.clock.now()):
+                self.state_manager.is_flushed = False
+                self._write_state_message()
             return
         self.state_manager.is_flushed = False
         self._write_state_message()
+
+    def warn_if_stale(self) -> None:
+        """Say (one WARNING) that the stream's bookmark has stood still for longer than
+        freshness_warn_hours, once its sync is over (a run that moves it says nothing).
+        """
+        if not self.replication_key:
+            return
+        state = self.stream_state
+        hours = float(self.setting_or_default("freshness_warn_hours"))
+        now = self.run.clock.now()
+        line = stale_bookmark_line(self.name, state.get(BOOKMARK_VALUE_KEY), state, now, hours)
+        if line is not None:
+            self.logger.warning("%s", line)
 
     @contextlib.contextmanager
     def _failure_kept_to_this_stream(self) -> Iterator[None]:

@@ -115,6 +115,17 @@ def dropped_line(stream: str, fields: Mapping[str, str], why: str) -> str:
     )
 
 
+def gone_line(stream: str, fields: Mapping[str, str]) -> str:
+    """Say (for --test) which selected fields the API's list no longer has, and what a sync
+    does about them.
+    """
+    return (
+        f"Stream '{stream}': the API's field list no longer has the selected field(s) "
+        f"{shown(fields)}: a sync drops them from its export jobs, and their columns stay in "
+        f"the target, empty (null). To stop this, {REDISCOVER}."
+    )
+
+
 def new_fields_line(stream: str, fields: Sequence[FieldInfo]) -> str:
     """Say which fields the API offers that the catalog lacks, and how to add them."""
     names = shown({f.name: f.name_in_api for f in fields})
