@@ -53,7 +53,7 @@ def _columns(postgres: ThrowawayPostgres) -> set[str]:
 def _cells(postgres: ThrowawayPostgres, column: str, ids: list[str]) -> dict[str, str]:
     listed = ", ".join(f"'{i}'" for i in ids)
     rows = postgres.sql(
-        f'SELECT id, coalesce({column}::text, \'<null>\') FROM "{SCHEMA}".accounts '
+        f"SELECT id, coalesce({column}::text, '<null>') FROM \"{SCHEMA}\".accounts "
         f"WHERE id IN ({listed})"
     )
     return {row[0]: row[1] for row in rows}
