@@ -16,8 +16,9 @@ import pytest
 import yaml
 
 from tap_demandbase.sandbox import Sandbox
+from tests import test_warehouse
 from tests.conftest import START_DATE, fast_settings
-from tests.test_warehouse import ROOT, _meltano, _meltano_environment, postgres  # noqa: F401
+from tests.test_warehouse import ROOT, _meltano, _meltano_environment
 
 if t.TYPE_CHECKING:
     from pathlib import Path
@@ -25,6 +26,8 @@ if t.TYPE_CHECKING:
     from tests.postgres import ThrowawayPostgres
 
 pytestmark = [pytest.mark.cli, pytest.mark.slow]
+#: A throwaway PostgreSQL server for this module (test_warehouse's fixture).
+postgres = test_warehouse.postgres
 
 SCHEMA = "fields"
 PIPELINE = ("tap-demandbase", "target-postgres")
@@ -42,15 +45,15 @@ def _project(tmp_path: Path) -> Path:
     return project
 
 
-def _columns(postgres: ThrowawayPostgres) -> set[str]:
-    rows = postgres.sql(
+def _columns(server: ThrowawayPostgres) -> set[str]:
+    rows = server.sql(
         "SELECT column_name FROM information_schema.columns "
         f"WHERE table_schema = '{SCHEMA}' AND table_name = 'accounts'"
     )
     return {row[0] for row in rows}
 
 
-def _cells(postgres: ThrowawayPostgres, column: str, ids: list[str]) -> dict[str, str]:
+def _cells(server: ThrowawayPostgres, column: str, ids: list[str]) -> dict[str, str]:
     listed = ", ".join(f"'{i}'" for i in ids)
     rows = postgres.sql(
         f"SELECT id, coalesce({column}::text, '<null>') FROM \"{SCHEMA}\".accounts "
@@ -59,8 +62,8 @@ def _cells(postgres: ThrowawayPostgres, column: str, ids: list[str]) -> dict[str
     return {row[0]: row[1] for row in rows}
 
 
-def _count(postgres: ThrowawayPostgres) -> int:
-    return int(postgres.sql(f'SELECT count(*) FROM "{SCHEMA}".accounts')[0][0])
+def _count(server: ThrowawayPostgres) -> int:
+    return int(server.sql(f'SELECT count(*) FROM "{SCHEMA}".accounts')[0][0])
 
 
 def test_meltano_runs_keep_the_table_in_step_with_fields_that_come_and_go(postgres, tmp_path):
