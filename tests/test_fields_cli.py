@@ -10,8 +10,10 @@ import datetime
 from typing import Any
 
 import pendulum
+import pytest
 
 from tests.conftest import discover, run_tap, select
+from tests.test_batches import _batch_rows
 from tests.dialect_cases import DialectCase
 
 STREAM = "accounts"
@@ -160,3 +162,22 @@ def test_a_bookmark_standing_still_is_reported_by_each_run_and_by_test(dialect_c
         )
         < 600
     )
+
+
+@pytest.mark.parametrize("format_", ["jsonl", "parquet"])
+def test_batch_files_hold_a_dropped_field_as_null(dialect_case, tmp_path, format_):
+    case = dialect_case
+    catalog = _accounts_catalog(case, tmp_path)
+    case.sb.settings.update({"removed_fields": {STREAM: ["industry"]}})
+    encoding = {"format": format_, "compression": "gzip"}
+    config = case.config(
+        batch_config={"encoding": encoding, "storage": {"root": f"file://{tmp_path}/batches"}}
+    )
+    run = run_tap(tmp_path, config, catalog=catalog)
+    assert run.returncode == 0, run.stderr
+    (warning,) = _warnings(run.stderr)
+    assert "industry" in warning
+    rows = _batch_rows(run, STREAM)
+    assert len(rows) == len(case.expected_rows(STREAM))
+    assert all(row["industry"] is None for row in rows)
+    assert all(row[case.primary_key(STREAM)] for row in rows)
