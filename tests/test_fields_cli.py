@@ -13,8 +13,8 @@ import pendulum
 import pytest
 
 from tests.conftest import discover, run_tap, select
-from tests.test_batches import _batch_rows
 from tests.dialect_cases import DialectCase
+from tests.test_batches import _batch_rows
 
 STREAM = "accounts"
 

@@ -17,16 +17,7 @@ import datetime
 import typing as t
 from dataclasses import dataclass, field, replace
 
-from tap_demandbase.engine.fields import (
-    FieldDrops,
-    dropped_line,
-    gone_fields,
-    key_gone_error,
-    named_fields,
-    new_fields,
-    new_fields_line,
-    without,
-)
+from tap_demandbase.engine.fields import FieldDrops, StreamFields
 from tap_demandbase.engine.jobs import (
     AttemptPolicy,
     ExportJob,
@@ -201,6 +192,16 @@ class StreamExport:
         self.watcher = watcher
         self._specs: list[JobSpec] | None = None
         self._filter_sets: list[Filters] | None = None
+        #: The fields the stream's jobs go without in this run (the API no longer has them).
+        self.fields = StreamFields(
+            run.api,
+            run.fields,
+            request.name,
+            selected=request.fields,
+            catalog=request.catalog_fields,
+            keys=request.key_fields,
+            logger=logger,
+        )
 
     # Planning ---------------------------------------------------------------------------------
 
@@ -331,61 +332,9 @@ class StreamExport:
         it is completed, trying anew (up to max_job_attempts) when it fails. ``record``: put
         the job in the ledger (and emit STATE) as soon as it exists.
         """
-        self.check_fields()
+        self.fields.check()
         starter = _JobStarter(self, spec, record=record)
         return run_until_completed(starter.new_job, self.run.attempts, start=starter.start)
-
-    # Fields that come and go ------------------------------------------------------------------
-
-    def check_fields(self) -> None:
-        """Once per run, before the stream's first job: if the API's field list is known in
-        this run, drop the selected fields it no longer has, and name the fields it offers that
-        the catalog lacks (one INFO line).
-        """
-        name = self.request.name
-        if not self.run.fields.first_check(name):
-            return
-        api_names = self.run.api.field_api_names(name)  # lists the fields if nobody said them
-        offered = self.run.api.offered_fields(name)
-        if offered is None:
-            return
-        gone = gone_fields(self.request.fields, api_names, offered)
-        if gone:
-            self.drop_fields(gone, "the API's field list does not have it any more")
-        new = new_fields(offered, self.request.catalog_fields or self.request.fields)
-        if new:
-            self.logger.info("%s", new_fields_line(name, new))
-
-    def drop_fields(
-        self, fields: dict[str, str], why: str, cause: UnknownFieldsError | None = None
-    ) -> None:
-        """Drop fields (property → API name) from the stream's jobs for the rest of the run,
-        saying so once per field; a key field cannot be dropped (UnknownFieldsError).
-        """
-        if set(fields) & self.request.key_fields:
-            raise key_gone_error(self.request.name, fields, self.request.key_fields, cause)
-        newly = self.run.fields.drop(self.request.name, fields)
-        if newly:
-            self.logger.warning("%s", dropped_line(self.request.name, newly, why))
-
-    def without_dropped(self, spec: JobSpec) -> JobSpec:
-        """Return the spec less the fields dropped from the stream's jobs in this run."""
-        dropped = self.run.fields.dropped(self.request.name)
-        return replace(spec, fields=without(spec.fields, dropped)) if dropped else spec
-
-    def drop_refused(self, spec: JobSpec, refusal: UnknownFieldsError) -> JobSpec:
-        """Return the spec less the fields the API refused it for (dropped for the run), or
-        raise the refusal when it names none of the spec's fields (nothing to drop: no retry).
-        """
-        api_names = self.run.api.field_api_names(self.request.name)
-        named = named_fields(spec.fields, api_names, refusal.api_names)
-        if not named:
-            raise refusal
-        self.drop_fields(named, "the API refused an export job naming it", refusal)
-        remaining = without(spec.fields, named)
-        if not remaining:
-            raise refusal
-        return replace(spec, fields=remaining)
 
     def record_in_ledger(self, job: ExportJob) -> LedgerEntry:
         """Put the job in the stream's ledger (keeping parts done if it is the same job) and
@@ -395,7 +344,7 @@ class StreamExport:
         entry = read_entry(self.state)
         if entry is None or entry.job_id != job.status.id:
             created = job.status.created_at or self.run.clock.now()
-            dropped = self.run.fields.dropped(self.request.name)
+            dropped = self.fields.dropped()
             entry = LedgerEntry(
                 job.status.id,
                 job.spec,
@@ -422,11 +371,8 @@ class StreamExport:
                 entry.job_id, entry.inconsistent,
             )  # fmt: skip
             return None
-        dropped = {f: api for f, api in entry.dropped.items() if f in spec.fields}
-        if dropped and not set(spec.fields) - set(entry.spec.fields) - set(dropped):
-            why = f"export job {entry.job_id}, resumed from the state, was created without it"
-            self.drop_fields(dropped, why)
-            spec = self.without_dropped(spec)
+        if entry.dropped and set(spec.fields) - set(entry.spec.fields) <= set(entry.dropped):
+            spec = self.fields.resumed_without(entry.job_id, entry.dropped, spec)
         if not entry.spec.covers(spec):
             missing = sorted(set(spec.fields) - set(entry.spec.fields))
             self.logger.info(
@@ -595,7 +541,7 @@ class _JobStarter:
         self.record = record
         self.resume_id = stream.resumable_id(spec)
         #: Less the fields the run dropped (the ledger's job may have been created without some).
-        self.spec = stream.without_dropped(spec)
+        self.spec = stream.fields.without_dropped(spec)
         entry = read_entry(stream.state)
         self.exclude = {entry.job_id} if entry is not None else set()
 
@@ -638,7 +584,7 @@ class _JobStarter:
                 job.create(rule)
                 return
             except UnknownFieldsError as refusal:
-                self.spec = job.spec = self.stream.drop_refused(job.spec, refusal)
+                self.spec = job.spec = self.stream.fields.drop_refused(job.spec, refusal)
 
 
 class WindowExport:

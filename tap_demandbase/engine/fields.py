@@ -15,13 +15,15 @@ from __future__ import annotations
 
 import threading
 import typing as t
+from dataclasses import replace
 
 from tap_demandbase.errors import UnknownFieldsError
 
 if t.TYPE_CHECKING:
+    import logging
     from collections.abc import Collection, Iterable, Mapping, Sequence
 
-    from tap_demandbase.model import FieldInfo
+    from tap_demandbase.model import ExportApi, FieldInfo, JobSpec
 
 #: How to refresh the catalog, as every line of this module says it.
 REDISCOVER = (
@@ -152,3 +154,89 @@ def key_gone_error(
     if cause is not None:
         msg += f" The API said: {cause}"
     return UnknownFieldsError(msg, list(gone.values()))
+
+
+class StreamFields:
+    """One stream's side of the rule in one run: which fields its jobs go without, and the
+    lines that say so (the run's ``FieldDrops`` is shared by every window and job started ahead).
+    """
+
+    def __init__(
+        self,
+        api: ExportApi,
+        drops: FieldDrops,
+        stream: str,
+        *,
+        selected: Sequence[str],
+        catalog: Collection[str],
+        keys: Collection[str],
+        logger: logging.Logger,
+    ) -> None:
+        self.api = api
+        self.drops = drops
+        self.stream = stream
+        self.selected = tuple(selected)
+        self.catalog = catalog or self.selected
+        self.keys = set(keys)
+        self.logger = logger
+
+    def check(self) -> None:
+        """Once per run, before the stream's first job: if the API's field list is known in
+        this run, drop the selected fields it no longer has, and name the fields it offers that
+        the catalog lacks (one INFO line).
+        """
+        if not self.drops.first_check(self.stream):
+            return
+        api_names = self.api.field_api_names(self.stream)  # lists the fields if nobody said them
+        offered = self.api.offered_fields(self.stream)
+        if offered is None:
+            return
+        gone = gone_fields(self.selected, api_names, offered)
+        if gone:
+            self.drop(gone, "the API's field list does not have it any more")
+        new = new_fields(offered, self.catalog)
+        if new:
+            self.logger.info("%s", new_fields_line(self.stream, new))
+
+    def drop(
+        self, fields: Mapping[str, str], why: str, cause: UnknownFieldsError | None = None
+    ) -> None:
+        """Drop fields (property → API name) from the stream's jobs for the rest of the run,
+        saying so once per field; a key field cannot be dropped (UnknownFieldsError).
+        """
+        if set(fields) & self.keys:
+            raise key_gone_error(self.stream, fields, self.keys, cause)
+        newly = self.drops.drop(self.stream, fields)
+        if newly:
+            self.logger.warning("%s", dropped_line(self.stream, newly, why))
+
+    def dropped(self) -> dict[str, str]:
+        """Return the fields dropped from the stream's jobs so far (property → API name)."""
+        return self.drops.dropped(self.stream)
+
+    def without_dropped(self, spec: JobSpec) -> JobSpec:
+        """Return the spec less the fields dropped from the stream's jobs in this run."""
+        dropped = self.dropped()
+        return replace(spec, fields=without(spec.fields, dropped)) if dropped else spec
+
+    def drop_refused(self, spec: JobSpec, refusal: UnknownFieldsError) -> JobSpec:
+        """Return the spec less the fields the API refused it for (dropped for the run), or
+        raise the refusal when it names none of the spec's fields (nothing to drop: no retry).
+        """
+        named = named_fields(spec.fields, self.api.field_api_names(self.stream), refusal.api_names)
+        remaining = without(spec.fields, named)
+        if not named or not remaining:
+            raise refusal
+        self.drop(named, "the API refused an export job naming it", refusal)
+        return replace(spec, fields=remaining)
+
+    def resumed_without(self, job_id: str, dropped: Mapping[str, str], spec: JobSpec) -> JobSpec:
+        """Return the spec less the fields a job resumed from the state was created without
+        (dropped for the run too, and said), when those are all it lacks; else the spec.
+        """
+        lacking = {f: api for f, api in dropped.items() if f in spec.fields}
+        if not lacking:
+            return spec
+        why = f"export job {job_id}, resumed from the state, was created without it"
+        self.drop(lacking, why)
+        return self.without_dropped(spec)
