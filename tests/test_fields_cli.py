@@ -181,3 +181,31 @@ def test_batch_files_hold_a_dropped_field_as_null(dialect_case, tmp_path, format
     assert len(rows) == len(case.expected_rows(STREAM))
     assert all(row["industry"] is None for row in rows)
     assert all(row[case.primary_key(STREAM)] for row in rows)
+
+
+def test_a_job_created_without_a_field_is_resumed_without_it_after_a_kill(dialect_case, tmp_path):
+    from tests.test_faults import LiveTap, _ledger
+
+    case = dialect_case
+    catalog = _accounts_catalog(case, tmp_path)
+    case.sb.settings.update({"removed_fields": {STREAM: ["industry"]}, "processing_seconds": 2.0})
+    live = LiveTap(tmp_path, case.config(), catalog)
+    state = live.read_until(lambda m: _ledger(m, STREAM) is not None)["value"]
+    live.process.kill()
+    live.process.wait()
+    ledger = state["bookmarks"][STREAM]["export_job"]
+    assert "industry" not in ledger["fields"]
+    assert list(ledger["fields_dropped"]) == ["industry"]
+    assert len(_posts(case)) == 2  # refused, then created without the field
+
+    case.sb.settings.update({"processing_seconds": 0.1})
+    run = run_tap(tmp_path, case.config(), catalog=catalog, state=state)
+    assert run.returncode == 0, run.stderr
+    assert len(_posts(case)) == 2  # resumed: no new job, no refused create either
+    assert "resumed from the state" in run.stderr
+    (warning,) = _warnings(run.stderr)
+    assert "industry" in warning and ledger["job_id"] in warning
+    records = run.records[STREAM]
+    assert len(records) == len(case.expected_rows(STREAM))
+    assert all(r["industry"] is None for r in records)
+    assert "export_job" not in run.last_state["bookmarks"][STREAM]

@@ -29,6 +29,10 @@ def test_fast_path_records_equal_the_sdk_path_records(sandbox, tmp_path):
         for message in run.messages:
             if message["type"] == "RECORD":
                 assert set(message) == {"type", "stream", "record", "time_extracted"}
+    moved = [
+        run.last_state["bookmarks"]["accounts"].pop("bookmark_moved_at") for run in (fast, sdk)
+    ]
+    assert all(moved)  # when each run moved the bookmark: the rest of the state is the same
     assert fast.last_state == sdk.last_state
     # The SDK's record_count metric counts records written by the columnar path too.
     for run in (fast, sdk):
