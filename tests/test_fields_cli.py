@@ -144,6 +144,9 @@ def test_a_bookmark_standing_still_is_reported_by_each_run_and_by_test(dialect_c
     assert test.returncode == 0, test.stderr
     (reported,) = _warnings(test.stderr)
     assert reported[reported.index("Stream '") :] == warning[warning.index("Stream '") :]
+    no_catalog = run_tap(tmp_path, case.config(), "--test", state=state)
+    assert no_catalog.returncode == 0, no_catalog.stderr
+    assert [w for w in _warnings(no_catalog.stderr) if "has not moved for 4.2 days" in w]
     off = run_tap(tmp_path, case.config(freshness_warn_hours=0), "--test", state=state)
     assert off.returncode == 0 and not _warnings(off.stderr), off.stderr
     fraction = run_tap(tmp_path, case.config(freshness_warn_hours=100.5), "--test", state=state)
