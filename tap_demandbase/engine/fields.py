@@ -27,8 +27,8 @@ if t.TYPE_CHECKING:
 
 #: How to refresh the catalog, as every line of this module says it.
 REDISCOVER = (
-    "run discovery again (tap-demandbase --discover; Meltano discovers before each run unless "
-    "the catalog is fixed)"
+    "run discovery again (tap-demandbase --discover; with Meltano, whose catalog is cached: "
+    "meltano run --refresh-catalog ...)"
 )
 
 
