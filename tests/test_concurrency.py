@@ -15,10 +15,16 @@ def _stream_order(run):
 
 
 def _without_job_times(state):
-    """The state without the creation times of the last jobs (they differ between runs)."""
+    """The state without the creation times of the last jobs and when each bookmark moved
+    (they differ between runs).
+    """
     return {
         "bookmarks": {
-            stream: {k: v for k, v in value.items() if k != "last_job_created_at"}
+            stream: {
+                k: v
+                for k, v in value.items()
+                if k not in ("last_job_created_at", "bookmark_moved_at")
+            }
             for stream, value in state["bookmarks"].items()
         }
     }

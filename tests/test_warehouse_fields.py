@@ -55,7 +55,7 @@ def _columns(server: ThrowawayPostgres) -> set[str]:
 
 def _cells(server: ThrowawayPostgres, column: str, ids: list[str]) -> dict[str, str]:
     listed = ", ".join(f"'{i}'" for i in ids)
-    rows = postgres.sql(
+    rows = server.sql(
         f"SELECT id, coalesce({column}::text, '<null>') FROM \"{SCHEMA}\".accounts "
         f"WHERE id IN ({listed})"
     )
