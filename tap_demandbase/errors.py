@@ -41,6 +41,17 @@ class ApiRequestError(DemandbaseError):
         self.status = status
 
 
+class UnknownFieldsError(ApiRequestError):
+    """The API refused a job naming fields it does not have (any more): ``api_names`` are the
+    fields its answer names, as the API names them (the engine drops them from the job, if it
+    may, and creates it again).
+    """
+
+    def __init__(self, message: str, api_names: t.Sequence[str], status: int = 400) -> None:
+        super().__init__(message, status=status)
+        self.api_names = tuple(api_names)
+
+
 class PartNotFoundError(ApiRequestError):
     """The API says a result part is not there (its download answered "not found")."""
 

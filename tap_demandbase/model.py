@@ -246,6 +246,12 @@ class ExportApi(t.Protocol):
         """
         ...
 
+    def offered_fields(self, entity: str) -> tuple[FieldInfo, ...] | None:
+        """Return the entity's fields as the API lists them now, if this run listed them
+        (no call is made: None when it did not).
+        """
+        ...
+
     def check_connection(self, streams: Sequence[str] | None) -> list[ConnectionCheck]:
         """Prove, without creating a job, what a sync needs: the credentials, the Data Export
         permission, that each stream (None: every stream the settings enable) is offered, and

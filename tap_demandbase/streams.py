@@ -18,6 +18,7 @@ from typing_extensions import override
 from tap_demandbase.engine.backfill import BackfillRequest
 from tap_demandbase.engine.budget import DEFERRED_KEY, StreamDeferredError
 from tap_demandbase.engine.export import PartResult, StreamExport, StreamRequest, greatest
+from tap_demandbase.engine.freshness import note_bookmark, stale_bookmark_line
 from tap_demandbase.engine.windows import first_day, is_date, utc_date
 from tap_demandbase.errors import RUN_STOPPING_ERRORS, DemandbaseError, TargetGoneError
 from tap_demandbase.model import CALLS_FOR
@@ -41,6 +42,8 @@ if t.TYPE_CHECKING:
     from tap_demandbase.model import JobSpec
 
 PRIMARY_KEY = "id"
+#: The SDK's stream state key of the final bookmark value.
+BOOKMARK_VALUE_KEY = "replication_key_value"
 #: Property metadata naming the field in the API, where the property is named otherwise.
 API_NAME_METADATA = "api-name"
 
@@ -214,6 +217,8 @@ class ExportStream(FastRecordStream):
             start_date=self._setting_day("start_date"),
             lookback_days=int(self._per_stream("lookback_days") or 0),
             backfill=self._backfill(),
+            primary_key=self.primary_keys[0] if self.primary_keys else None,
+            catalog_fields=tuple(self.schema["properties"]),
         )
         return StreamExport(self.run, request, state, self.logger, self._checkpoint, self.progress)
 
@@ -329,6 +334,7 @@ class ExportStream(FastRecordStream):
                                 yield record
                         window.part_done(part, PartResult(rows, latest))
                     window.finish()
+            self.warn_if_stale()
 
     @override
     def get_batches(
@@ -353,17 +359,25 @@ class ExportStream(FastRecordStream):
                         yield batch_config.encoding, [storage.get_url(batch.filename)]
                         window.part_done(part, PartResult(batch.rows, batch.max_replication_value))
                     window.finish()
+            self.warn_if_stale()
 
     def _part_reader(self, window: WindowExport) -> CsvPartReader:
         """Return the reader of a window's parts: columns matched by their fields' API names
-        (the catalog's, else the dialect's own knowledge).
+        (the catalog's, else the dialect's own knowledge); the selected fields its job went
+        without (the API no longer has them) are null.
         """
         names = self.api_names or self.run.api.field_api_names(self.name)
         columns = {
             prop: self.column_names(api_name) if self.column_names else (api_name,)
             for prop, api_name in names.items()
         }
-        return CsvPartReader(self.name, self.schema["properties"], window.spec.fields, columns)
+        return CsvPartReader(
+            self.name,
+            self.schema["properties"],
+            window.job.spec.fields,
+            columns,
+            absent=window.dropped_fields,
+        )
 
     def _checkpoint(self, value: t.Any, *, window_done: bool = False) -> None:
         """Give the SDK's bookmark the greatest value the engine allows so far, then emit STATE
@@ -372,10 +386,28 @@ class ExportStream(FastRecordStream):
         """
         self.advance_bookmark(value)
         if window_done:
-            self.finalize_state_progress_markers(self.stream_state)
+            state = self.stream_state
+            before = state.get(BOOKMARK_VALUE_KEY)
+            self.finalize_state_progress_markers(state)
+            if note_bookmark(state, before, state.get(BOOKMARK_VALUE_KEY), self.run.clock.now()):
+                self.state_manager.is_flushed = False
+                self._write_state_message()
             return
         self.state_manager.is_flushed = False
         self._write_state_message()
+
+    def warn_if_stale(self) -> None:
+        """Say (one WARNING) that the stream's bookmark has stood still for longer than
+        freshness_warn_hours, once its sync is over (a run that moves it says nothing).
+        """
+        if not self.replication_key:
+            return
+        state = self.stream_state
+        hours = float(self.setting_or_default("freshness_warn_hours"))
+        now = self.run.clock.now()
+        line = stale_bookmark_line(self.name, state.get(BOOKMARK_VALUE_KEY), state, now, hours)
+        if line is not None:
+            self.logger.warning("%s", line)
 
     @contextlib.contextmanager
     def _failure_kept_to_this_stream(self) -> Iterator[None]:

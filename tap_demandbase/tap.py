@@ -46,6 +46,8 @@ from tap_demandbase.engine import background
 from tap_demandbase.engine.budget import DEFAULT_SHARE, DEFERRED_KEY, DailyBudget
 from tap_demandbase.engine.clock import SystemClock
 from tap_demandbase.engine.export import RunContext
+from tap_demandbase.engine.fields import gone_fields, gone_line, new_fields, new_fields_line
+from tap_demandbase.engine.freshness import DEFAULT_WARN_HOURS, stale_bookmark_line
 from tap_demandbase.engine.jobs import DEFAULT_COOLDOWN_SECONDS, DEFAULT_MAX_ATTEMPTS, AttemptPolicy
 from tap_demandbase.engine.scheduler import JobScheduler
 from tap_demandbase.engine.windows import utc_date
@@ -62,7 +64,7 @@ from tap_demandbase.progress import (
 )
 from tap_demandbase.schema import date_fields, entity_schema
 from tap_demandbase.state_file import checked_state
-from tap_demandbase.streams import API_NAME_METADATA, ExportStream
+from tap_demandbase.streams import API_NAME_METADATA, BOOKMARK_VALUE_KEY, ExportStream
 from tap_demandbase.writer import FastSingerWriter
 
 if t.TYPE_CHECKING:
@@ -317,6 +319,18 @@ class TapDemandbase(Tap):
                 "Level of the SDK's METRIC log lines (logger singer_sdk.metrics, lines at INFO): "
                 "INFO shows them, WARNING or ERROR hides them. Default: shown only when the tap "
                 "logs at DEBUG (TAP_DEMANDBASE_LOGLEVEL=DEBUG)."
+            ),
+        ),
+        th.Property(
+            "freshness_warn_hours",
+            th.NumberType(minimum=0),
+            default=DEFAULT_WARN_HOURS,
+            title="Freshness warning (hours)",
+            description=(
+                "A stream whose bookmark has not moved for longer than this (across runs: the "
+                "state keeps when it last moved) gets one WARNING per run naming it, how long "
+                "it has stood still and the day of its newest value; --test reports it too. "
+                "Fractions allowed; 0 turns it off."
             ),
         ),
         th.Property(
@@ -884,9 +898,49 @@ class TapDemandbase(Tap):
                 self.logger.warning("%s", nothing_selected_line(len(self.input_catalog.streams)))
         for check in self.connection.api.check_connection(streams):
             self.logger.log(logging.WARNING if check.warning else logging.INFO, "%s", check.line)
+        self._report_field_changes()
+        for line in self.stale_bookmark_lines(streams):
+            self.logger.warning("%s", line)
         self.logger.info(
             "Connection test passed, without creating an export job (%s).", self.calls_made()
         )
+
+    def _report_field_changes(self) -> None:
+        """Say, for each selected stream whose fields the connection test listed (no call is
+        made for it), which selected fields the API no longer has and which it offers that
+        the catalog lacks.
+        """
+        if self.input_catalog is None:
+            return
+        api = self.connection.api
+        for stream in self.selected_streams():
+            offered = api.offered_fields(stream.name)
+            if offered is None:
+                continue
+            names = stream.api_names or api.field_api_names(stream.name)
+            gone = gone_fields(stream.selected_fields(), names, offered)
+            if gone:
+                self.logger.warning("%s", gone_line(stream.name, gone))
+            new = new_fields(offered, stream.schema["properties"])
+            if new:
+                self.logger.info("%s", new_fields_line(stream.name, new))
+
+    def stale_bookmark_lines(self, streams: list[str] | None) -> list[str]:
+        """Return the freshness WARNINGs the --state gives: each stream (None: every stream of
+        the state) whose bookmark has not moved for longer than freshness_warn_hours.
+        """
+        hours = float(self.setting("freshness_warn_hours"))
+        bookmarks = (self.state or {}).get("bookmarks") or {}
+        now = self.clock.now()
+        lines = []
+        for name, stream_state in bookmarks.items():
+            if (streams is not None and name not in streams) or not isinstance(stream_state, dict):
+                continue
+            bookmark = stream_state.get(BOOKMARK_VALUE_KEY)
+            line = stale_bookmark_line(name, bookmark, stream_state, now, hours)
+            if line is not None:
+                lines.append(line)
+        return lines
 
     def run_record_test(self) -> None:
         """Export one record of each selected stream (``--test=records``), saying first what

@@ -14,7 +14,7 @@ from pathlib import Path
 import requests
 import urllib3
 
-from tap_demandbase.errors import ApiRequestError, PartNotFoundError
+from tap_demandbase.errors import ApiRequestError, PartNotFoundError, UnknownFieldsError
 from tap_demandbase.model import (
     CALLS_FOR,
     Capabilities,
@@ -105,6 +105,12 @@ class FakeApi:
         #: Calls per stream (CALLS_FOR) and endpoint, as a dialect counts them.
         self.stream_calls: dict[str | None, dict[str, int]] = {}
         self._seen: dict[str, JobState] = {}
+        #: The fields the API lists in this run (None: not listed; ``offered_fields``).
+        self.offered: tuple[FieldInfo, ...] | None = None
+        #: API names the API does not have (any more): a create naming one is refused.
+        self.unknown_fields: set[str] = set()
+        #: Property → API name, where they differ (``field_api_names``).
+        self.api_names: dict[str, str] = {}
         self._ids = itertools.count(1)
 
     # ExportApi --------------------------------------------------------------------------
@@ -122,6 +128,12 @@ class FakeApi:
         fields = (FieldInfo("id", "string"), FieldInfo("last_modified_date", "datetime"))
         return [EntityInfo("accounts", fields)]
 
+    def offered_fields(self, entity: str) -> tuple[FieldInfo, ...] | None:
+        return self.offered
+
+    def field_api_names(self, entity: str) -> dict[str, str]:
+        return dict(self.api_names)
+
     def job_filters(self, entity: str) -> list[Filters]:
         return list(self.filters)
 
@@ -132,6 +144,9 @@ class FakeApi:
             raise self.fail_creates_with
         if spec.filters in self.refuse_filters:
             raise self.refuse_filters[spec.filters]
+        unknown = [a for f in spec.fields if (a := self.api_names.get(f, f)) in self.unknown_fields]
+        if unknown:
+            raise UnknownFieldsError(f"Unknown fields: {', '.join(unknown)}", unknown)
         timeline = self.timelines.pop(0) if self.timelines else [(1.0, JobState.COMPLETED)]
         job_id = f"job-{next(self._ids)}"
         status = JobStatus(

@@ -17,18 +17,16 @@ def _stream_order(run):
 
 
 #: State keys that differ between two runs of the same jobs.
-JOB_TIMES = ("last_job_created_at", "job_durations_ms")
+JOB_TIMES = ("last_job_created_at", "job_durations_ms", "bookmark_moved_at")
 
 
 def _without_job_times(state):
-    """The state without the creation times of the last jobs (they differ between runs)."""
+    """The state without the creation times of the last jobs and when each bookmark moved
+    (they differ between runs).
+    """
     return {
         "bookmarks": {
-            stream: {
-                k: v
-                for k, v in value.items()
-                if k not in ("last_job_created_at", "job_durations_ms")
-            }
+            stream: {k: v for k, v in value.items() if k not in JOB_TIMES}
             for stream, value in state["bookmarks"].items()
         }
     }

@@ -126,10 +126,10 @@ def test_api_400_is_one_line_with_the_apis_message(sandbox, tmp_path):
     config = tap_config(sandbox)
     catalog = select(discover(tmp_path, config), {"campaigns": None})
     entry = next(e for e in catalog["streams"] if e["tap_stream_id"] == "campaigns")
-    entry["schema"]["properties"]["bogus_field"] = {"type": ["string", "null"]}
+    entry["tap_stream_id"] = entry["stream"] = "bogus_entity"  # a field it lacks is dropped
     run = run_tap(tmp_path, config, catalog=catalog)
     assert run.returncode == 1
     _no_traceback(run)
     (line,) = run.error_lines
-    assert "rejected creating the campaigns export job (400)" in line
-    assert "bogus_field" in line
+    assert "rejected creating the bogus_entity export job (400)" in line
+    assert "bogus_entity" in line

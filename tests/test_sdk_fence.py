@@ -110,3 +110,18 @@ def test_no_exit_handler_or_log_filter_piles_up_per_tap_instance(sandbox):
         assert all(not stream.logger.filters for stream in streams)
         assert tap.logger.filters == filters
     assert atexit._ncallbacks() == before
+
+
+def test_the_final_bookmark_is_where_freshness_reads_it(sandbox, tmp_path):
+    """Freshness compares the SDK's final bookmark (``replication_key_value``, promoted when a
+    window is done) before and after: if the SDK kept it elsewhere, bookmark_moved_at would
+    never be written.
+    """
+    from tap_demandbase.streams import BOOKMARK_VALUE_KEY
+
+    config = tap_config(sandbox)
+    catalog = select(discover(tmp_path, config), {"accounts": None})
+    messages = _sync_in_process(config, catalog)
+    states = [m["value"]["bookmarks"]["accounts"] for m in messages if m["type"] == "STATE"]
+    final = states[-1]
+    assert final[BOOKMARK_VALUE_KEY] and final["bookmark_moved_at"].endswith("Z")

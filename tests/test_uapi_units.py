@@ -35,6 +35,7 @@ from tap_demandbase.errors import (
     JobSlotBusyError,
     QuotaExceededError,
     TransientApiError,
+    UnknownFieldsError,
 )
 from tap_demandbase.model import JobSpec, JobState, PollPolicy
 from tap_demandbase.records.reader import CsvPartReader
@@ -213,7 +214,7 @@ def _answer(status: int, code: str = "", message: str = "m", **body: Any) -> req
         (429, "429-102", JobSlotBusyError, ("another export job",)),
         (429, "429-100", TransientApiError, ()),
         (500, "500-100", TransientApiError, ()),
-        (400, "400-115", ApiRequestError, ("--discover",)),
+        (400, "400-115", UnknownFieldsError, ("--discover",)),
         (400, "400-114", ApiRequestError, ()),
         (404, "404-302", ApiRequestError, ()),
     ],

@@ -33,6 +33,7 @@ from tap_demandbase.errors import (
     DemandbaseError,
     QuotaExceededError,
     TransientApiError,
+    UnknownFieldsError,
 )
 from tap_demandbase.model import (
     Capabilities,
@@ -236,6 +237,8 @@ class DataExportClient:
         #: The run's requests per endpoint (the transport counts them as it sends).
         self.calls = calls or CallCounter(endpoint_of)
         self._listing = JobListing()
+        #: Entity → its fields, as the entity list gave them in this run (not asked: empty).
+        self._listed: dict[str, tuple[FieldInfo, ...]] = {}
 
     def remember_entities(self, entities: list[EntityInfo]) -> None:
         """Nothing to remember: this API's field names are the property names."""
@@ -267,7 +270,16 @@ class DataExportClient:
             if exc.status != 404:
                 raise
             raise ApiRequestError(self._not_this_api(), status=404) from None
-        return entities_from_json(body, what)
+        entities = entities_from_json(body, what)
+        self._listed = {entity.name: entity.fields for entity in entities}
+        return entities
+
+    def offered_fields(self, entity: str) -> tuple[FieldInfo, ...] | None:
+        """Return the entity's fields if this run listed the entities (discovery, --test): a
+        sync given a catalog asks nothing before its jobs (None), and a job naming a field the
+        API no longer has is refused with the field's name instead.
+        """
+        return self._listed.get(entity) if self._listed else None
 
     def _not_this_api(self) -> str:
         """Say that api_url answers, but not as the Data Export contract does (a 404 on the
@@ -502,7 +514,23 @@ def classify_error(response: requests.Response, what: str) -> DemandbaseError:
             f"{what} answered {status}: {message}", retry_after=retry_after_seconds(response)
         )
     msg = f"The Demandbase API rejected {what} ({status}): {message}"
+    unknown = unknown_fields(message) if status == 400 else ()
+    if unknown:
+        msg += ". The catalog names fields the API no longer has: run --discover again."
+        return UnknownFieldsError(msg, unknown, status=status)
     return ApiRequestError(msg, status=status)
+
+
+#: How the API's 400 names the fields an entity does not have (its ``invalid_field`` answer).
+_UNKNOWN_FIELDS = re.compile(r"Unknown field(?:s|\(s\))? for entity [^:]+: (.+)", re.IGNORECASE)
+
+
+def unknown_fields(message: str) -> tuple[str, ...]:
+    """Return the fields a 400 says the entity does not have (none: another 400)."""
+    match = _UNKNOWN_FIELDS.search(message)
+    if match is None:
+        return ()
+    return tuple(name.strip() for name in match.group(1).split(",") if name.strip())
 
 
 def _is_quota_answer(response: requests.Response, message: str) -> bool:

@@ -55,11 +55,13 @@ from tap_demandbase.errors import (
     JobSlotBusyError,
     QuotaExceededError,
     TransientApiError,
+    UnknownFieldsError,
 )
 from tap_demandbase.model import (
     Capabilities,
     ConnectionCheck,
     EntityInfo,
+    FieldInfo,
     Filters,
     JobSpec,
     JobState,
@@ -231,6 +233,8 @@ class UapiClient:
         #: Stream → property → the field's API name (from /fields, or from the catalog).
         self._api_names: dict[str, dict[str, str]] = {}
         self._names_lock = threading.RLock()
+        #: Stream → its fields as /fields listed them in this run (not asked: absent).
+        self._listed: dict[str, tuple[FieldInfo, ...]] = {}
         self._listing = JobListing()
 
     # Streams and fields ------------------------------------------------------------------------
@@ -253,7 +257,7 @@ class UapiClient:
             )
         return entities
 
-    def _listed_fields(self, stream: UapiStream) -> tuple[t.Any, ...]:
+    def _listed_fields(self, stream: UapiStream) -> tuple[FieldInfo, ...]:
         """GET the fields of a stream's entity type, named as properties."""
         params = {"entityType": stream.entity_type}
         report = self.options.report_type(stream)
@@ -261,7 +265,16 @@ class UapiClient:
             params["adReportType"] = report
         what = f"listing the fields of {stream.entity_type}"
         _, body = self.transport.request_json("GET", FIELDS_PATH, params=params, what=what)
-        return property_fields(stream, fields_from_json(body, what))
+        fields = property_fields(stream, fields_from_json(body, what))
+        self._listed[stream.name] = fields
+        return fields
+
+    def offered_fields(self, entity: str) -> tuple[FieldInfo, ...] | None:
+        """Return the stream's fields if /fields listed them in this run (discovery, or a
+        catalog lacking their API names); a catalog that has them costs no fields call, and
+        then nothing is known (None): a tenant has 60 fields calls a day.
+        """
+        return self._listed.get(_stream(entity).name)
 
     def enabled_streams(self) -> tuple[list[str], list[str]]:
         """Return the streams the settings enable, and the others, each with the settings it
@@ -698,6 +711,28 @@ def _error_body(response: requests.Response) -> tuple[str, str, str]:
     return code, redact(str(message)[:500]), str(body.get("diagnosticCode") or "")
 
 
+#: The start of a 400-115 errorMessage, before the names of the invalid fields.
+_INVALID_FIELDS = "invalid field names:"
+
+
+def invalid_field_names(response: requests.Response) -> tuple[str, ...]:
+    """Return the fields a 400-115 names (``Invalid field names: {Account}.a, {Account}.b``),
+    read from the whole errorMessage (the one shown in lines is cut); none if it names none.
+    """
+    try:
+        body = response.json()
+    except ValueError:
+        return ()
+    message = body.get("errorMessage") if isinstance(body, dict) else None
+    if not isinstance(message, str):
+        return ()
+    start = message.lower().find(_INVALID_FIELDS)
+    if start < 0:
+        return ()
+    names = message[start + len(_INVALID_FIELDS) :]
+    return tuple(name.strip() for name in names.split(",") if name.strip())
+
+
 #: What a 403 errorCode says the tenant's Export Collection lacks (any other 403: a permission
 #: of the API key set).
 _NOT_IN_COLLECTION = {
@@ -769,7 +804,7 @@ def classify_error(
             f"The Demandbase API rejected {what}: invalid field names ({shown}). The catalog is "
             "likely stale (fields were removed or renamed): run --discover again."
         )
-        return ApiRequestError(msg, status=status)
+        return UnknownFieldsError(msg, invalid_field_names(response), status=status)
     if code == "400-147" and "accountIds" in message:
         msg = (
             f"The Demandbase API rejected {what} ({shown}): this tenant does not accept "

@@ -28,6 +28,7 @@ from tap_demandbase.engine.backfill import (
     lookback_window,
 )
 from tap_demandbase.engine.budget import DEFERRED_KEY, DailyBudget, JobCost, StreamDeferredError
+from tap_demandbase.engine.fields import FieldDrops, StreamFields
 from tap_demandbase.engine.jobs import (
     AttemptPolicy,
     ExportJob,
@@ -70,6 +71,7 @@ from tap_demandbase.errors import (
     DemandbaseError,
     InconsistentResultError,
     MalformedResultError,
+    UnknownFieldsError,
 )
 from tap_demandbase.model import JobSpec, PollPolicy
 
@@ -81,7 +83,7 @@ if t.TYPE_CHECKING:
     from tap_demandbase.engine.clock import Clock
     from tap_demandbase.engine.results import DownloadedPart, PartOpener
     from tap_demandbase.engine.scheduler import JobFactory, JobKey, JobScheduler
-    from tap_demandbase.model import ExportApi, Filters
+    from tap_demandbase.model import ExportApi, Filters, ReuseRule
 
 #: Stream state key: creation time of the last job this stream finished with (all its rows
 #: emitted, or its result rejected as inconsistent). No older job is ever re-used.
@@ -117,6 +119,8 @@ class RunContext:
     budget: DailyBudget | None = None
     #: Backfill jobs the run may still plan, shared by its streams.
     backfill_jobs: JobAllowance = field(default_factory=lambda: JobAllowance(None))
+    #: The fields each stream's jobs go without in this run (the API no longer has them).
+    fields: FieldDrops = field(default_factory=FieldDrops)
 
 
 class Checkpoint(t.Protocol):
@@ -156,6 +160,15 @@ class StreamRequest:
     #: Days re-read before the first day of the incremental windows, every run.
     lookback_days: int = 0
     backfill: BackfillRequest | None = None
+    #: The property identifying a record (never dropped from a job, like the bookmark's).
+    primary_key: str | None = None
+    #: Every property of the stream's catalog, selected or not (empty: just ``fields``).
+    catalog_fields: tuple[str, ...] = ()
+
+    @property
+    def key_fields(self) -> set[str]:
+        """Return the fields a job of the stream cannot go without: its keys."""
+        return {k for k in (self.primary_key, self.replication_key) if k}
 
     def window_days(self, configured: int | None) -> int | None:
         """Return the days of each window: the configured ones, within the API's maximum."""
@@ -221,6 +234,16 @@ class StreamExport:
         self._purposes: dict[JobSpec, Purpose] = {}
         #: Server seconds of the jobs completed in this run (appended by job threads).
         self.durations: list[float] = []
+        #: The fields the stream's jobs go without in this run (the API no longer has them).
+        self.fields = StreamFields(
+            run.api,
+            run.fields,
+            request.name,
+            selected=request.fields,
+            catalog=request.catalog_fields,
+            keys=request.key_fields,
+            logger=logger,
+        )
 
     # Planning ---------------------------------------------------------------------------------
 
@@ -491,6 +514,7 @@ class StreamExport:
         starter = _JobStarter(self, spec)
 
         def completed() -> ExportJob:
+            self.fields.check()
             job = run_until_completed(starter.new_job, self.run.attempts, start=starter.start)
             if job.server_seconds is not None:
                 self.durations.append(job.server_seconds)  # the next jobs poll by it
@@ -560,7 +584,8 @@ class StreamExport:
         ahead = take_ahead(self.state, job.status.id)
         if entry is None or entry.job_id != job.status.id:
             later = entry  # another window's job, read later: it waits ahead
-            entry = ahead or ledger_entry(job, self.run.clock, self.purpose_of(job.spec))
+            purpose = self.purpose_of(replace(job.spec, fields=self.request.fields))
+            entry = ahead or ledger_entry(job, self.run.clock, purpose, self.fields.dropped())
             write_entry(self.state, entry)
             if later is not None and replace(later.spec, fields=self.request.fields) in (
                 self._specs or []
@@ -595,6 +620,8 @@ class StreamExport:
                 entry.job_id, entry.inconsistent,
             )  # fmt: skip
             return None
+        if entry.dropped and set(spec.fields) - set(entry.spec.fields) <= set(entry.dropped):
+            spec = self.fields.resumed_without(entry.job_id, entry.dropped, spec)
         if not entry.spec.covers(spec):
             missing = sorted(set(spec.fields) - set(entry.spec.fields))
             self.logger.info(
@@ -760,11 +787,16 @@ def _done_filters(done: dict[str, t.Any]) -> list[Filters]:
     return [filters_from_state(done)]
 
 
-def ledger_entry(job: ExportJob, clock: Clock, purpose: Purpose) -> LedgerEntry:
-    """Return a new ledger entry for a job that exists."""
+def ledger_entry(
+    job: ExportJob, clock: Clock, purpose: Purpose, dropped: Mapping[str, str]
+) -> LedgerEntry:
+    """Return a new ledger entry for a job that exists (``dropped``: the fields the run drops,
+    kept for those the job goes without).
+    """
     assert job.status is not None
     created = job.status.created_at or clock.now()
-    return LedgerEntry(job.status.id, job.spec, created.isoformat(), purpose=purpose)
+    gone = {f: api for f, api in dropped.items() if f not in job.spec.fields}
+    return LedgerEntry(job.status.id, job.spec, created.isoformat(), purpose=purpose, dropped=gone)
 
 
 class _JobStarter:
@@ -777,7 +809,8 @@ class _JobStarter:
 
     def __init__(self, stream: StreamExport, spec: JobSpec) -> None:
         self.stream = stream
-        self.spec = spec
+        #: The job as planned, and as it is sent (less the fields the run drops by then).
+        self.planned = self.spec = spec
         self.resume_id = stream.resumable_id(spec)
         self.exclude = {entry.job_id for entry in read_entries(stream.state)}
         self.last_job = state_datetime(stream.state.get(LAST_JOB_KEY))
@@ -797,6 +830,7 @@ class _JobStarter:
 
     def new_job(self) -> ExportJob:
         run = self.stream.run
+        self.spec = self.stream.fields.without_dropped(self.spec)
         logger = self.stream.logger
         return ExportJob(run.api, self.spec, run.poll_policy, logger, run.clock, self.schedule())
 
@@ -824,12 +858,24 @@ class _JobStarter:
             run.tally.job_started("reused")
         else:
             self._check_budget()
-            job.create(rule)
+            self._create(job, rule)
             run.tally.job_started("created")
         self.resume_id = None
         self.exclude.add(job.status_id)
-        entry = ledger_entry(job, run.clock, stream.purpose_of(self.spec))
+        purpose = stream.purpose_of(self.planned)
+        entry = ledger_entry(job, run.clock, purpose, stream.fields.dropped())
         run.journal.post(stream.request.name, entry)
+
+    def _create(self, job: ExportJob, rule: ReuseRule) -> None:
+        """Create the job; a create refused for fields the API no longer has is sent again
+        without them (each time with fewer fields: it never loops).
+        """
+        while True:
+            try:
+                job.create(rule)
+                return
+            except UnknownFieldsError as refusal:
+                self.spec = job.spec = self.stream.fields.drop_refused(job.spec, refusal)
 
 
 class WindowExport:
@@ -840,7 +886,8 @@ class WindowExport:
 
     def __init__(self, stream: StreamExport, spec: JobSpec) -> None:
         self.stream = stream
-        self.spec = spec
+        #: The job as planned, and as it is sent (less the fields the run drops by then).
+        self.planned = self.spec = spec
         self.key: JobKey = (stream.request.name, spec)
         self.progress = WindowProgress()
         self._job: ExportJob | None = None
@@ -877,6 +924,14 @@ class WindowExport:
             self._entry = stream.record_in_ledger(self._job)
             self.progress.max_value = self._entry.max_replication_value
         return self._job
+
+    @property
+    def dropped_fields(self) -> tuple[str, ...]:
+        """Return the stream's selected fields the window's job does not export (the API no
+        longer has them): their values are null in every record.
+        """
+        exported = set(self.job.spec.fields)
+        return tuple(f for f in self.stream.request.fields if f not in exported)
 
     @property
     def entry(self) -> LedgerEntry:

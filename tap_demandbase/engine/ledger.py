@@ -50,6 +50,9 @@ class LedgerEntry:
     #: What the job is for: the bookmark's windows, or re-reading days before it (lookback)
     #: or before the first synced day (backfill), which never move the bookmark.
     purpose: Purpose = "incremental"
+    #: Selected fields the job was created without, the API no longer having them (property →
+    #: API name): a run resuming it goes without them too.
+    dropped: dict[str, str] = field(default_factory=dict)
 
     def rows_done(self) -> int | None:
         """Return the rows of all parts done, or None when some part's count is unknown."""
@@ -73,6 +76,7 @@ class LedgerEntry:
             "max_replication_value": self.max_replication_value,
             **({"inconsistent": self.inconsistent} if self.inconsistent else {}),
             **({"purpose": self.purpose} if self.purpose != "incremental" else {}),
+            **({"fields_dropped": dict(self.dropped)} if self.dropped else {}),
         }
 
     @classmethod
@@ -98,6 +102,7 @@ class LedgerEntry:
                 max_replication_value=value.get("max_replication_value"),
                 inconsistent=str(value["inconsistent"]) if value.get("inconsistent") else None,
                 purpose=_purpose(value.get("purpose")),
+                dropped={str(k): str(v) for k, v in (value.get("fields_dropped") or {}).items()},
             )
         except (KeyError, TypeError, ValueError, AttributeError):
             return None

@@ -42,10 +42,14 @@ class CsvPartReader:
         properties: dict[str, dict[str, t.Any]],
         fields: Sequence[str],
         columns: Mapping[str, Sequence[str]] | None = None,
+        absent: Sequence[str] = (),
     ) -> None:
         self.stream = stream
         self.properties = properties
         self.fields = list(fields)
+        #: Wanted properties the result has no column for (the API no longer has the field, so
+        #: the job was created without it): null in every record, after the others.
+        self.absent = [name for name in absent if name not in self.fields]
         #: Property → the header names its column may have, the API's exact name first, then
         #: shorter forms accepted where unique (absent: the property's own name).
         self.columns = dict(columns or {})
@@ -102,6 +106,7 @@ class CsvPartReader:
         extra = [name for name in names if not name]
         typed = [(name, kind) for name, kind in columns if name and kind]
         plain = [name for name, kind in columns if name and not kind]
+        nulls = dict.fromkeys(self.absent)
         try:
             for row in reader:
                 if len(row) != width:
@@ -124,6 +129,8 @@ class CsvPartReader:
                     for name in plain:
                         if not record[name]:
                             record[name] = None
+                if nulls:
+                    record.update(nulls)
                 yield record
         except csv.Error as exc:
             line = _row_start(part, reader.line_num)

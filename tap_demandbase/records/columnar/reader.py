@@ -86,6 +86,7 @@ class ColumnarPartReader:
         self.chunk_bytes = chunk_bytes
         self.check_bytes = check_bytes
         self.fields = list(reader.fields)
+        self.absent = list(reader.absent)
         self.kinds = {name: Kind.of(reader.properties[name]) for name in self.fields}
         self._plans: dict[
             tuple[tuple[str, ...], Target], tuple[list[list[pl.Expr]], list[pl.Expr]]
@@ -113,10 +114,26 @@ class ColumnarPartReader:
                         break
                     delivered += frame.height
                     if frame.height:
-                        yield frame
+                        yield self._with_absent(frame, target)
                 else:
                     return
         yield from _in_blocks(itertools.islice(self.reader.records(part), delivered, None))
+
+    def _with_absent(self, frame: pl.DataFrame, target: Target) -> pl.DataFrame:
+        """Return the frame with a null column for each absent field, after the others (as the
+        Python reader's records have them).
+        """
+        if not self.absent:
+            return frame
+        return frame.with_columns(self._null(name, target) for name in self.absent)
+
+    def _null(self, name: str, target: Target) -> pl.Expr:
+        """Return the all-null column of an absent field (typed as its parquet column)."""
+        import polars as pl
+
+        kind = Kind.of(self.reader.properties[name])
+        dtype = kind.polars_type() if target == "parquet" else pl.Null()
+        return pl.lit(None, dtype=dtype).alias(name)
 
     def parquet_at_once(
         self,
@@ -195,7 +212,10 @@ class ColumnarPartReader:
         if self.replication_key in typed:
             watched.append(pl.col(typed[self.replication_key]).alias(self.replication_key))
         checked = pl.struct(watched).map_batches(tally, pl.Boolean, is_elementwise=True)
-        return query.filter(checked).select(pl.col(typed[name]).alias(name) for name in names)
+        return query.filter(checked).select(
+            pl.col(typed[name]).alias(name) if name in typed else self._null(name, "parquet")
+            for name in names
+        )
 
     def _layout(self, raw: t.BinaryIO) -> _Layout | None:
         """Read the header row; None when this path does not handle it (the Python reader will

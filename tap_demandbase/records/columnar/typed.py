@@ -194,8 +194,11 @@ _CONVERSIONS: dict[Kind, Callable[[pl.Expr, str, Target], Conversion]] = {
 
 
 def parquet_schema(reader: CsvPartReader) -> dict[str, pl.DataType]:
-    """Return the parquet column types of a stream's fields, in field order."""
-    return {name: Kind.of(reader.properties[name]).polars_type() for name in reader.fields}
+    """Return the parquet column types of a stream's fields, in field order (the absent ones,
+    all null, last).
+    """
+    names = [*reader.fields, *reader.absent]
+    return {name: Kind.of(reader.properties[name]).polars_type() for name in names}
 
 
 def records_frame(records: list[dict[str, t.Any]], schema: dict[str, pl.DataType]) -> pl.DataFrame:
