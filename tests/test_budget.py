@@ -75,41 +75,43 @@ def _yesterday(state: dict) -> dict:
     return state
 
 
-def test_hourly_runs_stay_within_the_share_and_deferred_streams_go_first_the_next_day(tmp_path):
+def test_hourly_runs_stay_within_the_share_and_deferred_streams_go_first_the_next_day(
+    dialect_case, tmp_path
+):
+    """Daily limits made small (8 creates; the tap told with daily_limits, budget_share 0.5):
+    hourly runs stop creating at 4, defer the streams that do not fit, and the next UTC day
+    syncs those first; every row arrives.
+    """
     from tests.conftest import discover, run_tap, select
-    from tests.dialect_cases import UapiCase, sandbox_for
 
+    case, sb = dialect_case, dialect_case.sb
     streams = ("accounts", "people", "opportunities")
-    with sandbox_for("uapi") as sb:
-        uapi = UapiCase(sb)
+    if case.name == "uapi":
         sb.settings.uapi_daily_limits = {**sb.settings.uapi_daily_limits, "create": 8}
-        config = uapi.config(daily_limits={"create": 8}, budget_share=0.5)
-        catalog = select(discover(tmp_path, config), dict.fromkeys(streams))
-        sb.reset()
-        state: dict = {}
-        creates, records = [], {s: set() for s in streams}
-        for _hour in range(2):  # two hourly runs in one UTC day
-            run = run_tap(tmp_path, config, catalog=catalog, state=state)
-            assert run.returncode == 0, run.stderr
-            state = run.last_state
-            creates.append(len(sb.jobs()))
-            for stream in streams:
-                records[stream] |= {r["id"] for r in run.records.get(stream, [])}
-        assert creates == [3, 4]  # 3 jobs, then the 1 left of 0.5 x 8
-        assert sb.usage()["create"] == 4
-        deferred = [s for s in streams if "deferred" in state["bookmarks"][s]]
-        assert sorted(deferred) == ["opportunities", "people"]
-        assert "deferred by the daily budget" in run.stderr and "resets at" in run.stderr
-
-        sb.settings.today = datetime.date(
-            2099, 1, 2
-        )  # the next UTC day: the tenant's counters reset
-        run = run_tap(tmp_path, config, catalog=catalog, state=_yesterday(state))
+    config = case.config(daily_limits={"create": 8}, budget_share=0.5)
+    catalog = select(discover(tmp_path, config), dict.fromkeys(streams))
+    sb.reset_log()
+    state: dict = {}
+    creates, records = [], {s: set() for s in streams}
+    for _hour in range(2):  # two hourly runs in one UTC day
+        run = run_tap(tmp_path, config, catalog=catalog, state=state)
         assert run.returncode == 0, run.stderr
-        assert sb.usage()["create"] == 3
-        order = [j["entityType"] for j in sb.jobs()[4:]]
-        assert order == ["opportunity", "person", "account"]  # the streams behind first
+        state = run.last_state
+        creates.append(len(case.created_jobs()))
         for stream in streams:
             records[stream] |= {r["id"] for r in run.records.get(stream, [])}
-            assert "deferred" not in run.last_state["bookmarks"][stream]
-            assert records[stream] == {r["id"] for r in uapi.expected_rows(stream)}, stream
+    assert creates == [3, 4]  # 3 jobs, then the 1 left of 0.5 x 8
+    deferred = [s for s in streams if "deferred" in state["bookmarks"][s]]
+    assert sorted(deferred) == ["opportunities", "people"]
+    (line,) = [x for x in run.stderr.splitlines() if "deferred by the daily budget" in x][:1]
+    assert "resets at" in line and "Stream 'opportunities'" in line
+
+    sb.settings.today = datetime.date(2099, 1, 2)  # the next UTC day: counters reset
+    run = run_tap(tmp_path, config, catalog=catalog, state=_yesterday(state))
+    assert run.returncode == 0, run.stderr
+    order = [job.stream for job in case.created_jobs()[4:]]
+    assert order == ["opportunities", "people", "accounts"]  # the streams behind first
+    for stream in streams:
+        records[stream] |= {r["id"] for r in run.records.get(stream, [])}
+        assert "deferred" not in run.last_state["bookmarks"][stream]
+        assert records[stream] == {r["id"] for r in case.expected_rows(stream)}, stream
