@@ -260,6 +260,7 @@ def summary_line(run: TallySnapshot, failures: int, calls: str | None) -> str:
         f"{human_bytes(run.bytes_downloaded)} downloaded",
         *_extra_rows("the lookback re-read", run.lookback_rows),
         *_extra_rows("backfill windows brought", run.backfill_rows),
+        *_extra_rows("the delete check read", run.check_rows),
         plural(failures, "failure") if failures else "no failure",
         f"{run.seconds:.1f}s in all",
     ]

@@ -57,7 +57,7 @@ class FastRecordStream(Stream):
             return None
         assert self._time_extracted is not None
         summary = write_part_record_messages(
-            part, reader, writer, self._time_extracted, self.replication_key
+            part, reader, writer, self._time_extracted, self.replication_key, self._stream_version
         )
         if self._record_counter is not None:
             self._record_counter.increment(summary.rows)
@@ -104,7 +104,7 @@ class FastRecordStream(Stream):
         """
         writer = self._direct()
         if writer is not None:
-            writer.write_record(self.name, record, self._time_extracted)
+            writer.write_record(self.name, record, self._time_extracted, self._stream_version)
             self.state_manager.is_flushed = False
         else:
             super()._write_record_message(record)

@@ -217,10 +217,19 @@ class ExportStream(FastRecordStream):
             start_date=self._setting_day("start_date"),
             lookback_days=int(self._per_stream("lookback_days") or 0),
             backfill=self._backfill(),
+            delete_check=self._delete_check(),
             primary_key=self.primary_keys[0] if self.primary_keys else None,
             catalog_fields=tuple(self.schema["properties"]),
         )
-        return StreamExport(self.run, request, state, self.logger, self._checkpoint, self.progress)
+        return StreamExport(
+            self.run,
+            request,
+            state,
+            self.logger,
+            self._checkpoint,
+            self.progress,
+            version_complete=self._write_activate_version_message,
+        )
 
     def _per_stream(self, name: str) -> t.Any:
         """Return a setting that is one value for every stream, or an object of stream → value."""
@@ -236,6 +245,14 @@ class ExportStream(FastRecordStream):
         """Return the UTC day of a date-time setting (checked by the tap's settings)."""
         value = self.config.get(name)
         return utc_date(value) if value else None
+
+    def _delete_check(self) -> datetime.timedelta | None:
+        """Return how often the stream's rows are all exported again to find deleted ones
+        (detect_deletes, delete_check_days; None: off, or no primary key to tell rows by).
+        """
+        if not self.config.get("detect_deletes") or not self.primary_keys:
+            return None
+        return datetime.timedelta(days=float(self.setting_or_default("delete_check_days")))
 
     def _backfill(self) -> BackfillRequest | None:
         """Return the backfill the settings ask for (backfill_start_date, backfill_end_date)."""
@@ -310,6 +327,7 @@ class ExportStream(FastRecordStream):
         key = self.replication_key
         import_polars_meanwhile()
         with self._failure_kept_to_this_stream(), self.progress as progress:
+            self._carry_table_version()
             for window in self.export.windows():
                 with window:
                     reader = self._part_reader(window)
@@ -360,6 +378,13 @@ class ExportStream(FastRecordStream):
                         window.part_done(part, PartResult(batch.rows, batch.max_replication_value))
                     window.finish()
             self.warn_if_stale()
+
+    def _carry_table_version(self) -> None:
+        """Give this run's records the table version of the delete check (SDK private: the
+        version its RecordMessage carries, and the fast writers' too).
+        """
+        self.export.specs()  # plans the run: a delete check's new version, or the last one
+        self._stream_version = self.export.version
 
     def _part_reader(self, window: WindowExport) -> CsvPartReader:
         """Return the reader of a window's parts: columns matched by their fields' API names

@@ -45,6 +45,7 @@ from tap_demandbase.dialects import DEFAULT_DIALECT, DIALECTS, ConnectOptions, d
 from tap_demandbase.engine import background
 from tap_demandbase.engine.budget import DEFAULT_SHARE, DEFERRED_KEY, DailyBudget
 from tap_demandbase.engine.clock import SystemClock
+from tap_demandbase.engine.deletes import DEFAULT_CHECK_DAYS
 from tap_demandbase.engine.export import RunContext
 from tap_demandbase.engine.fields import gone_fields, gone_line, new_fields, new_fields_line
 from tap_demandbase.engine.freshness import DEFAULT_WARN_HOURS, stale_bookmark_line
@@ -415,6 +416,30 @@ class TapDemandbase(Tap):
             ),
         ),
         th.Property(
+            "detect_deletes",
+            th.BooleanType(),
+            default=False,
+            title="Detect deletes",
+            description=(
+                "Now and then (delete_check_days), export every row of each stream with a "
+                "primary key again, as a new table version, then send ACTIVATE_VERSION: SQL "
+                "targets mark the rows of older versions deleted (target-postgres: "
+                "_sdc_deleted_at with add_record_metadata; deleted with hard_delete), so rows "
+                "deleted or merged away at Demandbase leave the warehouse. RECORD messages "
+                "only (not with batch_config)."
+            ),
+        ),
+        th.Property(
+            "delete_check_days",
+            th.NumberType(minimum=0),
+            default=DEFAULT_CHECK_DAYS,
+            title="Days between delete checks",
+            description=(
+                "How often detect_deletes exports a stream's rows again (0: on every run). A "
+                "check costs what a first sync of the stream costs: one job per window."
+            ),
+        ),
+        th.Property(
             "backfill_start_date",
             th.DateTimeType(),
             title="Backfill start date",
@@ -557,6 +582,13 @@ class TapDemandbase(Tap):
         """
         start = self.setting_datetime("start_date")
         end = self.setting_datetime("end_date")
+        if self.config.get("detect_deletes") and self.config.get("batch_config"):
+            msg = (
+                "Setting detect_deletes needs RECORD messages (a batch file carries no table "
+                "version, and its rows would be marked deleted): remove batch_config or "
+                "detect_deletes."
+            )
+            raise ConfigError(msg)
         if start and end and end < start:
             msg = f"Setting end_date ({end}) is before start_date ({start}); swap or fix them."
             raise ConfigError(msg)

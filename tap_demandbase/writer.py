@@ -25,6 +25,7 @@ from singer_sdk.singerlib.encoding.simple import Message, RecordMessage
 from typing_extensions import override
 
 from tap_demandbase.errors import TargetGoneError
+from tap_demandbase.records.columnar.output import record_head, record_tail
 
 _OPTIONS = orjson.OPT_APPEND_NEWLINE
 BUFFER_BYTES = 1 << 16
@@ -54,7 +55,7 @@ class FastSingerWriter(GenericSingerWriter[bytes, Message]):
     def __init__(self) -> None:
         self._pending = bytearray()
         self._target: t.Any = None
-        self._record_key: tuple[str, str | None] | None = None
+        self._record_key: tuple[str, str | None, int | None] | None = None
         self._record_head = b""
         self._record_tail = b""
         _LIVE_WRITERS.add(self)
@@ -71,19 +72,21 @@ class FastSingerWriter(GenericSingerWriter[bytes, Message]):
         self.write_line(self.serialize_message(message), flush=not is_record)
 
     def write_record(
-        self, stream: str, record: dict[str, t.Any], time_extracted: str | None = None
+        self,
+        stream: str,
+        record: dict[str, t.Any],
+        time_extracted: str | None = None,
+        version: int | None = None,
     ) -> None:
         """Write a RECORD message without building a message object (the fast path).
 
         The same bytes the SDK's RecordMessage would give, with the constant parts encoded once.
         """
-        key = (stream, time_extracted)
+        key = (stream, time_extracted, version)
         if key != self._record_key:
             self._record_key = key
-            self._record_head = b'{"type":"RECORD","stream":' + orjson.dumps(stream) + b',"record":'
-            self._record_tail = (
-                b',"time_extracted":' + orjson.dumps(time_extracted) if time_extracted else b""
-            ) + b"}\n"
+            self._record_head = record_head(stream)
+            self._record_tail = record_tail(time_extracted, version)
         try:
             body = orjson.dumps(record, default=_default)
         except orjson.JSONEncodeError:

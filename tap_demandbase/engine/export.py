@@ -28,6 +28,12 @@ from tap_demandbase.engine.backfill import (
     lookback_window,
 )
 from tap_demandbase.engine.budget import DEFERRED_KEY, DailyBudget, JobCost, StreamDeferredError
+from tap_demandbase.engine.deletes import (
+    activated_version,
+    check_due,
+    mark_checked,
+    new_version,
+)
 from tap_demandbase.engine.fields import FieldDrops, StreamFields
 from tap_demandbase.engine.jobs import (
     AttemptPolicy,
@@ -77,7 +83,7 @@ from tap_demandbase.model import JobSpec, PollPolicy
 
 if t.TYPE_CHECKING:
     import logging
-    from collections.abc import Iterator, Mapping, MutableMapping
+    from collections.abc import Callable, Iterator, Mapping, MutableMapping
     from types import TracebackType
 
     from tap_demandbase.engine.clock import Clock
@@ -160,6 +166,8 @@ class StreamRequest:
     #: Days re-read before the first day of the incremental windows, every run.
     lookback_days: int = 0
     backfill: BackfillRequest | None = None
+    #: How often every row is exported again to find the deleted ones (None: never).
+    delete_check: datetime.timedelta | None = None
     #: The property identifying a record (never dropped from a job, like the bookmark's).
     primary_key: str | None = None
     #: Every property of the stream's catalog, selected or not (empty: just ``fields``).
@@ -219,6 +227,7 @@ class StreamExport:
         logger: logging.Logger,
         checkpoint: Checkpoint,
         watcher: JobWatcher | None = None,
+        version_complete: Callable[[int], None] | None = None,
     ) -> None:
         self.run = run
         self.request = request
@@ -226,6 +235,11 @@ class StreamExport:
         self.logger = logger
         self._emit_state = checkpoint
         self.watcher = watcher
+        #: Says that every row of a table version is emitted (a delete check finished).
+        self._version_complete = version_complete
+        #: The table version this run's records carry (None: the stream was never checked).
+        self.version: int | None = None
+        self._checks_left = 0
         run.journal.register(request.name, state)
         self._specs: list[JobSpec] | None = None
         self._due: list[JobSpec] | None = None
@@ -269,6 +283,7 @@ class StreamExport:
         self._specs, self._due = other._specs, other._due
         self._purposes, self._filter_sets = other._purposes, other._filter_sets
         self.durations = other.durations
+        self.version, self._checks_left = other.version, other._checks_left
 
     def due_specs(self) -> list[JobSpec]:
         """Return the jobs this run owes the stream: the lookback's and the bookmark's (none
@@ -281,6 +296,12 @@ class StreamExport:
                 self._due = []
                 return self._due
             self.remember_first_synced_day()
+            self.version = activated_version(self.state)
+            if self._delete_check_due():
+                self._due = self._extra_specs("check", self._check_windows())
+                self._checks_left = len(self._due)
+                self.version = new_version(self.run.clock.now(), self.state)
+                return self._due
             split = read_split_window(self.state)
             incremental = [
                 spec for spec in self._planned_specs() if split is None or not split.did(spec)
@@ -289,6 +310,31 @@ class StreamExport:
             self._due = lookback + [s for s in incremental if s not in lookback]
         return self._due
 
+    def _delete_check_due(self) -> bool:
+        """Whether this run exports every row again to find the deleted ones."""
+        every = self.request.delete_check
+        return every is not None and check_due(self.state, every, self.run.clock.now())
+
+    def _check_windows(self) -> list[tuple[datetime.date | None, datetime.date | None]]:
+        """Return the windows of a delete check: every row, from start_date, in the stream's
+        windows (one window of all rows without a bookmark field or start_date).
+        """
+        start = self.request.start_date
+        if not self.request.replication_key:
+            return [(None, None)]
+        if start is None:
+            return [(None, self.run.end_day)]
+        days = self.request.window_days(self.run.window_days)
+        return list(plan_windows(start, self.run.end_day, days))
+
+    def check_job_done(self) -> None:
+        """Count a delete check's job done; after its last one, the version is complete."""
+        self._checks_left -= 1
+        if self._checks_left == 0 and self.version is not None:
+            mark_checked(self.state, self.version, self.run.clock.now())
+            if self._version_complete is not None:
+                self._version_complete(self.version)
+
     def purpose_of(self, spec: JobSpec) -> Purpose:
         """Return what a planned job is for: the bookmark's windows, a lookback, a backfill."""
         return self._purposes.get(spec, "incremental")
@@ -296,7 +342,7 @@ class StreamExport:
     def _extra_specs(
         self,
         purpose: Purpose,
-        windows: list[tuple[datetime.date, datetime.date]],
+        windows: t.Sequence[tuple[datetime.date | None, datetime.date | None]],
         *,
         allowance: bool = False,
     ) -> list[JobSpec]:
@@ -646,7 +692,7 @@ class StreamExport:
         window so far when every other filter set of the window is done; else None (a
         filter set still to come may hold older rows, which the next run must start before).
         """
-        if self.purpose_of(spec) != "incremental":
+        if self.purpose_of(spec) not in ("incremental", "check"):
             return None  # a lookback or a backfill never moves the bookmark
         split = self._split_window(spec)
         if not set(self.filter_sets()) - set(split.done) - {spec.filters}:
@@ -1002,8 +1048,11 @@ class WindowExport:
             remember_duration(stream.state, self.job.server_seconds)
         stream.finished_with(entry)
         purpose = stream.purpose_of(self.spec)
-        if purpose == "incremental":
+        if purpose in ("incremental", "check"):
             for_good = self._done_for_good()
+            if purpose == "check":
+                stream.run.tally.rows_for(purpose, self.progress.rows)
+                stream.check_job_done()
             stream.filter_set_done(self.spec, self.progress.max_value, for_good=for_good)
             return
         stream.run.tally.rows_for(purpose, self.progress.rows)

@@ -25,7 +25,7 @@ if t.TYPE_CHECKING:
     from collections.abc import Mapping, MutableMapping
 
 #: What a job is for (see ``LedgerEntry.purpose``).
-Purpose = t.Literal["incremental", "lookback", "backfill"]
+Purpose = t.Literal["incremental", "lookback", "backfill", "check"]
 
 LEDGER_KEY = "export_job"
 #: Stream state key: jobs created ahead for the stream's later windows while it, or another
@@ -48,7 +48,8 @@ class LedgerEntry:
     #: Why the job's result cannot be trusted (None: nothing wrong found).
     inconsistent: str | None = None
     #: What the job is for: the bookmark's windows, or re-reading days before it (lookback)
-    #: or before the first synced day (backfill), which never move the bookmark.
+    #: or before the first synced day (backfill), which never move the bookmark, or every row
+    #: again (a delete check).
     purpose: Purpose = "incremental"
     #: Selected fields the job was created without, the API no longer having them (property →
     #: API name): a run resuming it goes without them too.
@@ -111,7 +112,7 @@ class LedgerEntry:
 def _purpose(value: t.Any) -> Purpose:
     if value in (None, "incremental"):
         return "incremental"
-    if value in ("lookback", "backfill"):
+    if value in ("lookback", "backfill", "check"):
         return t.cast("Purpose", value)
     raise ValueError(f"unknown purpose {value!r}")
 

@@ -40,6 +40,8 @@ class TallySnapshot:
     lookback_rows: int | None = None
     #: Rows of backfill windows (days before the first synced day; None: none ran).
     backfill_rows: int | None = None
+    #: Rows of delete checks (every row again; None: none ran).
+    check_rows: int | None = None
 
 
 class RunTally:
@@ -95,4 +97,5 @@ class RunTally:
                 seconds=self._clock() - self._started,
                 lookback_rows=self._rows_by_purpose.get("lookback"),
                 backfill_rows=self._rows_by_purpose.get("backfill"),
+                check_rows=self._rows_by_purpose.get("check"),
             )

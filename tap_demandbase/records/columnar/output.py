@@ -38,7 +38,11 @@ class RecordSink(t.Protocol):
     """Where RECORD messages go: the tap's writer (``writer.FastSingerWriter``)."""
 
     def write_record(
-        self, stream: str, record: dict[str, t.Any], time_extracted: str | None = None
+        self,
+        stream: str,
+        record: dict[str, t.Any],
+        time_extracted: str | None = None,
+        version: int | None = None,
     ) -> None:
         """Write one RECORD message."""
 
@@ -46,8 +50,29 @@ class RecordSink(t.Protocol):
         """Write complete, encoded RECORD lines."""
 
 
+def _dumps(value: t.Any) -> bytes:
+    import orjson
+
+    return orjson.dumps(value)
+
+
+def record_head(stream: str) -> bytes:
+    """Return the bytes of a RECORD message before its record (the one home of its shape)."""
+    return b'{"type":"RECORD","stream":' + _dumps(stream) + b',"record":'
+
+
+def record_tail(time_extracted: str | None, version: int | None) -> bytes:
+    """Return the bytes of a RECORD message after its record: the table version (records of a
+    delete check and after it carry one) and when the part was extracted.
+    """
+    tail = b"" if version is None else b',"version":' + _dumps(version)
+    if time_extracted:
+        tail += b',"time_extracted":' + _dumps(time_extracted)
+    return tail + b"}\n"
+
+
 def _record_message_pieces(
-    frame: pl.DataFrame, stream: str, time_extracted: str
+    frame: pl.DataFrame, stream: str, time_extracted: str, version: int | None
 ) -> Iterator[bytes]:
     """Encode a typed frame (typed for "json") as Singer RECORD lines, ``ENCODE_ROWS`` at a time:
     the same bytes the tap's writer gives for each record (polars writes floats and strings as
@@ -57,10 +82,7 @@ def _record_message_pieces(
     line feed ends a record), and each line feed becomes the end of one message and the start
     of the next: twice as fast as having polars write the message objects.
     """
-    import orjson
-
-    head = b'{"type":"RECORD","stream":' + orjson.dumps(stream) + b',"record":'
-    tail = b',"time_extracted":' + orjson.dumps(time_extracted) + b"}\n"
+    head, tail = record_head(stream), record_tail(time_extracted, version)
     for rows in frame.iter_slices(ENCODE_ROWS):
         out = io.BytesIO()
         rows.write_ndjson(out)
@@ -74,15 +96,16 @@ def write_record_messages(
     stream: str,
     time_extracted: str,
     replication_key: str | None,
+    version: int | None = None,
 ) -> PartSummary:
     """Write a part's blocks as Singer RECORD messages, in order; return what they held."""
     summary = Summary(replication_key)
     for block in summary.counted(blocks):
         if isinstance(block, list):
             for record in block:
-                sink.write_record(stream, record, time_extracted)
+                sink.write_record(stream, record, time_extracted, version)
         else:
-            for piece in _record_message_pieces(block, stream, time_extracted):
+            for piece in _record_message_pieces(block, stream, time_extracted, version):
                 sink.write_lines(piece)
     return summary.result()
 

@@ -386,13 +386,16 @@ def write_part_record_messages(
     sink: RecordSink,
     time_extracted: str,
     replication_key: str | None,
+    version: int | None = None,
 ) -> PartSummary:
     """Write one part's RECORD messages through the columnar path; return what they held."""
     columnar = _READERS.get(reader)
     if columnar is None or columnar.replication_key != replication_key:
         columnar = _READERS[reader] = ColumnarPartReader(reader, replication_key)
     blocks = columnar.blocks(part, "json")
-    return write_record_messages(blocks, sink, reader.stream, time_extracted, replication_key)
+    return write_record_messages(
+        blocks, sink, reader.stream, time_extracted, replication_key, version
+    )
 
 
 #: The columnar reader of each Python reader (one per window), so that its typing plan is built
