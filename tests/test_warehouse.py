@@ -102,6 +102,7 @@ def _pipeline(
     target_config: dict[str, t.Any],
     name: str,
     state: dict[str, t.Any] | None = None,
+    catalog: dict[str, t.Any] | None = None,
 ) -> dict[str, t.Any]:
     """Run ``tap-demandbase | target-postgres``; return the last state the target emitted."""
     run_dir = tmp_path / name
@@ -112,6 +113,9 @@ def _pipeline(
     if state is not None:
         (run_dir / "state.json").write_text(json.dumps(state))
         tap_cmd += ["--state", str(run_dir / "state.json")]
+    if catalog is not None:
+        (run_dir / "catalog.json").write_text(json.dumps(catalog))
+        tap_cmd += ["--catalog", str(run_dir / "catalog.json")]
     target_cmd = [
         *_tool(_loader_pip_url("target-postgres"), "target-postgres"),
         "--config",
