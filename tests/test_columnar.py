@@ -1,5 +1,5 @@
 """The columnar record path gives exactly what the Python reader gives, and types exactly the
-value grammar the README documents; everything else goes to the Python reader.
+value grammar docs/streams.md documents; everything else goes to the Python reader.
 
 Three kinds of check:
 - explicit values of every kind, accepted (with the expected output) or refused (handed over);
@@ -490,7 +490,7 @@ def test_generated_csv_gives_the_same_lines_and_errors_on_both_paths(
 
 
 def _oracle(kind: str, text: str) -> object:
-    """The grammar of the README, written independently of both readers: the typed value, or
+    """The grammar of docs/streams.md, written independently of both readers: the typed value, or
     None when the grammar refuses the text.
     """
     if kind == "i":

@@ -16,7 +16,7 @@ from tap_demandbase.sandbox.cli import build_parser, main
 from tap_demandbase.sandbox.knobs import attribute_docs, knobs, markdown_table, settings_from_args
 from tap_demandbase.sandbox.server import EMULATORS
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+KNOB_PAGE = Path(__file__).resolve().parents[1] / "docs" / "emulator.md"
 FAST = {"pending_seconds": 0.01, "processing_seconds": 0.02}
 
 
@@ -56,11 +56,11 @@ def test_each_emulator_has_its_knobs_and_each_knob_its_emulator() -> None:
     }
 
 
-def test_readme_knob_table_is_generated_from_the_settings() -> None:
-    text = README.read_text(encoding="utf-8")
+def test_docs_knob_table_is_generated_from_the_settings() -> None:
+    text = KNOB_PAGE.read_text(encoding="utf-8")
     begin, end = "<!-- sandbox-knobs:begin -->\n", "<!-- sandbox-knobs:end -->"
     documented = text[text.index(begin) + len(begin) : text.index(end)]
-    assert documented == markdown_table(), "run: demandbase-sandbox --list-knobs"
+    assert documented == markdown_table(), "run: python scripts/plugin_files.py"
     for knob in knobs():
         assert f"| `{knob.name}` | `{knob.flag}" in documented
 
