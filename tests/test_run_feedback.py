@@ -53,7 +53,8 @@ def test_a_target_that_dies_is_one_line_exit_non_zero_and_the_state_resumes(tmp_
         assert tap.stderr is not None
         received = [json.loads(tap.stdout.readline()) for _ in range(50)]  # the target reads...
         tap.stdout.close()  # ...then dies
-        stderr = tap.stderr.read().decode()
+        with tap.stderr:
+            stderr = tap.stderr.read().decode()
         assert tap.wait(timeout=60) == 1
         _no_traceback(stderr)
         errors = [line for line in stderr.splitlines() if "ERROR" in line]
