@@ -1,4 +1,4 @@
-"""Bad settings and state a hostile test found: each is one line naming what to fix."""
+"""Bad settings and state: each is one line naming what to fix."""
 
 from __future__ import annotations
 

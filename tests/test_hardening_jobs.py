@@ -1,4 +1,4 @@
-"""Job life, ledger, re-use and resume: the holes a hostile test found (issue 7).
+"""Job life, ledger, re-use and resume when the API misbehaves.
 
 Each scenario runs the real CLI (or the real client) against the emulator, with a fault knob
 making the API misbehave, and asserts what was emitted, what state was left and which jobs the
