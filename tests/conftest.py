@@ -16,6 +16,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import traceback
 import weakref
 from collections import defaultdict
@@ -31,6 +32,8 @@ from tap_demandbase.sandbox import Sandbox, SandboxSettings
 TAP = str(Path(sys.executable).with_name("tap-demandbase"))
 ENTITIES = ("accounts", "activities", "buying_groups", "campaigns", "opportunities", "people")
 START_DATE = "2024-01-01T00:00:00Z"
+#: How the emulator's server threads are named (``tap_demandbase/sandbox/server.py``).
+SANDBOX_THREAD = "demandbase-sandbox-"
 
 
 def fast_settings(**overrides: Any) -> SandboxSettings:
@@ -161,6 +164,17 @@ def _run_mode(request: pytest.FixtureRequest) -> Any:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "cli: run the installed tap-demandbase as a process")
     config.addinivalue_line("markers", "slow: minutes-long pipelines, started first")
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Refuse a test module that starts an emulator when it is imported: it would run for the
+    whole session, under every test, the unit tests included. Start it in a fixture.
+    """
+    running = sorted(t.name for t in threading.enumerate() if t.name.startswith(SANDBOX_THREAD))
+    if running:
+        msg = f"An emulator was started while the tests were collected ({', '.join(running)}): "
+        msg += "start it in a fixture, not when a test module is imported."
+        raise pytest.UsageError(msg)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
