@@ -41,6 +41,8 @@ from tap_demandbase.sandbox.files import write_export
 from tap_demandbase.schema import property_schema
 from tap_demandbase.writer import FastSingerWriter
 
+pytestmark = pytest.mark.unit
+
 TIME = "2024-06-01T12:00:00+00:00"
 KINDS = {
     "i": {"type": ["integer", "null"]},

@@ -111,6 +111,7 @@ def api(clock: FakeClock, tmp_path) -> FakeApi:
 # --- polling -------------------------------------------------------------------------------
 
 
+@pytest.mark.unit
 def test_polls_double_from_the_first_interval_up_to_the_cap(api, clock):
     api.timelines = [[(100.0, JobState.COMPLETED)]]
     job = ExportJob(api, JobSpec("accounts", ("id",)), PollPolicy(1, 8, 600), LOG, clock)
@@ -121,6 +122,7 @@ def test_polls_double_from_the_first_interval_up_to_the_cap(api, clock):
     assert job.status_calls == len(clock.sleeps)
 
 
+@pytest.mark.unit
 def test_a_job_past_the_timeout_is_cancelled_and_fails(api, clock):
     api.timelines = [[(10_000.0, JobState.COMPLETED)]]
     job = ExportJob(api, JobSpec("accounts", ("id",)), PollPolicy(1, 8, 30), LOG, clock)
@@ -131,6 +133,7 @@ def test_a_job_past_the_timeout_is_cancelled_and_fails(api, clock):
     assert clock.elapsed == pytest.approx(30)  # the last wait is cut to the timeout
 
 
+@pytest.mark.unit
 def test_a_job_finishing_as_it_is_cancelled_is_used_after_all(api, clock):
     """The 409 race: cancel answers "already finished", and the job's result is used."""
     api.timelines = [[(10_000.0, JobState.COMPLETED)]]
@@ -142,6 +145,7 @@ def test_a_job_finishing_as_it_is_cancelled_is_used_after_all(api, clock):
     assert "cancel" in api.calls
 
 
+@pytest.mark.unit
 def test_without_cancel_a_timed_out_job_stays_in_the_ledger(clock, tmp_path):
     api = FakeApi(clock, tmp_path, capabilities=Capabilities(can_cancel=False))
     api.timelines = [[(10_000.0, JobState.COMPLETED)]]
@@ -162,6 +166,7 @@ def test_without_cancel_a_timed_out_job_stays_in_the_ledger(clock, tmp_path):
 # --- failed jobs ---------------------------------------------------------------------------
 
 
+@pytest.mark.unit
 def test_a_failed_job_is_replaced_after_the_cooldown(api, clock):
     api.timelines = [[(1.0, JobState.FAILED)], [(1.0, JobState.COMPLETED)]]
     export, state, _ = _stream(_run(api, clock))
@@ -171,6 +176,7 @@ def test_a_failed_job_is_replaced_after_the_cooldown(api, clock):
     assert read_entry(state) is None
 
 
+@pytest.mark.unit
 def test_failed_jobs_stop_after_max_attempts(api, clock):
     api.timelines = [[(1.0, JobState.FAILED)]] * 3
     export, _, _ = _stream(_run(api, clock, attempts=AttemptPolicy(max_attempts=3, cooldown=5)))
@@ -209,6 +215,7 @@ SPEC = JobSpec(
 )
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     ("state", "resumed"),
     [
@@ -232,12 +239,14 @@ def test_the_ledger_job_is_resumed_in_every_status_that_can_still_deliver(
     assert api.calls.count("create") == (0 if resumed else 1)
 
 
+@pytest.mark.unit
 def test_a_ledger_job_gone_from_the_api_is_exported_anew(api, clock):
     export, _, _ = _stream(_run(api, clock), _ledger_state("job-404", SPEC))
     assert _emit_all(export) == 10
     assert api.calls.count("create") == 1
 
 
+@pytest.mark.unit
 def test_a_resumed_job_emits_only_the_parts_not_done(api, clock):
     job_id = api.add_job(SPEC, JobState.COMPLETED, age=60)
     export, state, _ = _stream(_run(api, clock), _ledger_state(job_id, SPEC, {"1": 5}))
@@ -268,6 +277,7 @@ def _opened_parts(export: StreamExport) -> list[str]:
     return [loc.rsplit("-", 1)[-1] for loc in export.run.opener.opened]
 
 
+@pytest.mark.unit
 def test_parts_of_a_job_without_a_part_count_are_read_until_the_api_has_no_next_one(
     clock, tmp_path, caplog
 ):
@@ -285,6 +295,7 @@ def test_parts_of_a_job_without_a_part_count_are_read_until_the_api_has_no_next_
     assert read_entry(state) is None
 
 
+@pytest.mark.unit
 def test_a_resumed_job_without_a_part_count_reads_on_after_the_parts_done(clock, tmp_path):
     api = FakeApi(clock, tmp_path, parts=3)
     api.unlisted_parts = True
@@ -297,6 +308,7 @@ def test_a_resumed_job_without_a_part_count_reads_on_after_the_parts_done(clock,
     assert api.calls.count("create") == 0
 
 
+@pytest.mark.unit
 def test_a_missing_first_part_of_a_job_without_a_part_count_is_a_broken_result(clock, tmp_path):
     api = FakeApi(clock, tmp_path, parts=3)
     api.unlisted_parts = True
@@ -308,6 +320,7 @@ def test_a_missing_first_part_of_a_job_without_a_part_count_is_a_broken_result(c
     assert read_entry(state).inconsistent == "a part of its result is missing (404)"
 
 
+@pytest.mark.unit
 def test_a_part_repeating_the_one_before_ends_a_result_without_a_part_count(
     clock, tmp_path, caplog
 ):
@@ -330,6 +343,7 @@ def test_a_part_repeating_the_one_before_ends_a_result_without_a_part_count(
 # --- re-use --------------------------------------------------------------------------------
 
 
+@pytest.mark.unit
 def test_an_equivalent_job_past_the_first_page_is_reused(api, clock):
     for other in range(4):
         api.add_job(JobSpec("people", (str(other),)), JobState.COMPLETED, age=30)
@@ -340,6 +354,7 @@ def test_an_equivalent_job_past_the_first_page_is_reused(api, clock):
     assert api.calls.count("list") == 3
 
 
+@pytest.mark.unit
 def test_a_job_older_than_the_last_one_emitted_is_not_reused(api, clock):
     api.add_job(SPEC, JobState.COMPLETED, age=30)
     state = {LAST_JOB_KEY: (clock.now() - datetime.timedelta(seconds=10)).isoformat()}
@@ -351,6 +366,7 @@ def test_a_job_older_than_the_last_one_emitted_is_not_reused(api, clock):
 # --- windows -------------------------------------------------------------------------------
 
 
+@pytest.mark.unit
 def test_windows_cover_the_range_exactly_once():
     windows = plan_windows(DAY(2024, 1, 30), DAY(2024, 3, 2), 10)
     assert windows[0] == (DAY(2024, 1, 30), DAY(2024, 2, 8))
@@ -359,6 +375,7 @@ def test_windows_cover_the_range_exactly_once():
     assert days == [DAY(2024, 1, 30) + datetime.timedelta(n) for n in range(33)]
 
 
+@pytest.mark.unit
 def test_finished_windows_are_marked_and_skipped_by_the_next_run(api, clock):
     export, state, _ = _stream(_run(api, clock, window_days=4))
     assert [(s.start, s.end) for s in export.specs()] == [
@@ -372,6 +389,7 @@ def test_finished_windows_are_marked_and_skipped_by_the_next_run(api, clock):
     assert [(s.start, s.end) for s in export.specs()] == [(DAY(2024, 3, 9), DAY(2024, 3, 10))]
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("through", ["9999-12-31", "garbage", 20240305, None])
 def test_a_windows_done_mark_that_is_not_a_usable_day_is_done_without(api, clock, through):
     done = {"field": "last_modified_date", "filters": [{}], "through": through}
@@ -382,6 +400,7 @@ def test_a_windows_done_mark_that_is_not_a_usable_day_is_done_without(api, clock
     ]
 
 
+@pytest.mark.unit
 def test_one_job_per_window_and_filter_set(api, clock):
     api.filters = [(("chunk", "1"),), (("chunk", "2"),)]
     export, _, _ = _stream(_run(api, clock, window_days=5))
@@ -393,6 +412,7 @@ def test_one_job_per_window_and_filter_set(api, clock):
     ]
 
 
+@pytest.mark.unit
 def test_a_window_is_done_only_when_every_filter_set_of_it_is(api, clock):
     """Two windows of two filter sets each; the second set's create is refused (no job exists)
     once the first set's job is emitted. Neither the bookmark nor windows_done may pass that
@@ -427,6 +447,7 @@ def test_a_window_is_done_only_when_every_filter_set_of_it_is(api, clock):
     assert SPLIT_WINDOW_KEY not in state
 
 
+@pytest.mark.unit
 def test_a_filter_set_resumed_from_the_ledger_completes_its_window(api, clock):
     """A run stopped during the window's second filter set: the next run resumes that job, does
     not export the first set again, and the bookmark then takes the window's greatest value,
@@ -452,6 +473,7 @@ def test_a_filter_set_resumed_from_the_ledger_completes_its_window(api, clock):
     assert checkpoints.final == "2024-03-10T08:00:00Z"
 
 
+@pytest.mark.unit
 def test_the_state_is_checkpointed_after_each_part_with_the_greatest_value(api, clock):
     export, state, checkpoints = _stream(_run(api, clock))
     _emit_all(export)
@@ -464,6 +486,7 @@ def test_the_state_is_checkpointed_after_each_part_with_the_greatest_value(api, 
 # --- scheduler -----------------------------------------------------------------------------
 
 
+@pytest.mark.unit
 def test_a_run_crossing_midnight_uses_the_job_it_planned_ahead(tmp_path):
     """The run's last day is fixed when it starts: the job started ahead at 23:59:59 is the
     one the stream asks for after midnight, and no job is orphaned holding a slot.
@@ -483,6 +506,7 @@ def test_a_run_crossing_midnight_uses_the_job_it_planned_ahead(tmp_path):
     assert scheduler.in_flight == []
 
 
+@pytest.mark.unit
 def test_a_planned_job_never_asked_for_gives_its_slot_back_when_its_stream_ends(api, clock):
     run = _run(api, clock, scheduler=JobScheduler(2))
     first, _, _ = _stream(run, name="accounts")
@@ -498,6 +522,7 @@ def test_a_planned_job_never_asked_for_gives_its_slot_back_when_its_stream_ends(
     assert run.scheduler.in_flight == []
 
 
+@pytest.mark.unit
 def test_jobs_are_started_ahead_in_sync_order_and_never_more_than_allowed(api, clock):
     run = _run(api, clock, scheduler=JobScheduler(2))
     exports = [_stream(run, name=n)[0] for n in ("a", "b", "c", "d")]

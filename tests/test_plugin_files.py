@@ -93,6 +93,7 @@ def test_meltano_yml_declares_every_setting_with_its_kind_and_default(about):
         assert numeric[fractional] == "string", fractional
 
 
+@pytest.mark.unit
 def test_loaders_install_without_the_hub():
     project = yaml.safe_load((ROOT / "meltano.yml").read_text(encoding="utf-8"))
     for loader in project["plugins"]["loaders"]:
@@ -103,6 +104,7 @@ def test_loaders_install_without_the_hub():
         assert "==" in package, f"{loader['name']}: pin the loader's version"
 
 
+@pytest.mark.unit
 def test_hub_definition_matches_about(about):
     hub = yaml.safe_load((ROOT / "plugin-definition.yml").read_text(encoding="utf-8"))
     assert hub["name"] == hub["executable"] == about["name"]
@@ -119,6 +121,7 @@ def test_hub_definition_matches_about(about):
     _check_settings(hub["settings"], about)
 
 
+@pytest.mark.unit
 def test_plugin_definition_header_adds_only_an_extractor():
     """`meltano add extractor X --from-ref` adds a utility X too (Meltano 4.4): the header's
     command names the type with --plugin-type, as the README does.
@@ -141,6 +144,7 @@ def test_readme_shows_about_markdown():
         assert row in block, row
 
 
+@pytest.mark.unit
 def test_docs_value_grammar_is_generated_from_the_kinds():
     page = STREAMS_PAGE.read_text(encoding="utf-8")
     block = page.split(GRAMMAR_START + "\n")[1].split(GRAMMAR_END)[0]
@@ -151,12 +155,14 @@ def test_docs_value_grammar_is_generated_from_the_kinds():
     assert Kind.NUMBER.grammar and Kind.NUMBER.grammar.replace("|", r"\|") in number
 
 
+@pytest.mark.unit
 def test_secrets_and_meltano_state_are_git_ignored():
     ignored = (ROOT / ".gitignore").read_text(encoding="utf-8").split()
     assert ".env" in ignored
     assert ".meltano/" in ignored
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     "page", ["README.md", *sorted(p.relative_to(ROOT).as_posix() for p in ROOT.glob("docs/*.md"))]
 )
@@ -173,6 +179,7 @@ def test_headings_are_each_said_once(page):
     assert not repeated, repeated
 
 
+@pytest.mark.unit
 def test_readme_links_into_docs_reach_a_page():
     """The README's links into docs/ (mkdocs --strict checks the pages' own links)."""
     readme = (ROOT / "README.md").read_text(encoding="utf-8")

@@ -9,12 +9,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / ".pre-commit-config.yaml"
 
 
+@pytest.mark.unit
 def test_every_hook_is_local_and_runs_through_uv():
     config = yaml.safe_load(CONFIG.read_text(encoding="utf-8"))
     assert [repo["repo"] for repo in config["repos"]] == ["local"]

@@ -14,6 +14,8 @@ from tap_demandbase.errors import MalformedResultError
 from tap_demandbase.records.kinds import Kind
 from tap_demandbase.records.reader import CsvPartReader
 
+pytestmark = pytest.mark.unit
+
 PROPERTIES = {
     "id": {"type": ["string", "null"]},
     "n": {"type": ["integer", "null"]},

@@ -550,6 +550,7 @@ def test_meltano_add_and_run_as_the_readme_says(postgres, tmp_path):
         assert _counts(postgres, "meltano_readme") == expected
 
 
+@pytest.mark.unit
 def test_tools_are_the_pinned_ones():
     """The pipelines above run what meltano.yml pins (parquet needs pyarrow in the target)."""
     packages = _loader_pip_url("target-postgres")
@@ -559,6 +560,7 @@ def test_tools_are_the_pinned_ones():
     assert _loader_pip_url("target-duckdb") == ["target-duckdb==0.8.0", "duckdb==1.1.3"]
 
 
+@pytest.mark.unit
 def test_readme_installs_the_pinned_loaders():
     """The pipx commands for the targets (docs/pipelines.md) carry meltano.yml's pins."""
     readme = "\n".join(bash_blocks())
