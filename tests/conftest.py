@@ -14,10 +14,8 @@ import json
 import logging
 import os
 import signal
-import socketserver
 import subprocess
 import sys
-import threading
 import traceback
 import weakref
 from collections import defaultdict
@@ -30,11 +28,12 @@ import pytest
 
 from tap_demandbase.sandbox import Sandbox, SandboxSettings
 
+#: The test tiers: the ``unit`` mark kept true (tests/tiers.py).
+pytest_plugins = ["tests.tiers"]
+
 TAP = str(Path(sys.executable).with_name("tap-demandbase"))
 ENTITIES = ("accounts", "activities", "buying_groups", "campaigns", "opportunities", "people")
 START_DATE = "2024-01-01T00:00:00Z"
-#: How the emulator's server threads are named (``tap_demandbase/sandbox/server.py``).
-SANDBOX_THREAD = "demandbase-sandbox-"
 
 
 def fast_settings(**overrides: Any) -> SandboxSettings:
@@ -160,78 +159,6 @@ def _run_mode(request: pytest.FixtureRequest) -> Any:
     _RUN_AS_PROCESS.append(as_process)
     yield
     _RUN_AS_PROCESS.pop()
-
-
-#: What a unit test may not start, as (owner, attribute, what it is).
-_NOT_IN_A_UNIT_TEST = (
-    (Sandbox, "start", "an emulator"),
-    (socketserver.BaseServer, "__init__", "a server"),
-    (subprocess.Popen, "__init__", "a process"),
-)
-
-
-@pytest.fixture(autouse=True)
-def _test_tier(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Any:
-    """Keep the ``unit`` mark true: a unit test that starts an emulator, a server or a process
-    fails saying so; any other test that starts none of them is noted, for the end of the run.
-    """
-    unit = request.node.get_closest_marker("unit") is not None
-    started: list[str] = []
-
-    def guarded(original: Any, what: str) -> Any:
-        def start(*args: Any, **kwargs: Any) -> Any:
-            if unit:
-                msg = f"A unit test starts {what}: remove its unit mark, or start nothing."
-                raise AssertionError(msg)
-            started.append(what)
-            return original(*args, **kwargs)
-
-        return start
-
-    for owner, name, what in _NOT_IN_A_UNIT_TEST:
-        monkeypatch.setattr(owner, name, guarded(getattr(owner, name), what))
-    yield
-    if not unit and not started and not _emulator_threads():
-        request.node.user_properties.append(("starts_nothing", True))
-
-
-def _emulator_threads() -> list[str]:
-    """Return the names of the threads of the emulators running in this process."""
-    return sorted(t.name for t in threading.enumerate() if t.name.startswith(SANDBOX_THREAD))
-
-
-def pytest_runtest_logreport(report: pytest.TestReport) -> None:
-    """Collect the tests that started nothing but are not marked unit (in the main process,
-    from every worker's reports).
-    """
-    if report.when == "teardown" and ("starts_nothing", True) in report.user_properties:
-        _UNMARKED.append(report.nodeid)
-
-
-#: Tests that started no emulator, server or process, and are not marked unit.
-_UNMARKED: list[str] = []
-
-
-def pytest_terminal_summary(terminalreporter: Any) -> None:
-    if _UNMARKED:
-        terminalreporter.section("tests to mark unit")
-        terminalreporter.write_line(
-            f"{len(_UNMARKED)} test(s) started no emulator, server or process: mark them "
-            "@pytest.mark.unit so that scripts/test.sh --fast runs them."
-        )
-        for nodeid in sorted(_UNMARKED):
-            terminalreporter.write_line(f"  {nodeid}")
-
-
-def pytest_collection_finish(session: pytest.Session) -> None:
-    """Refuse a test module that starts an emulator when it is imported: it would run for the
-    whole session, under every test, the unit tests included. Start it in a fixture.
-    """
-    running = _emulator_threads()
-    if running:
-        msg = f"An emulator was started while the tests were collected ({', '.join(running)}): "
-        msg += "start it in a fixture, not when a test module is imported."
-        raise pytest.UsageError(msg)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -104,7 +104,6 @@ def test_loaders_install_without_the_hub():
         assert "==" in package, f"{loader['name']}: pin the loader's version"
 
 
-@pytest.mark.unit
 def test_hub_definition_matches_about(about):
     hub = yaml.safe_load((ROOT / "plugin-definition.yml").read_text(encoding="utf-8"))
     assert hub["name"] == hub["executable"] == about["name"]
