@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+import hypothesis
 import pytest
 
 from tap_demandbase.sandbox import Sandbox, SandboxSettings
@@ -34,6 +35,18 @@ pytest_plugins = ["tests.tiers"]
 TAP = str(Path(sys.executable).with_name("tap-demandbase"))
 ENTITIES = ("accounts", "activities", "buying_groups", "campaigns", "opportunities", "people")
 START_DATE = "2024-01-01T00:00:00Z"
+
+
+#: Hypothesis examples per test: few in the inner loop (the default), as many as the tests
+#: always had under CI=true, and ten times that with HYPOTHESIS_PROFILE=thorough (nightly, or
+#: before a change to the grammar or the readers). No deadline: the machine is shared.
+hypothesis.settings.register_profile("dev", max_examples=20, deadline=None)
+hypothesis.settings.register_profile("ci", max_examples=400, deadline=None, print_blob=True)
+hypothesis.settings.register_profile("thorough", max_examples=4000, deadline=None)
+hypothesis.settings.load_profile(
+    os.environ.get("HYPOTHESIS_PROFILE")
+    or ("ci" if os.environ.get("CI", "").lower() == "true" else "dev")
+)
 
 
 def fast_settings(**overrides: Any) -> SandboxSettings:

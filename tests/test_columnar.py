@@ -477,7 +477,7 @@ def csv_parts(draw) -> tuple[bytes, dict, list[str]]:
     return data, properties, list(properties)
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(suppress_health_check=[HealthCheck.too_slow])
 @given(part=csv_parts(), chunk=st.integers(1, 600), check=st.integers(1, 200))
 def test_generated_csv_gives_the_same_lines_and_errors_on_both_paths(
     tmp_path_factory, part, chunk, check
@@ -540,7 +540,6 @@ def _kind_values(kind: str) -> st.SearchStrategy[tuple[str, str]]:
     return st.tuples(st.just(kind), st.one_of(VALUES[kind], JUNK))
 
 
-@settings(max_examples=300, deadline=None)
 @given(
     values=st.lists(
         st.one_of(
@@ -820,7 +819,7 @@ def _greatest_text(records, key):
     return max((r[key] for r in records if r[key] is not None), default=None)
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(suppress_health_check=[HealthCheck.too_slow])
 @given(part=csv_parts())
 def test_parquet_at_once_vouches_only_for_what_the_python_reader_reads_the_same(
     tmp_path_factory, part
