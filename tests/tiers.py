@@ -99,8 +99,10 @@ def pytest_fixture_setup(fixturedef: pytest.FixtureDef[t.Any]) -> t.Iterator[Non
 def pytest_runtest_teardown(item: pytest.Item) -> t.Iterator[None]:
     unit, used = _TIER.unit, _TIER.starters & set(getattr(item, "fixturenames", ()))
     quiet = not (_TIER.started or used or emulator_threads())
+    # Teardown is no part of the test: the last test of a module tears the module's fixtures
+    # down (a server stopped with a command, say), whatever its tier.
+    _TIER.unit = False
     yield
-    _TIER.unit = False  # what runs between tests (session fixtures' teardown) is no test
     if not unit and quiet:
         item.user_properties.append(("starts_nothing", True))
 
