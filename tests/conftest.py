@@ -24,13 +24,29 @@ from pathlib import Path
 from typing import Any
 
 import click
+import hypothesis
 import pytest
 
 from tap_demandbase.sandbox import Sandbox, SandboxSettings
 
+#: The test tiers: the ``unit`` mark kept true (tests/tiers.py).
+pytest_plugins = ["tests.tiers"]
+
 TAP = str(Path(sys.executable).with_name("tap-demandbase"))
 ENTITIES = ("accounts", "activities", "buying_groups", "campaigns", "opportunities", "people")
 START_DATE = "2024-01-01T00:00:00Z"
+
+
+#: Hypothesis examples per test: few in the inner loop (the default), as many as the tests
+#: always had under CI=true, and ten times that with HYPOTHESIS_PROFILE=thorough (nightly, or
+#: before a change to the grammar or the readers). No deadline: the machine is shared.
+hypothesis.settings.register_profile("dev", max_examples=20, deadline=None)
+hypothesis.settings.register_profile("ci", max_examples=400, deadline=None, print_blob=True)
+hypothesis.settings.register_profile("thorough", max_examples=4000, deadline=None)
+hypothesis.settings.load_profile(
+    os.environ.get("HYPOTHESIS_PROFILE")
+    or ("ci" if os.environ.get("CI", "").lower() == "true" else "dev")
+)
 
 
 def fast_settings(**overrides: Any) -> SandboxSettings:
@@ -156,11 +172,6 @@ def _run_mode(request: pytest.FixtureRequest) -> Any:
     _RUN_AS_PROCESS.append(as_process)
     yield
     _RUN_AS_PROCESS.pop()
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "cli: run the installed tap-demandbase as a process")
-    config.addinivalue_line("markers", "slow: minutes-long pipelines, started first")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

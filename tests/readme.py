@@ -1,17 +1,32 @@
-"""The README's shell commands, read from its text, so that tests run them as written."""
+"""The shell commands of the README and the docs pages, read from their text, so that tests run
+them as written.
+"""
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+ROOT = Path(__file__).resolve().parents[1]
+README = ROOT / "README.md"
+
+
+def documents() -> list[Path]:
+    """Return the README, then every page of docs/ by name."""
+    return [README, *sorted((ROOT / "docs").glob("*.md"))]
 
 
 def bash_blocks() -> list[str]:
-    """Return the content of every ```bash block of the README, in order."""
-    text = README.read_text(encoding="utf-8")
-    return re.findall(r"^```bash\n(.*?)^```$", text, flags=re.MULTILINE | re.DOTALL)
+    """Return the content of every ```bash block of the README and the docs pages, in order."""
+    return [
+        block
+        for document in documents()
+        for block in re.findall(
+            r"^```bash\n(.*?)^```$",
+            document.read_text(encoding="utf-8"),
+            flags=re.MULTILINE | re.DOTALL,
+        )
+    ]
 
 
 def block_starting(prefix: str, containing: str = "") -> str:

@@ -7,11 +7,15 @@ import json
 import logging
 from dataclasses import replace
 
+import pytest
+
 from tap_demandbase.engine.backfill import BACKFILL_KEY, SYNCED_FROM_KEY, BackfillRequest
 from tap_demandbase.engine.export import WINDOWS_DONE_KEY, StreamExport, StreamRequest
 from tap_demandbase.engine.ledger import read_entry
 from tests.fakes import FakeApi, FakeClock
 from tests.test_engine import Checkpoints, _emit_all, _emit_parts, _run
+
+pytestmark = pytest.mark.unit
 
 DAY = datetime.date
 BOOKMARK = {

@@ -22,6 +22,7 @@ from tap_demandbase.engine.background import (
 from tests.conftest import discover, select, tap_config
 
 
+@pytest.mark.unit
 def test_run_in_background_hands_over_the_result_or_the_exception():
     assert run_in_background("probe-ok", lambda: 42).result(timeout=5) == 42
 
@@ -32,6 +33,7 @@ def test_run_in_background_hands_over_the_result_or_the_exception():
         run_in_background("probe-fails", fails).result(timeout=5)
 
 
+@pytest.mark.unit
 def test_a_pool_starts_its_named_workers_on_first_use_and_stop_refuses_new_work():
     pool = DaemonPool(2, name="probe-pool")
     assert not pool.workers
@@ -57,6 +59,7 @@ def test_a_pool_starts_its_named_workers_on_first_use_and_stop_refuses_new_work(
         assert not worker.is_alive()
 
 
+@pytest.mark.unit
 def test_a_loop_runs_until_stopped_and_its_wait_says_so():
     rounds: list[bool] = []
 

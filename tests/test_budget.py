@@ -23,6 +23,7 @@ def _budget(api: FakeApi, clock: FakeClock, share: float = 0.5) -> DailyBudget:
     return DailyBudget(LIMITS, share, clock, api.calls_by_stream, {"create": "job creates"})
 
 
+@pytest.mark.unit
 def test_the_share_of_each_limit_less_earlier_runs_and_this_one(tmp_path):
     clock = FakeClock()
     api = FakeApi(clock, tmp_path)
@@ -34,6 +35,7 @@ def test_the_share_of_each_limit_less_earlier_runs_and_this_one(tmp_path):
     assert budget.shortfall(JobCost({"create": 3})) == "2 of 5 job creates left today"
 
 
+@pytest.mark.unit
 def test_calls_of_another_utc_day_count_for_nothing_and_midnight_starts_afresh(tmp_path):
     clock = FakeClock(datetime.datetime(2024, 3, 10, 23, 0, tzinfo=UTC))
     api = FakeApi(clock, tmp_path)
@@ -47,6 +49,7 @@ def test_calls_of_another_utc_day_count_for_nothing_and_midnight_starts_afresh(t
     assert next_reset(clock.now()) == datetime.datetime(2024, 3, 12, tzinfo=UTC)
 
 
+@pytest.mark.unit
 def test_a_job_past_the_budget_defers_its_stream_and_the_calls_stay_in_the_state(tmp_path):
     clock = FakeClock()
     api = FakeApi(clock, tmp_path)

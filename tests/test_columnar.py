@@ -1,5 +1,5 @@
 """The columnar record path gives exactly what the Python reader gives, and types exactly the
-value grammar the README documents; everything else goes to the Python reader.
+value grammar docs/streams.md documents; everything else goes to the Python reader.
 
 Three kinds of check:
 - explicit values of every kind, accepted (with the expected output) or refused (handed over);
@@ -40,6 +40,8 @@ from tap_demandbase.sandbox.entities import ENTITIES
 from tap_demandbase.sandbox.files import write_export
 from tap_demandbase.schema import property_schema
 from tap_demandbase.writer import FastSingerWriter
+
+pytestmark = pytest.mark.unit
 
 TIME = "2024-06-01T12:00:00+00:00"
 KINDS = {
@@ -475,7 +477,7 @@ def csv_parts(draw) -> tuple[bytes, dict, list[str]]:
     return data, properties, list(properties)
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(suppress_health_check=[HealthCheck.too_slow])
 @given(part=csv_parts(), chunk=st.integers(1, 600), check=st.integers(1, 200))
 def test_generated_csv_gives_the_same_lines_and_errors_on_both_paths(
     tmp_path_factory, part, chunk, check
@@ -490,7 +492,7 @@ def test_generated_csv_gives_the_same_lines_and_errors_on_both_paths(
 
 
 def _oracle(kind: str, text: str) -> object:
-    """The grammar of the README, written independently of both readers: the typed value, or
+    """The grammar of docs/streams.md, written independently of both readers: the typed value, or
     None when the grammar refuses the text.
     """
     if kind == "i":
@@ -538,7 +540,6 @@ def _kind_values(kind: str) -> st.SearchStrategy[tuple[str, str]]:
     return st.tuples(st.just(kind), st.one_of(VALUES[kind], JUNK))
 
 
-@settings(max_examples=300, deadline=None)
 @given(
     values=st.lists(
         st.one_of(
@@ -818,7 +819,7 @@ def _greatest_text(records, key):
     return max((r[key] for r in records if r[key] is not None), default=None)
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(suppress_health_check=[HealthCheck.too_slow])
 @given(part=csv_parts())
 def test_parquet_at_once_vouches_only_for_what_the_python_reader_reads_the_same(
     tmp_path_factory, part

@@ -128,6 +128,7 @@ def test_unknown_setting_is_a_warning_naming_the_closest_one(sandbox, tmp_path):
     ), run.stderr
 
 
+@pytest.mark.unit
 def test_unknown_setting_warnings_in_process():
     known = TapDemandbase.config_jsonschema["properties"]
     (warning,) = unknown_setting_warnings({"max_concurent_jobs": 2, "api_url": "x"}, known)
@@ -148,6 +149,7 @@ def test_plain_http_api_url_other_than_loopback_is_a_warning(sandbox, tmp_path):
     assert "clear text" not in run_tap(tmp_path, config, catalog=catalog).stderr
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     ("url", "warns"),
     [

@@ -15,6 +15,8 @@ from tap_demandbase.model import JobState
 from tests.fakes import FakeApi, FakeClock
 from tests.test_engine import Checkpoints, _emit_all, _run
 
+pytestmark = pytest.mark.unit
+
 DAY = datetime.date
 WEEK = datetime.timedelta(days=7)
 

@@ -49,10 +49,12 @@ def dialect(request) -> Dialect:
     return DIALECTS[request.param]
 
 
+@pytest.mark.unit
 def test_every_dialect_has_a_sandbox_for_the_contract_tests():
     assert set(DIALECT_SANDBOXES) == set(DIALECTS)
 
 
+@pytest.mark.unit
 def test_status_words_reach_every_state_the_engine_needs(dialect):
     assert set(dialect.statuses.values()) >= REQUIRED_STATES
     assert JobState.UNKNOWN not in dialect.statuses.values()
@@ -60,12 +62,14 @@ def test_status_words_reach_every_state_the_engine_needs(dialect):
         assert word and word == word.strip()
 
 
+@pytest.mark.unit
 def test_field_types_map_to_known_kinds(dialect):
     assert set(dialect.field_types.values()) == set(Kind)
     for word in dialect.field_types:
         assert word == word.lower()
 
 
+@pytest.mark.unit
 def test_settings_are_part_of_the_tap_and_secrets_are_marked(dialect):
     for setting in dialect.settings:
         schema = setting.to_dict()
@@ -74,6 +78,7 @@ def test_settings_are_part_of_the_tap_and_secrets_are_marked(dialect):
             assert schema[setting.name].get("secret") is True, setting.name
 
 
+@pytest.mark.unit
 def test_poll_policy_and_default_keys_are_sane(dialect):
     policy = dialect.poll_policy
     assert 0 < policy.first_interval <= policy.max_interval
@@ -143,6 +148,7 @@ def _answer(status: int, body: str = "", **headers: str) -> requests.Response:
     return response
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     ("status", "body", "headers", "error"),
     [
@@ -170,11 +176,13 @@ def test_export_v1_classifies_error_answers(status, body, headers, error):
         assert "unknown field foo" in str(classified)
 
 
+@pytest.mark.unit
 def test_quota_error_says_when_it_resets():
     answer = _answer(429, '{"message": "quota", "resets_at": "2024-03-11T00:00:00Z"}')
     assert "2024-03-11T00:00:00Z" in str(export_v1.classify_error(answer, "creating a job"))
 
 
+@pytest.mark.unit
 def test_retry_after_as_seconds_and_as_an_http_date():
     now = FakeClock().now().timestamp()
     assert retry_after_seconds(_answer(503, **{"Retry-After": "7"}), now) == 7.0

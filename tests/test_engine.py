@@ -122,6 +122,7 @@ def api(clock: FakeClock, tmp_path) -> FakeApi:
 # --- polling -------------------------------------------------------------------------------
 
 
+@pytest.mark.unit
 def test_polls_double_from_the_first_interval_up_to_the_cap(api, clock):
     api.timelines = [[(100.0, JobState.COMPLETED)]]
     job = ExportJob(api, JobSpec("accounts", ("id",)), PollPolicy(1, 8, 600), LOG, clock)
@@ -132,6 +133,7 @@ def test_polls_double_from_the_first_interval_up_to_the_cap(api, clock):
     assert job.status_calls == len(clock.sleeps)
 
 
+@pytest.mark.unit
 def test_a_job_past_the_timeout_is_cancelled_and_fails(api, clock):
     api.timelines = [[(10_000.0, JobState.COMPLETED)]]
     job = ExportJob(api, JobSpec("accounts", ("id",)), PollPolicy(1, 8, 30), LOG, clock)
@@ -142,6 +144,7 @@ def test_a_job_past_the_timeout_is_cancelled_and_fails(api, clock):
     assert clock.elapsed == pytest.approx(30)  # the last wait is cut to the timeout
 
 
+@pytest.mark.unit
 def test_a_job_finishing_as_it_is_cancelled_is_used_after_all(api, clock):
     """The 409 race: cancel answers "already finished", and the job's result is used."""
     api.timelines = [[(10_000.0, JobState.COMPLETED)]]
@@ -153,6 +156,7 @@ def test_a_job_finishing_as_it_is_cancelled_is_used_after_all(api, clock):
     assert "cancel" in api.calls
 
 
+@pytest.mark.unit
 def test_without_cancel_a_timed_out_job_stays_in_the_ledger(clock, tmp_path):
     api = FakeApi(clock, tmp_path, capabilities=Capabilities(can_cancel=False))
     api.timelines = [[(10_000.0, JobState.COMPLETED)]]
@@ -173,6 +177,7 @@ def test_without_cancel_a_timed_out_job_stays_in_the_ledger(clock, tmp_path):
 # --- failed jobs ---------------------------------------------------------------------------
 
 
+@pytest.mark.unit
 def test_a_failed_job_is_replaced_after_the_cooldown(api, clock):
     api.timelines = [[(1.0, JobState.FAILED)], [(1.0, JobState.COMPLETED)]]
     export, state, _ = _stream(_run(api, clock))
@@ -182,6 +187,7 @@ def test_a_failed_job_is_replaced_after_the_cooldown(api, clock):
     assert read_entry(state) is None
 
 
+@pytest.mark.unit
 def test_failed_jobs_stop_after_max_attempts(api, clock):
     api.timelines = [[(1.0, JobState.FAILED)]] * 3
     export, _, _ = _stream(_run(api, clock, attempts=AttemptPolicy(max_attempts=3, cooldown=5)))
@@ -220,6 +226,7 @@ SPEC = JobSpec(
 )
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     ("state", "resumed"),
     [
@@ -243,12 +250,14 @@ def test_the_ledger_job_is_resumed_in_every_status_that_can_still_deliver(
     assert api.calls.count("create") == (0 if resumed else 1)
 
 
+@pytest.mark.unit
 def test_a_ledger_job_gone_from_the_api_is_exported_anew(api, clock):
     export, _, _ = _stream(_run(api, clock), _ledger_state("job-404", SPEC))
     assert _emit_all(export) == 10
     assert api.calls.count("create") == 1
 
 
+@pytest.mark.unit
 def test_a_resumed_job_emits_only_the_parts_not_done(api, clock):
     job_id = api.add_job(SPEC, JobState.COMPLETED, age=60)
     export, state, _ = _stream(_run(api, clock), _ledger_state(job_id, SPEC, {"1": 5}))
@@ -279,6 +288,7 @@ def _opened_parts(export: StreamExport) -> list[str]:
     return [loc.rsplit("-", 1)[-1] for loc in export.run.opener.opened]
 
 
+@pytest.mark.unit
 def test_parts_of_a_job_without_a_part_count_are_read_until_the_api_has_no_next_one(
     clock, tmp_path, caplog
 ):
@@ -296,6 +306,7 @@ def test_parts_of_a_job_without_a_part_count_are_read_until_the_api_has_no_next_
     assert read_entry(state) is None
 
 
+@pytest.mark.unit
 def test_a_resumed_job_without_a_part_count_reads_on_after_the_parts_done(clock, tmp_path):
     api = FakeApi(clock, tmp_path, parts=3)
     api.unlisted_parts = True
@@ -308,6 +319,7 @@ def test_a_resumed_job_without_a_part_count_reads_on_after_the_parts_done(clock,
     assert api.calls.count("create") == 0
 
 
+@pytest.mark.unit
 def test_a_missing_first_part_of_a_job_without_a_part_count_is_a_broken_result(clock, tmp_path):
     api = FakeApi(clock, tmp_path, parts=3)
     api.unlisted_parts = True
@@ -319,6 +331,7 @@ def test_a_missing_first_part_of_a_job_without_a_part_count_is_a_broken_result(c
     assert read_entry(state).inconsistent == "a part of its result is missing (404)"
 
 
+@pytest.mark.unit
 def test_a_part_repeating_the_one_before_ends_a_result_without_a_part_count(
     clock, tmp_path, caplog
 ):
@@ -341,6 +354,7 @@ def test_a_part_repeating_the_one_before_ends_a_result_without_a_part_count(
 # --- re-use --------------------------------------------------------------------------------
 
 
+@pytest.mark.unit
 def test_an_equivalent_job_past_the_first_page_is_reused(api, clock):
     for other in range(4):
         api.add_job(JobSpec("people", (str(other),)), JobState.COMPLETED, age=30)
@@ -351,6 +365,7 @@ def test_an_equivalent_job_past_the_first_page_is_reused(api, clock):
     assert api.calls.count("list") == 3
 
 
+@pytest.mark.unit
 def test_a_job_older_than_the_last_one_emitted_is_not_reused(api, clock):
     api.add_job(SPEC, JobState.COMPLETED, age=30)
     state = {LAST_JOB_KEY: (clock.now() - datetime.timedelta(seconds=10)).isoformat()}
@@ -362,6 +377,7 @@ def test_a_job_older_than_the_last_one_emitted_is_not_reused(api, clock):
 # --- windows -------------------------------------------------------------------------------
 
 
+@pytest.mark.unit
 def test_windows_cover_the_range_exactly_once():
     windows = plan_windows(DAY(2024, 1, 30), DAY(2024, 3, 2), 10)
     assert windows[0] == (DAY(2024, 1, 30), DAY(2024, 2, 8))
@@ -370,6 +386,7 @@ def test_windows_cover_the_range_exactly_once():
     assert days == [DAY(2024, 1, 30) + datetime.timedelta(n) for n in range(33)]
 
 
+@pytest.mark.unit
 def test_finished_windows_are_marked_and_skipped_by_the_next_run(api, clock):
     export, state, _ = _stream(_run(api, clock, window_days=4))
     assert [(s.start, s.end) for s in export.specs()] == [
@@ -383,6 +400,7 @@ def test_finished_windows_are_marked_and_skipped_by_the_next_run(api, clock):
     assert [(s.start, s.end) for s in export.specs()] == [(DAY(2024, 3, 9), DAY(2024, 3, 10))]
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("through", ["9999-12-31", "garbage", 20240305, None])
 def test_a_windows_done_mark_that_is_not_a_usable_day_is_done_without(api, clock, through):
     done = {"field": "last_modified_date", "filters": [{}], "through": through}
@@ -393,6 +411,7 @@ def test_a_windows_done_mark_that_is_not_a_usable_day_is_done_without(api, clock
     ]
 
 
+@pytest.mark.unit
 def test_one_job_per_window_and_filter_set(api, clock):
     api.filters = [(("chunk", "1"),), (("chunk", "2"),)]
     export, _, _ = _stream(_run(api, clock, window_days=5))
@@ -404,6 +423,7 @@ def test_one_job_per_window_and_filter_set(api, clock):
     ]
 
 
+@pytest.mark.unit
 def test_a_window_is_done_only_when_every_filter_set_of_it_is(api, clock):
     """Two windows of two filter sets each; the second set's create is refused (no job exists)
     once the first set's job is emitted. Neither the bookmark nor windows_done may pass that
@@ -438,6 +458,7 @@ def test_a_window_is_done_only_when_every_filter_set_of_it_is(api, clock):
     assert SPLIT_WINDOW_KEY not in state
 
 
+@pytest.mark.unit
 def test_a_filter_set_resumed_from_the_ledger_completes_its_window(api, clock):
     """A run stopped during the window's second filter set: the next run resumes that job, does
     not export the first set again, and the bookmark then takes the window's greatest value,
@@ -463,6 +484,7 @@ def test_a_filter_set_resumed_from_the_ledger_completes_its_window(api, clock):
     assert checkpoints.final == "2024-03-10T08:00:00Z"
 
 
+@pytest.mark.unit
 def test_the_state_is_checkpointed_after_each_part_with_the_greatest_value(api, clock):
     export, state, checkpoints = _stream(_run(api, clock))
     _emit_all(export)
@@ -480,6 +502,7 @@ def _plan(run: RunContext, *exports: StreamExport) -> None:
     run.scheduler.plan([job for export in exports for job in export.planned_jobs()])
 
 
+@pytest.mark.unit
 def test_a_run_crossing_midnight_uses_the_job_it_planned_ahead(tmp_path):
     """The run's last day is fixed when it starts: the job started ahead at 23:59:59 is the
     one the stream asks for after midnight, and no job is orphaned holding a slot.
@@ -498,6 +521,7 @@ def test_a_run_crossing_midnight_uses_the_job_it_planned_ahead(tmp_path):
     assert run.scheduler.in_flight == []
 
 
+@pytest.mark.unit
 def test_the_slot_goes_to_the_next_job_when_one_finishes_on_the_server(api, clock):
     """One slot: the next stream's job is created once the first is completed on the server,
     before the first one's parts are read, and never while a job of the tap still runs.
@@ -521,6 +545,7 @@ def test_the_slot_goes_to_the_next_job_when_one_finishes_on_the_server(api, cloc
     assert "export_jobs_ahead" not in second_state and read_entry(second_state) is None
 
 
+@pytest.mark.unit
 def test_a_stream_windows_are_pipelined_and_at_most_one_result_waits_unread(api, clock):
     run = _run(api, clock, window_days=2)  # 2024-03-01..10: 5 windows
     export, state, _ = _stream(run)
@@ -543,6 +568,7 @@ def test_a_stream_windows_are_pipelined_and_at_most_one_result_waits_unread(api,
     assert read_entry(state) is None and "export_jobs_ahead" not in state
 
 
+@pytest.mark.unit
 def test_a_crash_after_a_job_was_created_ahead_resumes_it_without_paying_twice(api, clock):
     run = _run(api, clock, window_days=5)  # two windows
     export, state, _ = _stream(run)
@@ -563,6 +589,7 @@ def test_a_crash_after_a_job_was_created_ahead_resumes_it_without_paying_twice(a
     assert read_entry(state) is None and "export_jobs_ahead" not in state
 
 
+@pytest.mark.unit
 def test_a_planned_job_never_asked_for_gives_its_slot_back_when_its_stream_ends(api, clock):
     run = _run(api, clock, scheduler=JobScheduler(2))
     first, _, _ = _stream(run, name="accounts")
@@ -577,6 +604,7 @@ def test_a_planned_job_never_asked_for_gives_its_slot_back_when_its_stream_ends(
     assert api.calls.count("create") == 3
 
 
+@pytest.mark.unit
 def test_jobs_are_started_in_sync_order_and_never_more_than_allowed(api, clock):
     run = _run(api, clock, scheduler=JobScheduler(2))
     exports = [_stream(run, name=n)[0] for n in ("a", "b", "c", "d")]

@@ -207,20 +207,22 @@ class LiveTap:
             (tmp_path / "live-state.json").write_text(json.dumps(state))
             command += ["--state", str(tmp_path / "live-state.json")]
         self.stderr_path = tmp_path / "live-stderr.log"
-        self.process = subprocess.Popen(
-            command,
-            stdout=subprocess.PIPE,
-            stderr=self.stderr_path.open("wb"),
-            env={k: v for k, v in os.environ.items() if not k.startswith("TAP_DEMANDBASE_")},
-        )
+        with self.stderr_path.open("wb") as stderr:  # the process writes its own copy
+            self.process = subprocess.Popen(
+                command,
+                stdout=subprocess.PIPE,
+                stderr=stderr,
+                env={k: v for k, v in os.environ.items() if not k.startswith("TAP_DEMANDBASE_")},
+            )
         self.lines: queue.Queue[bytes] = queue.Queue()
         threading.Thread(target=self._pump, daemon=True).start()
         self.messages: list[dict[str, Any]] = []
 
     def _pump(self) -> None:
         assert self.process.stdout is not None
-        for line in self.process.stdout:
-            self.lines.put(line)
+        with self.process.stdout:
+            for line in self.process.stdout:
+                self.lines.put(line)
         self.lines.put(b"")
 
     def read_until(self, done, timeout=60.0) -> dict[str, Any]:

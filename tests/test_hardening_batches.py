@@ -14,6 +14,8 @@ from tap_demandbase.records.reader import CsvPartReader
 from tests.test_batches import _as_json
 from tests.test_records import FIELDS, PROPERTIES, _part
 
+pytestmark = pytest.mark.unit
+
 TRICKY = (
     "id,n,x,ok,d,ts,s\r\n"
     "1,+42,+1.5,TRUE,2024-02-29,2024-01-05,007\r\n"

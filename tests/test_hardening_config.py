@@ -1,4 +1,4 @@
-"""Bad settings and state a hostile test found: each is one line naming what to fix."""
+"""Bad settings and state: each is one line naming what to fix."""
 
 from __future__ import annotations
 
@@ -47,6 +47,7 @@ def test_truncated_state_file_is_one_line_naming_it(sandbox, tmp_path, text):
     assert TAP  # the real CLI ran
 
 
+@pytest.mark.unit
 def test_plain_http_to_a_remote_host_warns(caplog):
     logger = logging.getLogger("test-api-url")
     with caplog.at_level(logging.WARNING):

@@ -14,6 +14,7 @@ from tests.test_batches import _batch_rows
 from tests.test_records import _read
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     ("text", "value"),
     [
@@ -29,6 +30,7 @@ def test_integers_accepted(text, value):
     assert to_integer(text) == value
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     "text",
     ["1_000", " 42", "42 ", "٤٢", "1.0", "1e3", "+", "-", "0x10", "²", "9223372036854775808"],
@@ -38,6 +40,7 @@ def test_integers_refused(text):
         to_integer(text)
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     ("text", "value"),
     [("1", 1.0), ("-0.25", -0.25), ("+1.5", 1.5), ("1.", 1.0), (".5", 0.5), ("1e3", 1000.0)],
@@ -46,6 +49,7 @@ def test_numbers_accepted(text, value):
     assert to_number(text) == value
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     "text", ["1_000.5", " 1.5", "1.5 ", "٤٢", "nan", "inf", "-Infinity", "1e999", "1,5", "e3"]
 )
@@ -54,6 +58,7 @@ def test_numbers_refused(text):
         to_number(text)
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     ("text", "value"),
     [
@@ -73,6 +78,7 @@ def test_datetimes_normalised_to_rfc3339_utc(text, value):
     assert to_datetime(text) == value
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     "text",
     [
@@ -98,18 +104,21 @@ def test_datetimes_refused(text):
         to_datetime(text)
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("text", ["2024-1-05", "2024-01-05T00:00:00", "٢٠٢٤-01-05", " 2024-01-05"])
 def test_dates_refused(text):
     with pytest.raises(ValueError):
         to_date(text)
 
 
+@pytest.mark.unit
 def test_duplicated_header_column_is_malformed(tmp_path):
     with pytest.raises(MalformedResultError) as caught:
         _read(tmp_path, b"id,n,n\r\n1,2,3\r\n", fields=["id", "n"])
     assert "things: part 1, line 1: the header names column(s) 'n' twice" in str(caught.value)
 
 
+@pytest.mark.unit
 def test_integer_beyond_64_bits_names_the_rule(tmp_path):
     with pytest.raises(MalformedResultError) as caught:
         _read(tmp_path, b"id,n\r\n1,99999999999999999999\r\n", fields=["id", "n"])
@@ -117,6 +126,7 @@ def test_integer_beyond_64_bits_names_the_rule(tmp_path):
     assert "out of the signed 64-bit range" in str(caught.value)
 
 
+@pytest.mark.unit
 def test_row_spanning_lines_is_reported_where_it_starts(tmp_path):
     data = b'id,s,n\r\n1,a,2\r\n2,"multi\r\nline\r\nvalue",x\r\n'
     with pytest.raises(MalformedResultError) as caught:

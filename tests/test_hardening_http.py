@@ -1,4 +1,6 @@
-"""HTTP holes a hostile test found: secrets in logs, and their fixes."""
+"""HTTP against a misbehaving API and download host: no secret in any log line, redirects,
+retries, gzip, cut and trickling downloads, sizes that disagree, private spool files.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Job life, ledger, re-use and resume: the holes a hostile test found (issue 7).
+"""Job life, ledger, re-use and resume when the API misbehaves.
 
 Each scenario runs the real CLI (or the real client) against the emulator, with a fault knob
 making the API misbehave, and asserts what was emitted, what state was left and which jobs the
@@ -173,6 +173,7 @@ def test_a_ledger_of_an_older_version_with_a_plain_list_of_parts_still_resumes(s
     assert "were not counted" in run.stderr
 
 
+@pytest.mark.unit
 def test_ledger_parts_done_carry_their_rows():
     spec = JobSpec("accounts", ("id",), "last_modified_date")
     entry = LedgerEntry("job-1", spec, "", parts_done={1: 40, 2: 38})
@@ -258,6 +259,7 @@ def test_a_job_older_than_the_reuse_age_is_not_reused(sandbox, tmp_path):
     _assert_all_accounts(sandbox, run.records["accounts"])
 
 
+@pytest.mark.unit
 def test_reuse_rule_admits_only_recent_jobs_after_the_last_one():
     now = datetime.datetime(2024, 5, 1, 12, tzinfo=datetime.timezone.utc)
     last = now - datetime.timedelta(minutes=30)
@@ -383,6 +385,7 @@ def test_odd_jobs_in_the_job_list_are_skipped(sandbox, tmp_path):
     _assert_all_accounts(sandbox, run.records["accounts"])
 
 
+@pytest.mark.unit
 def test_status_words_map_explicitly():
     def state(word):
         return job_status_from_json({"id": "j", "status": word}).state

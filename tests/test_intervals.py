@@ -5,12 +5,16 @@ from __future__ import annotations
 import datetime
 import logging
 
+import pytest
+
 from tap_demandbase.engine.budget import DEFERRED_KEY
 from tap_demandbase.engine.export import LAST_JOB_KEY, StreamExport, StreamRequest
 from tap_demandbase.engine.ledger import LEDGER_KEY, LedgerEntry
 from tap_demandbase.model import JobSpec
 from tests.fakes import FakeApi, FakeClock
 from tests.test_engine import _emit_all, _run
+
+pytestmark = pytest.mark.unit
 
 DAY = datetime.date
 

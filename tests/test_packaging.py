@@ -86,6 +86,7 @@ def _workflows() -> dict[str, dict]:
     return {path.name: yaml.safe_load(path.read_text()) for path in folder.glob("*.yml")}
 
 
+@pytest.mark.unit
 def test_workflows_pin_actions_by_sha_and_only_read_the_repository():
     workflows = _workflows()
     assert {"test.yml", "release.yml"} <= set(workflows)
@@ -100,6 +101,7 @@ def test_workflows_pin_actions_by_sha_and_only_read_the_repository():
                     assert re.fullmatch(r"[\w.-]+/[\w.-]+@[0-9a-f]{40}", step["uses"]), step
 
 
+@pytest.mark.unit
 def test_release_publishes_by_trusted_publishing_at_a_tag():
     release = _workflows()["release.yml"]
     assert release[True]["push"]["tags"] == ["v*"]  # YAML reads the key `on` as True

@@ -1,10 +1,12 @@
 """meltano.yml, the Meltano Hub definition and the README's settings reference agree with the
-tap's own settings (``tap-demandbase --about``): names, kinds, defaults, sensitive flags.
+tap's own settings (``tap-demandbase --about``): names, kinds, defaults, sensitive flags; the docs
+pages' generated tables agree with their sources.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -12,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from scripts.plugin_files import GRAMMAR_END, GRAMMAR_START
+from scripts.plugin_files import GRAMMAR_END, GRAMMAR_START, STREAMS_PAGE
 from tap_demandbase.records.kinds import Kind, grammar_markdown
 from tests.conftest import TAP
 
@@ -93,6 +95,7 @@ def test_meltano_yml_declares_every_setting_with_its_kind_and_default(about):
         assert numeric[fractional] == "string", fractional
 
 
+@pytest.mark.unit
 def test_loaders_install_without_the_hub():
     project = yaml.safe_load((ROOT / "meltano.yml").read_text(encoding="utf-8"))
     for loader in project["plugins"]["loaders"]:
@@ -107,7 +110,7 @@ def test_hub_definition_matches_about(about):
     hub = yaml.safe_load((ROOT / "plugin-definition.yml").read_text(encoding="utf-8"))
     assert hub["name"] == hub["executable"] == about["name"]
     assert hub["namespace"] == "tap_demandbase"
-    # No release is on PyPI yet: "tap-demandbase" would not install (README, Releasing).
+    # No release is on PyPI yet: "tap-demandbase" would not install (CONTRIBUTING.md, Releasing).
     assert hub["pip_url"] == f"git+{hub['repo']}.git"
     assert hub["docs"].startswith("https://")
     assert hub["repo"].startswith("https://")
@@ -119,6 +122,7 @@ def test_hub_definition_matches_about(about):
     _check_settings(hub["settings"], about)
 
 
+@pytest.mark.unit
 def test_plugin_definition_header_adds_only_an_extractor():
     """`meltano add extractor X --from-ref` adds a utility X too (Meltano 4.4): the header's
     command names the type with --plugin-type, as the README does.
@@ -141,9 +145,10 @@ def test_readme_shows_about_markdown():
         assert row in block, row
 
 
-def test_readme_value_grammar_is_generated_from_the_kinds():
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    block = readme.split(GRAMMAR_START + "\n")[1].split(GRAMMAR_END)[0]
+@pytest.mark.unit
+def test_docs_value_grammar_is_generated_from_the_kinds():
+    page = STREAMS_PAGE.read_text(encoding="utf-8")
+    block = page.split(GRAMMAR_START + "\n")[1].split(GRAMMAR_END)[0]
     assert block == grammar_markdown(), "run: python scripts/plugin_files.py"
     for kind in Kind:
         assert f"| {kind.value} | " in block
@@ -151,20 +156,35 @@ def test_readme_value_grammar_is_generated_from_the_kinds():
     assert Kind.NUMBER.grammar and Kind.NUMBER.grammar.replace("|", r"\|") in number
 
 
+@pytest.mark.unit
 def test_secrets_and_meltano_state_are_git_ignored():
     ignored = (ROOT / ".gitignore").read_text(encoding="utf-8").split()
     assert ".env" in ignored
     assert ".meltano/" in ignored
 
 
-def test_readme_headings_are_each_said_once():
+@pytest.mark.unit
+@pytest.mark.parametrize(
+    "page", ["README.md", *sorted(p.relative_to(ROOT).as_posix() for p in ROOT.glob("docs/*.md"))]
+)
+def test_headings_are_each_said_once(page):
     """Two headings of the same words (a "Settings" section holding a "Settings" reference)
     leave a reader, and a table of contents, unable to tell them apart.
     """
     headings, fenced = [], False
-    for line in (ROOT / "README.md").read_text(encoding="utf-8").splitlines():
+    for line in (ROOT / page).read_text(encoding="utf-8").splitlines():
         fenced ^= line.startswith("```")
         if line.startswith("#") and not fenced:
             headings.append(line.lstrip("#").strip())
     repeated = sorted({h for h in headings if headings.count(h) > 1})
     assert not repeated, repeated
+
+
+@pytest.mark.unit
+def test_readme_links_into_docs_reach_a_page():
+    """The README's links into docs/ (mkdocs --strict checks the pages' own links)."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    links = re.findall(r"\]\(((?:docs/|CONTRIBUTING)[^)#]*)(?:#[^)]*)?\)", readme)
+    assert len(links) > 8
+    for link in links:
+        assert (ROOT / link).is_file(), link

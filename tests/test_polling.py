@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import itertools
 
+import pytest
+
 from tap_demandbase.engine.polling import HISTORY_KEY, PollSchedule, job_history
 from tap_demandbase.model import JobState, PollPolicy
 from tests.fakes import FakeApi, FakeClock
 from tests.test_engine import _emit_all, _run, _stream
+
+pytestmark = pytest.mark.unit
 
 POLICY = PollPolicy(first_interval=5, max_interval=60, timeout=100_000)
 

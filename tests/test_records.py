@@ -6,13 +6,15 @@ import re
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from tap_demandbase.engine.results import DownloadedPart
 from tap_demandbase.errors import MalformedResultError
 from tap_demandbase.records.kinds import Kind
 from tap_demandbase.records.reader import CsvPartReader
+
+pytestmark = pytest.mark.unit
 
 PROPERTIES = {
     "id": {"type": ["string", "null"]},
@@ -121,7 +123,6 @@ _NEAR_GRAMMAR = st.text(alphabet="0123456789+-.:eETtZz rRuUfFaAlLsS_\u0661\u00b2
 
 
 @pytest.mark.parametrize("kind", [kind for kind in Kind if kind.grammar], ids=str)
-@settings(max_examples=400, deadline=None)
 @given(text=_NEAR_GRAMMAR)
 def test_a_converter_accepts_only_text_its_kinds_grammar_matches(kind, text):
     assert kind.converter is not None and kind.grammar is not None

@@ -53,7 +53,8 @@ def test_a_target_that_dies_is_one_line_exit_non_zero_and_the_state_resumes(tmp_
         assert tap.stderr is not None
         received = [json.loads(tap.stdout.readline()) for _ in range(50)]  # the target reads...
         tap.stdout.close()  # ...then dies
-        stderr = tap.stderr.read().decode()
+        with tap.stderr:
+            stderr = tap.stderr.read().decode()
         assert tap.wait(timeout=60) == 1
         _no_traceback(stderr)
         errors = [line for line in stderr.splitlines() if "ERROR" in line]
@@ -139,6 +140,7 @@ class _Logger:
         self.lines.append(fmt % args)
 
 
+@pytest.mark.unit
 def test_progress_line_says_records_rate_part_and_bytes():
     clock = _Clock()
     progress = SyncProgress("accounts", _Logger(), 15, clock=clock)  # type: ignore[arg-type]
@@ -164,6 +166,7 @@ def test_progress_line_says_records_rate_part_and_bytes():
     assert progress.line().startswith("accounts: 30,000 records emitted so far; waiting for")
 
 
+@pytest.mark.unit
 def test_progress_is_logged_at_every_interval_until_the_sync_ends():
     """The thread's loop with a fake wait: one line per elapsed interval, none after the end."""
     clock = _Clock()
@@ -390,6 +393,7 @@ def test_a_refused_connection_to_this_machine_fails_at_once_in_one_line(tmp_path
     assert f"Cannot connect to 127.0.0.1:{port} for listing entities: connection refused" in line
 
 
+@pytest.mark.unit
 def test_failure_reasons_are_the_socket_errors_in_a_few_words():
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

@@ -157,6 +157,7 @@ def test_rows_are_deterministic_across_processes() -> None:
     assert len(digests) == 1
 
 
+@pytest.mark.unit
 def test_generated_values_exercise_a_parser() -> None:
     settings = SandboxSettings(rows={"accounts": 2000, "opportunities": 2000})
     rows = Sandbox(settings).expected_rows("accounts")
@@ -185,6 +186,7 @@ def test_generated_values_exercise_a_parser() -> None:
     assert {"1e3", "1e4"} & {r["annual_revenue"] for r in rows}
 
 
+@pytest.mark.unit
 def test_generator_streams_without_materialising() -> None:
     settings = SandboxSettings(rows={"accounts": 10**9})
     first = next(iter(iter_rows(settings, "accounts", ["id"], Filters())))
@@ -699,6 +701,7 @@ def test_cli_on_a_port_in_use_is_one_line_naming_it() -> None:
     assert not done.stdout
 
 
+@pytest.mark.unit
 def test_type_sets_cover_defect_targets() -> None:
     fields = ENTITIES["accounts"].fields
     assert any(f.type in INTEGER_TYPES for f in fields)

@@ -318,6 +318,7 @@ def test_removed_fields_may_name_a_uapi_only_field_and_an_added_one() -> None:
         assert "{Account}.engagementMinutesLast7Day" in names
 
 
+@pytest.mark.unit
 def test_changes_are_one_shape_from_the_command_line_and_over_http() -> None:
     argv = [
         "--deleted-rows", "accounts=acc-0000001", "--deleted-rows", "accounts=acc-0000002",

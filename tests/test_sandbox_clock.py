@@ -74,6 +74,7 @@ def test_jitter_varies_each_jobs_time_by_a_fixed_sequence(client: Client) -> Non
     assert [processing_seconds_of(other_seed, n) for n in range(1, 11)] != seconds
 
 
+@pytest.mark.unit
 def test_jitter_keeps_its_mean_near_the_processing_time() -> None:
     settings = SandboxSettings(processing_seconds=600.0, processing_seconds_jitter=0.3)
     seconds = [processing_seconds_of(settings, n) for n in range(1, 201)]

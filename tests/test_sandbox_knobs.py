@@ -16,7 +16,7 @@ from tap_demandbase.sandbox.cli import build_parser, main
 from tap_demandbase.sandbox.knobs import attribute_docs, knobs, markdown_table, settings_from_args
 from tap_demandbase.sandbox.server import EMULATORS
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+KNOB_PAGE = Path(__file__).resolve().parents[1] / "docs" / "emulator.md"
 FAST = {"pending_seconds": 0.01, "processing_seconds": 0.02}
 
 
@@ -24,6 +24,7 @@ def parsed(*argv: str) -> SandboxSettings:
     return settings_from_args(build_parser().parse_args(list(argv)))
 
 
+@pytest.mark.unit
 def test_every_cli_flag_has_help() -> None:
     options = [a for a in build_parser()._actions if a.option_strings]
     assert len(options) > len(dataclasses.fields(SandboxSettings))
@@ -32,6 +33,7 @@ def test_every_cli_flag_has_help() -> None:
         assert len(action.help) > 15, action.option_strings
 
 
+@pytest.mark.unit
 def test_every_knob_is_documented_and_has_a_flag() -> None:
     names = [f.name for f in dataclasses.fields(SandboxSettings)]
     docs = attribute_docs()
@@ -42,6 +44,7 @@ def test_every_knob_is_documented_and_has_a_flag() -> None:
     assert [k.name for k in knobs()] == names
 
 
+@pytest.mark.unit
 def test_each_emulator_has_its_knobs_and_each_knob_its_emulator() -> None:
     declared = [c.__dict__["DIALECT"] for c in SandboxSettings.__mro__ if "DIALECT" in c.__dict__]
     assert sorted(declared) == sorted(EMULATORS)  # a settings class per server, and no other
@@ -56,20 +59,23 @@ def test_each_emulator_has_its_knobs_and_each_knob_its_emulator() -> None:
     }
 
 
-def test_readme_knob_table_is_generated_from_the_settings() -> None:
-    text = README.read_text(encoding="utf-8")
+@pytest.mark.unit
+def test_docs_knob_table_is_generated_from_the_settings() -> None:
+    text = KNOB_PAGE.read_text(encoding="utf-8")
     begin, end = "<!-- sandbox-knobs:begin -->\n", "<!-- sandbox-knobs:end -->"
     documented = text[text.index(begin) + len(begin) : text.index(end)]
-    assert documented == markdown_table(), "run: demandbase-sandbox --list-knobs"
+    assert documented == markdown_table(), "run: python scripts/plugin_files.py"
     for knob in knobs():
         assert f"| `{knob.name}` | `{knob.flag}" in documented
 
 
+@pytest.mark.unit
 def test_list_knobs_prints_the_table(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--list-knobs"]) == 0
     assert capsys.readouterr().out == markdown_table()
 
 
+@pytest.mark.unit
 def test_flags_set_every_kind_of_knob() -> None:
     defaults = parsed()
     assert defaults.port == 8734  # the CLI's default; everything else as the settings say
@@ -102,6 +108,7 @@ def test_flags_set_every_kind_of_knob() -> None:
     assert settings.uapi_alias_fields == {"activity": {"{Activity}.accountId": "{Account}.id"}}
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     ("argv", "message"),
     [

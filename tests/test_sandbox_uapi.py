@@ -697,6 +697,7 @@ def test_daily_limits_per_endpoint_and_reset(sb: Sandbox, api: Client) -> None:
     assert api.call("GET", "/fields", params={"entityType": "account"}).status_code == 200
 
 
+@pytest.mark.unit
 def test_counters_start_from_zero_each_utc_day() -> None:
     now = [datetime(2024, 3, 1, 23, 59, 59, tzinfo=timezone.utc).timestamp()]
     usage = DailyUsage(clock=lambda: now[0])

@@ -51,6 +51,7 @@ DAY = datetime.date
 # --- property names ----------------------------------------------------------------------
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     ("name", "snake"),
     [
@@ -68,6 +69,7 @@ def test_snake_case_follows_the_issue_rule(name, snake):
     assert snake_case(name) == snake
 
 
+@pytest.mark.unit
 def test_own_fields_lose_their_prefix_and_others_keep_it_as_a_word():
     fields = property_fields(
         STREAMS["activities"],
@@ -86,6 +88,7 @@ def test_own_fields_lose_their_prefix_and_others_keep_it_as_a_word():
     assert campaign[0].name == "campaign_id"
 
 
+@pytest.mark.unit
 def test_a_collision_leaves_the_own_field_its_name_and_warns_once(caplog):
     with caplog.at_level(logging.WARNING):
         fields = property_fields(
@@ -114,6 +117,7 @@ def _known(client: UapiClient, stream: str, names: dict[str, str]) -> None:
     client.remember_entities([EntityInfo(stream, fields)])
 
 
+@pytest.mark.unit
 def test_job_names_are_short_deterministic_and_follow_the_jobs_identity():
     client = _client(account_ids=tuple(str(n) for n in range(1, 25_001)))
     names = {"id": "{PersonBuyingGroupMember}.id", "role": "{PersonBuyingGroupMember}.role"}
@@ -135,6 +139,7 @@ def test_job_names_are_short_deterministic_and_follow_the_jobs_identity():
     assert all(len(value) < 40 for ((_, value),) in chunks)
 
 
+@pytest.mark.unit
 def test_windows_become_from_and_to_dates_or_two_date_filters():
     client = _client()
     _known(
@@ -158,6 +163,7 @@ def test_windows_become_from_and_to_dates_or_two_date_filters():
     assert "filters" not in full_table and "fromDate" not in full_table
 
 
+@pytest.mark.unit
 def test_campaign_jobs_carry_report_type_and_sources():
     client = _client(
         campaign_sources=("linkedin", "google"),
@@ -177,6 +183,7 @@ def test_campaign_jobs_carry_report_type_and_sources():
 # --- job answers -------------------------------------------------------------------------
 
 
+@pytest.mark.unit
 def test_job_answers_tolerate_absent_keys_and_nulls_and_any_case():
     absent = {"jobId": "j1", "jobStatus": "FINISHED", "entityType": "account"}
     nulls = absent | {"message": None, "resultsUrl": None, "resultsUrls": None, "createdAt": None}
@@ -205,6 +212,7 @@ def _answer(status: int, code: str = "", message: str = "m", **body: Any) -> req
     return response
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     ("status", "code", "error", "words"),
     [
@@ -231,6 +239,7 @@ def test_error_answers_show_code_message_and_diagnostic_code(status, code, error
         assert classified.status == status
 
 
+@pytest.mark.unit
 def test_a_429_100_is_worth_one_more_try_unless_this_run_spent_the_daily_limit():
     url = "https://uapi.demandbase.com" + JOB_PATH + "/abc"
     limited = _answer(429, "429-100", "Rate limit exceeded.")
@@ -282,6 +291,7 @@ def test_each_failure_is_tried_again_as_its_retry_says():
         assert len(waits) == 2 + 5 and all(0 <= w <= 16 for w in waits[2:])
 
 
+@pytest.mark.unit
 def test_refused_account_ids_and_a_static_token_are_explained():
     refused = _answer(400, "400-147", "unrecognized property: accountIds")
     assert "buying_group_account_ids" in str(classify_error(refused, "x", renewable=True))
@@ -300,6 +310,7 @@ def _reader(fields: list[str], columns: dict[str, tuple[str, ...]]) -> CsvPartRe
     return CsvPartReader("activities", properties, fields, columns)
 
 
+@pytest.mark.unit
 def test_columns_match_the_api_name_or_a_bare_name_unique_in_the_part():
     columns = {
         "id": ("{Activity}.id", "id"),
@@ -380,6 +391,7 @@ class _BusyApi(FakeApi):
         return super().create_job(spec, rule)
 
 
+@pytest.mark.unit
 def test_a_busy_tenant_is_waited_for_with_the_polling_waits(tmp_path):
     clock = FakeClock()
     api = _BusyApi(clock, tmp_path, busy=3)
@@ -390,6 +402,7 @@ def test_a_busy_tenant_is_waited_for_with_the_polling_waits(tmp_path):
     job.wait_until_completed()
 
 
+@pytest.mark.unit
 def test_a_tenant_busy_past_the_timeout_fails_the_job(tmp_path):
     clock = FakeClock()
     api = _BusyApi(clock, tmp_path, busy=100)
@@ -399,6 +412,7 @@ def test_a_tenant_busy_past_the_timeout_fails_the_job(tmp_path):
     assert sum(clock.sleeps) == pytest.approx(1000)
 
 
+@pytest.mark.unit
 def test_a_stream_maximum_window_caps_window_days(tmp_path):
     clock = FakeClock()
     api = FakeApi(clock, tmp_path)
@@ -422,6 +436,7 @@ def test_a_stream_maximum_window_caps_window_days(tmp_path):
     assert StreamRequest("a", (), None, None, 90).window_days(30) == 30
 
 
+@pytest.mark.unit
 def test_the_reuse_age_is_the_apis():
     now = datetime.datetime(2024, 3, 10, 12, tzinfo=datetime.timezone.utc)
     default = reuse_rule(None, now=now)
@@ -430,6 +445,7 @@ def test_the_reuse_age_is_the_apis():
     assert longer.created_after == now - datetime.timedelta(hours=24)
 
 
+@pytest.mark.unit
 def test_calls_are_counted_by_endpoint():
     usage = CallUsage()
     base = "https://uapi.demandbase.com"

@@ -221,16 +221,16 @@ def test_tap_to_target_postgres(postgres, tmp_path, mode):
             assert request.body["filters"]["date_range"]["start"] == bookmark[:10], entity
 
 
-# the README's commands ------------------------------------------------------------------------
+# the commands of the README and docs/pipelines.md ------------------------------------------
 
 
 def _readme_run_block(target: str) -> str:
-    """Return the README's commands for a first or later run into ``target``."""
+    """Return the commands of docs/pipelines.md for a first or later run into ``target``."""
     return block_starting("set -o pipefail", containing=target)
 
 
 def _shims(folder: Path, target: str) -> str:
-    """Return a PATH where the README's command names run this checkout's tap and the target
+    """Return a PATH where the documented command names run this checkout's tap and the target
     meltano.yml pins.
     """
     folder.mkdir()
@@ -264,8 +264,8 @@ def _runs_from_bookmarks(sb: Sandbox, state: dict[str, t.Any]) -> None:
 
 
 def test_readme_postgres_commands_first_and_later_runs(postgres, tmp_path):
-    """The README's PostgreSQL run commands as written: the first run (no state yet), a second
-    from the state the first left, and a failing one, which fails and keeps the state.
+    """The PostgreSQL run commands of docs/pipelines.md as written: the first run (no state yet),
+    a second from the state the first left, and a failing one, which fails and keeps the state.
     """
     block = _readme_run_block("target-postgres")
     path = _shims(tmp_path / "bin", "target-postgres")
@@ -307,13 +307,13 @@ DUCKDB_TYPES = {
     "integer": "HUGEINT",
     "number": "DOUBLE",
     "boolean": "BOOLEAN",
-    "date": "VARCHAR",  # no setting of the target types `date`: cast in SQL (README)
+    "date": "VARCHAR",  # no setting of the target types `date`: cast in SQL (docs/pipelines.md)
     "date-time": "TIMESTAMP",
     "string": "VARCHAR",
 }
 
 #: Reads the DuckDB file with the pinned duckdb: row counts, column types, and whether every
-#: `date` column casts to DATE (the README's advice).
+#: `date` column casts to DATE (the advice of docs/pipelines.md).
 _DUCKDB_READER = """
 import duckdb, json, sys
 database, schema, dates = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
@@ -345,9 +345,9 @@ def _duckdb_type(prop: dict[str, t.Any]) -> str:
 
 
 def test_readme_duckdb_commands_first_and_later_runs(tmp_path):
-    """The README's DuckDB commands as written, with meltano.yml's pins: every row of every
-    stream lands (counts equal the emulator's), typed as the README says; a second run from the
-    state re-reads only the bookmark days and upserts them.
+    """The DuckDB commands of docs/pipelines.md as written, with meltano.yml's pins: every row of
+    every stream lands (counts equal the emulator's), typed as the page says; a second run from
+    the state re-reads only the bookmark days and upserts them.
     """
     block = _readme_run_block("target-duckdb")
     path = _shims(tmp_path / "bin", "target-duckdb")
@@ -554,6 +554,7 @@ def test_meltano_add_and_run_as_the_readme_says(postgres, tmp_path):
         assert _counts(postgres, "meltano_readme") == expected
 
 
+@pytest.mark.unit
 def test_tools_are_the_pinned_ones():
     """The pipelines above run what meltano.yml pins (parquet needs pyarrow in the target)."""
     packages = _loader_pip_url("target-postgres")
@@ -563,8 +564,9 @@ def test_tools_are_the_pinned_ones():
     assert _loader_pip_url("target-duckdb") == ["target-duckdb==0.8.0", "duckdb==1.1.3"]
 
 
+@pytest.mark.unit
 def test_readme_installs_the_pinned_loaders():
-    """The README's pipx commands for the targets carry meltano.yml's pins."""
+    """The pipx commands for the targets (docs/pipelines.md) carry meltano.yml's pins."""
     readme = "\n".join(bash_blocks())
     for loader in ("target-postgres", "target-duckdb"):
         package, *extras = _loader_pip_url(loader)

@@ -4,7 +4,7 @@ Each dialect maps its API's type words to a ``Kind``; the kind gives the field i
 the text forms a cell may hold (the grammar), the Python converter that reads them, the polars
 (and so parquet) column type, and the name error lines use. The columnar path types the same
 grammar with polars expressions (``columnar/typed.py``), keyed by the same kinds, and the
-README's grammar table is rendered from here (``grammar_markdown``).
+grammar table of ``docs/streams.md`` is rendered from here (``grammar_markdown``).
 
 The accepted text forms are ASCII only. Python's own parsers are laxer (int() takes "1_000",
 " 42" and "٤٢"; fromisoformat() takes week dates), so every converter rules those out before or
@@ -190,7 +190,7 @@ class _Spec:
     #: The polars type's name and arguments (polars is imported only where it is used).
     polars_type: tuple[str, ...]
     human_name: str
-    #: What the README's grammar table says of the kind (Markdown).
+    #: What the docs' grammar table says of the kind (Markdown).
     accepted: str
     emitted: str
 
@@ -269,8 +269,8 @@ DATE_KINDS = frozenset({Kind.DATE, Kind.DATE_TIME})
 
 
 def grammar_markdown() -> str:
-    """Return the value grammar as the README states it: a lead-in, the table of every kind's
-    accepted text and output, and what is refused.
+    """Return the value grammar as ``docs/streams.md`` states it: a lead-in, the table of every
+    kind's accepted text and output, and what is refused.
     """
     rows = [
         "| Kind | Accepted text | Emitted as |",

@@ -10,7 +10,7 @@ each a package beside a shared base:
   faults of both hosts), ``files.py`` (result files and the download host), ``jobs.py`` (the job
   store), ``data.py`` and ``entities.py`` (the row generator and its catalogue), ``log.py`` (the
   request log), ``settings.py`` (the knobs every emulator reads), ``knobs.py`` (the knobs as CLI
-  flags and the README table) and ``cli.py`` (``demandbase-sandbox``);
+  flags and the knob table of ``docs/emulator.md``) and ``cli.py`` (``demandbase-sandbox``);
 - ``export_v1/``: the OpenAPI contract;
 - ``uapi/``: Demandbase's production API.
 
@@ -18,7 +18,7 @@ A third emulator is one package, ``<dialect>/`` with ``settings.py`` (a ``Common
 subclass naming its ``DIALECT``, ``ENDPOINTS`` and knobs) and ``server.py`` (an ``ApiServer`` and
 an ``ApiHandler``), plus one registry line in ``server.py``: its server in ``EMULATORS``, its
 settings class among the bases of ``SandboxSettings``. Its knobs then have CLI flags, a row in
-the README table and a key in ``POST /_sandbox/settings``.
+the knob table and a key in ``POST /_sandbox/settings``.
 """
 
 from tap_demandbase.sandbox.server import Sandbox, SandboxSettings

@@ -48,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--list-knobs",
         action="store_true",
-        help="print the Markdown table of every knob (as in the README) and exit",
+        help="print the Markdown table of every knob (as in docs/emulator.md) and exit",
     )
     add_knob_arguments(parser)
     return parser

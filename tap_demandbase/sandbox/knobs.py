@@ -1,14 +1,14 @@
-"""Every knob of ``SandboxSettings`` with its documentation: the CLI flags and the README table.
+"""Every knob of ``SandboxSettings`` with its documentation: the CLI flags and the knob table.
 
 The single source is the settings classes themselves: each dataclass field is a knob (name, type,
 default) and the ``Attributes:`` section of the docstring of the class that declares it says what
 it does (an entry may name several knobs: ``host, port: ...``). A knob declared by an emulator's
 settings class (its ``DIALECT``) is that dialect's; one of ``CommonSettings`` is both's. From
 that, this module builds one ``demandbase-sandbox`` flag per knob (``pending_seconds`` ->
-``--pending-seconds``) and the Markdown table of the README's emulator section, the common knobs
-first, then each emulator's (``demandbase-sandbox --list-knobs`` prints it; a test keeps the
-README equal). A knob added to a settings class with a docstring entry is therefore settable and
-documented everywhere without touching this file.
+``--pending-seconds``) and the Markdown table of ``docs/emulator.md``, the common knobs first,
+then each emulator's (``demandbase-sandbox --list-knobs`` prints it, ``scripts/plugin_files.py``
+writes it into the page, a test keeps them equal). A knob added to a settings class with a
+docstring entry is therefore settable and documented everywhere without touching this file.
 """
 
 from __future__ import annotations
@@ -274,7 +274,7 @@ def _shown(value: object) -> str:
 
 
 def markdown_table() -> str:
-    """Return the README's table of knobs (``demandbase-sandbox --list-knobs``)."""
+    """Return the table of knobs of ``docs/emulator.md`` (``demandbase-sandbox --list-knobs``)."""
     lines = [
         "| Knob | CLI flag | JSON value | Default | Dialect | What it does |",
         "|---|---|---|---|---|---|",

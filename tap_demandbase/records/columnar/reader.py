@@ -148,7 +148,7 @@ class ColumnarPartReader:
         it cannot type to the Python reader.
 
         Why: one query reads, types and writes a part on every core with no Python per chunk,
-        about 1.6 times as fast as ``blocks`` (README, "Speed and memory"). It is optimistic:
+        about 1.6 times as fast as ``blocks`` (``docs/speed.md``). It is optimistic:
         the CSV grammar check runs beside it in a worker thread, and a cell that does not type
         stops it. Only a part that passes both is vouched for, so the output is the one
         ``blocks`` would give.
