@@ -69,3 +69,30 @@ def test_the_lookback_re_reads_restated_rows_and_says_how_many(dialect_case, tmp
     assert _bookmark(second.last_state, stream) == _bookmark(first.last_state, stream)
     (summary,) = [x for x in second.stderr.splitlines() if "Run summary" in x]
     assert "the lookback re-read" in summary
+
+
+def test_runs_that_check_deletes_every_time_stay_within_the_daily_limits(tmp_path):
+    """delete_check_days 0 on a small uapi tenant: six runs in one UTC day, each a full check
+    of four streams (five jobs), spend 30 of the 60 creates and about 33 of the 300 status calls.
+    """
+    from tests.dialect_cases import UapiCase, sandbox_for
+
+    streams = ("accounts", "people", "opportunities", "activities")
+    with sandbox_for("uapi") as sb:
+        case = UapiCase(sb)
+        config = case.config(detect_deletes=True, delete_check_days=0)
+        catalog = select(discover(tmp_path, config), dict.fromkeys(streams))
+        key = {stream: case.primary_key(stream) for stream in streams}
+        source = {s: _ids(case.expected_rows(s), key[s]) for s in streams}
+        sb.reset()
+        state: dict[str, Any] = {}
+        for _ in range(6):
+            run = run_tap(tmp_path, config, catalog=catalog, state=state)
+            assert run.returncode == 0, run.stderr
+            assert "deferred" not in run.stderr  # within budget_share all day
+            assert "the delete check read" in run.stderr
+            state = run.last_state
+            for stream in streams:
+                assert _ids(run.records[stream], key[stream]) == source[stream], stream
+        usage = sb.usage()
+        assert usage["create"] == 6 * 5 and usage["status"] <= 0.8 * 300, usage
