@@ -19,6 +19,8 @@ from tap_demandbase.model import FieldInfo, JobSpec, JobState
 from tests.fakes import FakeApi, FakeClock
 from tests.test_engine import DAY, LOG, Checkpoints, _emit_all, _run
 
+pytestmark = pytest.mark.unit
+
 FIELDS = ("id", "last_modified_date", "industry", "tier")
 
 

@@ -17,6 +17,8 @@ from tap_demandbase.engine.freshness import (
 )
 from tests.fakes import UTC, FakeClock
 
+pytestmark = pytest.mark.unit
+
 HOUR = 3600.0
 
 
