@@ -50,6 +50,7 @@ def test_one_stream_per_entity_with_api_types_mapped(sandbox, tmp_path):
 
 def test_metadata_keys_and_valid_replication_keys(sandbox, tmp_path):
     catalog = discover(tmp_path, tap_config(sandbox))
+    assert sorted(e["tap_stream_id"] for e in catalog["streams"]) == sorted(ENTITIES)
     for entry in catalog["streams"]:
         root = _root_metadata(entry)
         dates = [
