@@ -14,7 +14,7 @@ from tap_demandbase.engine.budget import (
     next_reset,
 )
 from tests.fakes import UTC, FakeApi, FakeClock
-from tests.test_engine import _emit_all, _run, _stream
+from tests.test_engine import _emit_all, _emit_parts, _run, _stream
 
 LIMITS = {"create": 10, "get": 100}
 
@@ -118,3 +118,30 @@ def test_hourly_runs_stay_within_the_share_and_deferred_streams_go_first_the_nex
         records[stream] |= {r["id"] for r in run.records.get(stream, [])}
         assert "deferred" not in run.last_state["bookmarks"][stream]
         assert records[stream] == {r["id"] for r in case.expected_rows(stream)}, stream
+
+
+@pytest.mark.unit
+def test_a_job_that_completed_before_its_stream_was_deferred_is_still_read(tmp_path):
+    """Two windows, one create left: the first job completes, the second is deferred while
+    the first one waits unread; the first window's rows are still emitted this run.
+    """
+    clock = FakeClock()
+    api = FakeApi(clock, tmp_path)
+    budget = _budget(api, clock)
+    today = clock.now().date().isoformat()
+    budget.load([("people", {USAGE_KEY: {"day": today, "create": 4}})])
+    run = _run(api, clock, window_days=5)
+    run = type(run)(**{**run.__dict__, "budget": budget})
+    export, _, checkpoints = _stream(run)
+    run.scheduler.plan(export.planned_jobs())
+    windows = export.windows()
+    first = next(windows)
+    with first:
+        # Wait until the second job was tried (and deferred) before reading the first.
+        while "accounts" not in run.scheduler._closed:
+            pass
+        rows = _emit_parts(first)
+        first.finish()
+    assert rows == 10 and checkpoints.final is not None
+    with pytest.raises(StreamDeferredError):
+        next(windows).job  # noqa: B018

@@ -95,9 +95,9 @@ class JobScheduler:
         is yet; waits up to JOURNAL_SECONDS for one).
         """
         with self._changed:
-            if (closed := self._closed.get(key[0])) is not None:
-                raise closed
-            if key not in self._started:
+            if key not in self._started:  # a job started before its stream closed is read
+                if (closed := self._closed.get(key[0])) is not None:
+                    raise closed
                 if self._stopped is not None:
                     raise self._stopped
                 self._planned = [(key, factory)] + [p for p in self._planned if p[0] != key]
@@ -125,6 +125,11 @@ class JobScheduler:
                 k: f for k, f in self._started.items() if k[0] != stream or k in self._running
             }
             self._start_next()
+
+    def closed(self, stream: str) -> bool:
+        """Whether the stream gets no more new jobs this run."""
+        with self._lock:
+            return stream in self._closed
 
     @property
     def in_flight(self) -> list[JobKey]:
