@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import requests
 
-from tap_demandbase.dialects.uapi import (
+from tap_demandbase.dialects.uapi.client import (
     FIELDS_PATH,
     JOB_PATH,
     CallUsage,
@@ -23,8 +23,8 @@ from tap_demandbase.dialects.uapi import (
     classify_error,
     job_status_from_json,
 )
-from tap_demandbase.dialects.uapi_auth import ClientCredentials
-from tap_demandbase.dialects.uapi_fields import STREAMS, property_fields, snake_case
+from tap_demandbase.dialects.uapi.auth import ClientCredentials
+from tap_demandbase.dialects.uapi.fields import STREAMS, property_fields, snake_case
 from tap_demandbase.engine.export import RunContext, StreamExport, StreamRequest
 from tap_demandbase.engine.jobs import ExportJob, reuse_rule
 from tap_demandbase.engine.scheduler import JobScheduler

@@ -37,9 +37,9 @@ from tap_demandbase.dialects.common import (
     json_shape,
     unexpected_answer,
 )
-from tap_demandbase.dialects.export_v1 import FIELD_TYPES
-from tap_demandbase.dialects.uapi_auth import ClientCredentials
-from tap_demandbase.dialects.uapi_fields import (
+from tap_demandbase.dialects.export_v1.client import FIELD_TYPES
+from tap_demandbase.dialects.uapi.auth import ClientCredentials
+from tap_demandbase.dialects.uapi.fields import (
     STREAM_OF_ENTITY,
     STREAMS,
     UapiStream,
