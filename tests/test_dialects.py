@@ -16,7 +16,8 @@ from typing import Any
 import pytest
 import requests
 
-from tap_demandbase.dialects import DIALECTS, ConnectOptions, Dialect, export_v1
+from tap_demandbase.dialects import DIALECTS, ConnectOptions, Dialect
+from tap_demandbase.dialects.export_v1.errors import classify_error
 from tap_demandbase.engine.jobs import ExportJob
 from tap_demandbase.errors import (
     ApiRequestError,
@@ -169,7 +170,7 @@ def _answer(status: int, body: str = "", **headers: str) -> requests.Response:
     ],
 )
 def test_export_v1_classifies_error_answers(status, body, headers, error):
-    classified = export_v1.classify_error(_answer(status, body, **headers), "reading job x")
+    classified = classify_error(_answer(status, body, **headers), "reading job x")
     assert type(classified) is error
     assert "\n" not in str(classified)
     if status == 400:
@@ -179,7 +180,7 @@ def test_export_v1_classifies_error_answers(status, body, headers, error):
 @pytest.mark.unit
 def test_quota_error_says_when_it_resets():
     answer = _answer(429, '{"message": "quota", "resets_at": "2024-03-11T00:00:00Z"}')
-    assert "2024-03-11T00:00:00Z" in str(export_v1.classify_error(answer, "creating a job"))
+    assert "2024-03-11T00:00:00Z" in str(classify_error(answer, "creating a job"))
 
 
 @pytest.mark.unit

@@ -16,7 +16,7 @@ import pytest
 import requests
 
 from tap_demandbase.dialects import ConnectOptions, export_v1
-from tap_demandbase.dialects.export_v1.client import job_status_from_json
+from tap_demandbase.dialects.export_v1.wire import job_status_from_json
 from tap_demandbase.engine.jobs import (
     NOT_FOUND_AFTER_CREATE_WAITS,
     REUSE_MAX_AGE,

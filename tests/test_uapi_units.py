@@ -14,17 +14,13 @@ from typing import Any
 import pytest
 import requests
 
-from tap_demandbase.dialects.uapi.client import (
-    FIELDS_PATH,
-    JOB_PATH,
-    CallUsage,
-    UapiClient,
-    UapiOptions,
-    classify_error,
-    job_status_from_json,
-)
 from tap_demandbase.dialects.uapi.auth import ClientCredentials
+from tap_demandbase.dialects.uapi.client import UapiClient
+from tap_demandbase.dialects.uapi.errors import classify_error
 from tap_demandbase.dialects.uapi.fields import STREAMS, property_fields, snake_case
+from tap_demandbase.dialects.uapi.settings import UapiOptions
+from tap_demandbase.dialects.uapi.usage import CallUsage
+from tap_demandbase.dialects.uapi.wire import FIELDS_PATH, JOB_PATH, job_status_from_json
 from tap_demandbase.engine.export import RunContext, StreamExport, StreamRequest
 from tap_demandbase.engine.jobs import ExportJob, reuse_rule
 from tap_demandbase.engine.scheduler import JobScheduler

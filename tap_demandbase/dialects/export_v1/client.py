@@ -1,39 +1,32 @@
-"""The ``export_v1`` dialect: the Data Export API of ``demandbase-data-export-openapi.yml``.
-
-The only module that knows this API's paths, payloads, status words, error bodies, field types
-and settings (a bearer ``access_token``, ``account_list_id``). Another dialect (Demandbase's
-production ``uapi``) is a sibling module supplying the same ``Dialect``.
-"""
+"""The export_v1 client: the Data Export API's verbs over a Transport."""
 
 from __future__ import annotations
 
 import datetime
 import logging
-import re
 import typing as t
-from dataclasses import dataclass
 
-from singer_sdk import typing as th
-from singer_sdk.authenticators import BearerTokenAuthenticator
-
-from tap_demandbase.dialects.base import Connection, ConnectOptions, Dialect
 from tap_demandbase.dialects.common import (
     CallCounter,
     InvalidJobJson,
     JobListing,
     array_in,
     create_job_once,
-    json_shape,
-    unexpected_answer,
+)
+from tap_demandbase.dialects.export_v1.usage import endpoint_of, usage_line
+from tap_demandbase.dialects.export_v1.wire import (
+    DEFAULT_API_URL,
+    ENTITIES_PATH,
+    JOBS_PATH,
+    JobPage,
+    entities_from_json,
+    job_request_body,
+    job_status_from_json,
+    same_export,
 )
 from tap_demandbase.errors import (
     ApiRequestError,
-    AuthError,
     ConfigError,
-    DemandbaseError,
-    QuotaExceededError,
-    TransientApiError,
-    UnknownFieldsError,
 )
 from tap_demandbase.model import (
     Capabilities,
@@ -45,180 +38,16 @@ from tap_demandbase.model import (
     JobState,
     JobStatus,
     PartLocation,
-    PollPolicy,
     ReuseRule,
     usable_result,
 )
-from tap_demandbase.records.kinds import Kind
-from tap_demandbase.transport import Transport, add_secrets, api_message, retry_after_seconds
+from tap_demandbase.transport import Transport
 
 if t.TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
-    import requests
-
-JOBS_PATH = "/export/v1/jobs"
-ENTITIES_PATH = "/export/v1/entities"
 
 logger = logging.getLogger("tap-demandbase.api")
-
-#: The contract's status words. Any other word is ``JobState.UNKNOWN``: waited on like a
-#: running job, with a warning naming it (an API may add ``queued`` or ``running``).
-STATUSES: dict[str, JobState] = {
-    "pending": JobState.PENDING,
-    "processing": JobState.PROCESSING,
-    "completed": JobState.COMPLETED,
-    "failed": JobState.FAILED,
-    "cancelled": JobState.CANCELLED,
-    "expired": JobState.EXPIRED,
-}
-
-
-_RFC3339 = re.compile(
-    r"(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?"
-    r"(?:[Zz]|([+-])(\d{2}):(\d{2}))?"
-)
-
-
-def _timestamp(body: dict[str, t.Any], key: str) -> datetime.datetime | None:
-    """Parse an RFC 3339 timestamp of the API (a missing offset is taken as UTC)."""
-    value = body.get(key)
-    if value is None or value == "":
-        return None
-    match = _RFC3339.fullmatch(value) if isinstance(value, str) else None
-    if match is None:
-        raise ValueError(f"{key} {value!r} is not an RFC 3339 timestamp")
-    year, month, day, hour, minute, second, fraction, sign, off_h, off_m = match.groups()
-    offset = datetime.timedelta(0)
-    if sign:
-        offset = datetime.timedelta(hours=int(off_h), minutes=int(off_m))
-        offset = -offset if sign == "-" else offset
-    micro = int((fraction or "0")[:6].ljust(6, "0"))
-    try:
-        return datetime.datetime(
-            int(year), int(month), int(day), int(hour), int(minute), int(second), micro,
-            tzinfo=datetime.timezone(offset),
-        ).astimezone(datetime.timezone.utc)  # fmt: skip
-    except ValueError:
-        raise ValueError(f"{key} {value!r} is not an RFC 3339 timestamp") from None
-
-
-def _count(body: dict[str, t.Any], key: str) -> int | None:
-    """Read a count of the job JSON: absent, null or a whole JSON number, never text."""
-    value = body.get(key)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ValueError(f"{key} {value!r} is not a count")
-    return value
-
-
-def job_status_from_json(body: t.Any, what: str = "a job request") -> JobStatus:
-    """Turn an ExportJob JSON object into a JobStatus; InvalidJobJson (one line) if it is not
-    one: a missing id, a count as text, a timestamp that is not RFC 3339.
-    """
-    try:
-        if not isinstance(body, dict):
-            raise ValueError(f"it is {json_shape(body)}, not a JSON object")
-        job_id = body.get("id")
-        if not isinstance(job_id, (str, int)) or isinstance(job_id, bool) or job_id == "":
-            raise ValueError("it has no job id")
-        status = body.get("status")
-        if not isinstance(status, str) or not status:
-            raise ValueError("it has no status")
-        error = body.get("error_message")
-        return JobStatus(
-            id=str(job_id),
-            entity=str(body.get("entity_type") or ""),
-            state=STATUSES.get(status, JobState.UNKNOWN),
-            record_count=_count(body, "record_count"),
-            file_parts=_count(body, "file_parts"),
-            file_size_bytes=_count(body, "file_size_bytes"),
-            created_at=_timestamp(body, "created_at"),
-            completed_at=_timestamp(body, "completed_at"),
-            expires_at=_timestamp(body, "expires_at"),
-            error_message=None if error is None else str(error),
-            raw=body,
-            reported_status=status,
-        )
-    except ValueError as exc:
-        msg = (
-            f"The API's answer to {what} is not an export job the tap can read: {exc}. The "
-            "state is kept: run the tap again, and report it to Demandbase support if it persists."
-        )
-        raise InvalidJobJson(msg, str(exc)) from None
-
-
-@dataclass(frozen=True)
-class JobPage:
-    """One page of the job list: the jobs read, how many entries it had, the total."""
-
-    jobs: list[JobStatus]
-    listed: int
-    total: int
-
-
-def entities_from_json(body: t.Any, what: str) -> list[EntityInfo]:
-    """Read the entities answer: an object whose ``entities`` array holds objects with a
-    ``name`` and (optionally) a ``fields`` array of objects with a ``name``; anything else is
-    one line saying what came back.
-    """
-    endpoint = f"GET {ENTITIES_PATH}"
-    expected = "an object with an 'entities' array of named entities"
-    entries = array_in(body, "entities", what=what, endpoint=endpoint, expected=expected)
-    entities = []
-    for number, entity in enumerate(entries, start=1):
-        name = entity.get("name") if isinstance(entity, dict) else None
-        if not isinstance(name, str) or not name:
-            got = f"entity {number} as {json_shape(entity)} without a 'name'"
-            raise unexpected_answer(what, endpoint, got, expected)
-        fields = entity.get("fields") or []
-        if not isinstance(fields, list):
-            got = f"the fields of entity '{name}' as {json_shape(fields)}"
-            raise unexpected_answer(what, endpoint, got, "an array of named fields")
-        infos = []
-        for position, f in enumerate(fields, start=1):
-            field_name = f.get("name") if isinstance(f, dict) else None
-            if not isinstance(field_name, str) or not field_name:
-                got = f"field {position} of entity '{name}' as {json_shape(f)} without a 'name'"
-                raise unexpected_answer(what, endpoint, got, "an array of named fields")
-            infos.append(
-                FieldInfo(
-                    name=field_name,
-                    type=str(f.get("type") or ""),
-                    description=str(f.get("description") or ""),
-                )
-            )
-        description = str(entity.get("description") or "")
-        entities.append(EntityInfo(name=name, description=description, fields=tuple(infos)))
-    return entities
-
-
-def _same_export(job: dict[str, t.Any], request: dict[str, t.Any]) -> bool:
-    """Whether an existing job's JSON exports what a create request asks for."""
-    return (
-        job.get("entity_type") == request["entity_type"]
-        and sorted(job.get("fields") or []) == sorted(request["fields"])
-        and (job.get("filters") or {}) == request.get("filters", {})
-    )
-
-
-def job_request_body(spec: JobSpec) -> dict[str, t.Any]:
-    """Return the CreateExportJobRequest for a spec."""
-    filters: dict[str, t.Any] = {}
-    if spec.date_field:
-        date_range: dict[str, str] = {"field": spec.date_field}
-        if spec.start:
-            date_range["start"] = spec.start.isoformat()
-        if spec.end:
-            date_range["end"] = spec.end.isoformat()
-        filters["date_range"] = date_range
-    filters.update(spec.filters)
-    body: dict[str, t.Any] = {"entity_type": spec.entity, "fields": list(spec.fields)}
-    if filters:
-        body["filters"] = filters
-    body["format"] = "csv"
-    return body
 
 
 class DataExportClient:
@@ -253,9 +82,7 @@ class DataExportClient:
 
     def usage_summary(self) -> str | None:
         """Return the calls this run made, per endpoint (the contract states no daily limits)."""
-        counts = [(self.calls.get(endpoint), what) for endpoint, what in CALLS_SAID]
-        made = [f"{n} {what}{'' if n == 1 else 's'}" for n, what in counts if n]
-        return f"API calls of this run: {', '.join(made) or 'none'}"
+        return usage_line(self.calls)
 
     def job_filters(self, entity: str) -> list[Filters]:
         """Return the one filter set of every job: the account list, if the settings name one."""
@@ -430,7 +257,7 @@ class DataExportClient:
                     page = self.list_jobs(state, limit=page_size, offset=offset)
                     for job in page.jobs:
                         if (
-                            _same_export(job.raw, wanted)
+                            same_export(job.raw, wanted)
                             and usable_result(job, now)
                             and rule.admits(job)
                         ):
@@ -462,177 +289,3 @@ class DataExportClient:
     def _part(self, job: JobStatus, number: int) -> PartLocation:
         url = self.transport.url(f"{JOBS_PATH}/{job.id}/download")
         return PartLocation(number=number, url=f"{url}?part={number}", with_credentials=True)
-
-
-#: Endpoints as the summary line names one call of each, in the order of a job's life.
-CALLS_SAID = (
-    ("entities", "entity list"),
-    ("create", "job create"),
-    ("status", "status call"),
-    ("list", "list call"),
-    ("download", "part download"),
-    ("cancel", "cancel"),
-)
-
-
-def endpoint_of(method: str, path: str) -> str | None:
-    """Return the endpoint a request (method, URL path) calls, as CALLS_SAID names it."""
-    if path.endswith(ENTITIES_PATH):
-        return "entities"
-    if path.endswith(JOBS_PATH):
-        return "create" if method == "POST" else "list"
-    if f"{JOBS_PATH}/" not in path:
-        return None
-    if path.endswith("/download"):
-        return "download"
-    return "cancel" if method == "DELETE" else "status"
-
-
-def classify_error(response: requests.Response, what: str) -> DemandbaseError:
-    """Return the error a pipeline operator can act on, for an answer of 400 or more."""
-    status = response.status_code
-    message = api_message(response)
-    if status == 401:
-        msg = (
-            f"The Demandbase API refused the access token (401 on {what}): it is missing, wrong "
-            "or expired. Set a valid token in the access_token setting "
-            "(TAP_DEMANDBASE_ACCESS_TOKEN)."
-        )
-        return AuthError(msg, status=401)
-    if status == 403:
-        msg = (
-            f"The Demandbase API denied {what} (403: {message}). Ask your Demandbase admin to "
-            "grant the token's user the Data Export permission."
-        )
-        return AuthError(msg, status=403)
-    if status == 429 and (
-        _is_quota_answer(response, message) or retry_after_seconds(response) is None
-    ):
-        return QuotaExceededError(quota_message(response, message))
-    if status == 429 or status >= 500:
-        return TransientApiError(
-            f"{what} answered {status}: {message}", retry_after=retry_after_seconds(response)
-        )
-    msg = f"The Demandbase API rejected {what} ({status}): {message}"
-    unknown = unknown_fields(message) if status == 400 else ()
-    if unknown:
-        msg += ". The catalog names fields the API no longer has: run --discover again."
-        return UnknownFieldsError(msg, unknown, status=status)
-    return ApiRequestError(msg, status=status)
-
-
-#: How the API's 400 names the fields an entity does not have (its ``invalid_field`` answer).
-_UNKNOWN_FIELDS = re.compile(r"Unknown field(?:s|\(s\))? for entity [^:]+: (.+)", re.IGNORECASE)
-
-
-def unknown_fields(message: str) -> tuple[str, ...]:
-    """Return the fields a 400 says the entity does not have (none: another 400)."""
-    match = _UNKNOWN_FIELDS.search(message)
-    if match is None:
-        return ()
-    return tuple(name.strip() for name in match.group(1).split(",") if name.strip())
-
-
-def _is_quota_answer(response: requests.Response, message: str) -> bool:
-    """Tell the daily-quota 429 (never retried) from a rate limit (retried only when the
-    server says when: the contract's 429 is the quota, and a blind retry loop spends it).
-    """
-    return "quota" in message.lower() or "quota" in response.text.lower()[:500]
-
-
-def quota_message(response: requests.Response, message: str) -> str:
-    """Say that the quota is spent and when it comes back."""
-    resets_at = None
-    try:
-        body = response.json()
-        if isinstance(body, dict):
-            resets_at = body.get("resets_at") or body.get("resetsAt")
-    except ValueError:
-        pass
-    when = resets_at or "at the next midnight UTC"
-    return (
-        f"The Demandbase daily export quota is spent ({message}); it resets {when}. "
-        "Everything extracted so far is kept in the emitted state: run the tap again after the "
-        "reset and it continues from there."
-    )
-
-
-# The dialect ---------------------------------------------------------------------------------
-
-DEFAULT_API_URL = "https://api.demandbase.com"
-
-#: The contract's field ``type`` is free text and tenants add custom fields: types are matched
-#: by family of names (lower case), anything else is read as a string with a warning.
-FIELD_TYPES: dict[str, Kind] = {
-    **dict.fromkeys(
-        ("string", "text", "id", "reference", "picklist", "email", "url", "phone"), Kind.STRING
-    ),
-    **dict.fromkeys(("integer", "int", "long", "bigint"), Kind.INTEGER),
-    **dict.fromkeys(("number", "float", "double", "decimal", "currency", "percent"), Kind.NUMBER),
-    **dict.fromkeys(("boolean", "bool"), Kind.BOOLEAN),
-    "date": Kind.DATE,
-    **dict.fromkeys(("datetime", "date-time", "timestamp"), Kind.DATE_TIME),
-}
-
-DEFAULT_REPLICATION_KEY = "last_modified_date"
-DEFAULT_REPLICATION_KEYS = {"activities": "activity_date"}
-
-SETTINGS: tuple[th.Property[t.Any], ...] = (
-    th.Property(
-        "access_token",
-        th.StringType,
-        secret=True,
-        title="Access token",
-        description="Bearer token of a Demandbase user with the Data Export permission.",
-    ),
-    th.Property(
-        "account_list_id",
-        th.StringType,
-        title="Account list ID",
-        description="Export only records of this account list (filters.account_list_id).",
-    ),
-)
-
-
-def default_replication_key(stream: str, date_fields: Sequence[str]) -> str | None:
-    """Return the contract's bookmark field: activity_date for activities, else
-    last_modified_date.
-    """
-    return DEFAULT_REPLICATION_KEYS.get(stream, DEFAULT_REPLICATION_KEY)
-
-
-def connect(config: Mapping[str, t.Any], api_url: str, options: ConnectOptions) -> Connection:
-    """Return a client authenticated by the ``access_token`` setting."""
-    token = config.get("access_token")
-    if not token:
-        msg = (
-            "Setting access_token is required with api_dialect=export_v1: set it (or "
-            "TAP_DEMANDBASE_ACCESS_TOKEN) to the bearer token of a Demandbase user with the Data "
-            "Export permission."
-        )
-        raise ConfigError(msg)
-    add_secrets(str(token))
-    calls = CallCounter(endpoint_of)
-    transport = Transport(
-        api_url,
-        t.cast("requests.auth.AuthBase", BearerTokenAuthenticator(token=str(token))),
-        classify=classify_error,
-        user_agent=options.user_agent,
-        download_read_timeout=options.download_stall_seconds,
-        on_send=calls.count_request,
-    )
-    client = DataExportClient(transport, config.get("account_list_id") or None, calls)
-    return Connection(api=client, opener=transport)
-
-
-DIALECT = Dialect(
-    name="export_v1",
-    default_api_url=DEFAULT_API_URL,
-    statuses=STATUSES,
-    field_types=FIELD_TYPES,
-    settings=SETTINGS,
-    poll_policy=PollPolicy(first_interval=2.0, max_interval=900.0, timeout=6 * 3600.0),
-    max_concurrent_jobs=None,
-    default_replication_key=default_replication_key,
-    connect=connect,
-)

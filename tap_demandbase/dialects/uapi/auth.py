@@ -1,4 +1,5 @@
-"""OAuth client credentials for Demandbase's production API (the uapi dialect).
+"""The uapi authentication: OAuth client credentials for Demandbase's production API, or a
+given access token.
 
 One access token per run, kept in memory only: Demandbase asks clients to re-use their token
 (minting one per request "might trigger abuse protection") and to renew it only within 15
@@ -19,12 +20,12 @@ import typing as t
 import requests
 from typing_extensions import override
 
-from tap_demandbase.dialects.common import json_shape, unexpected_answer
-from tap_demandbase.errors import ApiRequestError, AuthError
+from tap_demandbase.dialects.common import bearer_auth, json_shape, unexpected_answer
+from tap_demandbase.errors import ApiRequestError, AuthError, ConfigError
 from tap_demandbase.transport import CredentialedSession, add_secrets, redact
 
 if t.TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Mapping
 
 logger = logging.getLogger("tap-demandbase.http")
 
@@ -189,3 +190,34 @@ def _refused(response: requests.Response) -> AuthError:
         "Demandbase tenant with the Data Export API enabled."
     )
     return AuthError(msg, status=response.status_code)
+
+
+def auth_from_config(
+    config: Mapping[str, t.Any],
+    api_url: str,
+    *,
+    user_agent: str,
+    on_token_request: Callable[[], None],
+) -> requests.auth.AuthBase:
+    """Return the authentication the settings give: client credentials (``client_id`` and
+    ``client_secret``), else a given ``access_token``; or fail saying what to set.
+    """
+    client_id, secret = config.get("client_id"), config.get("client_secret")
+    token = config.get("access_token")
+    if client_id and secret:
+        return ClientCredentials(
+            api_url,
+            str(client_id),
+            str(secret),
+            user_agent=user_agent,
+            on_token_request=on_token_request,
+        )
+    if token:
+        return bearer_auth(str(token))
+    missing = "client_secret" if client_id else "client_id"
+    msg = (
+        f"Setting {missing} is required with api_dialect=uapi: set client_id and "
+        "client_secret (TAP_DEMANDBASE_CLIENT_ID, TAP_DEMANDBASE_CLIENT_SECRET) to a "
+        "Demandbase API client with the Data Export API, or give an access_token."
+    )
+    raise ConfigError(msg)
