@@ -71,7 +71,7 @@ from tap_demandbase.engine.polling import (
 from tap_demandbase.engine.results import DEFAULT_STALL_SECONDS, ResultParts
 from tap_demandbase.engine.scheduler import LedgerJournal
 from tap_demandbase.engine.tally import RunTally
-from tap_demandbase.engine.windows import plan_windows, state_datetime
+from tap_demandbase.engine.windows import plan_windows
 from tap_demandbase.errors import (
     ApiRequestError,
     DemandbaseError,
@@ -80,6 +80,7 @@ from tap_demandbase.errors import (
     UnknownFieldsError,
 )
 from tap_demandbase.model import JobSpec, PollPolicy
+from tap_demandbase.timestamps import state_datetime
 
 if t.TYPE_CHECKING:
     import logging

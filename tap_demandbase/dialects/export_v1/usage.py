@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import typing as t
 
-from tap_demandbase.dialects.common import (
-    CallCounter,
-)
+from tap_demandbase.dialects.common import CallCounter
 from tap_demandbase.dialects.export_v1.wire import ENTITIES_PATH, JOBS_PATH
 
 if t.TYPE_CHECKING:

@@ -4,8 +4,6 @@ requests.
 
 from __future__ import annotations
 
-import datetime
-import re
 import typing as t
 from dataclasses import dataclass
 
@@ -22,6 +20,7 @@ from tap_demandbase.model import (
     JobState,
     JobStatus,
 )
+from tap_demandbase.timestamps import api_timestamp
 
 if t.TYPE_CHECKING:
     pass
@@ -40,35 +39,6 @@ STATUSES: dict[str, JobState] = {
     "cancelled": JobState.CANCELLED,
     "expired": JobState.EXPIRED,
 }
-
-
-_RFC3339 = re.compile(
-    r"(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?"
-    r"(?:[Zz]|([+-])(\d{2}):(\d{2}))?"
-)
-
-
-def _timestamp(body: dict[str, t.Any], key: str) -> datetime.datetime | None:
-    """Parse an RFC 3339 timestamp of the API (a missing offset is taken as UTC)."""
-    value = body.get(key)
-    if value is None or value == "":
-        return None
-    match = _RFC3339.fullmatch(value) if isinstance(value, str) else None
-    if match is None:
-        raise ValueError(f"{key} {value!r} is not an RFC 3339 timestamp")
-    year, month, day, hour, minute, second, fraction, sign, off_h, off_m = match.groups()
-    offset = datetime.timedelta(0)
-    if sign:
-        offset = datetime.timedelta(hours=int(off_h), minutes=int(off_m))
-        offset = -offset if sign == "-" else offset
-    micro = int((fraction or "0")[:6].ljust(6, "0"))
-    try:
-        return datetime.datetime(
-            int(year), int(month), int(day), int(hour), int(minute), int(second), micro,
-            tzinfo=datetime.timezone(offset),
-        ).astimezone(datetime.timezone.utc)  # fmt: skip
-    except ValueError:
-        raise ValueError(f"{key} {value!r} is not an RFC 3339 timestamp") from None
 
 
 def _count(body: dict[str, t.Any], key: str) -> int | None:
@@ -102,9 +72,9 @@ def job_status_from_json(body: t.Any, what: str = "a job request") -> JobStatus:
             record_count=_count(body, "record_count"),
             file_parts=_count(body, "file_parts"),
             file_size_bytes=_count(body, "file_size_bytes"),
-            created_at=_timestamp(body, "created_at"),
-            completed_at=_timestamp(body, "completed_at"),
-            expires_at=_timestamp(body, "expires_at"),
+            created_at=api_timestamp(body.get("created_at"), "created_at"),
+            completed_at=api_timestamp(body.get("completed_at"), "completed_at"),
+            expires_at=api_timestamp(body.get("expires_at"), "expires_at"),
             error_message=None if error is None else str(error),
             raw=body,
             reported_status=status,

@@ -7,12 +7,10 @@ import hashlib
 import typing as t
 from dataclasses import dataclass, field
 
-import pendulum
 from singer_sdk import typing as th
 
-from tap_demandbase.dialects.uapi.fields import (
-    UapiStream,
-)
+from tap_demandbase.dialects.uapi.fields import UapiStream
+from tap_demandbase.timestamps import utc_date
 
 if t.TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -121,8 +119,8 @@ def options_from_config(config: Mapping[str, t.Any]) -> UapiOptions:
     """Return the options the settings give (a start_date the tap rejects is none here)."""
     start = config.get("start_date")
     try:
-        start_day = pendulum.parse(start, tz="UTC").date() if start else None  # type: ignore[union-attr]
-    except (ValueError, TypeError, pendulum.parsing.exceptions.ParserError):
+        start_day = utc_date(start) if start else None
+    except (ValueError, TypeError, OverflowError):
         start_day = None  # the tap reports a bad start_date itself
     return UapiOptions(
         campaign_sources=tuple(config.get("campaign_sources") or ()),

@@ -10,24 +10,19 @@ import json
 import logging
 import typing as t
 
-import pendulum
-
 from tap_demandbase.dialects.common import (
     InvalidJobJson,
     json_shape,
     unexpected_answer,
 )
-from tap_demandbase.dialects.uapi.fields import (
-    STREAM_OF_ENTITY,
-)
-from tap_demandbase.errors import (
-    ConfigError,
-)
+from tap_demandbase.dialects.uapi.fields import STREAM_OF_ENTITY
+from tap_demandbase.errors import ConfigError
 from tap_demandbase.model import (
     JobSpec,
     JobState,
     JobStatus,
 )
+from tap_demandbase.timestamps import api_timestamp
 
 if t.TYPE_CHECKING:
     from collections.abc import Mapping
@@ -133,17 +128,14 @@ def job_name(spec: JobSpec, body: Mapping[str, t.Any]) -> str:
     return spec.entity[: MAX_JOB_NAME - len(tail)] + tail
 
 
-def _timestamp(body: Mapping[str, t.Any], key: str) -> datetime.datetime | None:
-    """Read an RFC 3339 timestamp of a job answer; None when absent, null or unreadable."""
-    value = body.get(key)
-    if not isinstance(value, str) or not value:
-        return None
+def _timestamp(body: Mapping[str, t.Any], key: str, what: str) -> datetime.datetime | None:
+    """Read an RFC 3339 timestamp of a job answer (None: absent or null); InvalidJobJson if
+    it is not one.
+    """
     try:
-        parsed = pendulum.parse(value, tz="UTC")
-    except (ValueError, TypeError, pendulum.parsing.exceptions.ParserError):
-        logger.debug("Job answer: %s %r is not a timestamp", key, value)
-        return None
-    return parsed if isinstance(parsed, datetime.datetime) else None
+        return api_timestamp(body.get(key), key)
+    except ValueError as exc:
+        raise InvalidJobJson(f"{what}: {exc}") from None
 
 
 def job_status_from_json(body: t.Any, what: str) -> JobStatus:
@@ -168,8 +160,8 @@ def job_status_from_json(body: t.Any, what: str) -> JobStatus:
         entity=STREAM_OF_ENTITY.get(entity.lower(), entity),
         state=state,
         file_parts=len(urls) if state is JobState.COMPLETED and urls else None,
-        created_at=_timestamp(body, "createdAt"),
-        completed_at=_timestamp(body, "updatedAt") if state is JobState.COMPLETED else None,
+        created_at=_timestamp(body, "createdAt", what),
+        completed_at=_timestamp(body, "updatedAt", what) if state is JobState.COMPLETED else None,
         error_message=None if message is None else str(message),
         raw=body,
         reported_status=status,
