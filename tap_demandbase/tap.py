@@ -551,6 +551,7 @@ class TapDemandbase(Tap):
         options = ConnectOptions(
             user_agent=f"{self.name}/{self.plugin_version}",
             download_stall_seconds=self._stall_seconds(),
+            clock=self.clock,
         )
         return dialect.connect(self.config, checked_api_url(url, self.logger), options)
 

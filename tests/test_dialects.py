@@ -10,14 +10,17 @@ import datetime
 import email.utils
 import io
 import logging
-import time
+import re
+from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
 
+from tap_demandbase import dialects
 from tap_demandbase.dialects import DIALECTS, ConnectOptions, Dialect
 from tap_demandbase.dialects.export_v1.errors import classify_error
+from tap_demandbase.engine.clock import SystemClock
 from tap_demandbase.engine.jobs import ExportJob
 from tap_demandbase.errors import (
     ApiRequestError,
@@ -79,6 +82,25 @@ def test_settings_are_part_of_the_tap_and_secrets_are_marked(dialect):
             assert schema[setting.name].get("secret") is True, setting.name
 
 
+#: How code reads the system clock; a dialect reads the engine's clock (``ConnectOptions.clock``).
+SYSTEM_CLOCK_READS = re.compile(
+    r"\b(?:datetime\.now|datetime\.utcnow|date\.today|time\.(?:time|monotonic|sleep)|"
+    r"pendulum\.(?:now|today))\("
+)
+
+
+@pytest.mark.unit
+def test_no_dialect_reads_the_system_clock():
+    package = Path(dialects.__file__).parent
+    reads = [
+        f"{path.relative_to(package)}:{number}: {line.strip()}"
+        for path in sorted(package.rglob("*.py"))
+        for number, line in enumerate(path.read_text().splitlines(), start=1)
+        if SYSTEM_CLOCK_READS.search(line)
+    ]
+    assert not reads
+
+
 @pytest.mark.unit
 def test_poll_policy_and_default_keys_are_sane(dialect):
     policy = dialect.poll_policy
@@ -96,7 +118,8 @@ def test_a_job_goes_from_create_to_its_parts(dialect, tmp_path):
     """
     settings, dialect_config = DIALECT_SANDBOXES[dialect.name]
     with Sandbox(fast_settings(**settings)) as sb:
-        options = ConnectOptions(user_agent="contract-test", download_stall_seconds=10)
+        clock = SystemClock()
+        options = ConnectOptions(user_agent="contract-test", download_stall_seconds=10, clock=clock)
         connection = dialect.connect(dialect_config(sb), sb.api_url, options)
         api = connection.api
         entities = {e.name: e for e in api.list_entities()}
@@ -106,7 +129,7 @@ def test_a_job_goes_from_create_to_its_parts(dialect, tmp_path):
         assert filters and all(isinstance(f, tuple) for f in filters)
         spec = JobSpec("accounts", fields, filters=filters[0])
         policy = PollPolicy(first_interval=0.05, max_interval=0.2, timeout=30)
-        job = ExportJob(api, spec, policy, logging.getLogger("contract"), _RealClock())
+        job = ExportJob(api, spec, policy, logging.getLogger("contract"), clock)
         job.create()
         status = job.wait_until_completed()
         assert status.state is JobState.COMPLETED
@@ -125,17 +148,6 @@ def test_a_job_goes_from_create_to_its_parts(dialect, tmp_path):
             assert found is not None and found.id == status.id
         if api.capabilities.can_cancel:
             assert api.cancel_job(status.id) is None  # finished: nothing to cancel
-
-
-class _RealClock:
-    def now(self) -> datetime.datetime:
-        return datetime.datetime.now(datetime.timezone.utc)
-
-    def monotonic(self) -> float:
-        return time.monotonic()
-
-    def sleep(self, seconds: float) -> None:
-        time.sleep(seconds)
 
 
 # --- export_v1's reading of error answers ---------------------------------------------------

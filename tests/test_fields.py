@@ -285,8 +285,12 @@ def test_uapi_names_the_fields_of_its_400_115_in_full_even_past_the_shown_messag
         "errorMessage": f"Invalid field names: {', '.join(names)}",
         "diagnosticCode": "ab" * 16,
     }
-    error = classify_error(_answer(400, body), "creating the job", renewable=True)
+    error = classify_error(
+        _answer(400, body), "creating the job", renewable=True, clock=FakeClock()
+    )
     assert isinstance(error, UnknownFieldsError) and error.api_names == tuple(names)
     body["errorMessage"] = "Invalid field names"
-    error = classify_error(_answer(400, body), "creating the job", renewable=True)
+    error = classify_error(
+        _answer(400, body), "creating the job", renewable=True, clock=FakeClock()
+    )
     assert isinstance(error, UnknownFieldsError) and error.api_names == ()

@@ -29,6 +29,7 @@ if t.TYPE_CHECKING:
 
     import requests
 
+    from tap_demandbase.engine.clock import Clock
     from tap_demandbase.model import JobSpec, JobStatus
     from tap_demandbase.transport import Transport
 
@@ -100,6 +101,7 @@ def create_job_once(
     what: str,
     parse: Callable[[t.Any, str], JobStatus],
     find: Callable[[JobSpec, ReuseRule], JobStatus | None],
+    clock: Clock,
 ) -> JobStatus:
     """POST a create (retried like every request); before sending it again after a lost answer,
     return the job that POST may have created, if ``find`` lists it.
@@ -124,7 +126,7 @@ def create_job_once(
     def attempt() -> JobStatus:
         if sent_at and (job := lost_create_job()):
             return job
-        sent_at.append(datetime.datetime.now(datetime.timezone.utc))
+        sent_at.append(clock.now())
         status, answer = transport.request_json_once("POST", path, json=body, what=what)
         try:
             return parse(answer, what)

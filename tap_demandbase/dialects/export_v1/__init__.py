@@ -41,7 +41,8 @@ def connect(config: Mapping[str, t.Any], api_url: str, options: ConnectOptions) 
         download_read_timeout=options.download_stall_seconds,
         on_send=calls.count_request,
     )
-    client = DataExportClient(transport, ExportV1Options.from_config(config).account_list_id, calls)
+    account_list_id = ExportV1Options.from_config(config).account_list_id
+    client = DataExportClient(transport, account_list_id, calls, clock=options.clock)
     return Connection(api=client, opener=transport)
 
 

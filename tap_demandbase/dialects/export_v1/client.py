@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime
 import logging
 import typing as t
 
@@ -46,6 +45,8 @@ from tap_demandbase.transport import Transport
 if t.TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
+    from tap_demandbase.engine.clock import Clock
+
 
 logger = logging.getLogger("tap-demandbase.api")
 
@@ -60,8 +61,12 @@ class DataExportClient:
         transport: Transport,
         account_list_id: str | None = None,
         calls: CallCounter | None = None,
+        *,
+        clock: Clock,
     ) -> None:
         self.transport = transport
+        #: The engine's clock: what "now" is for a lost create and for a job's expiry.
+        self.clock = clock
         self.account_list_id = account_list_id
         #: The run's requests per endpoint (the transport counts them as it sends).
         self.calls = calls or CallCounter(endpoint_of)
@@ -186,6 +191,7 @@ class DataExportClient:
                 what=what,
                 parse=job_status_from_json,
                 find=self.find_equivalent_job,
+                clock=self.clock,
             )
         except ApiRequestError as exc:
             if exc.status != 404:
@@ -246,7 +252,7 @@ class DataExportClient:
         """
         rule = rule or ReuseRule()
         wanted = job_request_body(spec)
-        now = datetime.datetime.now(datetime.timezone.utc)
+        now = self.clock.now()
 
         def candidates() -> t.Iterator[JobStatus]:
             # In the order jobs move through: one that moves on between two listings is

@@ -50,17 +50,21 @@ def connect(config: Mapping[str, t.Any], api_url: str, options: ConnectOptions) 
         api_url,
         user_agent=options.user_agent,
         on_token_request=lambda: usage.count("token"),
+        clock=options.clock,
     )
     credentials = auth if isinstance(auth, ClientCredentials) else None
     transport = Transport(
         api_url,
         auth,
-        classify=functools.partial(classify_error, renewable=credentials is not None, usage=usage),
+        classify=functools.partial(
+            classify_error, renewable=credentials is not None, clock=options.clock, usage=usage
+        ),
         user_agent=options.user_agent,
         download_read_timeout=options.download_stall_seconds,
         on_send=usage.count_request,
     )
-    client = UapiClient(transport, options_from_config(config), usage, credentials)
+    settings = options_from_config(config)
+    client = UapiClient(transport, settings, usage, credentials, clock=options.clock)
     return Connection(api=client, opener=transport)
 
 

@@ -8,8 +8,6 @@ import threading
 import typing as t
 from urllib.parse import urlsplit
 
-import pendulum
-
 from tap_demandbase.dialects.common import (
     InvalidJobJson,
     JobListing,
@@ -61,6 +59,8 @@ from tap_demandbase.transport import Transport
 if t.TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
+    from tap_demandbase.engine.clock import Clock
+
 
 logger = logging.getLogger("tap-demandbase.api")
 
@@ -80,8 +80,12 @@ class UapiClient:
         options: UapiOptions,
         usage: CallUsage,
         credentials: ClientCredentials | None = None,
+        *,
+        clock: Clock,
     ) -> None:
         self.transport = transport
+        #: The engine's clock: what "now" is for a report's period, re-use and expiry.
+        self.clock = clock
         self.options = options
         self.usage = usage
         #: The client credentials the transport authenticates with (None: a given token).
@@ -267,12 +271,16 @@ class UapiClient:
             body["source"] = filters["source"].split(",")
             if filters["ad_report_type"] in DATED_REPORT_TYPES and "fromDate" not in body:
                 body["fromDate"] = report_day(spec.start or self.options.start_day)
-                body["toDate"] = report_day(spec.end or pendulum.now("UTC").date())
+                body["toDate"] = report_day(spec.end or self._today())
         if "account_ids" in filters:
             body["accountIds"] = [api_account_id(i) for i in self._chunk(filters["account_ids"])]
         body["format"] = "csv"
         body["jobName"] = job_name(spec, body)
         return body
+
+    def _today(self) -> datetime.date:
+        """Return the clock's UTC day (a report's period ends there when the job's does not)."""
+        return self.clock.now().astimezone(datetime.timezone.utc).date()
 
     @staticmethod
     def _date_conditions(
@@ -325,6 +333,7 @@ class UapiClient:
             what=what,
             parse=job_status_from_json,
             find=self.find_equivalent_job,
+            clock=self.clock,
         )
 
     def get_job(self, job_id: str) -> JobStatus:
@@ -346,7 +355,7 @@ class UapiClient:
         rule = rule or ReuseRule()
         stream = stream_named(spec.entity)
         name = self.job_request(spec)["jobName"]
-        now = datetime.datetime.now(datetime.timezone.utc)
+        now = self.clock.now()
         oldest = max(now - REUSE_LOOKBACK, rule.created_after or now - REUSE_LOOKBACK)
 
         def candidates() -> t.Iterator[JobStatus]:

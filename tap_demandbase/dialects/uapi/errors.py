@@ -4,10 +4,9 @@ API's errorCode, errorMessage and diagnosticCode.
 
 from __future__ import annotations
 
+import datetime
 import typing as t
 from urllib.parse import urlsplit
-
-import pendulum
 
 from tap_demandbase.dialects.uapi.usage import CALLS, DAILY_LIMITS, CallUsage, budgeted_endpoint
 from tap_demandbase.errors import (
@@ -23,6 +22,8 @@ from tap_demandbase.transport import Retry, redact, retry_after_seconds
 
 if t.TYPE_CHECKING:
     import requests
+
+    from tap_demandbase.engine.clock import Clock
 
 #: A 429-100 is tried once more, after a short wait: Demandbase answers it for a momentary
 #: limit, and for an endpoint's spent daily limit too, where every retry is one more refused
@@ -91,7 +92,12 @@ def _denial(code: str) -> str:
 
 
 def classify_error(
-    response: requests.Response, what: str, *, renewable: bool, usage: CallUsage | None = None
+    response: requests.Response,
+    what: str,
+    *,
+    renewable: bool,
+    clock: Clock,
+    usage: CallUsage | None = None,
 ) -> DemandbaseError:
     """Return the error a pipeline operator can act on, for an answer of 400 or more; every
     line shows the API's errorCode, errorMessage and diagnosticCode. ``usage``: this run's
@@ -130,7 +136,7 @@ def classify_error(
     if status == 429 and code == "429-102":
         return JobSlotBusyError(f"another export job runs in the tenant ({shown})")
     if status == 429 and code == "429-100":
-        return _rate_limited(response, what, shown, usage)
+        return _rate_limited(response, what, shown, usage, clock)
     if status == 429 or status >= 500:
         return TransientApiError(f"{what} answered {shown}")
     if code == "400-115":
@@ -151,7 +157,7 @@ def classify_error(
 
 
 def _rate_limited(
-    response: requests.Response, what: str, shown: str, usage: CallUsage | None
+    response: requests.Response, what: str, shown: str, usage: CallUsage | None, clock: Clock
 ) -> DemandbaseError:
     """Return the error of a 429-100: worth one more try (RATE_LIMIT_RETRY), unless this run's
     own calls have spent the endpoint's daily limit; the run stops when that try fails too.
@@ -162,7 +168,7 @@ def _rate_limited(
         if request
         else None
     )
-    spent = QuotaExceededError(_daily_limit_message(response, endpoint, what, shown))
+    spent = QuotaExceededError(_daily_limit_message(response, endpoint, what, shown, clock.now()))
     if endpoint is not None and usage is not None and usage.spent(endpoint):
         return spent
     return TransientApiError(
@@ -174,14 +180,22 @@ def _rate_limited(
 
 
 def _daily_limit_message(
-    response: requests.Response, endpoint: str | None, what: str, shown: str
+    response: requests.Response,
+    endpoint: str | None,
+    what: str,
+    shown: str,
+    now: datetime.datetime,
 ) -> str:
     """Say which endpoint's daily limit is spent, and when it resets: when the answer says
     (Retry-After), else at the next midnight UTC, when Demandbase's daily limits reset.
     """
     wait = retry_after_seconds(response)
-    now = pendulum.now("UTC")
-    resets = now.add(seconds=wait) if wait is not None else now.start_of("day").add(days=1)
+    now = now.astimezone(datetime.timezone.utc)
+    resets = (
+        now + datetime.timedelta(seconds=wait)
+        if wait is not None
+        else datetime.datetime.combine(now.date() + datetime.timedelta(days=1), datetime.time())
+    )
     limit = (
         f"The Demandbase API's daily limit of {DAILY_LIMITS[endpoint]:,} {CALLS[endpoint]}"
         if endpoint is not None
@@ -189,7 +203,7 @@ def _daily_limit_message(
     )
     return (
         f"{limit} is spent ({what} answered {shown}); it resets at "
-        f"{resets.format('YYYY-MM-DDTHH:mm:ss')}Z. No further call is made in this run; "
+        f"{resets:%Y-%m-%dT%H:%M:%S}Z. No further call is made in this run; "
         "everything extracted so far is kept in the emitted state: run the tap again after "
         "the reset."
     )
