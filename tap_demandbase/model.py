@@ -194,6 +194,37 @@ class PartLocation:
     with_credentials: bool
 
 
+class BrokenTransferError(Exception):
+    """A part's transfer broke off (the connection, a timeout, a chunk that did not arrive):
+    what arrived is kept, and the engine resumes after it.
+    """
+
+
+@dataclass
+class PartBody:
+    """An opened result part as the engine sees it: no HTTP library, only the answer's status
+    and headers and its body as the server sent it (not decoded), chunk by chunk.
+
+    ``chunks`` raises BrokenTransferError when the transfer breaks off. Closed when the engine
+    is done with it (``with``), whether it read it all or not.
+    """
+
+    #: The HTTP status: 200, or 206 for the rest of a part asked for with ``Range``.
+    status: int
+    #: The answer's headers (``Content-Length``, ``Content-Range``), looked up by name.
+    headers: t.Mapping[str, str]
+    #: The body's bytes as sent, in chunks small enough that little is lost when it breaks off.
+    chunks: t.Iterator[bytes]
+    #: Releases the connection.
+    close: t.Callable[[], None] = lambda: None
+
+    def __enter__(self) -> PartBody:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
 @dataclass(frozen=True)
 class ConnectionCheck:
     """One finding of the connection test (``--test``): what was proved, in a sentence; a
