@@ -237,7 +237,10 @@ class ConnectionCheck:
 
 @dataclass(frozen=True)
 class Capabilities:
-    """What a dialect's API can do beyond create, status and results."""
+    """What a dialect's API can do beyond create, status and results: each optional verb is
+    there (``CancelsJobs``, ``ListsJobs``) exactly when its capability says so (the contract
+    test checks it), and the engine asks for it through ``cancel_verb``/``listing_verb``.
+    """
 
     #: Whether a running job can be cancelled (a timed-out job is cancelled, else left running).
     can_cancel: bool = True
@@ -316,16 +319,6 @@ class ExportApi(t.Protocol):
         """Return the current status of a job."""
         ...
 
-    def cancel_job(self, job_id: str) -> JobStatus | None:
-        """Cancel a job; ``None`` when it had already finished (nothing to cancel)."""
-        ...
-
-    def find_equivalent_job(self, spec: JobSpec, rule: ReuseRule | None = None) -> JobStatus | None:
-        """Return an existing, unexpired job that exports exactly this spec and that ``rule``
-        admits, if any; None too when the API does not let this token list jobs.
-        """
-        ...
-
     def part_locations(self, job: JobStatus, *, fresh: bool = False) -> list[PartLocation]:
         """Return where the parts of a completed job's result are, in order (none when the
         result is empty); ``fresh``: the ones known have been refused (expired), ask anew.
@@ -339,3 +332,33 @@ class ExportApi(t.Protocol):
         ``PartNotFoundError``.
         """
         ...
+
+
+@t.runtime_checkable
+class CancelsJobs(t.Protocol):
+    """The optional verb of an API that can cancel a job (``Capabilities.can_cancel``)."""
+
+    def cancel_job(self, job_id: str) -> JobStatus | None:
+        """Cancel a job; ``None`` when it had already finished (nothing to cancel)."""
+        ...
+
+
+@t.runtime_checkable
+class ListsJobs(t.Protocol):
+    """The optional verb of an API whose jobs can be listed (``Capabilities.can_list_jobs``)."""
+
+    def find_equivalent_job(self, spec: JobSpec, rule: ReuseRule | None = None) -> JobStatus | None:
+        """Return an existing, unexpired job that exports exactly this spec and that ``rule``
+        admits, if any; None too when the API does not let this token list jobs.
+        """
+        ...
+
+
+def cancel_verb(api: ExportApi) -> CancelsJobs | None:
+    """Return the API's cancel, if its capabilities say it has one (None: it has not)."""
+    return api if api.capabilities.can_cancel and isinstance(api, CancelsJobs) else None
+
+
+def listing_verb(api: ExportApi) -> ListsJobs | None:
+    """Return the API's job listing, if its capabilities say it has one (None: it has not)."""
+    return api if api.capabilities.can_list_jobs and isinstance(api, ListsJobs) else None

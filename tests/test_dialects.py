@@ -29,7 +29,16 @@ from tap_demandbase.errors import (
     QuotaExceededError,
     TransientApiError,
 )
-from tap_demandbase.model import REQUIRED_STATES, JobSpec, JobState, PollPolicy
+from tap_demandbase.model import (
+    REQUIRED_STATES,
+    CancelsJobs,
+    JobSpec,
+    JobState,
+    ListsJobs,
+    PollPolicy,
+    cancel_verb,
+    listing_verb,
+)
 from tap_demandbase.records.kinds import Kind
 from tap_demandbase.sandbox import Sandbox
 from tap_demandbase.tap import TapDemandbase
@@ -146,11 +155,14 @@ def test_a_job_goes_from_create_to_its_parts(dialect, tmp_path):
         assert rows == 120
         assert api.part_locations(status, fresh=True)[0].number == 1
         assert api.unlisted_part(status, len(locations) + 1) is None  # it said how many
-        if api.capabilities.can_list_jobs:
-            found = api.find_equivalent_job(spec)
+        # An optional verb is there exactly when the capabilities say so.
+        assert isinstance(api, ListsJobs) == api.capabilities.can_list_jobs
+        assert isinstance(api, CancelsJobs) == api.capabilities.can_cancel
+        if (listing := listing_verb(api)) is not None:
+            found = listing.find_equivalent_job(spec)
             assert found is not None and found.id == status.id
-        if api.capabilities.can_cancel:
-            assert api.cancel_job(status.id) is None  # finished: nothing to cancel
+        if (cancel := cancel_verb(api)) is not None:
+            assert cancel.cancel_job(status.id) is None  # finished: nothing to cancel
 
 
 # --- export_v1's reading of error answers ---------------------------------------------------

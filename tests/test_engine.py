@@ -174,6 +174,14 @@ def test_without_cancel_a_timed_out_job_stays_in_the_ledger(clock, tmp_path):
     assert api.calls.count("create") == 1
 
 
+@pytest.mark.unit
+def test_without_a_job_list_no_job_is_looked_for_before_a_create(clock, tmp_path):
+    api = FakeApi(clock, tmp_path, capabilities=Capabilities(can_list_jobs=False))
+    export, _, _ = _stream(_run(api, clock))
+    assert _emit_all(export) == 10
+    assert "list" not in api.calls and api.calls.count("create") == 1
+
+
 # --- failed jobs ---------------------------------------------------------------------------
 
 

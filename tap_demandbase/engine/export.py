@@ -79,7 +79,7 @@ from tap_demandbase.errors import (
     MalformedResultError,
     UnknownFieldsError,
 )
-from tap_demandbase.model import JobSpec, PollPolicy
+from tap_demandbase.model import JobSpec, PollPolicy, listing_verb
 from tap_demandbase.timestamps import state_datetime
 
 if t.TYPE_CHECKING:
@@ -900,7 +900,9 @@ class _JobStarter:
         if resumed is not None:
             job.attach(resumed, "resumed from the state")
             run.tally.job_started("resumed")
-        elif reused := run.api.find_equivalent_job(self.spec, rule):
+        elif (listing := listing_verb(run.api)) and (
+            reused := listing.find_equivalent_job(self.spec, rule)
+        ):
             job.attach(reused, "re-used: an equivalent job already exists")
             run.tally.job_started("reused")
         else:

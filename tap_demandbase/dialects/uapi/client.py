@@ -342,11 +342,6 @@ class UapiClient:
         _, body = self.transport.request_json("GET", f"{JOB_PATH}/{job_id}", what=what)
         return job_status_from_json(body, what)
 
-    def cancel_job(self, job_id: str) -> JobStatus | None:
-        """Refuse: the API has no cancel endpoint (``capabilities.can_cancel`` is False)."""
-        msg = f"Export job {job_id} cannot be cancelled: the API has no cancel endpoint."
-        raise ApiRequestError(msg)
-
     def find_equivalent_job(self, spec: JobSpec, rule: ReuseRule | None = None) -> JobStatus | None:
         """Return a listed job of this spec's jobName that ``rule`` admits and that can still
         deliver (accepted, processing, or finished), newest pages first; paging stops at jobs
