@@ -1,6 +1,6 @@
-"""The dialect contract: what every module in ``dialects/`` must supply, checked for each one,
-plus each dialect's reading of error answers. A new dialect is added to ``DIALECT_SANDBOXES``
-with the emulator settings that serve it, and runs every test here.
+"""The dialect contract: what every package in ``dialects/`` must supply, checked for each one,
+plus each dialect's reading of error answers. A dialect registered in ``DIALECTS`` runs every
+test here against its emulator, with the settings its case gives (``tests/dialect_cases.py``).
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ import io
 import logging
 import re
 from pathlib import Path
-from typing import Any
 
 import pytest
 import requests
@@ -40,20 +39,12 @@ from tap_demandbase.model import (
     listing_verb,
 )
 from tap_demandbase.records.kinds import Kind
-from tap_demandbase.sandbox import Sandbox
+from tap_demandbase.sandbox.server import EMULATORS
 from tap_demandbase.tap import TapDemandbase
 from tap_demandbase.transport import retry_after_seconds
-from tests.conftest import fast_settings
+from tests.dialect_cases import CASES, sandbox_for
 from tests.fakes import FakeClock
-
-#: Dialect → (emulator settings, the dialect's settings for that emulator).
-DIALECT_SANDBOXES: dict[str, Any] = {
-    "export_v1": ({}, lambda sb: {"access_token": sb.token}),
-    "uapi": (
-        {"dialect": "uapi", "uapi_split_files": True},
-        lambda sb: {"client_id": sb.client_id, "client_secret": sb.client_secret},
-    ),
-}
+from tests.sandbox_clients import CLIENTS
 
 COMMON_SETTINGS = set(TapDemandbase.config_jsonschema["properties"])
 
@@ -64,8 +55,11 @@ def dialect(request) -> Dialect:
 
 
 @pytest.mark.unit
-def test_every_dialect_has_a_sandbox_for_the_contract_tests():
-    assert set(DIALECT_SANDBOXES) == set(DIALECTS)
+def test_every_dialect_has_its_emulator_and_its_cases_in_the_tests():
+    """The dialects the tests run against are the tap's registry, ``DIALECTS``: each has its
+    emulator, its expectations (``tests/dialect_cases.py``) and its emulator client.
+    """
+    assert set(EMULATORS) == set(CASES) == set(CLIENTS) == set(DIALECTS)
 
 
 @pytest.mark.unit
@@ -126,11 +120,10 @@ def test_a_job_goes_from_create_to_its_parts(dialect, tmp_path):
     """The life the engine relies on, against the dialect's emulator: entities, a job created
     and polled to completed, part locations opened, a job found again by its spec.
     """
-    settings, dialect_config = DIALECT_SANDBOXES[dialect.name]
-    with Sandbox(fast_settings(**settings)) as sb:
+    with sandbox_for(dialect.name) as sb:
         clock = SystemClock()
         options = ConnectOptions(user_agent="contract-test", download_stall_seconds=10, clock=clock)
-        connection = dialect.connect(dialect_config(sb), sb.api_url, options)
+        connection = dialect.connect(CASES[dialect.name](sb).config(), sb.api_url, options)
         api = connection.api
         entities = {e.name: e for e in api.list_entities()}
         assert "accounts" in entities
