@@ -1,8 +1,8 @@
 """The nouns every API dialect speaks: entities, job specs, job statuses, result locations.
 
-A dialect (``dialects/export_v1.py`` for the published Data Export contract, a sibling module
+A dialect (``dialects/export_v1/`` for the published Data Export contract, a sibling package
 for another API) turns HTTP into these values, so that the engine, records and streams never see
-a path or a JSON field name of the API.
+a path, a JSON field name of the API or an HTTP library.
 """
 
 from __future__ import annotations
