@@ -23,10 +23,7 @@ from tap_demandbase.dialects.export_v1.wire import (
     job_status_from_json,
     same_export,
 )
-from tap_demandbase.errors import (
-    ApiRequestError,
-    ConfigError,
-)
+from tap_demandbase.errors import ApiRequestError, ConfigError
 from tap_demandbase.model import (
     Capabilities,
     ConnectionCheck,

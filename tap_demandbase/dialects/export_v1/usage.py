@@ -4,14 +4,8 @@
 
 from __future__ import annotations
 
-import typing as t
-
 from tap_demandbase.dialects.common import CallCounter
 from tap_demandbase.dialects.export_v1.wire import ENTITIES_PATH, JOBS_PATH
-
-if t.TYPE_CHECKING:
-    pass
-
 
 #: Endpoints as the summary line names one call of each, in the order of a job's life.
 CALLS_SAID = (

@@ -7,23 +7,9 @@ from __future__ import annotations
 import typing as t
 from dataclasses import dataclass
 
-from tap_demandbase.dialects.common import (
-    InvalidJobJson,
-    array_in,
-    json_shape,
-    unexpected_answer,
-)
-from tap_demandbase.model import (
-    EntityInfo,
-    FieldInfo,
-    JobSpec,
-    JobState,
-    JobStatus,
-)
+from tap_demandbase.dialects.common import InvalidJobJson, array_in, json_shape, unexpected_answer
+from tap_demandbase.model import EntityInfo, FieldInfo, JobSpec, JobState, JobStatus
 from tap_demandbase.timestamps import api_timestamp
-
-if t.TYPE_CHECKING:
-    pass
 
 DEFAULT_API_URL = "https://api.demandbase.com"
 JOBS_PATH = "/export/v1/jobs"

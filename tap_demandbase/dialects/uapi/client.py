@@ -8,19 +8,9 @@ import threading
 import typing as t
 from urllib.parse import urlsplit
 
-from tap_demandbase.dialects.common import (
-    InvalidJobJson,
-    JobListing,
-    array_in,
-    create_job_once,
-)
+from tap_demandbase.dialects.common import InvalidJobJson, JobListing, array_in, create_job_once
 from tap_demandbase.dialects.uapi.auth import ClientCredentials
-from tap_demandbase.dialects.uapi.fields import (
-    STREAMS,
-    UapiStream,
-    property_fields,
-    stream_named,
-)
+from tap_demandbase.dialects.uapi.fields import STREAMS, UapiStream, property_fields, stream_named
 from tap_demandbase.dialects.uapi.settings import UapiOptions, chunk_label
 from tap_demandbase.dialects.uapi.usage import CallUsage
 from tap_demandbase.dialects.uapi.wire import (
@@ -37,10 +27,7 @@ from tap_demandbase.dialects.uapi.wire import (
     report_day,
     result_urls,
 )
-from tap_demandbase.errors import (
-    ApiRequestError,
-    ConfigError,
-)
+from tap_demandbase.errors import ApiRequestError, ConfigError
 from tap_demandbase.model import (
     Capabilities,
     ConnectionCheck,

@@ -4,13 +4,8 @@ against, and the run's calls in one line.
 
 from __future__ import annotations
 
-import typing as t
-
 from tap_demandbase.dialects.common import CallCounter
 from tap_demandbase.dialects.uapi.wire import FIELDS_PATH, JOB_PATH, JOBS_PATH
-
-if t.TYPE_CHECKING:
-    pass
 
 #: Calls per tenant and UTC day that Demandbase documents, by endpoint (they reset at 00:00 UTC).
 DAILY_LIMITS = {"create": 60, "status": 300, "list": 1200, "fields": 60}

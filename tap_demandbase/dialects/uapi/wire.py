@@ -7,28 +7,17 @@ from __future__ import annotations
 import datetime
 import hashlib
 import json
-import logging
 import typing as t
 
-from tap_demandbase.dialects.common import (
-    InvalidJobJson,
-    json_shape,
-    unexpected_answer,
-)
+from tap_demandbase.dialects.common import InvalidJobJson, json_shape, unexpected_answer
 from tap_demandbase.dialects.uapi.fields import STREAM_OF_ENTITY
 from tap_demandbase.errors import ConfigError
-from tap_demandbase.model import (
-    JobSpec,
-    JobState,
-    JobStatus,
-)
+from tap_demandbase.model import JobSpec, JobState, JobStatus
 from tap_demandbase.timestamps import api_timestamp
 
 if t.TYPE_CHECKING:
     from collections.abc import Mapping
 
-
-logger = logging.getLogger("tap-demandbase.api")
 
 DEFAULT_API_URL = "https://uapi.demandbase.com"
 EXPORT_PATH = "/data/export/v1"
