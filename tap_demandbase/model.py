@@ -1,8 +1,8 @@
 """The nouns every API dialect speaks: entities, job specs, job statuses, result locations.
 
-A dialect (``dialects/export_v1.py`` for the published Data Export contract, a sibling module
+A dialect (``dialects/export_v1/`` for the published Data Export contract, a sibling package
 for another API) turns HTTP into these values, so that the engine, records and streams never see
-a path or a JSON field name of the API.
+a path, a JSON field name of the API or an HTTP library.
 """
 
 from __future__ import annotations
@@ -194,6 +194,37 @@ class PartLocation:
     with_credentials: bool
 
 
+class BrokenTransferError(Exception):
+    """A part's transfer broke off (the connection, a timeout, a chunk that did not arrive):
+    what arrived is kept, and the engine resumes after it.
+    """
+
+
+@dataclass
+class PartBody:
+    """An opened result part as the engine sees it: no HTTP library, only the answer's status
+    and headers and its body as the server sent it (not decoded), chunk by chunk.
+
+    ``chunks`` raises BrokenTransferError when the transfer breaks off. Closed when the engine
+    is done with it (``with``), whether it read it all or not.
+    """
+
+    #: The HTTP status: 200, or 206 for the rest of a part asked for with ``Range``.
+    status: int
+    #: The answer's headers (``Content-Length``, ``Content-Range``), looked up by name.
+    headers: t.Mapping[str, str]
+    #: The body's bytes as sent, in chunks small enough that little is lost when it breaks off.
+    chunks: t.Iterator[bytes]
+    #: Releases the connection.
+    close: t.Callable[[], None] = lambda: None
+
+    def __enter__(self) -> PartBody:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
 @dataclass(frozen=True)
 class ConnectionCheck:
     """One finding of the connection test (``--test``): what was proved, in a sentence; a
@@ -206,7 +237,10 @@ class ConnectionCheck:
 
 @dataclass(frozen=True)
 class Capabilities:
-    """What a dialect's API can do beyond create, status and results."""
+    """What a dialect's API can do beyond create, status and results: each optional verb is
+    there (``CancelsJobs``, ``ListsJobs``) exactly when its capability says so (the contract
+    test checks it), and the engine asks for it through ``cancel_verb``/``listing_verb``.
+    """
 
     #: Whether a running job can be cancelled (a timed-out job is cancelled, else left running).
     can_cancel: bool = True
@@ -285,16 +319,6 @@ class ExportApi(t.Protocol):
         """Return the current status of a job."""
         ...
 
-    def cancel_job(self, job_id: str) -> JobStatus | None:
-        """Cancel a job; ``None`` when it had already finished (nothing to cancel)."""
-        ...
-
-    def find_equivalent_job(self, spec: JobSpec, rule: ReuseRule | None = None) -> JobStatus | None:
-        """Return an existing, unexpired job that exports exactly this spec and that ``rule``
-        admits, if any; None too when the API does not let this token list jobs.
-        """
-        ...
-
     def part_locations(self, job: JobStatus, *, fresh: bool = False) -> list[PartLocation]:
         """Return where the parts of a completed job's result are, in order (none when the
         result is empty); ``fresh``: the ones known have been refused (expired), ask anew.
@@ -308,3 +332,33 @@ class ExportApi(t.Protocol):
         ``PartNotFoundError``.
         """
         ...
+
+
+@t.runtime_checkable
+class CancelsJobs(t.Protocol):
+    """The optional verb of an API that can cancel a job (``Capabilities.can_cancel``)."""
+
+    def cancel_job(self, job_id: str) -> JobStatus | None:
+        """Cancel a job; ``None`` when it had already finished (nothing to cancel)."""
+        ...
+
+
+@t.runtime_checkable
+class ListsJobs(t.Protocol):
+    """The optional verb of an API whose jobs can be listed (``Capabilities.can_list_jobs``)."""
+
+    def find_equivalent_job(self, spec: JobSpec, rule: ReuseRule | None = None) -> JobStatus | None:
+        """Return an existing, unexpired job that exports exactly this spec and that ``rule``
+        admits, if any; None too when the API does not let this token list jobs.
+        """
+        ...
+
+
+def cancel_verb(api: ExportApi) -> CancelsJobs | None:
+    """Return the API's cancel, if its capabilities say it has one (None: it has not)."""
+    return api if api.capabilities.can_cancel and isinstance(api, CancelsJobs) else None
+
+
+def listing_verb(api: ExportApi) -> ListsJobs | None:
+    """Return the API's job listing, if its capabilities say it has one (None: it has not)."""
+    return api if api.capabilities.can_list_jobs and isinstance(api, ListsJobs) else None

@@ -19,7 +19,7 @@ from tap_demandbase.engine.backfill import BackfillRequest
 from tap_demandbase.engine.budget import DEFERRED_KEY, StreamDeferredError
 from tap_demandbase.engine.export import PartResult, StreamExport, StreamRequest, greatest
 from tap_demandbase.engine.freshness import note_bookmark, stale_bookmark_line
-from tap_demandbase.engine.windows import first_day, is_date, utc_date
+from tap_demandbase.engine.windows import first_day
 from tap_demandbase.errors import RUN_STOPPING_ERRORS, DemandbaseError, TargetGoneError
 from tap_demandbase.model import CALLS_FOR
 from tap_demandbase.progress import SyncProgress
@@ -28,6 +28,7 @@ from tap_demandbase.records.batches import batch_writer
 from tap_demandbase.records.columnar import import_polars_meanwhile
 from tap_demandbase.records.reader import CsvPartReader
 from tap_demandbase.schema import date_fields
+from tap_demandbase.timestamps import is_date, utc_date
 
 if t.TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator

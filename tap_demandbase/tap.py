@@ -21,7 +21,6 @@ from functools import cached_property
 from pathlib import Path, PurePath
 
 import click
-import pendulum
 from singer_sdk import Tap
 from singer_sdk import typing as th
 from singer_sdk.configuration._dict_config import parse_environment_config
@@ -51,7 +50,6 @@ from tap_demandbase.engine.fields import gone_fields, gone_line, new_fields, new
 from tap_demandbase.engine.freshness import DEFAULT_WARN_HOURS, stale_bookmark_line
 from tap_demandbase.engine.jobs import DEFAULT_COOLDOWN_SECONDS, DEFAULT_MAX_ATTEMPTS, AttemptPolicy
 from tap_demandbase.engine.scheduler import JobScheduler
-from tap_demandbase.engine.windows import utc_date
 from tap_demandbase.errors import ConfigError, DemandbaseError
 from tap_demandbase.logs import METRICS_LOG_LEVELS, metrics_logger_level, quiet_sdk_noise
 from tap_demandbase.model import EntityInfo, FieldInfo, PollPolicy
@@ -66,6 +64,7 @@ from tap_demandbase.progress import (
 from tap_demandbase.schema import date_fields, entity_schema
 from tap_demandbase.state_file import checked_state
 from tap_demandbase.streams import API_NAME_METADATA, BOOKMARK_VALUE_KEY, ExportStream
+from tap_demandbase.timestamps import parse_setting_datetime, utc_date
 from tap_demandbase.writer import FastSingerWriter
 
 if t.TYPE_CHECKING:
@@ -163,23 +162,6 @@ def one_line_errors(
         closing()
     if failed:
         sys.exit(1)
-
-
-def parse_setting_datetime(name: str, value: str) -> datetime.datetime:
-    """Parse a date-time setting, or fail naming the setting and the expected form."""
-    try:
-        parsed = pendulum.parse(value)
-    except (ValueError, TypeError) as exc:
-        msg = (
-            f"Setting {name}='{value}' is not an ISO 8601 date-time; use e.g. 2024-01-01T00:00:00Z."
-        )
-        raise ConfigError(msg) from exc
-    if not isinstance(parsed, datetime.datetime):
-        if isinstance(parsed, datetime.date):
-            return pendulum.datetime(parsed.year, parsed.month, parsed.day)
-        msg = f"Setting {name}='{value}' is not a date-time; use e.g. 2024-01-01T00:00:00Z."
-        raise ConfigError(msg)
-    return parsed
 
 
 class TapDemandbase(Tap):
@@ -569,6 +551,7 @@ class TapDemandbase(Tap):
         options = ConnectOptions(
             user_agent=f"{self.name}/{self.plugin_version}",
             download_stall_seconds=self._stall_seconds(),
+            clock=self.clock,
         )
         return dialect.connect(self.config, checked_api_url(url, self.logger), options)
 

@@ -29,7 +29,7 @@ import urllib3
 from typing_extensions import override
 
 from tap_demandbase.config import is_loopback
-from tap_demandbase.engine.results import DEFAULT_STALL_SECONDS
+from tap_demandbase.engine.results import CHUNK_SIZE, DEFAULT_STALL_SECONDS
 from tap_demandbase.errors import (
     ApiRequestError,
     DemandbaseError,
@@ -38,6 +38,7 @@ from tap_demandbase.errors import (
     RedirectRefusedError,
     TransientApiError,
 )
+from tap_demandbase.model import BrokenTransferError, PartBody
 
 if t.TYPE_CHECKING:
     from collections.abc import Callable
@@ -434,10 +435,18 @@ class Transport:
 
     def open_location(
         self, location: PartLocation, *, what: str, headers: dict[str, str] | None = None
-    ) -> requests.Response:
-        """Open a result part (see ``_open_location_once``), tried again like any request."""
-        return self._with_retries(
+    ) -> PartBody:
+        """Open a result part (see ``_open_location_once``), tried again like any request;
+        return it as the engine reads it: status, headers and the body's bytes as sent.
+        """
+        response = self._with_retries(
             lambda: self._open_location_once(location, what=what, headers=headers), what
+        )
+        return PartBody(
+            status=response.status_code,
+            headers=response.headers,
+            chunks=_raw_chunks(response),
+            close=response.close,
         )
 
     def _open_location_once(
@@ -517,6 +526,26 @@ class Transport:
             with response:
                 self._raise_for_part(response, f"{what} (pre-signed download {safe_url(url)})")
         return response
+
+
+#: How a streaming body's transfer breaks off (its bytes so far are kept, and resumed after).
+_BROKEN_TRANSFER = (
+    requests.exceptions.ChunkedEncodingError,
+    requests.ConnectionError,
+    requests.Timeout,
+    urllib3.exceptions.HTTPError,
+)
+
+
+def _raw_chunks(response: requests.Response) -> t.Iterator[bytes]:
+    """Yield a streaming body's bytes as the server sent them (not decoded: ``Range`` offsets
+    count those), CHUNK_SIZE at most at a time; BrokenTransferError when the transfer breaks.
+    """
+    try:
+        while chunk := response.raw.read1(CHUNK_SIZE, decode_content=False):
+            yield chunk
+    except _BROKEN_TRANSFER as exc:
+        raise BrokenTransferError(type(exc).__name__) from exc
 
 
 def is_redirect(response: requests.Response) -> bool:

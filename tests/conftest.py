@@ -27,6 +27,7 @@ import click
 import hypothesis
 import pytest
 
+from tap_demandbase.dialects import DIALECTS
 from tap_demandbase.sandbox import Sandbox, SandboxSettings
 
 #: The test tiers: the ``unit`` mark kept true (tests/tiers.py).
@@ -74,7 +75,7 @@ def sandbox() -> Any:
         yield sb
 
 
-@pytest.fixture(params=["export_v1", "uapi"])
+@pytest.fixture(params=sorted(DIALECTS))
 def dialect_case(request: Any) -> Any:
     """An emulator of each API dialect, with the tap's expectations against it (a test using
     this runs once per dialect: ``tests/dialect_cases.py``).

@@ -6,14 +6,11 @@ jobs, advances them with the fake clock, and serves their parts as files).
 from __future__ import annotations
 
 import datetime
-import io
 import itertools
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-import requests
-import urllib3
-
+from tap_demandbase.engine.results import CHUNK_SIZE
 from tap_demandbase.errors import ApiRequestError, PartNotFoundError, UnknownFieldsError
 from tap_demandbase.model import (
     CALLS_FOR,
@@ -24,6 +21,7 @@ from tap_demandbase.model import (
     JobSpec,
     JobState,
     JobStatus,
+    PartBody,
     PartLocation,
     ReuseRule,
     usable_result,
@@ -261,18 +259,10 @@ class FileOpener:
 
     def open_location(
         self, location: PartLocation, *, what: str, headers: dict[str, str] | None = None
-    ) -> requests.Response:
+    ) -> PartBody:
         self.opened.append(location.url)
         if not Path(location.url).exists():
             raise PartNotFoundError(f"{what}: no such part")
         data = Path(location.url).read_bytes()
-        response = requests.Response()
-        response.status_code = 200
-        response.headers["Content-Length"] = str(len(data))
-        response.raw = urllib3.HTTPResponse(
-            body=io.BytesIO(data),
-            headers={"Content-Length": str(len(data))},
-            status=200,
-            preload_content=False,
-        )
-        return response
+        chunks = (data[start : start + CHUNK_SIZE] for start in range(0, len(data), CHUNK_SIZE))
+        return PartBody(status=200, headers={"Content-Length": str(len(data))}, chunks=chunks)

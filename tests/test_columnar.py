@@ -22,7 +22,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tap_demandbase.dialects.export_v1 import FIELD_TYPES
+from tap_demandbase.dialects.common import FIELD_TYPES
 from tap_demandbase.engine.results import DownloadedPart
 from tap_demandbase.errors import MalformedResultError
 from tap_demandbase.records.columnar.output import (

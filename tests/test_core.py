@@ -15,6 +15,7 @@ import pytest
 from singer_sdk.testing import TapTestRunner, get_tap_test_class
 
 from tap_demandbase.dialects import export_v1
+from tap_demandbase.dialects.export_v1.wire import entities_from_json
 from tap_demandbase.sandbox import Sandbox
 from tap_demandbase.sandbox.entities import ENTITIES
 from tap_demandbase.schema import entity_schema
@@ -28,7 +29,7 @@ def _served_catalog() -> dict[str, t.Any]:
     """
     settings = fast_settings()
     answer = {"entities": [settings.catalogue_entity(e).to_json() for e in ENTITIES.values()]}
-    entities = export_v1.entities_from_json(answer, "the emulator's entity list")
+    entities = entities_from_json(answer, "the emulator's entity list")
     return {
         "streams": [
             {

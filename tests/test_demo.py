@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from tap_demandbase.dialects import DIALECTS
 from tests.conftest import ENTITIES
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -41,7 +42,7 @@ def _cwd(process: Path) -> Path | None:
         return None
 
 
-@pytest.mark.parametrize("dialect", ["export_v1", "uapi"])
+@pytest.mark.parametrize("dialect", sorted(DIALECTS))
 def test_demo_runs_and_stops_its_emulator(dialect):
     done = subprocess.run(
         ["bash", str(ROOT / "scripts" / "demo.sh")],

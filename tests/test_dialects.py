@@ -1,6 +1,6 @@
-"""The dialect contract: what every module in ``dialects/`` must supply, checked for each one,
-plus each dialect's reading of error answers. A new dialect is added to ``DIALECT_SANDBOXES``
-with the emulator settings that serve it, and runs every test here.
+"""The dialect contract: what every package in ``dialects/`` must supply, checked for each one,
+plus each dialect's reading of error answers. A dialect registered in ``DIALECTS`` runs every
+test here against its emulator, with the settings its case gives (``tests/dialect_cases.py``).
 """
 
 from __future__ import annotations
@@ -8,15 +8,19 @@ from __future__ import annotations
 import csv
 import datetime
 import email.utils
+import gzip
 import io
 import logging
-import time
-from typing import Any
+import re
+from pathlib import Path
 
 import pytest
 import requests
 
-from tap_demandbase.dialects import DIALECTS, ConnectOptions, Dialect, export_v1
+from tap_demandbase import dialects
+from tap_demandbase.dialects import DIALECTS, ConnectOptions, Dialect
+from tap_demandbase.dialects.export_v1.errors import classify_error
+from tap_demandbase.engine.clock import SystemClock
 from tap_demandbase.engine.jobs import ExportJob
 from tap_demandbase.errors import (
     ApiRequestError,
@@ -24,22 +28,23 @@ from tap_demandbase.errors import (
     QuotaExceededError,
     TransientApiError,
 )
-from tap_demandbase.model import REQUIRED_STATES, JobSpec, JobState, PollPolicy
+from tap_demandbase.model import (
+    REQUIRED_STATES,
+    CancelsJobs,
+    JobSpec,
+    JobState,
+    ListsJobs,
+    PollPolicy,
+    cancel_verb,
+    listing_verb,
+)
 from tap_demandbase.records.kinds import Kind
-from tap_demandbase.sandbox import Sandbox
+from tap_demandbase.sandbox.server import EMULATORS
 from tap_demandbase.tap import TapDemandbase
 from tap_demandbase.transport import retry_after_seconds
-from tests.conftest import fast_settings
+from tests.dialect_cases import CASES, sandbox_for
 from tests.fakes import FakeClock
-
-#: Dialect → (emulator settings, the dialect's settings for that emulator).
-DIALECT_SANDBOXES: dict[str, Any] = {
-    "export_v1": ({}, lambda sb: {"access_token": sb.token}),
-    "uapi": (
-        {"dialect": "uapi", "uapi_split_files": True},
-        lambda sb: {"client_id": sb.client_id, "client_secret": sb.client_secret},
-    ),
-}
+from tests.sandbox_clients import CLIENTS
 
 COMMON_SETTINGS = set(TapDemandbase.config_jsonschema["properties"])
 
@@ -50,8 +55,11 @@ def dialect(request) -> Dialect:
 
 
 @pytest.mark.unit
-def test_every_dialect_has_a_sandbox_for_the_contract_tests():
-    assert set(DIALECT_SANDBOXES) == set(DIALECTS)
+def test_every_dialect_has_its_emulator_and_its_cases_in_the_tests():
+    """The dialects the tests run against are the tap's registry, ``DIALECTS``: each has its
+    emulator, its expectations (``tests/dialect_cases.py``) and its emulator client.
+    """
+    assert set(EMULATORS) == set(CASES) == set(CLIENTS) == set(DIALECTS)
 
 
 @pytest.mark.unit
@@ -78,6 +86,25 @@ def test_settings_are_part_of_the_tap_and_secrets_are_marked(dialect):
             assert schema[setting.name].get("secret") is True, setting.name
 
 
+#: How code reads the system clock; a dialect reads the engine's clock (``ConnectOptions.clock``).
+SYSTEM_CLOCK_READS = re.compile(
+    r"\b(?:datetime\.now|datetime\.utcnow|date\.today|time\.(?:time|monotonic|sleep)|"
+    r"pendulum\.(?:now|today))\("
+)
+
+
+@pytest.mark.unit
+def test_no_dialect_reads_the_system_clock():
+    package = Path(dialects.__file__).parent
+    reads = [
+        f"{path.relative_to(package)}:{number}: {line.strip()}"
+        for path in sorted(package.rglob("*.py"))
+        for number, line in enumerate(path.read_text().splitlines(), start=1)
+        if SYSTEM_CLOCK_READS.search(line)
+    ]
+    assert not reads
+
+
 @pytest.mark.unit
 def test_poll_policy_and_default_keys_are_sane(dialect):
     policy = dialect.poll_policy
@@ -93,10 +120,10 @@ def test_a_job_goes_from_create_to_its_parts(dialect, tmp_path):
     """The life the engine relies on, against the dialect's emulator: entities, a job created
     and polled to completed, part locations opened, a job found again by its spec.
     """
-    settings, dialect_config = DIALECT_SANDBOXES[dialect.name]
-    with Sandbox(fast_settings(**settings)) as sb:
-        options = ConnectOptions(user_agent="contract-test", download_stall_seconds=10)
-        connection = dialect.connect(dialect_config(sb), sb.api_url, options)
+    with sandbox_for(dialect.name) as sb:
+        clock = SystemClock()
+        options = ConnectOptions(user_agent="contract-test", download_stall_seconds=10, clock=clock)
+        connection = dialect.connect(CASES[dialect.name](sb).config(), sb.api_url, options)
         api = connection.api
         entities = {e.name: e for e in api.list_entities()}
         assert "accounts" in entities
@@ -105,7 +132,7 @@ def test_a_job_goes_from_create_to_its_parts(dialect, tmp_path):
         assert filters and all(isinstance(f, tuple) for f in filters)
         spec = JobSpec("accounts", fields, filters=filters[0])
         policy = PollPolicy(first_interval=0.05, max_interval=0.2, timeout=30)
-        job = ExportJob(api, spec, policy, logging.getLogger("contract"), _RealClock())
+        job = ExportJob(api, spec, policy, logging.getLogger("contract"), clock)
         job.create()
         status = job.wait_until_completed()
         assert status.state is JobState.COMPLETED
@@ -113,28 +140,22 @@ def test_a_job_goes_from_create_to_its_parts(dialect, tmp_path):
         assert [loc.number for loc in locations] == list(range(1, len(locations) + 1))
         rows = 0
         for location in locations:
-            with connection.opener.open_location(location, what="contract test") as response:
-                text = response.raw.read(decode_content=True).decode()
+            with connection.opener.open_location(location, what="contract test") as body:
+                assert body.status == 200
+                data = b"".join(body.chunks)
+            text = (gzip.decompress(data) if data[:2] == b"\x1f\x8b" else data).decode()
             rows += len(list(csv.reader(io.StringIO(text)))) - 1
         assert rows == 120
         assert api.part_locations(status, fresh=True)[0].number == 1
         assert api.unlisted_part(status, len(locations) + 1) is None  # it said how many
-        if api.capabilities.can_list_jobs:
-            found = api.find_equivalent_job(spec)
+        # An optional verb is there exactly when the capabilities say so.
+        assert isinstance(api, ListsJobs) == api.capabilities.can_list_jobs
+        assert isinstance(api, CancelsJobs) == api.capabilities.can_cancel
+        if (listing := listing_verb(api)) is not None:
+            found = listing.find_equivalent_job(spec)
             assert found is not None and found.id == status.id
-        if api.capabilities.can_cancel:
-            assert api.cancel_job(status.id) is None  # finished: nothing to cancel
-
-
-class _RealClock:
-    def now(self) -> datetime.datetime:
-        return datetime.datetime.now(datetime.timezone.utc)
-
-    def monotonic(self) -> float:
-        return time.monotonic()
-
-    def sleep(self, seconds: float) -> None:
-        time.sleep(seconds)
+        if (cancel := cancel_verb(api)) is not None:
+            assert cancel.cancel_job(status.id) is None  # finished: nothing to cancel
 
 
 # --- export_v1's reading of error answers ---------------------------------------------------
@@ -169,7 +190,7 @@ def _answer(status: int, body: str = "", **headers: str) -> requests.Response:
     ],
 )
 def test_export_v1_classifies_error_answers(status, body, headers, error):
-    classified = export_v1.classify_error(_answer(status, body, **headers), "reading job x")
+    classified = classify_error(_answer(status, body, **headers), "reading job x")
     assert type(classified) is error
     assert "\n" not in str(classified)
     if status == 400:
@@ -179,7 +200,7 @@ def test_export_v1_classifies_error_answers(status, body, headers, error):
 @pytest.mark.unit
 def test_quota_error_says_when_it_resets():
     answer = _answer(429, '{"message": "quota", "resets_at": "2024-03-11T00:00:00Z"}')
-    assert "2024-03-11T00:00:00Z" in str(export_v1.classify_error(answer, "creating a job"))
+    assert "2024-03-11T00:00:00Z" in str(classify_error(answer, "creating a job"))
 
 
 @pytest.mark.unit

@@ -174,6 +174,14 @@ def test_without_cancel_a_timed_out_job_stays_in_the_ledger(clock, tmp_path):
     assert api.calls.count("create") == 1
 
 
+@pytest.mark.unit
+def test_without_a_job_list_no_job_is_looked_for_before_a_create(clock, tmp_path):
+    api = FakeApi(clock, tmp_path, capabilities=Capabilities(can_list_jobs=False))
+    export, _, _ = _stream(_run(api, clock))
+    assert _emit_all(export) == 10
+    assert "list" not in api.calls and api.calls.count("create") == 1
+
+
 # --- failed jobs ---------------------------------------------------------------------------
 
 
@@ -624,11 +632,17 @@ def test_the_engine_imports_neither_the_sdk_nor_a_dialect():
         "import sys, pkgutil, importlib, tap_demandbase.engine as e\n"
         "for m in pkgutil.iter_modules(e.__path__):\n"
         "    importlib.import_module(f'{e.__name__}.{m.name}')\n"
-        "print(sorted(n for n in sys.modules if n.startswith(('singer_sdk', 'tap_demandbase.'))))"
+        "tops = ('singer_sdk', 'requests', 'urllib3')\n"
+        "print(sorted(n for n in sys.modules\n"
+        "             if n.split('.')[0] in tops or n.startswith('tap_demandbase.')))"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     loaded = done.stdout
     assert "singer_sdk" not in loaded
     assert "tap_demandbase.dialects" not in loaded
     assert "tap_demandbase.streams" not in loaded
+    # Byte streams, not HTTP: the transport hands the engine PartBody values.
+    assert "'requests" not in loaded
+    assert "'urllib3" not in loaded
+    assert "tap_demandbase.transport" not in loaded
     assert "tap_demandbase.engine.export" in loaded

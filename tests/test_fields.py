@@ -268,7 +268,7 @@ def _answer(status: int, body: dict[str, Any]):
 
 
 def test_export_v1_names_the_fields_of_its_invalid_field_answer():
-    from tap_demandbase.dialects.export_v1 import classify_error
+    from tap_demandbase.dialects.export_v1.errors import classify_error
 
     body = {"error": "invalid_field", "message": "Unknown field(s) for entity accounts: a, b_c"}
     error = classify_error(_answer(400, body), "creating the accounts export job")
@@ -279,7 +279,7 @@ def test_export_v1_names_the_fields_of_its_invalid_field_answer():
 
 
 def test_uapi_names_the_fields_of_its_400_115_in_full_even_past_the_shown_message():
-    from tap_demandbase.dialects.uapi import classify_error
+    from tap_demandbase.dialects.uapi.errors import classify_error
 
     names = [f"{{Account}}.keywordSet{n:03d}" for n in range(40)]  # longer than a line shows
     body = {
@@ -287,8 +287,12 @@ def test_uapi_names_the_fields_of_its_400_115_in_full_even_past_the_shown_messag
         "errorMessage": f"Invalid field names: {', '.join(names)}",
         "diagnosticCode": "ab" * 16,
     }
-    error = classify_error(_answer(400, body), "creating the job", renewable=True)
+    error = classify_error(
+        _answer(400, body), "creating the job", renewable=True, clock=FakeClock()
+    )
     assert isinstance(error, UnknownFieldsError) and error.api_names == tuple(names)
     body["errorMessage"] = "Invalid field names"
-    error = classify_error(_answer(400, body), "creating the job", renewable=True)
+    error = classify_error(
+        _answer(400, body), "creating the job", renewable=True, clock=FakeClock()
+    )
     assert isinstance(error, UnknownFieldsError) and error.api_names == ()

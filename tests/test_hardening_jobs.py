@@ -16,7 +16,8 @@ import pytest
 import requests
 
 from tap_demandbase.dialects import ConnectOptions, export_v1
-from tap_demandbase.dialects.export_v1 import job_status_from_json
+from tap_demandbase.dialects.export_v1.wire import job_status_from_json
+from tap_demandbase.engine.clock import SystemClock
 from tap_demandbase.engine.jobs import (
     NOT_FOUND_AFTER_CREATE_WAITS,
     REUSE_MAX_AGE,
@@ -444,7 +445,7 @@ def test_a_job_not_found_right_after_creation_is_asked_for_again(sandbox, tmp_pa
 
 def test_a_job_still_not_found_after_the_brief_retries_is_an_error(sandbox):
     sandbox.settings.status_not_found_after_create = 100
-    options = ConnectOptions(user_agent="test", download_stall_seconds=5)
+    options = ConnectOptions(user_agent="test", download_stall_seconds=5, clock=SystemClock())
     client = export_v1.connect({"access_token": sandbox.token}, sandbox.api_url, options).api
     clock = FakeClock()
     spec = JobSpec("campaigns", ("id",), "last_modified_date")

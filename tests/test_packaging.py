@@ -49,7 +49,8 @@ def test_build_passes_twine_check_and_ships_what_an_install_needs(tmp_path):
     assert "singer-sdk" in " ".join(metadata.get_all("Requires-Dist") or [])
     assert "tap-demandbase = tap_demandbase.tap:TapDemandbase.cli" in scripts
     assert "demandbase-sandbox = tap_demandbase.sandbox.cli:main" in scripts
-    assert "tap_demandbase/dialects/export_v1.py" in names
+    assert "tap_demandbase/dialects/export_v1/client.py" in names
+    assert "tap_demandbase/dialects/uapi/wire.py" in names
     assert "tap_demandbase/engine/export.py" in names
     assert not [n for n in names if n.startswith("tests/")]
 

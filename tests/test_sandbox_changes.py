@@ -10,6 +10,7 @@ from datetime import date
 import pytest
 import requests
 
+from tap_demandbase.dialects import DIALECTS
 from tap_demandbase.sandbox import Sandbox, SandboxSettings
 from tap_demandbase.sandbox.cli import build_parser
 from tap_demandbase.sandbox.knobs import settings_from_args
@@ -20,10 +21,9 @@ from tests.sandbox_clients import CLIENTS, NO_LIMITS, Client, ExportV1Client, Ro
 ROWS = {"accounts": 30, "people": 20, "activities": 40}
 #: After every generated row (data_start 2024-01-01 + 90 days).
 DATA_END = date(2024, 3, 31)
-DIALECTS = ["export_v1", "uapi"]
 
 
-@pytest.fixture(params=DIALECTS)
+@pytest.fixture(params=sorted(DIALECTS))
 def client(request: pytest.FixtureRequest) -> Iterator[Client]:
     settings = SandboxSettings(
         dialect=request.param,

@@ -9,11 +9,10 @@ from collections.abc import Iterator
 import pytest
 import requests
 
+from tap_demandbase.dialects import DIALECTS
 from tap_demandbase.sandbox import Sandbox, SandboxSettings
 from tap_demandbase.sandbox.jobs import processing_seconds_of
 from tests.sandbox_clients import CLIENTS, NO_LIMITS, Client, UapiClient, parse_time
-
-DIALECTS = ["export_v1", "uapi"]
 
 
 def started(dialect: str, **knobs: object) -> Iterator[Client]:
@@ -31,7 +30,7 @@ def started(dialect: str, **knobs: object) -> Iterator[Client]:
         yield CLIENTS[dialect](sb)
 
 
-@pytest.fixture(params=DIALECTS)
+@pytest.fixture(params=sorted(DIALECTS))
 def client(request: pytest.FixtureRequest) -> Iterator[Client]:
     yield from started(request.param)
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from tap_demandbase.dialects import DIALECTS
 from tests.conftest import ENTITIES, TAP
 
 #: Process runs: the emulator's command and the installed tap.
@@ -45,7 +46,7 @@ def _start(tmp_path: Path, dialect: str) -> tuple[subprocess.Popen[str], dict, d
     return process, json.loads(printed), json.loads(written.read_text(encoding="utf-8"))
 
 
-@pytest.mark.parametrize("dialect", ["export_v1", "uapi"])
+@pytest.mark.parametrize("dialect", sorted(DIALECTS))
 def test_the_printed_config_syncs_every_stream_in_seconds(tmp_path, dialect):
     process, printed, written = _start(tmp_path, dialect)
     try:

@@ -14,17 +14,14 @@ from typing import Any
 import pytest
 import requests
 
-from tap_demandbase.dialects.uapi import (
-    FIELDS_PATH,
-    JOB_PATH,
-    CallUsage,
-    UapiClient,
-    UapiOptions,
-    classify_error,
-    job_status_from_json,
-)
-from tap_demandbase.dialects.uapi_auth import ClientCredentials
-from tap_demandbase.dialects.uapi_fields import STREAMS, property_fields, snake_case
+from tap_demandbase.dialects.uapi.auth import ClientCredentials
+from tap_demandbase.dialects.uapi.client import UapiClient
+from tap_demandbase.dialects.uapi.errors import classify_error
+from tap_demandbase.dialects.uapi.fields import STREAMS, property_fields, snake_case
+from tap_demandbase.dialects.uapi.settings import UapiOptions
+from tap_demandbase.dialects.uapi.usage import CallUsage
+from tap_demandbase.dialects.uapi.wire import FIELDS_PATH, JOB_PATH, job_status_from_json
+from tap_demandbase.engine.clock import SystemClock
 from tap_demandbase.engine.export import RunContext, StreamExport, StreamRequest
 from tap_demandbase.engine.jobs import ExportJob, reuse_rule
 from tap_demandbase.engine.scheduler import JobScheduler
@@ -43,6 +40,11 @@ from tap_demandbase.sandbox import Sandbox
 from tap_demandbase.transport import Transport
 from tests.conftest import fast_settings
 from tests.fakes import FakeApi, FakeClock, FileOpener
+
+#: The clock a dialect reads time from: fixed, 2024-03-10 12:00 UTC.
+CLOCK = FakeClock()
+#: The uapi error classification on that clock.
+_classify = functools.partial(classify_error, clock=CLOCK)
 
 LOG = logging.getLogger("tests.uapi")
 DAY = datetime.date
@@ -107,7 +109,7 @@ def test_a_collision_leaves_the_own_field_its_name_and_warns_once(caplog):
 
 def _client(**options: Any) -> UapiClient:
     """A client without HTTP: job requests need none once the fields' API names are known."""
-    return UapiClient(None, UapiOptions(**options), CallUsage())  # type: ignore[arg-type]
+    return UapiClient(None, UapiOptions(**options), CallUsage(), clock=CLOCK)  # type: ignore[arg-type]
 
 
 def _known(client: UapiClient, stream: str, names: dict[str, str]) -> None:
@@ -178,6 +180,8 @@ def test_campaign_jobs_carry_report_type_and_sources():
     assert body["adReportType"] == "campaign_performance_rollup"
     assert body["source"] == ["google", "linkedin"]
     assert (body["fromDate"], body["toDate"]) == ("2024-01-01", "2024-02-01")  # a rollup's period
+    open_ended = client.job_request(JobSpec("campaigns", ("campaign_id",), filters=filters))
+    assert open_ended["toDate"] == "2024-03-10"  # the run's clock's day, not the system's
 
 
 # --- job answers -------------------------------------------------------------------------
@@ -228,7 +232,7 @@ def _answer(status: int, code: str = "", message: str = "m", **body: Any) -> req
     ],
 )
 def test_error_answers_show_code_message_and_diagnostic_code(status, code, error, words):
-    classified = classify_error(_answer(status, code, "the message"), "doing x", renewable=True)
+    classified = _classify(_answer(status, code, "the message"), "doing x", renewable=True)
     assert type(classified) is error
     line = str(classified)
     assert "\n" not in line
@@ -248,15 +252,16 @@ def test_a_429_100_is_worth_one_more_try_unless_this_run_spent_the_daily_limit()
     usage = CallUsage()
     for _ in range(299):
         usage.count_request("GET", url)
-    momentary = classify_error(limited, "reading export job abc", renewable=True, usage=usage)
+    momentary = _classify(limited, "reading export job abc", renewable=True, usage=usage)
     assert type(momentary) is TransientApiError
     assert momentary.retry is not None and momentary.retry.total == 1
     assert type(momentary.exhausted) is QuotaExceededError
     usage.count_request("GET", url)  # the 300th status call of this run: the limit is spent
-    spent = classify_error(limited, "reading export job abc", renewable=True, usage=usage)
+    spent = _classify(limited, "reading export job abc", renewable=True, usage=usage)
     assert type(spent) is QuotaExceededError
     line = str(spent)
-    assert "daily limit of 300 status calls" in line and "T00:00:00Z" in line
+    assert "daily limit of 300 status calls" in line
+    assert "resets at 2024-03-11T00:00:00Z" in line  # the next midnight UTC of the run's clock
     assert "\n" not in line
 
 
@@ -264,11 +269,15 @@ def test_each_failure_is_tried_again_as_its_retry_says():
     with Sandbox(fast_settings(dialect="uapi")) as sb:
         usage = CallUsage()
         waits: list[float] = []
-        auth = ClientCredentials(sb.api_url, sb.client_id, sb.client_secret, user_agent="test")
+        auth = ClientCredentials(
+            sb.api_url, sb.client_id, sb.client_secret, user_agent="test", clock=SystemClock()
+        )
         transport = Transport(
             sb.api_url,
             auth,
-            classify=functools.partial(classify_error, renewable=True, usage=usage),
+            classify=functools.partial(
+                classify_error, renewable=True, clock=SystemClock(), usage=usage
+            ),
             user_agent="test",
             on_send=usage.count_request,
             sleep=waits.append,
@@ -294,11 +303,11 @@ def test_each_failure_is_tried_again_as_its_retry_says():
 @pytest.mark.unit
 def test_refused_account_ids_and_a_static_token_are_explained():
     refused = _answer(400, "400-147", "unrecognized property: accountIds")
-    assert "buying_group_account_ids" in str(classify_error(refused, "x", renewable=True))
+    assert "buying_group_account_ids" in str(_classify(refused, "x", renewable=True))
     gateway = requests.Response()
     gateway.status_code = 401
     gateway._content = b'{"status": "Authentication Failed - Unauthorized."}'
-    line = str(classify_error(gateway, "x", renewable=False))
+    line = str(_classify(gateway, "x", renewable=False))
     assert "access_token" in line and "Authentication Failed" in line
 
 
@@ -345,7 +354,7 @@ def test_a_token_is_kept_renewed_near_its_expiry_and_once_after_a_401():
             sb.client_secret,
             user_agent="test",
             on_token_request=lambda: counted.append(1),
-            clock=clock.monotonic,
+            clock=clock,
         )
         session = requests.Session()
         session.auth = auth
@@ -367,7 +376,9 @@ def test_a_token_is_kept_renewed_near_its_expiry_and_once_after_a_401():
 
 def test_refused_credentials_are_one_token_request_and_a_line_naming_them():
     with Sandbox(fast_settings(dialect="uapi")) as sb:
-        auth = ClientCredentials(sb.api_url, sb.client_id, "wrong-secret", user_agent="t")
+        auth = ClientCredentials(
+            sb.api_url, sb.client_id, "wrong-secret", user_agent="t", clock=SystemClock()
+        )
         with pytest.raises(AuthError, match="client_id and client_secret"):
             requests.get(sb.api_url + "/data/export/v1/fields", auth=auth, timeout=10)
         assert len([r for r in sb.requests() if r.path == "/auth/v1/token"]) == 1

@@ -1,10 +1,11 @@
-"""API dialects: one module per API the tap speaks, chosen by the ``api_dialect`` setting.
+"""API dialects: one package per API the tap speaks, chosen by the ``api_dialect`` setting.
 
 A dialect is everything that differs between Demandbase's APIs: settings and authentication,
 paths and JSON, status words, error bodies, field types, default replication keys, where results
 are, and what the API can do (cancel, list jobs, how many jobs at once). The engine and the
 streams see only the ``Dialect`` below and the ``ExportApi`` it connects, never a module by name:
-adding an API is one module here (plus its emulator), registered in ``DIALECTS``.
+adding an API is one package here, laid out like ``export_v1/`` and ``uapi/`` (plus its
+emulator), registered in ``DIALECTS`` (``docs/dialects.md`` is the checklist).
 """
 
 from __future__ import annotations

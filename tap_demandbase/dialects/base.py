@@ -10,6 +10,7 @@ if t.TYPE_CHECKING:
 
     from singer_sdk import typing as th
 
+    from tap_demandbase.engine.clock import Clock
     from tap_demandbase.engine.results import PartOpener
     from tap_demandbase.model import ExportApi, JobState, PollPolicy
     from tap_demandbase.records.kinds import Kind
@@ -17,10 +18,13 @@ if t.TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class ConnectOptions:
-    """What the tap decides for every dialect's HTTP: who it is, and transfer timeouts."""
+    """What the tap decides for every dialect: who it is, transfer timeouts, and the engine's
+    clock (a dialect reads time from it only, so that a fake clock reaches it too).
+    """
 
     user_agent: str
     download_stall_seconds: float
+    clock: Clock
 
 
 @dataclass(frozen=True)

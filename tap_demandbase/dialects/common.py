@@ -1,6 +1,6 @@
-"""What every dialect's client does the same way: creating a job without ever paying twice,
-choosing, among listed jobs, the one to re-use, and saying what came back when an answer is not
-the JSON a dialect reads.
+"""What every dialect does the same way: creating a job without ever paying twice, choosing,
+among listed jobs, the one to re-use, counting calls, saying what came back when an answer is
+not the JSON a dialect reads; and the vocabularies they share (field type words, bearer tokens).
 
 A create whose answer is lost (a 5xx, a body that is not a job) may still have created the job.
 Before the create is sent again, the job list is asked for an equivalent job created since just
@@ -17,12 +17,19 @@ import typing as t
 from dataclasses import replace
 from urllib.parse import urlsplit
 
+from singer_sdk.authenticators import BearerTokenAuthenticator
+
 from tap_demandbase.errors import ApiRequestError, AuthError
 from tap_demandbase.model import CALLS_FOR, JobState, ReuseRule
+from tap_demandbase.records.kinds import Kind
+from tap_demandbase.transport import add_secrets
 
 if t.TYPE_CHECKING:
     from collections.abc import Callable, Iterable
 
+    import requests
+
+    from tap_demandbase.engine.clock import Clock
     from tap_demandbase.model import JobSpec, JobStatus
     from tap_demandbase.transport import Transport
 
@@ -94,6 +101,7 @@ def create_job_once(
     what: str,
     parse: Callable[[t.Any, str], JobStatus],
     find: Callable[[JobSpec, ReuseRule], JobStatus | None],
+    clock: Clock,
 ) -> JobStatus:
     """POST a create (retried like every request); before sending it again after a lost answer,
     return the job that POST may have created, if ``find`` lists it.
@@ -118,7 +126,7 @@ def create_job_once(
     def attempt() -> JobStatus:
         if sent_at and (job := lost_create_job()):
             return job
-        sent_at.append(datetime.datetime.now(datetime.timezone.utc))
+        sent_at.append(clock.now())
         status, answer = transport.request_json_once("POST", path, json=body, what=what)
         try:
             return parse(answer, what)
@@ -209,3 +217,24 @@ class CallCounter:
         """Return the calls made to one endpoint."""
         with self._lock:
             return self._counts[endpoint]
+
+
+#: The field type words (lower case) → value kinds, shared by the dialects: the APIs' type
+#: words are free text and tenants add custom fields, so types are matched by family of
+#: names; any other word is read as a string, with a warning.
+FIELD_TYPES: dict[str, Kind] = {
+    **dict.fromkeys(
+        ("string", "text", "id", "reference", "picklist", "email", "url", "phone"), Kind.STRING
+    ),
+    **dict.fromkeys(("integer", "int", "long", "bigint"), Kind.INTEGER),
+    **dict.fromkeys(("number", "float", "double", "decimal", "currency", "percent"), Kind.NUMBER),
+    **dict.fromkeys(("boolean", "bool"), Kind.BOOLEAN),
+    "date": Kind.DATE,
+    **dict.fromkeys(("datetime", "date-time", "timestamp"), Kind.DATE_TIME),
+}
+
+
+def bearer_auth(token: str) -> requests.auth.AuthBase:
+    """Return the authentication of a given bearer token (registered for redaction)."""
+    add_secrets(token)
+    return t.cast("requests.auth.AuthBase", BearerTokenAuthenticator(token=token))

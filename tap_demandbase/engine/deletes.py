@@ -15,7 +15,7 @@ from __future__ import annotations
 import datetime
 import typing as t
 
-from tap_demandbase.engine.windows import state_datetime
+from tap_demandbase.timestamps import state_datetime
 
 if t.TYPE_CHECKING:
     from collections.abc import Mapping, MutableMapping

@@ -71,7 +71,7 @@ from tap_demandbase.engine.polling import (
 from tap_demandbase.engine.results import DEFAULT_STALL_SECONDS, ResultParts
 from tap_demandbase.engine.scheduler import LedgerJournal
 from tap_demandbase.engine.tally import RunTally
-from tap_demandbase.engine.windows import plan_windows, state_datetime
+from tap_demandbase.engine.windows import plan_windows
 from tap_demandbase.errors import (
     ApiRequestError,
     DemandbaseError,
@@ -79,7 +79,8 @@ from tap_demandbase.errors import (
     MalformedResultError,
     UnknownFieldsError,
 )
-from tap_demandbase.model import JobSpec, PollPolicy
+from tap_demandbase.model import JobSpec, PollPolicy, listing_verb
+from tap_demandbase.timestamps import state_datetime
 
 if t.TYPE_CHECKING:
     import logging
@@ -899,7 +900,9 @@ class _JobStarter:
         if resumed is not None:
             job.attach(resumed, "resumed from the state")
             run.tally.job_started("resumed")
-        elif reused := run.api.find_equivalent_job(self.spec, rule):
+        elif (listing := listing_verb(run.api)) and (
+            reused := listing.find_equivalent_job(self.spec, rule)
+        ):
             job.attach(reused, "re-used: an equivalent job already exists")
             run.tally.job_started("reused")
         else:

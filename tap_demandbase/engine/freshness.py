@@ -12,6 +12,8 @@ from __future__ import annotations
 import datetime
 import typing as t
 
+from tap_demandbase.timestamps import rfc3339, state_datetime, utc_date
+
 if t.TYPE_CHECKING:
     from collections.abc import MutableMapping
 
@@ -21,22 +23,9 @@ MOVED_AT_KEY = "bookmark_moved_at"
 DEFAULT_WARN_HOURS = 72.0
 
 
-def rfc3339(moment: datetime.datetime) -> str:
-    """Return a moment as the state keeps it: RFC 3339 in UTC, to the second, with ``Z``."""
-    utc = moment.astimezone(datetime.timezone.utc).replace(microsecond=0)
-    return utc.isoformat().replace("+00:00", "Z")
-
-
 def moved_at(stream_state: t.Mapping[str, t.Any]) -> datetime.datetime | None:
     """Return when the stream's bookmark last moved, if the state says (and can be read)."""
-    value = stream_state.get(MOVED_AT_KEY)
-    if not isinstance(value, str):
-        return None
-    try:
-        moment = datetime.datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=datetime.timezone.utc)
+    return state_datetime(stream_state.get(MOVED_AT_KEY))
 
 
 def note_bookmark(
@@ -87,11 +76,7 @@ def _duration(span: datetime.timedelta) -> str:
 
 def _day(value: t.Any) -> str:
     """Return the UTC day of a bookmark value (its text, if it is not a date or date-time)."""
-    text = str(value)
     try:
-        moment = datetime.datetime.fromisoformat(text)
-    except ValueError:
-        return text
-    if moment.tzinfo is not None:
-        moment = moment.astimezone(datetime.timezone.utc)
-    return moment.date().isoformat()
+        return utc_date(str(value)).isoformat()
+    except (ValueError, TypeError, OverflowError):
+        return str(value)

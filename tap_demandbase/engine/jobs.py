@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from tap_demandbase.engine.polling import PollSchedule
 from tap_demandbase.errors import ApiRequestError, ExportJobError, JobSlotBusyError
-from tap_demandbase.model import JobState, PollPolicy, ReuseRule, usable_result
+from tap_demandbase.model import JobState, PollPolicy, ReuseRule, cancel_verb, usable_result
 
 if t.TYPE_CHECKING:
     from collections.abc import Callable, Collection
@@ -243,7 +243,8 @@ class ExportJob:
         without cancel leaves the job running: it stays in the ledger for the next run.
         """
         assert self.status is not None
-        if not self.api.capabilities.can_cancel:
+        cancel = cancel_verb(self.api)
+        if cancel is None:
             msg = (
                 f"{self.label} is still {self.status.status_name} after {elapsed:.0f}s "
                 f"(job_timeout_seconds={self.policy.timeout:.0f}); the API cannot cancel it, so it "
@@ -258,7 +259,7 @@ class ExportJob:
             elapsed,
             self.policy.timeout,
         )
-        if self.api.cancel_job(self.status.id) is None:
+        if cancel.cancel_job(self.status.id) is None:
             return self._refresh()
         msg = (
             f"{self.label} did not finish within job_timeout_seconds={self.policy.timeout:.0f} "

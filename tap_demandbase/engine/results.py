@@ -21,9 +21,6 @@ import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
-import requests
-import urllib3
-
 from tap_demandbase.engine.background import run_in_background
 from tap_demandbase.engine.jobs import human_bytes
 from tap_demandbase.errors import (
@@ -33,25 +30,30 @@ from tap_demandbase.errors import (
     MalformedResultError,
     PartNotFoundError,
 )
+from tap_demandbase.model import BrokenTransferError
 
 if t.TYPE_CHECKING:
     from collections.abc import Iterator
     from concurrent.futures import Future
 
-    from tap_demandbase.model import ExportApi, JobStatus, PartLocation
+    from tap_demandbase.model import ExportApi, JobStatus, PartBody, PartLocation
 
 
 class PartOpener(t.Protocol):
-    """Opens a streaming download of one result part (the transport, for every dialect)."""
+    """Opens a streaming download of one result part (the transport, for every dialect): the
+    engine sees its status, headers and bytes, never the HTTP library.
+    """
 
     def open_location(
         self, location: PartLocation, *, what: str, headers: dict[str, str] | None = None
-    ) -> requests.Response:
-        """Return the streaming response with the part's bytes (from ``Range``, if given)."""
+    ) -> PartBody:
+        """Return the part's body, streaming (from ``Range``, if given)."""
         ...
 
 
-CHUNK_SIZE = 1 << 14  # small: what arrives before a connection breaks is kept
+#: The most bytes of a part read at once: small, so that what arrived before a transfer
+#: broke off is kept.
+CHUNK_SIZE = 1 << 14
 PROGRESS_EVERY_SECONDS = 15.0
 MAX_RESUMES = 5
 #: A transfer that brings fewer bytes than this in ``stall_seconds`` is broken (and resumed).
@@ -67,13 +69,7 @@ class StalledTransferError(Exception):
     """A download that still trickles but makes no real progress."""
 
 
-_BROKEN_TRANSFER = (
-    requests.exceptions.ChunkedEncodingError,
-    requests.ConnectionError,
-    requests.Timeout,
-    urllib3.exceptions.HTTPError,
-    StalledTransferError,
-)
+_BROKEN_TRANSFER = (BrokenTransferError, StalledTransferError)
 
 
 def remove_stale_spools(root: str | None = None) -> None:
@@ -263,7 +259,7 @@ class ResultParts:
                 headers = {"Range": f"bytes={size}-"} if size else None
                 response = self._open(number, headers, resumed=attempt > 0)
                 with response:
-                    if size and response.status_code != 206:
+                    if size and response.status != 206:
                         # The server ignored the Range: start the part over.
                         out.seek(0)
                         out.truncate()
@@ -307,9 +303,7 @@ class ResultParts:
         )  # fmt: skip
         return DownloadedPart(number=number, path=path, size=decoded, served_size=size)
 
-    def _open(
-        self, number: int, headers: dict[str, str] | None, *, resumed: bool
-    ) -> requests.Response:
+    def _open(self, number: int, headers: dict[str, str] | None, *, resumed: bool) -> PartBody:
         """Open a part; a pre-signed URL refused as expired is replaced once by a fresh one
         (one status call), and a second refusal fails the stream with its ledger kept. A part
         gone while it was being downloaded (``resumed``) is a broken result, not its end.
@@ -323,9 +317,7 @@ class ResultParts:
             msg = f"{exc} (it was there when its download began)"
             raise ApiRequestError(msg, status=404) from None
 
-    def _open_once(
-        self, number: int, headers: dict[str, str] | None, what: str
-    ) -> requests.Response:
+    def _open_once(self, number: int, headers: dict[str, str] | None, what: str) -> PartBody:
         try:
             return self.opener.open_location(self._location(number), what=what, headers=headers)
         except ExpiredLocationError:
@@ -385,20 +377,19 @@ class ResultParts:
 
     def _copy(
         self,
-        response: requests.Response,
+        response: PartBody,
         out: t.BinaryIO,
         number: int,
         size: int,
         expected: int | None,
         started: float,
     ) -> int:
-        """Append the response's raw body to ``out``; log progress on long downloads, and give
+        """Append the part's body, as sent, to ``out``; log progress on long downloads, and give
         up on a transfer that trickles slower than STALL_MIN_BYTES per ``stall_seconds``.
         """
         last_log = window_start = time.monotonic()
         window_bytes = 0
-        raw = response.raw
-        while chunk := raw.read1(CHUNK_SIZE, decode_content=False):
+        for chunk in response.chunks:
             out.write(chunk)
             size += len(chunk)
             window_bytes += len(chunk)
@@ -422,7 +413,7 @@ def _reason(exc: BaseException) -> str:
     """Name a broken transfer's cause for the log (no URL: urllib3 messages carry them)."""
     if isinstance(exc, StalledTransferError):
         return f"stalled: {exc}"
-    return type(exc).__name__
+    return str(exc) or type(exc).__name__
 
 
 def _digest(path: Path) -> bytes:
@@ -455,7 +446,7 @@ def _complete(out: t.BinaryIO, size: int, expected: int | None) -> bool:
     return head == _GZIP_MAGIC or last == b"\n"
 
 
-def _expected_total(response: requests.Response, offset: int) -> int | None:
+def _expected_total(response: PartBody, offset: int) -> int | None:
     """Return the full size of the part from Content-Range or Content-Length, if given."""
     content_range = response.headers.get("Content-Range", "")
     if "/" in content_range:

@@ -14,6 +14,8 @@ import re
 import typing as t
 from dataclasses import dataclass
 
+from tap_demandbase.dialects.base import StreamRules
+from tap_demandbase.errors import ConfigError
 from tap_demandbase.model import FieldInfo
 
 if t.TYPE_CHECKING:
@@ -187,3 +189,26 @@ def default_replication_key(stream: str, date_fields: Sequence[str]) -> str | No
     if spec is not None and spec.date_range_key:
         return spec.date_range_key
     return next((name for name in REPLICATION_KEY_CANDIDATES if name in date_fields), None)
+
+
+def stream_named(entity: str) -> UapiStream:
+    """Return the uapi stream of that name, or fail saying to rediscover the catalog."""
+    stream = STREAMS.get(entity)
+    if stream is None:
+        msg = f"Stream '{entity}' is not a stream of api_dialect=uapi; rediscover the catalog."
+        raise ConfigError(msg)
+    return stream
+
+
+def stream_rules(stream: str) -> StreamRules:
+    """Return what the API imposes on a stream: activities filter activity_date by fromDate
+    and toDate, at most 90 days per job; campaigns and creatives are keyed by their own id.
+    """
+    spec = STREAMS.get(stream)
+    if spec is None:
+        return StreamRules()
+    return StreamRules(
+        required_replication_key=spec.date_range_key,
+        max_window_days=spec.max_window_days,
+        primary_key=spec.primary_key,
+    )

@@ -1,4 +1,5 @@
-"""OAuth client credentials for Demandbase's production API (the uapi dialect).
+"""The uapi authentication: OAuth client credentials for Demandbase's production API, or a
+given access token.
 
 One access token per run, kept in memory only: Demandbase asks clients to re-use their token
 (minting one per request "might trigger abuse protection") and to renew it only within 15
@@ -13,18 +14,19 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 import typing as t
 
 import requests
 from typing_extensions import override
 
-from tap_demandbase.dialects.common import json_shape, unexpected_answer
-from tap_demandbase.errors import ApiRequestError, AuthError
+from tap_demandbase.dialects.common import bearer_auth, json_shape, unexpected_answer
+from tap_demandbase.errors import ApiRequestError, AuthError, ConfigError
 from tap_demandbase.transport import CredentialedSession, add_secrets, redact
 
 if t.TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Mapping
+
+    from tap_demandbase.engine.clock import Clock
 
 logger = logging.getLogger("tap-demandbase.http")
 
@@ -62,8 +64,7 @@ class ClientCredentials(requests.auth.AuthBase):
         *,
         user_agent: str,
         on_token_request: Callable[[], None] = lambda: None,
-        clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], None] = time.sleep,
+        clock: Clock,
         timeout: tuple[float, float] = (15.0, 60.0),
     ) -> None:
         self.token_url = api_url.rstrip("/") + TOKEN_PATH
@@ -71,8 +72,8 @@ class ClientCredentials(requests.auth.AuthBase):
         self._client_secret = client_secret
         add_secrets(client_secret)
         self._on_token_request = on_token_request
+        #: The engine's clock: the token's age, and the waits between token requests.
         self._clock = clock
-        self._sleep = sleep
         self._timeout = timeout
         self._session = CredentialedSession()
         self._session.auth = _NoAmbientCredentials()
@@ -101,7 +102,7 @@ class ClientCredentials(requests.auth.AuthBase):
     def _current_token(self) -> str:
         """Return the token, getting a new one when there is none or it expires soon."""
         with self._lock:
-            if self._token is None or self._clock() >= self._renew_at:
+            if self._token is None or self._clock.monotonic() >= self._renew_at:
                 why = "" if self._token is None else "the current one expires soon"
                 self._token = self._requested_token(why=why)
             return self._token
@@ -115,7 +116,7 @@ class ClientCredentials(requests.auth.AuthBase):
         }
         for attempt in range(1, TOKEN_TRIES + 1):
             self._on_token_request()
-            sent = self._clock()
+            sent = self._clock.monotonic()
             try:
                 response = self._session.post(self.token_url, json=body, timeout=self._timeout)
             except (requests.ConnectionError, requests.Timeout) as exc:
@@ -132,7 +133,7 @@ class ClientCredentials(requests.auth.AuthBase):
                 logger.warning(
                     "Getting an access token failed (%s); retrying in %.0fs", problem, wait
                 )
-                self._sleep(wait)
+                self._clock.sleep(wait)
         msg = (
             f"Gave up getting an access token from {self.token_url} after {TOKEN_TRIES} tries "
             f"({redact(problem)}). Check api_url and the network to Demandbase, then run again: "
@@ -189,3 +190,36 @@ def _refused(response: requests.Response) -> AuthError:
         "Demandbase tenant with the Data Export API enabled."
     )
     return AuthError(msg, status=response.status_code)
+
+
+def auth_from_config(
+    config: Mapping[str, t.Any],
+    api_url: str,
+    *,
+    user_agent: str,
+    on_token_request: Callable[[], None],
+    clock: Clock,
+) -> requests.auth.AuthBase:
+    """Return the authentication the settings give: client credentials (``client_id`` and
+    ``client_secret``), else a given ``access_token``; or fail saying what to set.
+    """
+    client_id, secret = config.get("client_id"), config.get("client_secret")
+    token = config.get("access_token")
+    if client_id and secret:
+        return ClientCredentials(
+            api_url,
+            str(client_id),
+            str(secret),
+            user_agent=user_agent,
+            on_token_request=on_token_request,
+            clock=clock,
+        )
+    if token:
+        return bearer_auth(str(token))
+    missing = "client_secret" if client_id else "client_id"
+    msg = (
+        f"Setting {missing} is required with api_dialect=uapi: set client_id and "
+        "client_secret (TAP_DEMANDBASE_CLIENT_ID, TAP_DEMANDBASE_CLIENT_SECRET) to a "
+        "Demandbase API client with the Data Export API, or give an access_token."
+    )
+    raise ConfigError(msg)
