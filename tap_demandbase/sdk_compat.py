@@ -39,6 +39,9 @@ State keys of the SDK's stream state the tap reads or writes:
   - ``replication_key_value``: the final bookmark (``BOOKMARK_VALUE_KEY``);
   - ``progress_markers``: the bookmark of a window not done yet (``PROGRESS_MARKERS``),
     dropped when a stream fails, marked resumable by the tap's note.
+  The engine, which imports no SDK, reads ``replication_key_value`` by name too
+  (``engine/windows.py``, ``engine/export.py``), and ``records/batches.py`` imports the
+  ``_batch`` types itself (type-only): the same tests guard them.
 
 Public behaviour relied on:
   - ``Stream.log_sync_costs`` is called for every stream once all have synced: the run's end

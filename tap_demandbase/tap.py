@@ -31,7 +31,7 @@ from tap_demandbase.config import (
     setting_errors_line,
     unknown_setting_warnings,
 )
-from tap_demandbase.dialects import ConnectOptions, dialect_named
+from tap_demandbase.dialects import ConnectOptions
 from tap_demandbase.discovery import Discovery, api_names_in_catalog
 from tap_demandbase.engine import background
 from tap_demandbase.engine.clock import SystemClock
@@ -170,7 +170,7 @@ class TapDemandbase(SdkTap):
     @cached_property
     def dialect(self) -> Dialect:
         """Return the API dialect the settings name."""
-        return dialect_named(self.config.get("api_dialect"))
+        return self.settings.dialect
 
     @cached_property
     def connection(self) -> Connection:
