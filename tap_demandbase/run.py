@@ -113,9 +113,9 @@ class SyncRun:
 
     # The streams ----------------------------------------------------------------------------
 
-    def add_stream(self, stream: ExportStream) -> None:
-        """Take a stream the tap made into this run."""
-        self.streams[stream.name] = stream
+    def take_streams(self, streams: list[ExportStream]) -> None:
+        """Take the tap's streams into this run, in the order the SDK syncs them."""
+        self.streams = {stream.name: stream for stream in streams}
 
     def selected_streams(self) -> list[ExportStream]:
         """Return the streams this sync exports, in the SDK's sync order."""

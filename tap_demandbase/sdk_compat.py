@@ -44,6 +44,8 @@ State keys of the SDK's stream state the tap reads or writes:
   ``_batch`` types itself (type-only): the same tests guard them.
 
 Public behaviour relied on:
+  - ``Tap.load_streams`` (final) orders the discovered streams by name, the order
+    ``sync_all`` syncs them in and the run plans them in (``sync_order_key``);
   - ``Stream.log_sync_costs`` is called for every stream once all have synced: the run's end
     (tested by ``test_a_failed_stream_surfaces_from_sync_all_after_the_others_synced``).
 
@@ -87,6 +89,7 @@ __all__ = [
     "load_json",
     "parse_environment_config",
     "plugin_log_level",
+    "sync_order_key",
 ]
 
 #: The SDK's stream state key of the final bookmark value.
@@ -98,6 +101,11 @@ UNHANDLED_ERROR_TEXT = "An unhandled error occurred"
 def is_unhandled_error_line(message: str) -> bool:
     """Whether a log message is the SDK's generic line for an exception of a stream's sync."""
     return message.startswith(UNHANDLED_ERROR_TEXT)
+
+
+def sync_order_key(stream: Stream) -> str:
+    """Return what the SDK orders the discovered streams by (their name)."""
+    return stream.name
 
 
 def plugin_log_level(plugin_name: str) -> str:

@@ -91,7 +91,6 @@ class ExportStream(FastRecordStream):
         self.progress = SyncProgress(
             spec.name, self.logger, interval, replication_key=spec.replication_key
         )
-        sync.add_stream(self)
 
     @property
     @override

@@ -49,6 +49,7 @@ from tap_demandbase.sdk_compat import (
     load_json,
     parse_environment_config,
     plugin_log_level,
+    sync_order_key,
 )
 from tap_demandbase.settings import (
     Settings,
@@ -213,10 +214,13 @@ class TapDemandbase(SdkTap):
             self.logger,
         )
         column_names = self.dialect.column_names
-        return [
+        streams = [
             ExportStream(self, spec, sync=sync, column_names=column_names)
             for spec in discovery.stream_specs()
         ]
+        streams.sort(key=sync_order_key)
+        sync.take_streams(streams)
+        return streams
 
     def selected_streams(self) -> list[ExportStream]:
         """Return the streams this sync exports, in the SDK's sync order."""

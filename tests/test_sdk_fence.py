@@ -218,6 +218,10 @@ def test_the_sync_order_is_the_sdks_private_streams(sandbox, tmp_path):
     config = tap_config(sandbox)
     tap = TapDemandbase(config=config, catalog=discover(tmp_path, config), state={})
     names = list(tap.streams)
+    # the SDK orders them as sync_order_key does, and the run plans them in that order
+    assert len(names) > 1
+    assert names == [s.name for s in sorted(tap.streams.values(), key=sdk_compat.sync_order_key)]
+    assert list(tap.sync_run.streams) == names
     tap.set_sync_order(names[::-1])
     assert list(tap.streams) == names[::-1]
 
