@@ -1,6 +1,6 @@
 """Write the files that describe the tap to Meltano and to people, from the tap's own settings.
 
-From ``tap-demandbase --about`` (the settings schema in tap_demandbase/tap.py) this writes:
+From ``tap-demandbase --about`` (the settings schema in tap_demandbase/settings.py) this writes:
 
 - ``plugin-definition.yml``: the Meltano Hub definition of the extractor, which also serves
   ``meltano add --plugin-type extractor tap-demandbase --from-ref plugin-definition.yml``;

@@ -1,6 +1,6 @@
 """Settings checks that end in one line naming the setting, whatever the command.
 
-The settings schema (``TapDemandbase.config_jsonschema``) holds the constraints (types,
+The settings schema (``settings.py``) holds the constraints (types,
 ``minimum``, ``exclusiveMinimum``, ``pattern``); this module turns what the JSON Schema
 validator finds into one sentence a pipeline operator can act on, warns about settings the tap
 does not know (with the closest one it does), reads numbers from the environment, and reads the
@@ -24,7 +24,7 @@ from tap_demandbase.errors import ConfigError
 DEFAULT_API_URL = "https://api.demandbase.com"
 
 if t.TYPE_CHECKING:
-    from collections.abc import Iterable, Mapping
+    from collections.abc import Iterable, Mapping, Sequence
 
     from jsonschema import ValidationError
 
@@ -113,15 +113,29 @@ def _property(schema: Mapping[str, t.Any], dotted: str) -> Mapping[str, t.Any]:
     return node
 
 
-def unknown_setting_warnings(config: Mapping[str, t.Any], known: Iterable[str]) -> list[str]:
-    """Return one warning per top-level setting the tap does not know, naming the closest one.
+def unknown_setting_warnings(
+    config: Mapping[str, t.Any],
+    known: Iterable[str],
+    other_dialects: Mapping[str, Sequence[str]] | None = None,
+) -> list[str]:
+    """Return one warning per top-level setting the tap does not know, naming the closest one,
+    or, for a setting of other dialects only (``other_dialects``: setting → the dialects that
+    read it), saying that it does not apply to the chosen one.
 
     Unknown settings are not errors (Meltano and config generators add their own keys), but a
     typo such as ``window_day`` would otherwise be ignored in silence.
     """
     valid = sorted(known)
+    others = other_dialects or {}
     warnings = []
     for name in sorted(set(config) - set(valid)):
+        if name in others:
+            warnings.append(
+                f"Setting {name} applies to api_dialect {' or '.join(others[name])} only and is "
+                f"ignored with api_dialect={config.get('api_dialect')}; remove it or change "
+                "api_dialect."
+            )
+            continue
         close = difflib.get_close_matches(name, valid, n=1, cutoff=0.6)
         advice = f"did you mean {close[0]}?" if close else f"settings are: {', '.join(valid)}."
         warnings.append(f"Setting {name} is not a setting of this tap and is ignored; {advice}")

@@ -23,10 +23,9 @@ import threading
 import time
 import typing as t
 
-from singer_sdk.helpers._state import PROGRESS_MARKER_NOTE, PROGRESS_MARKERS
-
 from tap_demandbase.engine.background import Loop, start_thread
 from tap_demandbase.engine.jobs import human_bytes
+from tap_demandbase.sdk_compat import PROGRESS_MARKER_NOTE, PROGRESS_MARKERS
 
 if t.TYPE_CHECKING:
     import logging

@@ -4,8 +4,8 @@ Records leave the CSV reader already typed by the schema and holding only select
 when no stream map or flattening changes them, the SDK's per-record work (conformance, popping
 deselected properties, building message objects, a state lookup per record) is waste: they go
 straight to the orjson writer. These overrides of singer-sdk hooks are fenced: ``@override``
-makes mypy fail if the SDK renames one, and tests/test_sdk_fence.py fails if the fast path is
-not the one actually used.
+makes mypy fail if the SDK renames one (``sdk_compat.py`` holds them), and
+tests/test_sdk_fence.py fails if the fast path is not the one actually used.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import logging
 import sys
 import typing as t
 
-from singer_sdk import Stream, metrics
+from singer_sdk import metrics
 from singer_sdk.exceptions import SyncLifecycleSignal
 from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.mapper import SameRecordTransform
@@ -24,6 +24,7 @@ from tap_demandbase.errors import DemandbaseError
 from tap_demandbase.progress import mark_resumable
 from tap_demandbase.records.columnar import polars_available
 from tap_demandbase.records.columnar.reader import write_part_record_messages
+from tap_demandbase.sdk_compat import SdkStream, is_unhandled_error_line
 from tap_demandbase.writer import FastSingerWriter
 
 if t.TYPE_CHECKING:
@@ -34,7 +35,7 @@ if t.TYPE_CHECKING:
     from tap_demandbase.records.reader import CsvPartReader
 
 
-class FastRecordStream(Stream):
+class FastRecordStream(SdkStream):
     """A stream whose typed records skip the SDK's per-record machinery when it is idle."""
 
     TYPE_CONFORMANCE_LEVEL = TypeConformanceLevel.NONE
@@ -57,11 +58,11 @@ class FastRecordStream(Stream):
             return None
         assert self._time_extracted is not None
         summary = write_part_record_messages(
-            part, reader, writer, self._time_extracted, self.replication_key, self._stream_version
+            part, reader, writer, self._time_extracted, self.replication_key, self.table_version
         )
         if self._record_counter is not None:
             self._record_counter.increment(summary.rows)
-        self.state_manager.is_flushed = False
+        self.state_due()
         return summary
 
     @override
@@ -85,7 +86,7 @@ class FastRecordStream(Stream):
         itself in one line (a filter on the logger would pile up, one per tap instance).
         """
         # --test stops each stream after one record with the SDK's own signal: not an error.
-        generic = level >= logging.ERROR and message.startswith("An unhandled error occurred")
+        generic = level >= logging.ERROR and is_unhandled_error_line(message)
         if generic and isinstance(sys.exc_info()[1], (DemandbaseError, SyncLifecycleSignal)):
             return
         super().log(message, *args, level=level, **kwargs)
@@ -93,25 +94,24 @@ class FastRecordStream(Stream):
     # The SDK's per-record path, short-cut where it changes nothing ------------------------
 
     @override
-    def _write_record_message(self, record: types.Record) -> None:
+    def write_record(self, record: types.Record) -> None:
         """Write a RECORD message, bypassing the SDK's per-record work when it changes nothing.
 
-        Overrides a private SDK hook (singer-sdk 0.54.x, pinned; ``@override`` makes mypy fail
-        if it is renamed, and tests/test_record_path.py checks that this path is the one used).
-        Records are already typed and hold only selected fields, so popping deselected
-        properties and building message objects is waste when the only stream map is the
-        identity.
+        The SDK's private ``_write_record_message`` comes here (``sdk_compat.py``;
+        tests/test_sdk_fence.py checks that this path is the one used). Records are already
+        typed and hold only selected fields, so popping deselected properties and building
+        message objects is waste when the only stream map is the identity.
         """
         writer = self._direct()
         if writer is not None:
-            writer.write_record(self.name, record, self._time_extracted, self._stream_version)
-            self.state_manager.is_flushed = False
+            writer.write_record(self.name, record, self._time_extracted, self.table_version)
+            self.state_due()
         else:
-            super()._write_record_message(record)
+            super().write_record(record)
 
     def _fast_writer(self) -> FastSingerWriter | None:
         """Return the tap's writer when records can skip the SDK's map/flatten machinery."""
-        writer = self._tap.message_writer
+        writer = self.tap_message_writer
         maps = self.stream_maps
         identity = (
             len(maps) == 1
@@ -122,7 +122,7 @@ class FastRecordStream(Stream):
         return writer if identity and isinstance(writer, FastSingerWriter) else None
 
     @override
-    def _process_record(
+    def process_record(
         self,
         record: types.Record,
         child_context: types.Context | None = None,
@@ -130,10 +130,10 @@ class FastRecordStream(Stream):
     ) -> None:
         """Skip the SDK's per-record child-stream and partition work: these streams have none."""
         if self.child_streams or partition_context:
-            super()._process_record(record, child_context, partition_context)
+            super().process_record(record, child_context, partition_context)
 
     @override
-    def _increment_stream_state(
+    def record_state(
         self, latest_record: types.Record, *, context: types.Context | None = None
     ) -> None:
         """Do nothing per record: the bookmark moves once per part (``_checkpoint``), with the
@@ -145,4 +145,4 @@ class FastRecordStream(Stream):
         """Give the SDK's bookmark (its progress marker) the greatest value emitted so far."""
         if value is not None and self.replication_key:
             mark_resumable(self.stream_state)  # the ledger resumes it: no "not resumable" note
-            super()._increment_stream_state({self.replication_key: value})
+            self.increment_bookmark(self.replication_key, value)

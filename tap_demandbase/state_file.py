@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import typing as t
 
-from singer_sdk.helpers._state import PROGRESS_MARKERS
-
 from tap_demandbase.config import json_object_file
 from tap_demandbase.engine.export import unusable_state
 from tap_demandbase.errors import BadStateError, quoted
+from tap_demandbase.sdk_compat import PROGRESS_MARKERS
 
 if t.TYPE_CHECKING:
     import logging

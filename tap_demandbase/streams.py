@@ -28,6 +28,7 @@ from tap_demandbase.records.batches import batch_writer
 from tap_demandbase.records.columnar import import_polars_meanwhile
 from tap_demandbase.records.reader import CsvPartReader
 from tap_demandbase.schema import date_fields
+from tap_demandbase.sdk_compat import BOOKMARK_VALUE_KEY, PROGRESS_MARKERS
 from tap_demandbase.timestamps import is_date, utc_date
 
 if t.TYPE_CHECKING:
@@ -35,18 +36,16 @@ if t.TYPE_CHECKING:
 
     from singer_sdk import Tap
     from singer_sdk.helpers import types
-    from singer_sdk.helpers._batch import BaseBatchFileEncoding, BatchConfig
     from singer_sdk.singerlib import Catalog, MetadataMapping
 
+    from tap_demandbase.discovery import StreamSpec
     from tap_demandbase.engine.export import RunContext, WindowExport
     from tap_demandbase.engine.scheduler import JobFactory, JobKey
     from tap_demandbase.model import JobSpec
+    from tap_demandbase.run import SyncRun
+    from tap_demandbase.sdk_compat import BaseBatchFileEncoding, BatchConfig
 
-PRIMARY_KEY = "id"
-#: The SDK's stream state key of the final bookmark value.
-BOOKMARK_VALUE_KEY = "replication_key_value"
-#: Property metadata naming the field in the API, where the property is named otherwise.
-API_NAME_METADATA = "api-name"
+__all__ = ["BOOKMARK_VALUE_KEY", "ExportStream", "FieldMetadata"]
 
 
 @dataclass(slots=True)
@@ -56,30 +55,6 @@ class FieldMetadata(Metadata):
     """
 
     api_name: str | None = None
-
-
-class SyncHooks(t.Protocol):
-    """What a stream tells the tap about its sync (the tap plans ahead and gathers failures)."""
-
-    def stream_starting(self, stream: str) -> None:
-        """The stream's sync begins."""
-        ...
-
-    def stream_failed(self, stream: str, error: DemandbaseError) -> None:
-        """The stream failed; the other streams go on."""
-        ...
-
-    def sync_over(self, stream: str) -> None:
-        """Every stream has synced (called once per stream, in the tap's stream order)."""
-        ...
-
-    def run_stopping(self, error: DemandbaseError) -> None:
-        """The stream's error stops the whole run (the quota, the credentials)."""
-        ...
-
-    def raise_failures(self) -> None:
-        """Raise the failures recorded so far, if any."""
-        ...
 
 
 class ExportStream(FastRecordStream):
@@ -94,33 +69,29 @@ class ExportStream(FastRecordStream):
     def __init__(
         self,
         tap: Tap,
+        spec: StreamSpec,
         *,
-        name: str,
-        schema: dict[str, t.Any],
-        replication_key: str | None,
-        run: RunContext,
-        hooks: SyncHooks,
-        key_from_settings: bool = False,
-        primary_key: str | None = PRIMARY_KEY,
-        max_window_days: int | None = None,
-        api_names: dict[str, str] | None = None,
+        sync: SyncRun,
         column_names: Callable[[str], tuple[str, ...]] | None = None,
     ) -> None:
-        super().__init__(tap, schema=schema, name=name)
-        self.run = run
-        self.hooks = hooks
-        self.primary_keys = [primary_key] if primary_key else []
-        self.replication_key = replication_key
-        self._key_from_settings = key_from_settings
-        self.max_window_days = max_window_days
+        super().__init__(tap, schema=spec.schema, name=spec.name)
+        #: The sync this stream is part of: it plans the run and gathers the failures.
+        self.sync_run = sync
+        self.run: RunContext = sync.context
+        self.primary_keys = [spec.primary_key] if spec.primary_key else []
+        self.replication_key = spec.replication_key
+        self._key_from_settings = spec.key_from_settings
+        self.max_window_days = spec.max_window_days
         #: Property → the field's API name (catalog metadata ``api-name``).
-        self.api_names = dict(api_names or {})
+        self.api_names = dict(spec.api_names)
         #: A field's API name → the header names of its result column (the dialect's).
         self.column_names = column_names
         self._export: StreamExport | None = None
         self._planned_on_stand_in = False
         interval = float(self.setting_or_default("progress_interval_seconds"))
-        self.progress = SyncProgress(name, self.logger, interval, replication_key=replication_key)
+        self.progress = SyncProgress(
+            spec.name, self.logger, interval, replication_key=spec.replication_key
+        )
 
     @property
     @override
@@ -132,10 +103,7 @@ class ExportStream(FastRecordStream):
 
     def setting_or_default(self, name: str) -> t.Any:
         """Return a tap setting, or its schema default."""
-        value = self.config.get(name)
-        if value is None:
-            value = self._tap.config_jsonschema["properties"][name].get("default")
-        return value
+        return self.sync_run.settings.value(name)
 
     @property
     @override
@@ -174,11 +142,11 @@ class ExportStream(FastRecordStream):
     @override
     def log_sync_costs(self) -> None:
         """Log the stream's costs; the SDK calls this for every stream once all have synced
-        (``Tap.sync_all`` and ``Stream.sync`` are final), so the tap learns here that the
-        sync is over.
+        (``Tap.sync_all`` and ``Stream.sync`` are final), so the run learns here that the
+        sync is over (``sdk_compat.py`` lists this reliance).
         """
         super().log_sync_costs()
-        self.hooks.sync_over(self.name)
+        self.sync_run.sync_over(self.name)
 
     # The engine's request -----------------------------------------------------------------
 
@@ -229,13 +197,12 @@ class ExportStream(FastRecordStream):
             self.logger,
             self._checkpoint,
             self.progress,
-            version_complete=self._write_activate_version_message,
+            version_complete=self.write_activate_version,
         )
 
     def _per_stream(self, name: str) -> t.Any:
         """Return a setting that is one value for every stream, or an object of stream → value."""
-        value = self.config.get(name)
-        return value.get(self.name) if isinstance(value, dict) else value
+        return self.sync_run.settings.per_stream(name, self.name)
 
     def _min_interval(self) -> datetime.timedelta | None:
         """Return min_interval_hours for this stream."""
@@ -381,11 +348,11 @@ class ExportStream(FastRecordStream):
             self.warn_if_stale()
 
     def _carry_table_version(self) -> None:
-        """Give this run's records the table version of the delete check (SDK private: the
-        version its RecordMessage carries, and the fast writers' too).
+        """Give this run's records the table version of the delete check (the version the
+        SDK's RecordMessage carries, and the fast writers' too).
         """
         self.export.specs()  # plans the run: a delete check's new version, or the last one
-        self._stream_version = self.export.version
+        self.table_version = self.export.version
 
     def _part_reader(self, window: WindowExport) -> CsvPartReader:
         """Return the reader of a window's parts: columns matched by their fields' API names
@@ -416,11 +383,9 @@ class ExportStream(FastRecordStream):
             before = state.get(BOOKMARK_VALUE_KEY)
             self.finalize_state_progress_markers(state)
             if note_bookmark(state, before, state.get(BOOKMARK_VALUE_KEY), self.run.clock.now()):
-                self.state_manager.is_flushed = False
-                self._write_state_message()
+                self.write_state_now()
             return
-        self.state_manager.is_flushed = False
-        self._write_state_message()
+        self.write_state_now()
 
     def warn_if_stale(self) -> None:
         """Say (one WARNING) that the stream's bookmark has stood still for longer than
@@ -443,7 +408,7 @@ class ExportStream(FastRecordStream):
         stays so that the next run re-attaches. A spent quota or daily limit, a refused token,
         or a redirect of api_url stops the whole run at once: no other stream could succeed.
         """
-        self.hooks.stream_starting(self.name)
+        self.sync_run.stream_starting()
         calls_for = CALLS_FOR.set(self.name)
         try:
             yield
@@ -452,14 +417,14 @@ class ExportStream(FastRecordStream):
             self.logger.warning("%s", exc)
             self.stream_state[DEFERRED_KEY] = {"at": self.run.clock.now().isoformat()}
         except (*RUN_STOPPING_ERRORS, TargetGoneError) as exc:
-            self.hooks.run_stopping(exc)
+            self.sync_run.run_stopping(exc)
             raise
         except DemandbaseError as exc:
-            self.stream_state.pop("progress_markers", None)
+            self.stream_state.pop(PROGRESS_MARKERS, None)
             self.logger.warning("Stream '%s' failed; the other streams go on: %s", self.name, exc)
-            self.hooks.stream_failed(self.name, exc)
+            self.sync_run.stream_failed(self.name, exc)
             if self.ABORT_AT_RECORD_COUNT is not None:  # --test: a failing stream fails it now
-                self.hooks.raise_failures()
+                self.sync_run.raise_failures()
         finally:
             CALLS_FOR.reset(calls_for)
             self.run.scheduler.release_stream(self.name)

@@ -128,6 +128,46 @@ def test_unknown_setting_is_a_warning_naming_the_closest_one(sandbox, tmp_path):
     ), run.stderr
 
 
+def test_a_setting_of_another_dialect_is_a_warning_that_it_does_not_apply(sandbox, tmp_path):
+    run = run_tap(tmp_path, tap_config(sandbox, client_id="abc"), "--discover")
+    assert run.returncode == 0, run.stderr
+    warnings = [line for line in run.stderr.splitlines() if "WARNING" in line]
+    assert any(
+        "Setting client_id applies to api_dialect uapi only" in line
+        and "api_dialect=export_v1" in line
+        for line in warnings
+    ), run.stderr
+
+
+@pytest.mark.unit
+def test_each_dialect_validates_the_common_settings_and_its_own_only():
+    from tap_demandbase.settings import COMMON_SETTINGS, dialect_schema
+
+    common = {setting.name for setting in COMMON_SETTINGS}
+    for dialect in DIALECTS.values():
+        own = {setting.name for setting in dialect.settings}
+        assert set(dialect_schema(dialect)["properties"]) == common | own
+    assert "client_id" not in dialect_schema(DIALECTS["export_v1"])["properties"]
+    assert "account_list_id" not in dialect_schema(DIALECTS["uapi"])["properties"]
+
+
+@pytest.mark.unit
+def test_about_lists_every_setting_and_says_which_are_one_dialects_only():
+    properties = TapDemandbase.config_jsonschema["properties"]
+    for dialect in DIALECTS.values():
+        assert {setting.name for setting in dialect.settings} <= set(properties)
+    assert properties["client_id"]["description"].startswith("uapi only: ")
+    assert properties["account_list_id"]["description"].startswith("export_v1 only: ")
+    assert not properties["access_token"]["description"].startswith(tuple(DIALECTS))
+    from tap_demandbase.settings import COMMON_SETTINGS
+
+    for setting in COMMON_SETTINGS:
+        if setting.name == "api_dialect":
+            continue  # its allowed values are the dialects' names
+        description = properties[setting.name].get("description", "")
+        assert not any(name in description for name in DIALECTS), setting.name
+
+
 @pytest.mark.unit
 def test_unknown_setting_warnings_in_process():
     known = TapDemandbase.config_jsonschema["properties"]
@@ -333,4 +373,4 @@ def test_each_default_is_written_once(sandbox):
         with Sandbox(fast_settings(dialect=dialect.name)) as sb:
             config = {"access_token": sb.token, "api_url": sb.api_url, "api_dialect": dialect.name}
             tap = TapDemandbase(config={**config, "start_date": "2024-01-01T00:00:00Z"})
-            assert tap.poll_policy() == dialect.poll_policy
+            assert tap.settings.poll_policy() == dialect.poll_policy

@@ -1,20 +1,28 @@
 """Where the tap leans on singer-sdk internals, these tests fail if the SDK moves under it.
 
-The fast record path overrides private SDK hooks (``@override`` makes mypy fail on a rename);
-here, in-process against the emulator, the fast path must be the one actually used, and a
-stream that fails must surface from ``sync_all()`` for a program, not only as an exit code.
+Every such place is listed in ``tap_demandbase/sdk_compat.py``; each has a test here: the
+private hooks keep their names and signatures, the private imports still do what the tap uses
+them for, the private attributes still steer what the SDK writes, the state keys are where the
+SDK keeps its bookmark, and the log line the tap hides is still the SDK's. In-process against
+the emulator, the fast record path must be the one actually used, and a stream that fails must
+surface from ``sync_all()`` for a program, not only as an exit code.
 """
 
 from __future__ import annotations
 
 import contextlib
+import inspect
 import io
 import json
 from typing import Any
 
 import pytest
-from singer_sdk import Stream
+import singer_sdk.streams.core
+from singer_sdk import Stream, Tap
+from singer_sdk.helpers._classproperty import classproperty
+from singer_sdk.plugin_base import PluginBase
 
+from tap_demandbase import sdk_compat
 from tap_demandbase.tap import StreamsFailedError, TapDemandbase
 from tap_demandbase.writer import FastSingerWriter
 from tests.conftest import discover, select, tap_config
@@ -117,7 +125,7 @@ def test_the_final_bookmark_is_where_freshness_reads_it(sandbox, tmp_path):
     window is done) before and after: if the SDK kept it elsewhere, bookmark_moved_at would
     never be written.
     """
-    from tap_demandbase.streams import BOOKMARK_VALUE_KEY
+    from tap_demandbase.sdk_compat import BOOKMARK_VALUE_KEY
 
     config = tap_config(sandbox)
     catalog = select(discover(tmp_path, config), {"accounts": None})
@@ -125,3 +133,130 @@ def test_the_final_bookmark_is_where_freshness_reads_it(sandbox, tmp_path):
     states = [m["value"]["bookmarks"]["accounts"] for m in messages if m["type"] == "STATE"]
     final = states[-1]
     assert final[BOOKMARK_VALUE_KEY] and final["bookmark_moved_at"].endswith("Z")
+
+
+# sdk_compat.py, entry by entry ----------------------------------------------------------------
+
+#: The private hooks sdk_compat overrides → the parameters the SDK calls them with.
+_PRIVATE_HOOKS = {
+    (Tap, "_validate_config"): ["self", "raise_errors"],
+    (Tap, "_handle_termination"): ["self", "signum", "frame"],
+    (Stream, "_write_record_message"): ["self", "record"],
+    (Stream, "_process_record"): ["self", "record", "child_context", "partition_context"],
+    (Stream, "_increment_stream_state"): ["self", "latest_record", "context"],
+    (Stream, "_write_state_message"): ["self"],
+    (Stream, "_write_activate_version_message"): ["self", "full_table_version"],
+}
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize(("owner", "name"), list(_PRIVATE_HOOKS), ids=lambda v: str(v))
+def test_each_private_hook_keeps_its_name_and_parameters(owner, name):
+    hook = getattr(owner, name)
+    assert list(inspect.signature(hook).parameters) == _PRIVATE_HOOKS[owner, name]
+
+
+@pytest.mark.unit
+def test_the_environment_settings_hooks_are_still_class_properties():
+    for name in ("_env_var_config", "_env_var_prefix"):
+        assert isinstance(inspect.getattr_static(PluginBase, name), classproperty), name
+    assert sdk_compat.env_var_prefix(TapDemandbase) == "TAP_DEMANDBASE_"
+
+
+@pytest.mark.unit
+def test_the_private_imports_still_do_what_the_tap_uses_them_for(monkeypatch, tmp_path):
+    from decimal import Decimal
+
+    assert sdk_compat.load_json('{"x": 0.1}') == {"x": Decimal("0.1")}
+    monkeypatch.chdir(tmp_path)  # no .env file found above
+    monkeypatch.setenv("TAP_DEMANDBASE_WINDOW_DAYS", "3")
+    schema = {"properties": {"window_days": {"type": ["integer"]}}}
+    assert sdk_compat.parse_environment_config(schema, "TAP_DEMANDBASE_") == {"window_days": 3}
+    monkeypatch.setenv("TAP_DEMANDBASE_LOGLEVEL", "debug")
+    assert sdk_compat.plugin_log_level("tap-demandbase") == "DEBUG"
+    assert (sdk_compat.PROGRESS_MARKERS, sdk_compat.PROGRESS_MARKER_NOTE) == (
+        "progress_markers",
+        "Note",
+    )
+    from singer_sdk.helpers._batch import BaseBatchFileEncoding, BatchConfig, StorageTarget
+
+    assert BaseBatchFileEncoding and BatchConfig and StorageTarget
+
+
+def test_settings_from_the_environment_reach_the_tap(sandbox, monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("TAP_DEMANDBASE_DOWNLOAD_STALL_SECONDS", "0.5")
+    tap = TapDemandbase(config=tap_config(sandbox), parse_env_config=True)
+    assert tap.config["download_stall_seconds"] == 0.5
+    # validation filled the default into the settings the SDK keeps (``_config``)
+    assert tap.given_settings["max_concurrent_jobs"] == 1
+
+
+@pytest.mark.unit
+def test_the_sdk_still_logs_the_generic_line_the_tap_hides():
+    source = inspect.getsource(singer_sdk.streams.core)
+    assert f'"{sdk_compat.UNHANDLED_ERROR_TEXT} while syncing' in source
+    assert sdk_compat.is_unhandled_error_line(f"{sdk_compat.UNHANDLED_ERROR_TEXT} while x")
+
+
+def _tap_and_stream(sandbox, tmp_path) -> tuple[TapDemandbase, Any]:
+    config = tap_config(sandbox)
+    catalog = select(discover(tmp_path, config), {"accounts": None})
+    tap = TapDemandbase(config=config, catalog=catalog, state={})
+    return tap, tap.streams["accounts"]
+
+
+def _written(tap: TapDemandbase, write: Any) -> list[dict[str, Any]]:
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        write()
+        tap.message_writer.flush()
+    return [json.loads(line) for line in out.getvalue().splitlines() if line]
+
+
+def test_the_sync_order_is_the_sdks_private_streams(sandbox, tmp_path):
+    config = tap_config(sandbox)
+    tap = TapDemandbase(config=config, catalog=discover(tmp_path, config), state={})
+    names = list(tap.streams)
+    # the SDK orders them as sync_order_key does, and the run plans them in that order
+    assert len(names) > 1
+    assert names == [s.name for s in sorted(tap.streams.values(), key=sdk_compat.sync_order_key)]
+    assert list(tap.sync_run.streams) == names
+    tap.set_sync_order(names[::-1])
+    assert list(tap.streams) == names[::-1]
+
+
+def test_the_stream_reaches_the_taps_writer_and_writes_state_and_versions(sandbox, tmp_path):
+    tap, stream = _tap_and_stream(sandbox, tmp_path)
+    assert stream.tap_message_writer is tap.message_writer
+    stream.stream_state["x"] = 1
+    (state,) = _written(tap, stream.write_state_now)
+    assert state["type"] == "STATE"
+    assert state["value"]["bookmarks"]["accounts"]["x"] == 1
+    assert _written(tap, stream._write_state_message) == []  # flushed: nothing new to say
+    (activate,) = _written(tap, lambda: stream.write_activate_version(7))
+    assert (activate["type"], activate["version"]) == ("ACTIVATE_VERSION", 7)
+
+
+def test_the_table_version_is_the_one_the_sdks_records_carry(sandbox, tmp_path):
+    _, stream = _tap_and_stream(sandbox, tmp_path)
+    stream.table_version = 7
+    (message,) = stream._generate_record_messages({"id": "1"})
+    assert message.version == 7
+
+
+def test_the_bookmark_goes_through_the_sdks_progress_markers(sandbox, tmp_path):
+    """The tap moves the SDK's bookmark once per part (``increment_bookmark``) and makes it
+    final when a window is done: the SDK must keep it in ``progress_markers`` until then, and
+    in ``replication_key_value`` after.
+    """
+    _, stream = _tap_and_stream(sandbox, tmp_path)
+    key = stream.replication_key
+    stream.increment_bookmark(key, "2024-03-01T00:00:00Z")
+    state = stream.stream_state
+    assert state[sdk_compat.PROGRESS_MARKERS][sdk_compat.BOOKMARK_VALUE_KEY] == (
+        "2024-03-01T00:00:00Z"
+    )
+    stream.finalize_state_progress_markers(state)
+    assert sdk_compat.PROGRESS_MARKERS not in state
+    assert state[sdk_compat.BOOKMARK_VALUE_KEY] == "2024-03-01T00:00:00Z"

@@ -45,6 +45,13 @@ SETTINGS: tuple[th.Property[t.Any], ...] = (
         description="uapi: the API client's secret (never logged; sent to api_url only).",
     ),
     th.Property(
+        "access_token",
+        th.StringType,
+        secret=True,
+        title="Access token",
+        description="A bearer token, instead of client_id and client_secret.",
+    ),
+    th.Property(
         "campaign_sources",
         th.ArrayType(th.StringType(allowed_values=list(SOURCES))),
         title="Campaign sources",
