@@ -39,6 +39,17 @@ DEFAULT_STALL_SECONDS = 60.0
 #: Default of max_concurrent_jobs: one export job at a time.
 DEFAULT_MAX_CONCURRENT_JOBS = 1
 
+
+def per_stream(kind: str) -> th.CustomType:
+    """Return the schema of a setting that is one value for every stream or an object of
+    stream name to value (a choice of two: the SDK writes a bare "null" into an ``anyOf``).
+    """
+    value = {"type": kind, "minimum": 0}
+    return th.CustomType(
+        {"oneOf": [value, {"type": "object", "additionalProperties": dict(value)}]}
+    )
+
+
 #: The settings every dialect reads, before the dialects' own (the order of ``--about``).
 _LEADING: tuple[th.Property[t.Any], ...] = (
     th.Property(
@@ -222,17 +233,7 @@ _TRAILING: tuple[th.Property[t.Any], ...] = (
     ),
     th.Property(
         "min_interval_hours",
-        th.CustomType(
-            {
-                "oneOf": [
-                    {"type": "number", "minimum": 0},
-                    {
-                        "type": "object",
-                        "additionalProperties": {"type": "number", "minimum": 0},
-                    },
-                ]
-            }
-        ),
+        per_stream("number"),
         title="Minimum hours between a stream's jobs",
         description=(
             "A stream whose last finished job was created less than this many hours ago is "
@@ -243,21 +244,11 @@ _TRAILING: tuple[th.Property[t.Any], ...] = (
     ),
     th.Property(
         "lookback_days",
-        th.CustomType(
-            {
-                "oneOf": [
-                    {"type": "integer", "minimum": 0},
-                    {
-                        "type": "object",
-                        "additionalProperties": {"type": "integer", "minimum": 0},
-                    },
-                ]
-            }
-        ),
+        per_stream("integer"),
         title="Lookback days",
         description=(
-            "Each incremental run also exports this many days before the day its windows "
-            "start (one number, or an object of stream name to days), so that rows restated "
+            "Each incremental run also exports this many days before the bookmark's day (one "
+            "number, or an object of stream name to days), so that rows restated "
             "after the fact (re-scored activities, late matches) reach the target again as "
             "upserts. The bookmark never moves back; the run's summary says how many rows "
             "the lookback re-read."
