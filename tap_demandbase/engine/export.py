@@ -557,7 +557,10 @@ class StreamExport:
         return [((self.request.name, spec), self.job_maker(spec)) for spec in specs]
 
     def job_maker(self, spec: JobSpec) -> JobFactory:
-        """Return what gets ``spec``'s job completed (reading the state now, on this thread)."""
+        """Return what gets ``spec``'s job completed: the ledger's job resumed, an equivalent
+        one re-used, or one created, then waited for and tried anew (up to max_job_attempts)
+        when it fails. The state is read now, on this thread; the job runs in a job thread.
+        """
         starter = _JobStarter(self, spec)
 
         def completed() -> ExportJob:
@@ -614,12 +617,6 @@ class StreamExport:
         """Yield each window's export in turn."""
         for spec in self.specs():
             yield WindowExport(self, spec)
-
-    def completed_job(self, spec: JobSpec) -> ExportJob:
-        """Resume the job the ledger names, re-use an equivalent one, or create one; wait until
-        it is completed, trying anew (up to max_job_attempts) when it fails.
-        """
-        return self.job_maker(spec)()
 
     def record_in_ledger(self, job: ExportJob) -> LedgerEntry:
         """Make the job the one the stream's ledger is reading (keeping parts done if it is the
