@@ -40,13 +40,11 @@ from tap_demandbase.model import (
 )
 from tap_demandbase.records.kinds import Kind
 from tap_demandbase.sandbox.server import EMULATORS
-from tap_demandbase.tap import TapDemandbase
+from tap_demandbase.settings import dialect_schema
 from tap_demandbase.transport import retry_after_seconds
 from tests.dialect_cases import CASES, sandbox_for
 from tests.fakes import FakeClock
 from tests.sandbox_clients import CLIENTS
-
-COMMON_SETTINGS = set(TapDemandbase.config_jsonschema["properties"])
 
 
 @pytest.fixture(params=sorted(DIALECTS))
@@ -78,12 +76,20 @@ def test_field_types_map_to_known_kinds(dialect):
 
 
 @pytest.mark.unit
-def test_settings_are_part_of_the_tap_and_secrets_are_marked(dialect):
+def test_settings_are_the_dialects_own_and_secrets_are_marked(dialect):
+    """The tap checks a dialect's settings with that dialect only: another dialect's user
+    does not get them as settings of theirs.
+    """
+    own = dialect_schema(dialect)["properties"]
+    mine = {setting.name for setting in dialect.settings}
     for setting in dialect.settings:
-        schema = setting.to_dict()
-        assert setting.name in COMMON_SETTINGS
+        assert setting.name in own
         if any(word in setting.name for word in ("token", "secret", "password")):
-            assert schema[setting.name].get("secret") is True, setting.name
+            assert setting.to_dict()[setting.name].get("secret") is True, setting.name
+    for other in DIALECTS.values():
+        if other is not dialect:
+            theirs = {setting.name for setting in other.settings}
+            assert not (mine - theirs) & set(dialect_schema(other)["properties"]), other.name
 
 
 #: How code reads the system clock; a dialect reads the engine's clock (``ConnectOptions.clock``).
@@ -111,8 +117,11 @@ def test_poll_policy_and_default_keys_are_sane(dialect):
     assert 0 < policy.first_interval <= policy.max_interval
     assert policy.timeout > policy.max_interval
     assert dialect.max_concurrent_jobs is None or dialect.max_concurrent_jobs >= 1
-    key = dialect.default_replication_key("accounts", ["last_modified_date"])
-    assert key is None or isinstance(key, str)
+    assert dialect.default_replication_key("accounts", ["last_modified_date"]) == (
+        "last_modified_date"
+    )
+    both = ["activity_date", "last_modified_date"]
+    assert dialect.default_replication_key("activities", both) == "activity_date"
     assert dialect.default_api_url.startswith("https://")
 
 
