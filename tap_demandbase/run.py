@@ -130,15 +130,14 @@ class SyncRun:
         """Put first the streams the budget deferred in an earlier run (they are behind, the
         others merely due), and return the stream names in that order for the SDK to sync.
         """
-        bookmarks = self.state.get("bookmarks", {})
-
-        def behind(name: str) -> bool:
-            state = bookmarks.get(name)
-            return isinstance(state, dict) and state.get(DEFERRED_KEY) is not None
-
-        order = sorted(self.streams, key=lambda name: not behind(name))
+        order = sorted(self.streams, key=lambda name: not self._behind(name))
         self.streams = {name: self.streams[name] for name in order}
         return order
+
+    def _behind(self, stream: str) -> bool:
+        """Whether the budget deferred the stream in an earlier run (its state says so)."""
+        state = self.state.get("bookmarks", {}).get(stream)
+        return isinstance(state, dict) and state.get(DEFERRED_KEY) is not None
 
     # The plan -------------------------------------------------------------------------------
 
@@ -178,10 +177,8 @@ class SyncRun:
                     continue
                 specs = stream.planned_jobs()
                 backfill = stream.backfill_jobs()
-                state = self.state.get("bookmarks", {}).get(stream.name)
-                behind = isinstance(state, dict) and state.get(DEFERRED_KEY) is not None
                 notes = [f"{backfill} of them backfilling"] * bool(backfill)
-                notes += ["deferred by the last run, first now"] * behind
+                notes += ["deferred by the last run, first now"] * self._behind(stream.name)
                 plans.append((stream.name, specs, "; ".join(notes)))
             except DemandbaseError:
                 plans.append((stream.name, None, ""))  # the stream reports it in its turn

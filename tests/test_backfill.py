@@ -130,3 +130,24 @@ def test_a_backfill_job_interrupted_is_resumed_as_a_backfill(tmp_path):
     assert api.calls.count("create") == 3  # the backfill job was resumed, not created anew
     assert export.state[BACKFILL_KEY]["finished"] is True
     assert export.state.get(WINDOWS_DONE_KEY) is None
+
+
+def test_a_ledger_job_of_another_entity_is_said_once_however_many_kinds_of_window(tmp_path, caplog):
+    from tap_demandbase.engine.ledger import LEDGER_KEY, LedgerEntry
+    from tap_demandbase.model import JobSpec
+
+    clock = FakeClock()
+    api = FakeApi(clock, tmp_path)
+    other = JobSpec("people", ("id",), "last_modified_date", DAY(2024, 3, 1), DAY(2024, 3, 10))
+    state = {
+        **BOOKMARK,
+        SYNCED_FROM_KEY: "2024-03-01",
+        LEDGER_KEY: LedgerEntry("job-9", other, "2024-03-10T00:00:00+00:00").to_state(),
+    }
+    export, _ = _export(
+        _run(api, clock), state, lookback_days=3, backfill=BackfillRequest(DAY(2024, 2, 1))
+    )
+    with caplog.at_level(logging.WARNING):
+        assert {w[2] for w in _windows(export)} == {"lookback", "incremental", "backfill"}
+    said = [r for r in caplog.records if "names export job job-9 of entity 'people'" in r.message]
+    assert len(said) == 1

@@ -84,7 +84,7 @@ from tap_demandbase.timestamps import state_datetime
 
 if t.TYPE_CHECKING:
     import logging
-    from collections.abc import Callable, Iterator, Mapping, MutableMapping
+    from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping
     from types import TracebackType
 
     from tap_demandbase.engine.clock import Clock
@@ -244,6 +244,7 @@ class StreamExport:
         run.journal.register(request.name, state)
         self._specs: list[JobSpec] | None = None
         self._due: list[JobSpec] | None = None
+        self._entries: list[LedgerEntry] | None = None
         self._filter_sets: list[Filters] | None = None
         #: Specs of windows that are not the bookmark's → what they are for.
         self._purposes: dict[JobSpec, Purpose] = {}
@@ -350,13 +351,15 @@ class StreamExport:
         """Return the jobs of a lookback or a backfill: its jobs in the ledger (resumed), then
         one per window and filter set (a backfill's within the run's allowance).
         """
-        entries = [e for e in self._ledger_entries(self.filter_sets()) if e.purpose == purpose]
+        entries = [e for e in self._ledger_entries() if e.purpose == purpose]
         resumed = [replace(e.spec, fields=self.request.fields) for e in entries]
+        half_done = self._backfill_half_done() if purpose == "backfill" else set()
         new = [
             spec
             for start, end in windows
             for f in self.filter_sets()
-            if (spec := self._spec(start, end, f)) not in resumed and not self._done_backfill(spec)
+            if (spec := self._spec(start, end, f)) not in resumed
+            and (spec.start, spec.filters) not in half_done
         ]
         if allowance:
             new = new[: self.run.backfill_jobs.take(len(new))]
@@ -393,12 +396,12 @@ class StreamExport:
         days = self.request.window_days(self.run.window_days)
         return plan_windows(mark.next_day, mark.end, days)
 
-    def _done_backfill(self, spec: JobSpec) -> bool:
-        """Whether a backfill window's filter set is done already (its window half done)."""
+    def _backfill_half_done(self) -> set[tuple[datetime.date | None, Filters]]:
+        """Return the (first day, filters) of the backfill's jobs already done in the window it
+        is at (a window exported by several jobs, one per filter set, half done).
+        """
         mark = BackfillMark.from_state(self.state.get(BACKFILL_KEY))
-        return (
-            mark is not None and spec.start == mark.next_day and spec.filters in mark.filters_done
-        )
+        return set() if mark is None else {(mark.next_day, f) for f in mark.filters_done}
 
     def backfill_window_done(self, spec: JobSpec) -> None:
         """Count a backfill job's filter set done; once all of its window are, the backfill
@@ -456,7 +459,7 @@ class StreamExport:
     def _planned_specs(self) -> list[JobSpec]:
         start, end = self._range()
         filter_sets = self.filter_sets()
-        entries = [e for e in self._ledger_entries(filter_sets) if e.purpose == "incremental"]
+        entries = [e for e in self._ledger_entries() if e.purpose == "incremental"]
         specs: list[JobSpec] = []
         for entry in entries:
             # The ledger's windows, with the fields selected now: a job with more fields is
@@ -520,7 +523,15 @@ class StreamExport:
         except ValueError:
             return None
 
-    def _ledger_entries(self, filter_sets: list[Filters]) -> list[LedgerEntry]:
+    def _ledger_entries(self) -> list[LedgerEntry]:
+        """Return the ledger's jobs that are this stream's windows, oldest window first, as the
+        run found them (read, and each one ignored said, once per run).
+        """
+        if self._entries is None:
+            self._entries = self._usable_entries(self.filter_sets())
+        return self._entries
+
+    def _usable_entries(self, filter_sets: list[Filters]) -> list[LedgerEntry]:
         """Return the ledger's jobs that are this stream's windows, oldest window first; say
         why of each that is not.
         """
@@ -594,14 +605,7 @@ class StreamExport:
         """Make the job created ahead for ``spec``'s window the one the ledger is reading;
         return whether there was one.
         """
-        ahead = next(
-            (
-                e
-                for e in read_ahead(self.state) or []
-                if replace(e.spec, fields=spec.fields) == spec
-            ),
-            None,
-        )
+        ahead = job_of_window(read_ahead(self.state) or [], spec)
         if ahead is None:
             return False
         take_ahead(self.state, ahead.job_id)
@@ -626,16 +630,14 @@ class StreamExport:
         self.run.journal.apply()
         entry = read_entry(self.state)
         ahead = take_ahead(self.state, job.status.id)
+        later = None
         if entry is None or entry.job_id != job.status.id:
             later = entry  # another window's job, read later: it waits ahead
             purpose = self.purpose_of(replace(job.spec, fields=self.request.fields))
             entry = ahead or ledger_entry(job, self.run.clock, purpose, self.fields.dropped())
-            write_entry(self.state, entry)
-            if later is not None and replace(later.spec, fields=self.request.fields) in (
-                self._specs or []
-            ):
-                write_ahead(self.state, later)
         write_entry(self.state, entry)
+        if later is not None and any(job_of_window([later], s) for s in self._specs or []):
+            write_ahead(self.state, later)
         self.checkpoint(None)
         return entry
 
@@ -651,10 +653,7 @@ class StreamExport:
         """Return the ledger's job id if that job can deliver ``spec``; say why not if it
         exports this window but cannot.
         """
-        entry = next(
-            (e for e in read_entries(self.state) if replace(e.spec, fields=spec.fields) == spec),
-            None,
-        )
+        entry = job_of_window(read_entries(self.state), spec)
         if entry is None:
             return None  # no job of this window (and filters) in the ledger
         if entry.inconsistent:
@@ -831,6 +830,11 @@ def _done_filters(done: dict[str, t.Any]) -> list[Filters]:
     return [filters_from_state(done)]
 
 
+def job_of_window(entries: Iterable[LedgerEntry], spec: JobSpec) -> LedgerEntry | None:
+    """Return the ledger's job of ``spec``'s window and filters (whatever its fields), if any."""
+    return next((e for e in entries if replace(e.spec, fields=spec.fields) == spec), None)
+
+
 def ledger_entry(
     job: ExportJob, clock: Clock, purpose: Purpose, dropped: Mapping[str, str]
 ) -> LedgerEntry:
@@ -932,8 +936,7 @@ class WindowExport:
 
     def __init__(self, stream: StreamExport, spec: JobSpec) -> None:
         self.stream = stream
-        #: The job as planned, and as it is sent (less the fields the run drops by then).
-        self.planned = self.spec = spec
+        self.spec = spec
         self.key: JobKey = (stream.request.name, spec)
         self.progress = WindowProgress()
         self._job: ExportJob | None = None
