@@ -1,42 +1,21 @@
-"""Fixtures: a real API emulator on loopback and the real ``tap-demandbase`` command.
-
-``run_tap`` runs the command's own code (click command, invoke, sync) in this process, which
-saves an interpreter start and the SDK's import (about 2 s of CPU) per run. Tests of the
-end-to-end promises run the installed command as a process: a module says so with
-``pytestmark = pytest.mark.cli``, and ``TAP_TESTS_CLI=1`` runs every test that way.
+"""Fixtures: a real API emulator on loopback (one per dialect with ``dialect_case``), the run
+mode of ``run_tap`` (``tests/support/tap.py``), the hypothesis profiles and the tiers.
 """
 
 from __future__ import annotations
 
-import contextlib
-import io
-import json
-import logging
 import os
-import signal
-import subprocess
-import sys
-import traceback
-import weakref
-from collections import defaultdict
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-import click
 import hypothesis
 import pytest
 
 from tap_demandbase.dialects import DIALECTS
-from tap_demandbase.sandbox import Sandbox, SandboxSettings
+from tap_demandbase.sandbox import Sandbox
+from tests.support import tap
 
-#: The test tiers: the ``unit`` mark kept true (tests/tiers.py).
-pytest_plugins = ["tests.tiers"]
-
-TAP = str(Path(sys.executable).with_name("tap-demandbase"))
-ENTITIES = ("accounts", "activities", "buying_groups", "campaigns", "opportunities", "people")
-START_DATE = "2024-01-01T00:00:00Z"
-
+#: The test tiers: the ``unit`` mark kept true (tests/support/tiers.py).
+pytest_plugins = ["tests.support.tiers"]
 
 #: Hypothesis examples per test: few in the inner loop (the default), as many as the tests
 #: always had under CI=true, and ten times that with HYPOTHESIS_PROFILE=thorough (nightly, or
@@ -50,129 +29,29 @@ hypothesis.settings.load_profile(
 )
 
 
-def fast_settings(**overrides: Any) -> SandboxSettings:
-    """Sandbox settings for tests: small data, multi-part results, jobs that finish quickly."""
-    values: dict[str, Any] = {
-        "rows": {
-            "accounts": 120,
-            "people": 90,
-            "opportunities": 60,
-            "activities": 150,
-            "campaigns": 20,
-            "buying_groups": 30,
-        },
-        "rows_per_part": 40,
-        "pending_seconds": 0.05,
-        "processing_seconds": 0.1,
-    }
-    values.update(overrides)
-    return SandboxSettings(**values)
-
-
 @pytest.fixture
 def sandbox() -> Any:
-    with Sandbox(fast_settings()) as sb:
+    with Sandbox(tap.fast_settings()) as sb:
         yield sb
 
 
 @pytest.fixture(params=sorted(DIALECTS))
 def dialect_case(request: Any) -> Any:
     """An emulator of each API dialect, with the tap's expectations against it (a test using
-    this runs once per dialect: ``tests/dialect_cases.py``).
+    this runs once per dialect: ``tests/support/dialect_cases.py``).
     """
-    from tests.dialect_cases import CASES, sandbox_for
+    from tests.support.dialect_cases import CASES, sandbox_for
 
     with sandbox_for(request.param) as sb:
         yield CASES[request.param](sb)
 
 
-def tap_config(sb: Any, **overrides: Any) -> dict[str, Any]:
-    config: dict[str, Any] = {
-        "api_url": sb.api_url,
-        "access_token": sb.token,
-        "start_date": START_DATE,
-        "poll_interval_seconds": 0.05,
-        "max_poll_interval_seconds": 0.2,
-        "job_retry_cooldown_seconds": 0.1,
-    }
-    config.update(overrides)
-    return config
-
-
-@dataclass
-class TapRun:
-    """What one run of the CLI wrote."""
-
-    returncode: int
-    stdout: str
-    stderr: str
-    messages: list[dict[str, Any]] = field(default_factory=list)
-
-    @property
-    def records(self) -> dict[str, list[dict[str, Any]]]:
-        by_stream: dict[str, list[dict[str, Any]]] = defaultdict(list)
-        for message in self.messages:
-            if message["type"] == "RECORD":
-                by_stream[message["stream"]].append(message["record"])
-        return dict(by_stream)
-
-    @property
-    def states(self) -> list[dict[str, Any]]:
-        return [m["value"] for m in self.messages if m["type"] == "STATE"]
-
-    @property
-    def last_state(self) -> dict[str, Any]:
-        return self.states[-1] if self.states else {}
-
-    @property
-    def error_lines(self) -> list[str]:
-        return [line for line in self.stderr.splitlines() if "ERROR" in line]
-
-
-def run_tap(
-    tmp_path: Path,
-    config: dict[str, Any],
-    *args: str,
-    catalog: dict[str, Any] | None = None,
-    state: dict[str, Any] | None = None,
-    timeout: float = 120,
-) -> TapRun:
-    """Run the installed ``tap-demandbase`` command and parse what it printed."""
-    config_path = tmp_path / "config.json"
-    config_path.write_text(json.dumps(config))
-    command = [TAP, "--config", str(config_path), *args]
-    if catalog is not None:
-        catalog_path = tmp_path / "catalog.json"
-        catalog_path.write_text(json.dumps(catalog))
-        command += ["--catalog", str(catalog_path)]
-    if state is not None:
-        state_path = tmp_path / "state.json"
-        state_path.write_text(json.dumps(state))
-        command += ["--state", str(state_path)]
-    if _RUN_AS_PROCESS[-1]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("TAP_DEMANDBASE_")}
-        done = subprocess.run(
-            command, capture_output=True, text=True, timeout=timeout, env=env, check=False
-        )
-        returncode, stdout, stderr = done.returncode, done.stdout, done.stderr
-    else:
-        returncode, stdout, stderr = _run_in_process(command[1:])
-    messages = []
-    if "--discover" not in args and "--about" not in args:
-        messages = [json.loads(line) for line in stdout.splitlines() if line.strip()]
-    return TapRun(returncode, stdout, stderr, messages)
-
-
-#: Whether run_tap starts the installed command as a process (a stack: the current test's).
-_RUN_AS_PROCESS: list[bool] = [os.environ.get("TAP_TESTS_CLI") == "1"]
-
-
 @pytest.fixture(autouse=True)
 def _run_mode(request: pytest.FixtureRequest) -> Any:
-    as_process = _RUN_AS_PROCESS[0] or request.node.get_closest_marker("cli") is not None
-    _RUN_AS_PROCESS.append(as_process)
+    as_process = tap.RUN_AS_PROCESS[0] or request.node.get_closest_marker("cli") is not None
+    tap.RUN_AS_PROCESS.append(as_process)
     yield
-    _RUN_AS_PROCESS.pop()
+    tap.RUN_AS_PROCESS.pop()
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -180,88 +59,3 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     suite instead of after it.
     """
     items.sort(key=lambda item: item.get_closest_marker("slow") is None)
-
-
-def _run_in_process(argv: list[str]) -> tuple[int, str, str]:
-    """Run the tap's command line in this process; return (exit code, stdout, stderr).
-
-    What a process would isolate is restored after: environment, signal handlers, log
-    handlers, and records still queued in a writer are flushed as at a process's exit.
-    """
-    from tap_demandbase import writer as writer_module
-    from tap_demandbase.tap import TapDemandbase
-
-    out, err = io.BytesIO(), io.StringIO()
-    stdout = io.TextIOWrapper(out, encoding="utf-8", write_through=True)
-    handler = logging.StreamHandler(err)
-    handler.setFormatter(_console_formatter())
-    root = logging.getLogger()
-    saved_level, saved_env = root.level, dict(os.environ)
-    saved_signals = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
-    writers: weakref.WeakSet[Any] = weakref.WeakSet()
-    original_init = writer_module.FastSingerWriter.__init__
-
-    def tracked_init(self: Any) -> None:
-        original_init(self)
-        writers.add(self)
-
-    for name in [k for k in os.environ if k.startswith("TAP_DEMANDBASE_")]:
-        del os.environ[name]
-    root.addHandler(handler)
-    root.setLevel(os.environ.get("LOGLEVEL", "INFO").upper())
-    writer_module.FastSingerWriter.__init__ = tracked_init  # type: ignore[method-assign]
-    code = 0
-    try:
-        with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(err):
-            try:
-                TapDemandbase.get_singer_command().main(
-                    args=argv, prog_name="tap-demandbase", standalone_mode=False
-                )
-            except SystemExit as exc:
-                code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-            except click.exceptions.Exit as exc:
-                code = exc.exit_code
-            except click.ClickException as exc:
-                exc.show(err)
-                code = exc.exit_code
-            except Exception:
-                err.write(traceback.format_exc())
-                code = 1
-            finally:
-                for writer in list(writers):
-                    with contextlib.suppress(Exception):
-                        writer.flush()
-    finally:
-        writer_module.FastSingerWriter.__init__ = original_init  # type: ignore[method-assign]
-        root.removeHandler(handler)
-        root.setLevel(saved_level)
-        os.environ.clear()
-        os.environ.update(saved_env)
-        for sig, previous in saved_signals.items():
-            signal.signal(sig, previous)
-    return code, out.getvalue().decode("utf-8"), err.getvalue()
-
-
-def _console_formatter() -> logging.Formatter:
-    import singer_sdk.logging
-
-    return singer_sdk.logging.ConsoleFormatter()
-
-
-def discover(tmp_path: Path, config: dict[str, Any]) -> dict[str, Any]:
-    run = run_tap(tmp_path, config, "--discover")
-    assert run.returncode == 0, run.stderr
-    return json.loads(run.stdout)
-
-
-def select(catalog: dict[str, Any], streams: dict[str, list[str] | None]) -> dict[str, Any]:
-    """Select the given streams (with the given properties, or all when None) in a catalog."""
-    for entry in catalog["streams"]:
-        chosen = entry["tap_stream_id"] in streams
-        fields = streams.get(entry["tap_stream_id"])
-        for item in entry["metadata"]:
-            if not item["breadcrumb"]:
-                item["metadata"]["selected"] = chosen
-            elif chosen and item["metadata"].get("inclusion") != "automatic":
-                item["metadata"]["selected"] = fields is None or item["breadcrumb"][-1] in fields
-    return catalog

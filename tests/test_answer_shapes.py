@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import discover, run_tap, select
-from tests.dialect_cases import CASES, sandbox_for
+from tests.support.dialect_cases import CASES, sandbox_for
+from tests.support.tap import discover, run_tap, select
 
 DISCOVERY_ENDPOINTS = ("entities", "fields", "token")
 

@@ -19,7 +19,7 @@ from tap_demandbase.engine.background import (
     run_in_background,
     start_thread,
 )
-from tests.conftest import discover, select, tap_config
+from tests.support.tap import discover, select, tap_config
 
 
 @pytest.mark.unit

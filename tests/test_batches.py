@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-import datetime
-import gzip
-import json
-from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
-import pyarrow.parquet as pq
 import pytest
 
-from tests.conftest import discover, run_tap, select, tap_config
+from tests.support.records import batch_rows
+from tests.support.tap import discover, run_tap, select, tap_config
 
 
 def _run(sandbox, tmp_path, streams, **overrides):
@@ -20,29 +15,6 @@ def _run(sandbox, tmp_path, streams, **overrides):
     catalog = select(discover(tmp_path, config), streams)
     run = run_tap(tmp_path, config, catalog=catalog)
     return run
-
-
-def _batch_rows(run, stream):
-    rows = []
-    for message in run.messages:
-        if message["type"] != "BATCH" or message["stream"] != stream:
-            continue
-        for url in message["manifest"]:
-            path = Path(urlparse(url).path)
-            if message["encoding"]["format"] == "parquet":
-                rows += [_as_json(row) for row in pq.read_table(path).to_pylist()]
-            else:
-                opener = gzip.open if message["encoding"]["compression"] == "gzip" else open
-                with opener(path, "rt", encoding="utf-8") as lines:
-                    rows += [json.loads(line) for line in lines]
-    return rows
-
-
-def _as_json(row):
-    return {
-        key: value.isoformat() if isinstance(value, (datetime.date, datetime.datetime)) else value
-        for key, value in row.items()
-    }
 
 
 def _bookmark(run: Any, stream: str) -> dict[str, Any]:
@@ -73,7 +45,7 @@ def test_batch_rows_equal_record_rows(sandbox, tmp_path, encoding, files):
     manifests = [m for m in batches.messages if m["type"] == "BATCH"]
     assert len([m for m in manifests if m["stream"] == "accounts"]) == files  # 120 rows / 40
     for stream in streams:
-        by_id = {row["id"]: row for row in _batch_rows(batches, stream)}
+        by_id = {row["id"]: row for row in batch_rows(batches, stream)}
         expected = {row["id"]: row for row in records.records[stream]}
         assert by_id == expected, stream
         assert _bookmark(batches, stream) == _bookmark(records, stream)

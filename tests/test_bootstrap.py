@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.checkout import copy_working_tree
+from tests.support.checkout import copy_working_tree
 
 ROOT = Path(__file__).resolve().parents[1]
 VERSION = f"python{sys.version_info.major}.{sys.version_info.minor}"

@@ -2,7 +2,7 @@
 the published contract (``export_v1``) and Demandbase's production API (``uapi``).
 
 Expectations come from the emulator (its generator, its request validation, its request log),
-never from the tap's code; ``tests/dialect_cases.py`` says what differs between dialects.
+never from the tap's code; ``tests/support/dialect_cases.py`` says what differs between dialects.
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from typing import Any
 
 import pendulum
 
-from tests.conftest import discover, run_tap, select
-from tests.dialect_cases import END_DAY, START_DAY, DialectCase
-from tests.expected import assert_records_match
+from tests.support.dialect_cases import END_DAY, START_DAY, DialectCase
+from tests.support.expected import assert_records_match
+from tests.support.tap import discover, run_tap, select
 from tests.test_discovery import EXPECTED_SCHEMA
 from tests.test_faults import LiveTap, _ledger
 

@@ -13,8 +13,8 @@ from tap_demandbase.engine.budget import (
     StreamDeferredError,
     next_reset,
 )
-from tests.fakes import UTC, FakeApi, FakeClock
-from tests.test_engine import _emit_all, _emit_parts, _run, _stream
+from tests.support.engine import emit_all, emit_parts, run_context, stream_export
+from tests.support.fakes import UTC, FakeApi, FakeClock
 
 LIMITS = {"create": 10, "get": 100}
 
@@ -56,12 +56,12 @@ def test_a_job_past_the_budget_defers_its_stream_and_the_calls_stay_in_the_state
     budget = _budget(api, clock)
     today = clock.now().date().isoformat()
     budget.load([("people", {USAGE_KEY: {"day": today, "create": 4}})])
-    run = _run(api, clock, window_days=5)  # two windows, one create left
+    run = run_context(api, clock, window_days=5)  # two windows, one create left
     run = type(run)(**{**run.__dict__, "budget": budget})
-    export, state, _ = _stream(run)
+    export, state, _ = stream_export(run)
     run.scheduler.plan(export.planned_jobs())
     with pytest.raises(StreamDeferredError, match=r"Stream 'accounts' deferred by the daily bud"):
-        _emit_all(export)
+        emit_all(export)
     assert api.calls.count("create") == 1
     assert state[USAGE_KEY]["create"] == 1 and state[USAGE_KEY]["day"] == today
     assert "resets at 2024-03-11 00:00 UTC" in str(budget.defer_message("accounts", "x"))
@@ -85,7 +85,7 @@ def test_hourly_runs_stay_within_the_share_and_deferred_streams_go_first_the_nex
     hourly runs stop creating at 4, defer the streams that do not fit, and the next UTC day
     syncs those first; every row arrives.
     """
-    from tests.conftest import discover, run_tap, select
+    from tests.support.tap import discover, run_tap, select
 
     case, sb = dialect_case, dialect_case.sb
     streams = ("accounts", "people", "opportunities")
@@ -130,9 +130,9 @@ def test_a_job_that_completed_before_its_stream_was_deferred_is_still_read(tmp_p
     budget = _budget(api, clock)
     today = clock.now().date().isoformat()
     budget.load([("people", {USAGE_KEY: {"day": today, "create": 4}})])
-    run = _run(api, clock, window_days=5)
+    run = run_context(api, clock, window_days=5)
     run = type(run)(**{**run.__dict__, "budget": budget})
-    export, _, checkpoints = _stream(run)
+    export, _, checkpoints = stream_export(run)
     run.scheduler.plan(export.planned_jobs())
     windows = export.windows()
     first = next(windows)
@@ -140,7 +140,7 @@ def test_a_job_that_completed_before_its_stream_was_deferred_is_still_read(tmp_p
         # Wait until the second job was tried (and deferred) before reading the first.
         while "accounts" not in run.scheduler._closed:
             pass
-        rows = _emit_parts(first)
+        rows = emit_parts(first)
         first.finish()
     assert rows == 10 and checkpoints.final is not None
     with pytest.raises(StreamDeferredError):

@@ -39,7 +39,7 @@ from tap_demandbase.sandbox.data import Filters
 from tap_demandbase.sandbox.entities import ENTITIES
 from tap_demandbase.sandbox.files import write_export
 from tap_demandbase.schema import property_schema
-from tap_demandbase.writer import FastSingerWriter
+from tests.support.records import Collected, as_json
 
 pytestmark = pytest.mark.unit
 
@@ -52,17 +52,6 @@ KINDS = {
     "t": {"type": ["string", "null"], "format": "date-time"},
     "s": {"type": ["string", "null"]},
 }
-
-
-class Collected(FastSingerWriter):
-    """The tap's writer, keeping the bytes it would write to stdout."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.out = bytearray()
-
-    def write_line(self, line: bytes, *, flush: bool) -> None:
-        self.out += line
 
 
 def _part(path: Path, data: bytes, number: int = 1) -> DownloadedPart:
@@ -805,14 +794,7 @@ def _at_once(part, reader, key=None):
         return None
     table = pl.read_parquet(out.getvalue())
     assert table.columns == names
-    return [_as_json(row) for row in table.iter_rows(named=True)], summary
-
-
-def _as_json(row: dict) -> dict:
-    return {
-        k: v.isoformat() if isinstance(v, (datetime.date, datetime.datetime)) else v
-        for k, v in row.items()
-    }
+    return [as_json(row) for row in table.iter_rows(named=True)], summary
 
 
 def _greatest_text(records, key):
@@ -909,7 +891,7 @@ def test_parquet_batch_of_a_part_above_the_one_query_size_is_typed_chunk_by_chun
         folder = tmp_path / str(limit)
         folder.mkdir()
         reader, part, batch, path = _parquet_batch(folder, data, properties)
-        outputs.append([_as_json(row) for row in pl.read_parquet(path).iter_rows(named=True)])
+        outputs.append([as_json(row) for row in pl.read_parquet(path).iter_rows(named=True)])
         assert batch.rows == 3000
     assert used == ["at once"]
     assert outputs[0] == outputs[1] == list(reader.records(part))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 
 from tap_demandbase.sandbox import Sandbox
-from tests.conftest import ENTITIES, fast_settings, run_tap, tap_config
+from tests.support.tap import ENTITIES, fast_settings, run_tap, tap_config
 
 
 def _stream_order(run):

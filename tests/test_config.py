@@ -17,7 +17,7 @@ from tap_demandbase.dialects import DIALECTS
 from tap_demandbase.engine.jobs import AttemptPolicy
 from tap_demandbase.sandbox import Sandbox
 from tap_demandbase.tap import TapDemandbase
-from tests.conftest import TAP, discover, fast_settings, run_tap, select, tap_config
+from tests.support.tap import TAP, discover, fast_settings, run_tap, select, tap_config
 
 
 def _no_traceback(run) -> None:

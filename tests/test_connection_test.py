@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import discover, run_tap, select, tap_config
-from tests.dialect_cases import DialectCase
+from tests.support.dialect_cases import DialectCase
+from tests.support.tap import discover, run_tap, select, tap_config
 
 #: Exit codes and log lines of the installed command.
 pytestmark = pytest.mark.cli

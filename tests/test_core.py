@@ -20,7 +20,7 @@ from tap_demandbase.sandbox import Sandbox
 from tap_demandbase.sandbox.entities import ENTITIES
 from tap_demandbase.schema import entity_schema
 from tap_demandbase.tap import TapDemandbase
-from tests.conftest import fast_settings, tap_config
+from tests.support.tap import fast_settings, tap_config
 
 
 def _served_catalog() -> dict[str, t.Any]:

@@ -12,8 +12,8 @@ from tap_demandbase.engine.deletes import DELETE_CHECK_KEY
 from tap_demandbase.engine.export import StreamExport, StreamRequest
 from tap_demandbase.errors import MalformedResultError
 from tap_demandbase.model import JobState
-from tests.fakes import FakeApi, FakeClock
-from tests.test_engine import Checkpoints, _emit_all, _run
+from tests.support.engine import Checkpoints, emit_all, run_context
+from tests.support.fakes import FakeApi, FakeClock
 
 pytestmark = pytest.mark.unit
 
@@ -54,28 +54,28 @@ def test_a_due_check_exports_every_row_under_a_new_version_then_completes_it(tmp
         "replication_key": "last_modified_date",
         "replication_key_value": "2024-03-08T00:00:00Z",
     }
-    export, completed = _export(_run(api, clock, window_days=5), state)
+    export, completed = _export(run_context(api, clock, window_days=5), state)
     assert _purposes(export) == [
         (DAY(2024, 3, 1), DAY(2024, 3, 5), "check"),
         (DAY(2024, 3, 6), DAY(2024, 3, 10), "check"),
     ]
     version = export.version
     assert version == int(clock.now().timestamp() * 1000)
-    _emit_all(export)
+    emit_all(export)
     assert completed == [version]  # once, after the check's last job
     assert state[DELETE_CHECK_KEY]["version"] == version
 
     clock.advance(24 * 3600)  # a day later: incremental, records keep the complete version
-    export, completed = _export(_run(api, clock), json.loads(json.dumps(state)))
+    export, completed = _export(run_context(api, clock), json.loads(json.dumps(state)))
     assert [p for *_, p in _purposes(export)] == ["incremental"]
     assert export.version == version
-    _emit_all(export)
+    emit_all(export)
     assert completed == []
 
     clock.advance(7 * 24 * 3600)  # a week on: the next check, a greater version
-    export, completed = _export(_run(api, clock), json.loads(json.dumps(export.state)))
+    export, completed = _export(run_context(api, clock), json.loads(json.dumps(export.state)))
     assert [p for *_, p in _purposes(export)] == ["check"]
-    _emit_all(export)
+    emit_all(export)
     assert completed and completed[0] > version
 
 
@@ -85,8 +85,8 @@ def test_with_zero_days_every_run_checks(tmp_path):
     state: dict = {}
     versions = []
     for _ in range(3):
-        export, completed = _export(_run(api, clock), state, every=datetime.timedelta(0))
-        _emit_all(export)
+        export, completed = _export(run_context(api, clock), state, every=datetime.timedelta(0))
+        emit_all(export)
         versions += completed
         clock.advance(60)
     assert len(versions) == 3 and versions == sorted(set(versions))
@@ -97,7 +97,7 @@ def test_a_check_that_does_not_finish_completes_no_version_and_runs_again(tmp_pa
     api = FakeApi(clock, tmp_path)
     api.timelines = [[(1.0, JobState.COMPLETED)], [(1.0, JobState.COMPLETED)]]
     state: dict = {}
-    export, completed = _export(_run(api, clock, window_days=5), state)
+    export, completed = _export(run_context(api, clock, window_days=5), state)
     windows = export.windows()
     first = next(windows)
     with first:
@@ -111,7 +111,7 @@ def test_a_check_that_does_not_finish_completes_no_version_and_runs_again(tmp_pa
             second.part_done(part, replace_result(part, rows=99))
         second.finish()
     assert completed == [] and DELETE_CHECK_KEY not in state
-    again, _ = _export(_run(api, clock, window_days=5), json.loads(json.dumps(state)))
+    again, _ = _export(run_context(api, clock, window_days=5), json.loads(json.dumps(state)))
     assert {p for *_, p in _purposes(again)} == {"check"}
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tap_demandbase.dialects import DIALECTS
-from tests.conftest import ENTITIES
+from tests.support.tap import ENTITIES
 
 ROOT = Path(__file__).resolve().parents[1]
 STREAMS = {"export_v1": ENTITIES, "uapi": (*ENTITIES, "creatives", "buying_group_members")}

@@ -1,6 +1,7 @@
 """The dialect contract: what every package in ``dialects/`` must supply, checked for each one,
 plus each dialect's reading of error answers. A dialect registered in ``DIALECTS`` runs every
-test here against its emulator, with the settings its case gives (``tests/dialect_cases.py``).
+test here against its emulator, with the settings its case gives
+(``tests/support/dialect_cases.py``).
 """
 
 from __future__ import annotations
@@ -42,9 +43,9 @@ from tap_demandbase.records.kinds import Kind
 from tap_demandbase.sandbox.server import EMULATORS
 from tap_demandbase.settings import dialect_schema
 from tap_demandbase.transport import retry_after_seconds
-from tests.dialect_cases import CASES, sandbox_for
-from tests.fakes import FakeClock
-from tests.sandbox_clients import CLIENTS
+from tests.support.dialect_cases import CASES, sandbox_for
+from tests.support.fakes import FakeClock
+from tests.support.sandbox_clients import CLIENTS
 
 
 @pytest.fixture(params=sorted(DIALECTS))
@@ -55,7 +56,7 @@ def dialect(request) -> Dialect:
 @pytest.mark.unit
 def test_every_dialect_has_its_emulator_and_its_cases_in_the_tests():
     """The dialects the tests run against are the tap's registry, ``DIALECTS``: each has its
-    emulator, its expectations (``tests/dialect_cases.py``) and its emulator client.
+    emulator, its expectations (``tests/support/dialect_cases.py``) and its emulator client.
     """
     assert set(EMULATORS) == set(CASES) == set(CLIENTS) == set(DIALECTS)
 

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from tests.conftest import ENTITIES, discover, run_tap, tap_config
-from tests.expected import api_field_types
+from tests.support.expected import api_field_types
+from tests.support.tap import ENTITIES, discover, run_tap, tap_config
 
 #: Discovery and --about run the installed command.
 pytestmark = pytest.mark.cli

@@ -1,7 +1,7 @@
 """The export-job engine on a fake API and a fake clock: no HTTP, no sleeping, milliseconds.
 
 The real engine code runs (jobs, attempts, ledger, windows, scheduler, result parts); only the
-API behind it is an in-memory model (tests/fakes.py) and time moves when the engine sleeps.
+API behind it is an in-memory model (tests/support/fakes.py) and time moves when the engine sleeps.
 """
 
 from __future__ import annotations
@@ -19,8 +19,6 @@ from tap_demandbase.engine.export import (
     PartResult,
     RunContext,
     StreamExport,
-    StreamRequest,
-    WindowExport,
 )
 from tap_demandbase.engine.jobs import AttemptPolicy, ExportJob
 from tap_demandbase.engine.ledger import SPLIT_WINDOW_KEY, read_entry
@@ -28,96 +26,15 @@ from tap_demandbase.engine.scheduler import JobScheduler
 from tap_demandbase.engine.windows import plan_windows
 from tap_demandbase.errors import ApiRequestError, ExportJobError, QuotaExceededError
 from tap_demandbase.model import Capabilities, JobSpec, JobState, PollPolicy
-from tests.fakes import UTC, FakeApi, FakeClock, FileOpener
-
-LOG = logging.getLogger("tests.engine")
-DAY = datetime.date
-
-
-def _run(
-    api: FakeApi,
-    clock: FakeClock,
-    *,
-    end: datetime.date = datetime.date(2024, 3, 10),
-    scheduler: JobScheduler | None = None,
-    window_days: int | None = None,
-    policy: PollPolicy | None = None,
-    attempts: AttemptPolicy | None = None,
-) -> RunContext:
-    return RunContext(
-        api=api,
-        opener=FileOpener(),
-        clock=clock,
-        scheduler=scheduler or JobScheduler(1),
-        end_day=end,
-        poll_policy=policy or PollPolicy(first_interval=1, max_interval=8, timeout=600),
-        attempts=attempts or AttemptPolicy(max_attempts=3, cooldown=60),
-        window_days=window_days,
-    )
-
-
-class Checkpoints(list[Any]):
-    """The values the engine gave the bookmark, in order, and the bookmark a stream keeps:
-    the greatest value given, final once a window is done in full.
-    """
-
-    bookmark: Any = None
-    final: Any = None
-
-    def __call__(self, value: Any, *, window_done: bool = False) -> None:
-        self.append(value)
-        if value is not None and (self.bookmark is None or value > self.bookmark):
-            self.bookmark = value
-        if window_done:
-            self.final = self.bookmark
-
-
-def _stream(
-    run: RunContext, state: dict[str, Any] | None = None, *, name: str = "accounts"
-) -> tuple[StreamExport, dict[str, Any], Checkpoints]:
-    state = {} if state is None else state
-    checkpoints = Checkpoints()
-    request = StreamRequest(
-        name=name,
-        fields=("id", "last_modified_date"),
-        replication_key="last_modified_date",
-        start=DAY(2024, 3, 1),
-    )
-    return StreamExport(run, request, state, LOG, checkpoints), state, checkpoints
-
-
-def _emit_all(export: StreamExport) -> int:
-    """Do what a stream does: read every part of every window, report it, finish."""
-    rows = 0
-    for window in export.windows():
-        with window:
-            rows += _emit_parts(window)
-            window.finish()
-    return rows
-
-
-def _emit_parts(window: WindowExport, parts: int | None = None) -> int:
-    """Read (the first ``parts``, else every) part of a window's job and report each."""
-    rows = 0
-    for number, part in enumerate(window.parts(), 1):
-        lines = part.path.read_text().splitlines()[1:]
-        latest = max(line.split(",")[1] for line in lines) if lines else None
-        window.part_done(part, PartResult(len(lines), latest))
-        rows += len(lines)
-        if number == parts:
-            break
-    return rows
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
-def api(clock: FakeClock, tmp_path) -> FakeApi:
-    return FakeApi(clock, tmp_path)
-
+from tests.support.engine import (
+    DAY,
+    LOG,
+    emit_all,
+    emit_parts,
+    run_context,
+    stream_export,
+)
+from tests.support.fakes import UTC, FakeApi, FakeClock
 
 # --- polling -------------------------------------------------------------------------------
 
@@ -160,25 +77,25 @@ def test_a_job_finishing_as_it_is_cancelled_is_used_after_all(api, clock):
 def test_without_cancel_a_timed_out_job_stays_in_the_ledger(clock, tmp_path):
     api = FakeApi(clock, tmp_path, capabilities=Capabilities(can_cancel=False))
     api.timelines = [[(10_000.0, JobState.COMPLETED)]]
-    run = _run(api, clock, policy=PollPolicy(1, 8, 30))
-    export, state, _ = _stream(run)
+    run = run_context(api, clock, policy=PollPolicy(1, 8, 30))
+    export, state, _ = stream_export(run)
     with pytest.raises(ExportJobError, match="cannot cancel it, so it stays in the state"):
-        _emit_all(export)
+        emit_all(export)
     assert "cancel" not in api.calls
     assert read_entry(state) is not None and read_entry(state).job_id == "job-1"
 
     # The next run resumes that job instead of creating another.
     clock.advance(10_000)
-    export, state, _ = _stream(_run(api, clock), state)
-    assert _emit_all(export) == 10
+    export, state, _ = stream_export(run_context(api, clock), state)
+    assert emit_all(export) == 10
     assert api.calls.count("create") == 1
 
 
 @pytest.mark.unit
 def test_without_a_job_list_no_job_is_looked_for_before_a_create(clock, tmp_path):
     api = FakeApi(clock, tmp_path, capabilities=Capabilities(can_list_jobs=False))
-    export, _, _ = _stream(_run(api, clock))
-    assert _emit_all(export) == 10
+    export, _, _ = stream_export(run_context(api, clock))
+    assert emit_all(export) == 10
     assert "list" not in api.calls and api.calls.count("create") == 1
 
 
@@ -188,8 +105,8 @@ def test_without_a_job_list_no_job_is_looked_for_before_a_create(clock, tmp_path
 @pytest.mark.unit
 def test_a_failed_job_is_replaced_after_the_cooldown(api, clock):
     api.timelines = [[(1.0, JobState.FAILED)], [(1.0, JobState.COMPLETED)]]
-    export, state, _ = _stream(_run(api, clock))
-    assert _emit_all(export) == 10
+    export, state, _ = stream_export(run_context(api, clock))
+    assert emit_all(export) == 10
     assert api.calls.count("create") == 2
     assert 60 in clock.sleeps  # the cooldown
     assert read_entry(state) is None
@@ -198,9 +115,11 @@ def test_a_failed_job_is_replaced_after_the_cooldown(api, clock):
 @pytest.mark.unit
 def test_failed_jobs_stop_after_max_attempts(api, clock):
     api.timelines = [[(1.0, JobState.FAILED)]] * 3
-    export, _, _ = _stream(_run(api, clock, attempts=AttemptPolicy(max_attempts=3, cooldown=5)))
+    export, _, _ = stream_export(
+        run_context(api, clock, attempts=AttemptPolicy(max_attempts=3, cooldown=5))
+    )
     with pytest.raises(ExportJobError, match="failed on Demandbase's side: it broke"):
-        _emit_all(export)
+        emit_all(export)
     assert api.calls.count("create") == 3
     assert clock.sleeps.count(5) == 2  # a cooldown between attempts, none after the last
 
@@ -253,23 +172,23 @@ def test_the_ledger_job_is_resumed_in_every_status_that_can_still_deliver(
     job_id = api.add_job(SPEC, state, age=60)
     if state in (JobState.PENDING, JobState.PROCESSING, JobState.UNKNOWN):
         api.jobs[job_id].timeline.append((120.0, JobState.COMPLETED))
-    export, _, _ = _stream(_run(api, clock), _ledger_state(job_id, SPEC))
-    assert _emit_all(export) == 10
+    export, _, _ = stream_export(run_context(api, clock), _ledger_state(job_id, SPEC))
+    assert emit_all(export) == 10
     assert api.calls.count("create") == (0 if resumed else 1)
 
 
 @pytest.mark.unit
 def test_a_ledger_job_gone_from_the_api_is_exported_anew(api, clock):
-    export, _, _ = _stream(_run(api, clock), _ledger_state("job-404", SPEC))
-    assert _emit_all(export) == 10
+    export, _, _ = stream_export(run_context(api, clock), _ledger_state("job-404", SPEC))
+    assert emit_all(export) == 10
     assert api.calls.count("create") == 1
 
 
 @pytest.mark.unit
 def test_a_resumed_job_emits_only_the_parts_not_done(api, clock):
     job_id = api.add_job(SPEC, JobState.COMPLETED, age=60)
-    export, state, _ = _stream(_run(api, clock), _ledger_state(job_id, SPEC, {"1": 5}))
-    assert _emit_all(export) == 5
+    export, state, _ = stream_export(run_context(api, clock), _ledger_state(job_id, SPEC, {"1": 5}))
+    assert emit_all(export) == 5
     assert [loc.rsplit("-", 1)[-1] for loc in export.run.opener.opened] == ["2.csv"]
     assert state[LAST_JOB_KEY] == "2024-03-10T11:59:00+00:00"
 
@@ -302,10 +221,10 @@ def test_parts_of_a_job_without_a_part_count_are_read_until_the_api_has_no_next_
 ):
     api = FakeApi(clock, tmp_path, parts=3)
     api.unlisted_parts = True
-    export, state, _ = _stream(_run(api, clock))
+    export, state, _ = stream_export(run_context(api, clock))
     export.watcher = watcher = _Watcher()
     with caplog.at_level(logging.INFO, logger=LOG.name):
-        assert _emit_all(export) == 15  # record_count=15: checked once all parts are read
+        assert emit_all(export) == 15  # record_count=15: checked once all parts are read
     assert _opened_parts(export) == ["1.csv", "2.csv", "3.csv", "4.csv"]
     assert watcher.counts == ["?"]  # "part 1 of ?" until the API says there is no part 4
     (result,) = watcher.results
@@ -320,8 +239,8 @@ def test_a_resumed_job_without_a_part_count_reads_on_after_the_parts_done(clock,
     api.unlisted_parts = True
     job_id = api.add_job(SPEC, JobState.COMPLETED, age=60)
     ledger = _ledger_state(job_id, SPEC, {"1": 5, "2": 5})
-    export, state, _ = _stream(_run(api, clock), ledger)
-    assert _emit_all(export) == 5
+    export, state, _ = stream_export(run_context(api, clock), ledger)
+    assert emit_all(export) == 5
     assert _opened_parts(export) == ["3.csv", "4.csv"]
     assert read_entry(state) is None
     assert api.calls.count("create") == 0
@@ -333,9 +252,9 @@ def test_a_missing_first_part_of_a_job_without_a_part_count_is_a_broken_result(c
     api.unlisted_parts = True
     job_id = api.add_job(SPEC, JobState.COMPLETED, age=60)
     api.jobs[job_id].parts = [str(tmp_path / "gone.csv")]
-    export, state, _ = _stream(_run(api, clock), _ledger_state(job_id, SPEC))
+    export, state, _ = stream_export(run_context(api, clock), _ledger_state(job_id, SPEC))
     with pytest.raises(ApiRequestError):
-        _emit_all(export)
+        emit_all(export)
     assert read_entry(state).inconsistent == "a part of its result is missing (404)"
 
 
@@ -352,9 +271,9 @@ def test_a_part_repeating_the_one_before_ends_a_result_without_a_part_count(
     for number in (2, 3):
         (tmp_path / f"{job_id}-{number}.csv").write_bytes(first.read_bytes())
     api.jobs[job_id].parts = [str(first)]
-    export, _, _ = _stream(_run(api, clock), _ledger_state(job_id, SPEC))
+    export, _, _ = stream_export(run_context(api, clock), _ledger_state(job_id, SPEC))
     with caplog.at_level(logging.INFO, logger=LOG.name):
-        assert _emit_all(export) == 5
+        assert emit_all(export) == 5
     assert _opened_parts(export) == ["1.csv", "2.csv"]
     assert "it has 1 (part 2 repeats part 1 byte for byte)" in caplog.text
 
@@ -367,8 +286,8 @@ def test_an_equivalent_job_past_the_first_page_is_reused(api, clock):
     for other in range(4):
         api.add_job(JobSpec("people", (str(other),)), JobState.COMPLETED, age=30)
     api.add_job(SPEC, JobState.COMPLETED, age=30)  # on the third page
-    export, _, _ = _stream(_run(api, clock))
-    assert _emit_all(export) == 10
+    export, _, _ = stream_export(run_context(api, clock))
+    assert emit_all(export) == 10
     assert api.calls.count("create") == 0
     assert api.calls.count("list") == 3
 
@@ -377,8 +296,8 @@ def test_an_equivalent_job_past_the_first_page_is_reused(api, clock):
 def test_a_job_older_than_the_last_one_emitted_is_not_reused(api, clock):
     api.add_job(SPEC, JobState.COMPLETED, age=30)
     state = {LAST_JOB_KEY: (clock.now() - datetime.timedelta(seconds=10)).isoformat()}
-    export, _, _ = _stream(_run(api, clock), state)
-    assert _emit_all(export) == 10
+    export, _, _ = stream_export(run_context(api, clock), state)
+    assert emit_all(export) == 10
     assert api.calls.count("create") == 1
 
 
@@ -396,15 +315,15 @@ def test_windows_cover_the_range_exactly_once():
 
 @pytest.mark.unit
 def test_finished_windows_are_marked_and_skipped_by_the_next_run(api, clock):
-    export, state, _ = _stream(_run(api, clock, window_days=4))
+    export, state, _ = stream_export(run_context(api, clock, window_days=4))
     assert [(s.start, s.end) for s in export.specs()] == [
         (DAY(2024, 3, 1), DAY(2024, 3, 4)),
         (DAY(2024, 3, 5), DAY(2024, 3, 8)),
         (DAY(2024, 3, 9), DAY(2024, 3, 10)),
     ]
-    _emit_all(export)
+    emit_all(export)
     assert state[WINDOWS_DONE_KEY]["through"] == "2024-03-08"
-    export, _, _ = _stream(_run(api, clock, window_days=4), state)
+    export, _, _ = stream_export(run_context(api, clock, window_days=4), state)
     assert [(s.start, s.end) for s in export.specs()] == [(DAY(2024, 3, 9), DAY(2024, 3, 10))]
 
 
@@ -412,7 +331,7 @@ def test_finished_windows_are_marked_and_skipped_by_the_next_run(api, clock):
 @pytest.mark.parametrize("through", ["9999-12-31", "garbage", 20240305, None])
 def test_a_windows_done_mark_that_is_not_a_usable_day_is_done_without(api, clock, through):
     done = {"field": "last_modified_date", "filters": [{}], "through": through}
-    export, _, _ = _stream(_run(api, clock, window_days=5), {WINDOWS_DONE_KEY: done})
+    export, _, _ = stream_export(run_context(api, clock, window_days=5), {WINDOWS_DONE_KEY: done})
     assert [(s.start, s.end) for s in export.specs()] == [
         (DAY(2024, 3, 1), DAY(2024, 3, 5)),
         (DAY(2024, 3, 6), DAY(2024, 3, 10)),
@@ -422,7 +341,7 @@ def test_a_windows_done_mark_that_is_not_a_usable_day_is_done_without(api, clock
 @pytest.mark.unit
 def test_one_job_per_window_and_filter_set(api, clock):
     api.filters = [(("chunk", "1"),), (("chunk", "2"),)]
-    export, _, _ = _stream(_run(api, clock, window_days=5))
+    export, _, _ = stream_export(run_context(api, clock, window_days=5))
     assert [(s.start.day, s.filters) for s in export.specs()] == [
         (1, (("chunk", "1"),)),
         (1, (("chunk", "2"),)),
@@ -440,21 +359,21 @@ def test_a_window_is_done_only_when_every_filter_set_of_it_is(api, clock):
     first, second = (("chunk", "1"),), (("chunk", "2"),)
     api.filters = [first, second]
     api.refuse_filters[second] = QuotaExceededError("the quota is spent")
-    export, state, checkpoints = _stream(_run(api, clock, window_days=5))
+    export, state, checkpoints = stream_export(run_context(api, clock, window_days=5))
     with pytest.raises(QuotaExceededError):
-        _emit_all(export)
+        emit_all(export)
     assert [job.spec.filters for job in api.jobs.values()] == [first]
     assert checkpoints.bookmark is None and checkpoints.final is None
     assert WINDOWS_DONE_KEY not in state
     assert read_entry(state) is None
     del api.refuse_filters[second]
-    export, state, checkpoints = _stream(_run(api, clock, window_days=5), state)
+    export, state, checkpoints = stream_export(run_context(api, clock, window_days=5), state)
     assert [(s.start.day, s.filters) for s in export.specs()] == [
         (1, second),
         (6, first),
         (6, second),
     ]
-    assert _emit_all(export) == 30
+    assert emit_all(export) == 30
     assert [(j.spec.start.day, j.spec.filters) for j in api.jobs.values()] == [
         (1, first),
         (1, second),
@@ -474,7 +393,7 @@ def test_a_filter_set_resumed_from_the_ledger_completes_its_window(api, clock):
     """
     first, second = (("chunk", "1"),), (("chunk", "2"),)
     api.filters = [first, second]
-    export, state, checkpoints = _stream(_run(api, clock))
+    export, state, checkpoints = stream_export(run_context(api, clock))
     windows = export.windows()
     with next(windows) as window:  # the first filter set: emitted in full
         for part in window.parts():
@@ -485,17 +404,17 @@ def test_a_filter_set_resumed_from_the_ledger_completes_its_window(api, clock):
         window.part_done(next(window.parts()), PartResult(5, "2024-03-02T00:00:00Z"))
     entry = read_entry(state)
     assert entry is not None and entry.spec.filters == second and entry.parts_done == {1: 5}
-    export, state, checkpoints = _stream(_run(api, clock), state)
+    export, state, checkpoints = stream_export(run_context(api, clock), state)
     assert [s.filters for s in export.specs()] == [second]
-    assert _emit_all(export) == 5
+    assert emit_all(export) == 5
     assert api.calls.count("create") == 2
     assert checkpoints.final == "2024-03-10T08:00:00Z"
 
 
 @pytest.mark.unit
 def test_the_state_is_checkpointed_after_each_part_with_the_greatest_value(api, clock):
-    export, state, checkpoints = _stream(_run(api, clock))
-    _emit_all(export)
+    export, state, checkpoints = stream_export(run_context(api, clock))
+    emit_all(export)
     values = [c for c in checkpoints if c is not None]
     assert len(values) == 3  # one per part, and the window's once it is done
     assert values == sorted(values)
@@ -517,14 +436,14 @@ def test_a_run_crossing_midnight_uses_the_job_it_planned_ahead(tmp_path):
     """
     clock = FakeClock(datetime.datetime(2024, 3, 10, 23, 59, 59, tzinfo=UTC))
     api = FakeApi(clock, tmp_path)
-    run = _run(api, clock, end=clock.now().date(), scheduler=JobScheduler(2))
-    first, _, _ = _stream(run, name="accounts")
-    second, _, _ = _stream(run, name="people")
+    run = run_context(api, clock, end=clock.now().date(), scheduler=JobScheduler(2))
+    first, _, _ = stream_export(run, name="accounts")
+    second, _, _ = stream_export(run, name="people")
     _plan(run, first, second)
     clock.advance(2)  # past midnight
     assert clock.now().date() == DAY(2024, 3, 11)
-    _emit_all(first)
-    _emit_all(second)
+    emit_all(first)
+    emit_all(second)
     assert api.calls.count("create") == 2
     assert run.scheduler.in_flight == []
 
@@ -534,9 +453,9 @@ def test_the_slot_goes_to_the_next_job_when_one_finishes_on_the_server(api, cloc
     """One slot: the next stream's job is created once the first is completed on the server,
     before the first one's parts are read, and never while a job of the tap still runs.
     """
-    run = _run(api, clock)
-    first, _, _ = _stream(run, name="accounts")
-    second, second_state, _ = _stream(run, name="people")
+    run = run_context(api, clock)
+    first, _, _ = stream_export(run, name="accounts")
+    second, second_state, _ = stream_export(run, name="people")
     _plan(run, first, second)
     window = next(first.windows())
     with window:
@@ -545,9 +464,9 @@ def test_the_slot_goes_to_the_next_job_when_one_finishes_on_the_server(api, cloc
         assert api.calls.count("create") == 2
         # The job created ahead is in its stream's ledger in the next STATE.
         assert [e["job_id"] for e in second_state["export_jobs_ahead"]] == ["job-2"]
-        _emit_parts(window)
+        emit_parts(window)
         window.finish()
-    _emit_all(second)
+    emit_all(second)
     assert api.running_at_create == [0, 0]
     assert run.scheduler.most_running == 1
     assert "export_jobs_ahead" not in second_state and read_entry(second_state) is None
@@ -555,8 +474,8 @@ def test_the_slot_goes_to_the_next_job_when_one_finishes_on_the_server(api, cloc
 
 @pytest.mark.unit
 def test_a_stream_windows_are_pipelined_and_at_most_one_result_waits_unread(api, clock):
-    run = _run(api, clock, window_days=2)  # 2024-03-01..10: 5 windows
-    export, state, _ = _stream(run)
+    run = run_context(api, clock, window_days=2)  # 2024-03-01..10: 5 windows
+    export, state, _ = stream_export(run)
     _plan(run, export)
     windows = export.windows()
     window = next(windows)
@@ -565,11 +484,11 @@ def test_a_stream_windows_are_pipelined_and_at_most_one_result_waits_unread(api,
         # Job 2 ran while job 1 waited unread; job 3 waits for a place.
         assert len(run.scheduler.in_flight) == 2
         assert api.calls.count("create") == 2
-        _emit_parts(window)
+        emit_parts(window)
         window.finish()
     for window in windows:
         with window:
-            _emit_parts(window)
+            emit_parts(window)
             window.finish()
     assert api.calls.count("create") == 5
     assert api.running_at_create == [0] * 5
@@ -578,35 +497,35 @@ def test_a_stream_windows_are_pipelined_and_at_most_one_result_waits_unread(api,
 
 @pytest.mark.unit
 def test_a_crash_after_a_job_was_created_ahead_resumes_it_without_paying_twice(api, clock):
-    run = _run(api, clock, window_days=5)  # two windows
-    export, state, _ = _stream(run)
+    run = run_context(api, clock, window_days=5)  # two windows
+    export, state, _ = stream_export(run)
     _plan(run, export)
     window = next(export.windows())
     with window:
         _ = window.job
-        _emit_parts(window, 1)  # STATE with job 2 ahead, then the crash
+        emit_parts(window, 1)  # STATE with job 2 ahead, then the crash
     saved = json.loads(json.dumps(state))
     assert read_entry(saved).job_id == "job-1"
     assert [e["job_id"] for e in saved["export_jobs_ahead"]] == ["job-2"]
 
-    again = _run(api, clock, window_days=5)
-    export, state, _ = _stream(again, saved)
+    again = run_context(api, clock, window_days=5)
+    export, state, _ = stream_export(again, saved)
     _plan(again, export)
-    _emit_all(export)
+    emit_all(export)
     assert api.calls.count("create") == 2  # both jobs resumed, none created again
     assert read_entry(state) is None and "export_jobs_ahead" not in state
 
 
 @pytest.mark.unit
 def test_a_planned_job_never_asked_for_gives_its_slot_back_when_its_stream_ends(api, clock):
-    run = _run(api, clock, scheduler=JobScheduler(2))
-    first, _, _ = _stream(run, name="accounts")
-    second, _, _ = _stream(run, name="people")
-    third, _, _ = _stream(run, name="opportunities")
+    run = run_context(api, clock, scheduler=JobScheduler(2))
+    first, _, _ = stream_export(run, name="accounts")
+    second, _, _ = stream_export(run, name="people")
+    third, _, _ = stream_export(run, name="opportunities")
     _plan(run, first, second, third)
-    _emit_all(first)
+    emit_all(first)
     run.scheduler.release_stream("people")  # the stream failed before asking for its job
-    _emit_all(third)
+    emit_all(third)
     run.scheduler.release_stream("opportunities")
     assert run.scheduler.in_flight == []
     assert api.calls.count("create") == 3
@@ -614,11 +533,11 @@ def test_a_planned_job_never_asked_for_gives_its_slot_back_when_its_stream_ends(
 
 @pytest.mark.unit
 def test_jobs_are_started_in_sync_order_and_never_more_than_allowed(api, clock):
-    run = _run(api, clock, scheduler=JobScheduler(2))
-    exports = [_stream(run, name=n)[0] for n in ("a", "b", "c", "d")]
+    run = run_context(api, clock, scheduler=JobScheduler(2))
+    exports = [stream_export(run, name=n)[0] for n in ("a", "b", "c", "d")]
     _plan(run, *exports)
     for export in exports:
-        _emit_all(export)
+        emit_all(export)
     created = [job.spec.entity for job in api.jobs.values()]
     assert created == ["a", "b", "c", "d"]
     assert max(api.running_at_create) <= 1 and run.scheduler.most_running <= 2

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import discover, run_tap, select, tap_config
+from tests.support.tap import discover, run_tap, select, tap_config
 
 
 def _no_traceback(run) -> None:

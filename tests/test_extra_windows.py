@@ -7,8 +7,8 @@ from __future__ import annotations
 import datetime
 from typing import Any
 
-from tests.conftest import discover, run_tap, select
-from tests.dialect_cases import DialectCase
+from tests.support.dialect_cases import DialectCase
+from tests.support.tap import discover, run_tap, select
 
 
 def _ids(records: list[dict[str, Any]], key: str = "id") -> set[Any]:
@@ -75,7 +75,7 @@ def test_runs_that_check_deletes_every_time_stay_within_the_daily_limits(tmp_pat
     """delete_check_days 0 on a small uapi tenant: six runs in one UTC day, each a full check
     of four streams (five jobs), spend 30 of the 60 creates and about 33 of the 300 status calls.
     """
-    from tests.dialect_cases import UapiCase, sandbox_for
+    from tests.support.dialect_cases import UapiCase, sandbox_for
 
     streams = ("accounts", "people", "opportunities", "activities")
     with sandbox_for("uapi") as sb:

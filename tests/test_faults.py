@@ -19,8 +19,8 @@ import pendulum
 import pytest
 
 from tap_demandbase.sandbox import Sandbox
-from tests.conftest import TAP, discover, fast_settings, run_tap, select, tap_config
-from tests.expected import api_field_types, assert_records_match
+from tests.support.expected import api_field_types, assert_records_match
+from tests.support.tap import TAP, discover, fast_settings, run_tap, select, tap_config
 
 TODAY = pendulum.now("UTC").to_date_string()
 

@@ -16,8 +16,8 @@ from tap_demandbase.engine.export import StreamExport, StreamRequest
 from tap_demandbase.engine.ledger import read_entry
 from tap_demandbase.errors import UnknownFieldsError
 from tap_demandbase.model import FieldInfo, JobSpec, JobState
-from tests.fakes import FakeApi, FakeClock
-from tests.test_engine import DAY, LOG, Checkpoints, _emit_all, _run
+from tests.support.engine import DAY, LOG, Checkpoints, emit_all, run_context
+from tests.support.fakes import FakeApi, FakeClock
 
 pytestmark = pytest.mark.unit
 
@@ -46,7 +46,7 @@ def _stream(
         primary_key="id",
         catalog_fields=(*FIELDS, "phone"),
     )
-    return StreamExport(_run(api, clock, **run), request, state, LOG, Checkpoints()), state
+    return StreamExport(run_context(api, clock, **run), request, state, LOG, Checkpoints()), state
 
 
 def _created(api: FakeApi) -> list[tuple[str, ...]]:
@@ -62,7 +62,7 @@ def test_a_field_the_api_refuses_is_dropped_once_and_the_sync_goes_on(api, clock
     api.api_names = {"industry": "{Account}.industry"}
     export, state = _stream(api, clock, window_days=5)  # 2024-03-01..10: two windows
     with caplog.at_level(logging.INFO):
-        rows = _emit_all(export)
+        rows = emit_all(export)
     assert rows == 20
     # The first window's create is refused, then sent without the field; the second window's
     # job is created without it at once.
@@ -101,7 +101,7 @@ def test_each_create_has_fewer_fields_and_a_refusal_naming_none_is_raised(api, c
     api.create_job = refusing  # type: ignore[method-assign]
     export, _ = _stream(api, clock)
     with pytest.raises(UnknownFieldsError, match="phone"):
-        _emit_all(export)  # the third refusal names no field of the job: not sent again
+        emit_all(export)  # the third refusal names no field of the job: not sent again
     assert [len(fields) for fields in sent] == [4, 3, 2]
     assert export.run.fields.dropped("accounts") == {
         "industry": "industry",
@@ -114,7 +114,7 @@ def test_a_key_field_is_never_dropped_one_line_says_to_run_discovery(api, clock,
     api.unknown_fields = {key, "tier"}
     export, _ = _stream(api, clock)
     with pytest.raises(UnknownFieldsError) as caught:
-        _emit_all(export)
+        emit_all(export)
     line = str(caught.value)
     ours, said = line.split(" The API said: ")
     assert "\n" not in line and f"field {key}," in ours and "tier" not in ours
@@ -133,7 +133,7 @@ def test_the_api_field_list_drops_before_any_create_and_names_new_fields(api, cl
     )
     export, _ = _stream(api, clock, window_days=5)
     with caplog.at_level(logging.INFO):
-        assert _emit_all(export) == 20
+        assert emit_all(export) == 20
     assert api.calls.count("create") == 2  # no refused create
     assert _created(api) == [("id", "last_modified_date", "tier")] * 2
     (warning,) = _lines(caplog, logging.WARNING)
@@ -213,7 +213,7 @@ def test_columnar_record_lines_and_json_lines_give_absent_fields_as_null(tmp_pat
         ColumnarPartReader,
         write_part_record_messages,
     )
-    from tests.test_columnar import Collected
+    from tests.support.records import Collected
 
     reader, part = _reader_and_part(tmp_path)
     writer = Collected()

@@ -12,9 +12,9 @@ from typing import Any
 import pendulum
 import pytest
 
-from tests.conftest import discover, run_tap, select
-from tests.dialect_cases import DialectCase
-from tests.test_batches import _batch_rows
+from tests.support.dialect_cases import DialectCase
+from tests.support.records import batch_rows
+from tests.support.tap import discover, run_tap, select
 
 STREAM = "accounts"
 
@@ -180,7 +180,7 @@ def test_batch_files_hold_a_dropped_field_as_null(dialect_case, tmp_path, format
     assert run.returncode == 0, run.stderr
     (warning,) = _warnings(run.stderr)
     assert "industry" in warning
-    rows = _batch_rows(run, STREAM)
+    rows = batch_rows(run, STREAM)
     assert len(rows) == len(case.expected_rows(STREAM))
     assert all(row["industry"] is None for row in rows)
     assert all(row[case.primary_key(STREAM)] for row in rows)

@@ -15,7 +15,7 @@ from tap_demandbase.engine.freshness import (
     note_bookmark,
     stale_bookmark_line,
 )
-from tests.fakes import UTC, FakeClock
+from tests.support.fakes import UTC, FakeClock
 
 pytestmark = pytest.mark.unit
 

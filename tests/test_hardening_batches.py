@@ -11,7 +11,7 @@ from singer_sdk.helpers._batch import BaseBatchFileEncoding, StorageTarget
 from tap_demandbase.errors import MalformedResultError
 from tap_demandbase.records.batches import batch_writer
 from tap_demandbase.records.reader import CsvPartReader
-from tests.test_batches import _as_json
+from tests.support.records import as_json
 from tests.test_records import FIELDS, PROPERTIES, _part
 
 pytestmark = pytest.mark.unit
@@ -39,7 +39,7 @@ def _write_parquet(tmp_path, data: bytes):
     )
     storage = StorageTarget(root=f"file://{tmp_path}")
     batch = write(part, storage, "batch.parquet")
-    rows = [_as_json(row) for row in pq.read_table(tmp_path / "batch.parquet").to_pylist()]
+    rows = [as_json(row) for row in pq.read_table(tmp_path / "batch.parquet").to_pylist()]
     return batch, rows, list(reader.records(part))
 
 

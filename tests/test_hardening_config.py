@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from tap_demandbase.tap import checked_api_url
-from tests.conftest import TAP, discover, run_tap, select, tap_config
-from tests.expected import api_field_types, assert_records_match
+from tests.support.expected import api_field_types, assert_records_match
+from tests.support.tap import TAP, discover, run_tap, select, tap_config
 
 
 def _one_error_line(run, words: str) -> None:

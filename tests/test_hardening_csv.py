@@ -9,8 +9,8 @@ import pytest
 
 from tap_demandbase.errors import MalformedResultError
 from tap_demandbase.records.kinds import to_date, to_datetime, to_integer, to_number
-from tests.conftest import discover, run_tap, select, tap_config
-from tests.test_batches import _batch_rows
+from tests.support.records import batch_rows
+from tests.support.tap import discover, run_tap, select, tap_config
 from tests.test_records import _read
 
 
@@ -199,7 +199,7 @@ def test_cli_keeps_u_feff_leading_a_data_row(sandbox, tmp_path, output):
     catalog = select(discover(tmp_path, config), {"accounts": fields})
     run = run_tap(tmp_path, config, catalog=catalog)
     assert run.returncode == 0, run.stderr[-2000:]
-    emitted = run.records["accounts"] if output == "records" else _batch_rows(run, "accounts")
+    emitted = run.records["accounts"] if output == "records" else batch_rows(run, "accounts")
     plain = {row["id"]: row["description"] for row in sandbox.expected_rows("accounts")}
     assert len(emitted) == len(plain) == 120
     for record in emitted:

@@ -28,9 +28,9 @@ from tap_demandbase.engine.ledger import LedgerEntry
 from tap_demandbase.errors import ApiRequestError
 from tap_demandbase.model import JobSpec, JobState, PollPolicy
 from tap_demandbase.sandbox import Sandbox
-from tests.conftest import discover, fast_settings, run_tap, select, tap_config
-from tests.expected import api_field_types, assert_records_match
-from tests.fakes import FakeClock
+from tests.support.expected import api_field_types, assert_records_match
+from tests.support.fakes import FakeClock
+from tests.support.tap import discover, fast_settings, run_tap, select, tap_config
 
 START = "2024-01-01"
 END = "2024-03-31"  # fixed: the windows do not depend on the day the suite runs

@@ -11,8 +11,8 @@ from tap_demandbase.engine.budget import DEFERRED_KEY
 from tap_demandbase.engine.export import LAST_JOB_KEY, StreamExport, StreamRequest
 from tap_demandbase.engine.ledger import LEDGER_KEY, LedgerEntry
 from tap_demandbase.model import JobSpec
-from tests.fakes import FakeApi, FakeClock
-from tests.test_engine import _emit_all, _run
+from tests.support.engine import emit_all, run_context
+from tests.support.fakes import FakeApi, FakeClock
 
 pytestmark = pytest.mark.unit
 
@@ -34,15 +34,15 @@ def test_a_stream_is_skipped_until_its_interval_has_passed(tmp_path, caplog):
     clock = FakeClock()
     api = FakeApi(clock, tmp_path)
     created = (clock.now() - datetime.timedelta(hours=3)).isoformat()
-    export = _export(_run(api, clock), {LAST_JOB_KEY: created}, 24)
+    export = _export(run_context(api, clock), {LAST_JOB_KEY: created}, 24)
     with caplog.at_level(logging.INFO):
-        assert _emit_all(export) == 0
+        assert emit_all(export) == 0
     assert api.calls == []
     (line,) = [r.getMessage() for r in caplog.records if "skipped" in r.getMessage()]
     assert "Stream 'accounts' skipped" in line and "3.0 h ago" in line and "=24" in line
 
-    due = _export(_run(api, clock), {LAST_JOB_KEY: created}, 2)
-    assert _emit_all(due) == 10 and api.calls.count("create") == 1
+    due = _export(run_context(api, clock), {LAST_JOB_KEY: created}, 2)
+    assert emit_all(due) == 10 and api.calls.count("create") == 1
 
 
 def test_a_deferred_stream_or_one_with_a_job_in_flight_is_never_skipped(tmp_path):
@@ -50,7 +50,7 @@ def test_a_deferred_stream_or_one_with_a_job_in_flight_is_never_skipped(tmp_path
     api = FakeApi(clock, tmp_path)
     created = clock.now().isoformat()
     deferred = {LAST_JOB_KEY: created, DEFERRED_KEY: {"at": created}}
-    assert _export(_run(api, clock), deferred, 24).skipped_because() is None
+    assert _export(run_context(api, clock), deferred, 24).skipped_because() is None
     spec = JobSpec("accounts", ("id",), "last_modified_date", DAY(2024, 3, 1), DAY(2024, 3, 10))
     in_flight = {LAST_JOB_KEY: created, LEDGER_KEY: LedgerEntry("job-9", spec, created).to_state()}
-    assert _export(_run(api, clock), in_flight, 24).skipped_because() is None
+    assert _export(run_context(api, clock), in_flight, 24).skipped_because() is None

@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.checkout import github_stand_in, uv_executable
-from tests.readme import block_starting, commands
+from tests.support.checkout import github_stand_in, uv_executable
+from tests.support.readme import block_starting, commands
 
 ROOT = Path(__file__).resolve().parents[1]
 #: pipx, to run the README's pipx command (a fresh machine has none).

@@ -16,7 +16,7 @@ import yaml
 
 from scripts.plugin_files import GRAMMAR_END, GRAMMAR_START, STREAMS_PAGE
 from tap_demandbase.records.kinds import Kind, grammar_markdown
-from tests.conftest import TAP
+from tests.support.tap import TAP
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -8,8 +8,8 @@ import pytest
 
 from tap_demandbase.engine.polling import HISTORY_KEY, PollSchedule, job_history
 from tap_demandbase.model import JobState, PollPolicy
-from tests.fakes import FakeApi, FakeClock
-from tests.test_engine import _emit_all, _run, _stream
+from tests.support.engine import emit_all, run_context, stream_export
+from tests.support.fakes import FakeApi, FakeClock
 
 pytestmark = pytest.mark.unit
 
@@ -47,9 +47,9 @@ def test_a_job_is_polled_from_its_stream_history_and_its_duration_kept(tmp_path)
     clock = FakeClock()
     api = FakeApi(clock, tmp_path)
     api.timelines = [[(105.0, JobState.COMPLETED)]]
-    run = _run(api, clock, policy=POLICY)
-    export, state, _ = _stream(run, {HISTORY_KEY: [100_000, 110_000, 120_000]})
-    _emit_all(export)
+    run = run_context(api, clock, policy=POLICY)
+    export, state, _ = stream_export(run, {HISTORY_KEY: [100_000, 110_000, 120_000]})
+    emit_all(export)
     assert api.calls.count("get") == 2  # at 90 s, then at 106.5 s
     assert state[HISTORY_KEY] == [100_000, 110_000, 120_000, 106_500]
     assert all(type(ms) is int for ms in state[HISTORY_KEY])  # targets choke on fractions
@@ -59,9 +59,9 @@ def test_the_history_keeps_the_last_five_durations(tmp_path):
     clock = FakeClock()
     api = FakeApi(clock, tmp_path)
     api.timelines = [[(50.0, JobState.COMPLETED)]]
-    run = _run(api, clock, policy=POLICY)
-    export, state, _ = _stream(run, {HISTORY_KEY: [10_000, 20_000, 30_000, 40_000, 50_000]})
-    _emit_all(export)
+    run = run_context(api, clock, policy=POLICY)
+    export, state, _ = stream_export(run, {HISTORY_KEY: [10_000, 20_000, 30_000, 40_000, 50_000]})
+    emit_all(export)
     assert state[HISTORY_KEY][:4] == [20_000, 30_000, 40_000, 50_000]
     assert len(state[HISTORY_KEY]) == 5
 
@@ -70,9 +70,9 @@ def test_the_jobs_of_a_run_poll_by_the_ones_it_finished_before(tmp_path):
     clock = FakeClock()
     api = FakeApi(clock, tmp_path)
     api.timelines = [[(200.0, JobState.COMPLETED)], [(200.0, JobState.COMPLETED)]]
-    run = _run(api, clock, policy=POLICY, window_days=5)  # two windows, no history
-    export, state, _ = _stream(run)
-    _emit_all(export)
+    run = run_context(api, clock, policy=POLICY, window_days=5)  # two windows, no history
+    export, state, _ = stream_export(run)
+    emit_all(export)
     # First job: doubling (5, 10, 20, 40, 60, 60, 60 -> 255 s: 7 calls); the second one's
     # first call comes at 0.9 x 255 s, after its end: 1 call.
     assert api.calls.count("get") == 7 + 1

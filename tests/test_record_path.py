@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from tests.conftest import discover, run_tap, select, tap_config
+from tests.support.tap import discover, run_tap, select, tap_config
 
 
 def _accounts_run(sandbox, tmp_path, **overrides):

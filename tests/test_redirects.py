@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import pytest
 
-from tests.bystander import Bystander
-from tests.conftest import discover, run_tap, select
-from tests.dialect_cases import CASES, sandbox_for
+from tests.support.bystander import Bystander
+from tests.support.dialect_cases import CASES, sandbox_for
+from tests.support.tap import discover, run_tap, select
 
 #: (dialect, endpoint that redirects, status); the first three are asked at discovery.
 REDIRECTS = [

@@ -18,7 +18,7 @@ from tap_demandbase.errors import TransientApiError
 from tap_demandbase.progress import RESUME_NOTE, SyncProgress, resume_line
 from tap_demandbase.sandbox import Sandbox
 from tap_demandbase.transport import failure_reason, refused_by_this_machine
-from tests.conftest import TAP, discover, fast_settings, run_tap, select, tap_config
+from tests.support.tap import TAP, discover, fast_settings, run_tap, select, tap_config
 
 #: Exit codes, broken pipes and log lines of the installed command.
 pytestmark = pytest.mark.cli

@@ -15,8 +15,15 @@ from tap_demandbase.sandbox import Sandbox, SandboxSettings
 from tap_demandbase.sandbox.cli import build_parser
 from tap_demandbase.sandbox.knobs import settings_from_args
 from tap_demandbase.sandbox.tap_config import tap_config
-from tests import source_model
-from tests.sandbox_clients import CLIENTS, NO_LIMITS, Client, ExportV1Client, Row, UapiClient
+from tests.support import source_model
+from tests.support.sandbox_clients import (
+    CLIENTS,
+    NO_LIMITS,
+    Client,
+    ExportV1Client,
+    Row,
+    UapiClient,
+)
 
 ROWS = {"accounts": 30, "people": 20, "activities": 40}
 #: After every generated row (data_start 2024-01-01 + 90 days).

@@ -12,7 +12,7 @@ import requests
 from tap_demandbase.dialects import DIALECTS
 from tap_demandbase.sandbox import Sandbox, SandboxSettings
 from tap_demandbase.sandbox.jobs import processing_seconds_of
-from tests.sandbox_clients import CLIENTS, NO_LIMITS, Client, UapiClient, parse_time
+from tests.support.sandbox_clients import CLIENTS, NO_LIMITS, Client, UapiClient, parse_time
 
 
 def started(dialect: str, **knobs: object) -> Iterator[Client]:

@@ -14,7 +14,7 @@ import pytest
 import requests
 
 from tap_demandbase.dialects import DIALECTS
-from tests.conftest import ENTITIES, TAP
+from tests.support.tap import ENTITIES, TAP
 
 #: Process runs: the emulator's command and the installed tap.
 pytestmark = [pytest.mark.cli, pytest.mark.slow]

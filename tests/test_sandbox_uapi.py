@@ -21,6 +21,7 @@ from tap_demandbase.sandbox import Sandbox, SandboxSettings
 from tap_demandbase.sandbox.entities import ENTITIES
 from tap_demandbase.sandbox.uapi.catalog import ENTITY_TYPES
 from tap_demandbase.sandbox.uapi.usage import DailyUsage
+from tests.support.expected import property_name, snake
 
 FAST = {"pending_seconds": 0.01, "processing_seconds": 0.02}
 ROWS = {
@@ -147,20 +148,6 @@ def utc_day(text: str) -> date:
     return moment.astimezone(timezone.utc).date()
 
 
-def snake(name: str) -> str:
-    """Issue 9's property-name rule, written independently of the tap."""
-    text = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name)
-    return re.sub(r"(?<=[A-Z])(?=[A-Z][a-z])", "_", text).lower()
-
-
-def property_name(entity_type: str, name: str) -> str:
-    owner, _, bare = name.rpartition(".")
-    own = entity_type[0].upper() + entity_type[1:]
-    if owner and owner.strip("{}") != own:
-        return snake(owner.strip("{}")) + "_" + snake(bare)
-    return snake(bare)
-
-
 # --- token ------------------------------------------------------------------------------------
 
 
@@ -274,7 +261,7 @@ def test_fields_are_prefixed_camel_case_with_production_data_types(api: Client) 
 
 
 def test_field_names_map_back_to_export_v1_property_names(api: Client) -> None:
-    """Under issue 9's snake_case rule, a pipeline can switch dialects without renaming."""
+    """Under the snake_case rule, a pipeline can switch dialects without renaming."""
     backed = {"account": "accounts", "person": "people", "opportunity": "opportunities"}
     backed |= {"activity": "activities", "accountBuyingGroup": "buying_groups"}
     extras = {"sfdc_id", "engagement_minutes_last7_day", "account_domain", "keyword_set"}

@@ -25,7 +25,7 @@ from singer_sdk.plugin_base import PluginBase
 from tap_demandbase import sdk_compat
 from tap_demandbase.tap import StreamsFailedError, TapDemandbase
 from tap_demandbase.writer import FastSingerWriter
-from tests.conftest import discover, select, tap_config
+from tests.support.tap import discover, select, tap_config
 
 
 def _sync_in_process(config: dict[str, Any], catalog: dict[str, Any]) -> list[dict[str, Any]]:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pendulum
 import pytest
 
-from tests.conftest import ENTITIES, discover, run_tap, select, tap_config
-from tests.expected import api_field_types, assert_records_match
+from tests.support.expected import api_field_types, assert_records_match
+from tests.support.tap import ENTITIES, discover, run_tap, select, tap_config
 
 #: The end-to-end promises of a sync run the installed command.
 pytestmark = pytest.mark.cli

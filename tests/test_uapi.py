@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import discover, run_tap, select
-from tests.dialect_cases import UapiCase, sandbox_for
-from tests.expected import assert_records_match
+from tests.support.dialect_cases import UapiCase, sandbox_for
+from tests.support.expected import assert_records_match
+from tests.support.tap import discover, run_tap, select
 
 
 @pytest.fixture

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import discover, run_tap, select
-from tests.dialect_cases import UAPI_STREAMS, UapiCase, sandbox_for
+from tests.support.dialect_cases import UAPI_STREAMS, UapiCase, sandbox_for
+from tests.support.tap import discover, run_tap, select
 
 RESET = re.compile(r"; it resets at \d{4}-\d\d-\d\dT00:00:00Z")
 OPTIONAL_SETTINGS = (

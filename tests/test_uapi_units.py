@@ -38,8 +38,8 @@ from tap_demandbase.model import JobSpec, JobState, PollPolicy
 from tap_demandbase.records.reader import CsvPartReader
 from tap_demandbase.sandbox import Sandbox
 from tap_demandbase.transport import Transport
-from tests.conftest import fast_settings
-from tests.fakes import FakeApi, FakeClock, FileOpener
+from tests.support.fakes import FakeApi, FakeClock, FileOpener
+from tests.support.tap import fast_settings
 
 #: The clock a dialect reads time from: fixed, 2024-03-10 12:00 UTC.
 CLOCK = FakeClock()

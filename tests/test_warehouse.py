@@ -21,10 +21,10 @@ import pytest
 import yaml
 
 from tap_demandbase.sandbox import Sandbox
-from tests.checkout import github_stand_in
-from tests.conftest import ENTITIES, START_DATE, TAP, fast_settings, tap_config
-from tests.postgres import ThrowawayPostgres, postgres_bin
-from tests.readme import bash_blocks, block_starting, commands
+from tests.support.checkout import github_stand_in
+from tests.support.postgres import ThrowawayPostgres, postgres_bin
+from tests.support.readme import bash_blocks, block_starting, commands
+from tests.support.tap import ENTITIES, START_DATE, TAP, fast_settings, tap_config
 
 #: Pipelines of installed commands (tap, targets, Meltano), minutes long: started first.
 pytestmark = [pytest.mark.cli, pytest.mark.slow]

@@ -17,13 +17,13 @@ import yaml
 
 from tap_demandbase.sandbox import Sandbox
 from tests import test_warehouse
-from tests.conftest import START_DATE, fast_settings
+from tests.support.tap import START_DATE, fast_settings
 from tests.test_warehouse import ROOT, _meltano, _meltano_environment
 
 if t.TYPE_CHECKING:
     from pathlib import Path
 
-    from tests.postgres import ThrowawayPostgres
+    from tests.support.postgres import ThrowawayPostgres
 
 pytestmark = [pytest.mark.cli, pytest.mark.slow]
 #: A throwaway PostgreSQL server for this module (test_warehouse's fixture).

@@ -1,9 +1,9 @@
 """The warehouse stays a true copy: several syncs in a row into PostgreSQL (target-postgres,
 upsert, soft deletes), the emulator's source changing between runs, on both dialects.
 
-After each run the table must equal the source (``tests/source_model.py``): every live row with
-the source's values, every row gone at the source soft-deleted with its last values, no live row
-marked deleted. Changes between runs: rows inserted, updated, deleted, merged away, one deleted
+After each run the table must equal the source (``tests/support/source_model.py``): every live
+row with the source's values, every row gone at the source soft-deleted with its last values,
+no live row marked deleted. Changes between runs: rows inserted, updated, deleted, merged away, one deleted
 row back; an activity restated inside the lookback; a field removed and one added.
 """
 
@@ -15,13 +15,13 @@ import typing as t
 import pytest
 
 from tests import test_warehouse
-from tests.conftest import discover, select
-from tests.source_model import field_types, gone_ids, live_rows
+from tests.support.source_model import field_types, gone_ids, live_rows
+from tests.support.tap import discover, select
 from tests.test_warehouse import _pipeline
 
 if t.TYPE_CHECKING:
-    from tests.dialect_cases import DialectCase
-    from tests.postgres import ThrowawayPostgres
+    from tests.support.dialect_cases import DialectCase
+    from tests.support.postgres import ThrowawayPostgres
 
 pytestmark = [pytest.mark.cli, pytest.mark.slow]
 postgres = test_warehouse.postgres

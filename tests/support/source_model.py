@@ -29,7 +29,7 @@ from tap_demandbase.sandbox.entities import ENTITIES, Entity, Field
 from tap_demandbase.sandbox.settings import CommonSettings
 from tap_demandbase.sandbox.uapi.catalog import ENTITY_TYPES, fields_for, live_entity
 from tap_demandbase.sandbox.uapi.settings import UapiSettings
-from tests.expected import expected_value
+from tests.support.expected import expected_value
 
 Cells = dict[str, str | None]
 
@@ -66,7 +66,7 @@ def typed_rows(
     settings: CommonSettings, entity: str, dialect: str = "export_v1"
 ) -> dict[str, dict[str, Any]]:
     """Return :func:`live_rows` with each cell as the value the tap must emit for its type
-    (``tests/expected.py``: int, float, bool, a UTC datetime, text, or None).
+    (``tests/support/expected.py``: int, float, bool, a UTC datetime, text, or None).
     """
     types = field_types(settings, entity, dialect)
     return {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pendulum
@@ -72,3 +73,18 @@ def assert_records_match(
         assert set(record) == set(names), f"{entity} {row[key]}: keys {sorted(record)}"
         for name in names:
             assert_same_value(types[name], row[name], record[name], f"{entity}.{name} {row[key]}")
+
+
+def snake(name: str) -> str:
+    """The uapi property-name rule (snake case), written independently of the tap."""
+    text = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name)
+    return re.sub(r"(?<=[A-Z])(?=[A-Z][a-z])", "_", text).lower()
+
+
+def property_name(entity_type: str, name: str) -> str:
+    """The property a uapi field becomes: its own fields bare, another entity's prefixed."""
+    owner, _, bare = name.rpartition(".")
+    own = entity_type[0].upper() + entity_type[1:]
+    if owner and owner.strip("{}") != own:
+        return snake(owner.strip("{}")) + "_" + snake(bare)
+    return snake(bare)

@@ -16,9 +16,8 @@ from typing import Any
 import requests
 
 from tap_demandbase.sandbox import Sandbox
-from tests.conftest import START_DATE, fast_settings, tap_config
-from tests.expected import api_field_types
-from tests.test_sandbox_uapi import property_name
+from tests.support.expected import api_field_types, property_name
+from tests.support.tap import START_DATE, fast_settings, tap_config
 
 #: Every dialect case ends its syncs on this day: nothing depends on the day the suite runs.
 END_DATE = "2024-04-30T00:00:00Z"
