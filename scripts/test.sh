@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The test suite: lint, types, the docs site, then pytest against the bundled API emulator.
 # Usage: scripts/test.sh [pytest arguments]
-#        scripts/test.sh --fast [pytest arguments]   the inner loop: only the unit tests (those
+#        scripts/test.sh --fast [pytest arguments]   the inner loop: tests/unit only (the tests
 #        that start no emulator, server or process), in one process, without lint, types or docs
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,7 +11,7 @@ if [ "${1:-}" = "--fast" ]; then
   # Run again and again, the loop keeps its bytecode (some shells set PYTHONDONTWRITEBYTECODE,
   # which makes every run compile the SDK and the tests anew: 5 s more).
   unset PYTHONDONTWRITEBYTECODE
-  exec bash scripts/uv.sh run --locked --quiet pytest -m unit -n 0 -q "$@"
+  exec bash scripts/uv.sh run --locked --quiet pytest tests/unit -n 0 -q "$@"
 fi
 uv sync --quiet --locked
 uv run --locked ruff check tap_demandbase tests scripts benchmarks

@@ -88,3 +88,17 @@ def property_name(entity_type: str, name: str) -> str:
     if owner and owner.strip("{}") != own:
         return snake(owner.strip("{}")) + "_" + snake(bare)
     return snake(bare)
+
+
+#: The JSON Schema each API field type becomes (by families of type names).
+FAMILIES = {
+    ("string", "text", "id", "reference", "picklist", "email", "url", "phone"): {
+        "type": ["string", "null"]
+    },
+    ("integer", "int", "long", "bigint"): {"type": ["integer", "null"]},
+    ("number", "float", "double", "decimal", "currency", "percent"): {"type": ["number", "null"]},
+    ("boolean", "bool"): {"type": ["boolean", "null"]},
+    ("date",): {"type": ["string", "null"], "format": "date"},
+    ("datetime", "date-time", "timestamp"): {"type": ["string", "null"], "format": "date-time"},
+}
+EXPECTED_SCHEMA = {name: schema for names, schema in FAMILIES.items() for name in names}

@@ -14,9 +14,11 @@ import io
 import json
 import logging
 import os
+import queue
 import signal
 import subprocess
 import sys
+import threading
 import traceback
 import weakref
 from collections import defaultdict
@@ -216,3 +218,59 @@ def select(catalog: dict[str, Any], streams: dict[str, list[str] | None]) -> dic
             elif chosen and item["metadata"].get("inclusion") != "automatic":
                 item["metadata"]["selected"] = fields is None or item["breadcrumb"][-1] in fields
     return catalog
+
+
+class LiveTap:
+    """The CLI running in the background; its stdout read line by line."""
+
+    def __init__(self, tmp_path, config, catalog, state=None) -> None:
+        (tmp_path / "live-config.json").write_text(json.dumps(config))
+        (tmp_path / "live-catalog.json").write_text(json.dumps(catalog))
+        command = [TAP, "--config", str(tmp_path / "live-config.json")]
+        command += ["--catalog", str(tmp_path / "live-catalog.json")]
+        if state is not None:
+            (tmp_path / "live-state.json").write_text(json.dumps(state))
+            command += ["--state", str(tmp_path / "live-state.json")]
+        self.stderr_path = tmp_path / "live-stderr.log"
+        with self.stderr_path.open("wb") as stderr:  # the process writes its own copy
+            self.process = subprocess.Popen(
+                command,
+                stdout=subprocess.PIPE,
+                stderr=stderr,
+                env={k: v for k, v in os.environ.items() if not k.startswith("TAP_DEMANDBASE_")},
+            )
+        self.lines: queue.Queue[bytes] = queue.Queue()
+        threading.Thread(target=self._pump, daemon=True).start()
+        self.messages: list[dict[str, Any]] = []
+
+    def _pump(self) -> None:
+        assert self.process.stdout is not None
+        with self.process.stdout:
+            for line in self.process.stdout:
+                self.lines.put(line)
+        self.lines.put(b"")
+
+    def read_until(self, done, timeout=60.0) -> dict[str, Any]:
+        """Read messages until ``done(message)``; stop reading there (the pipe then fills)."""
+        while True:
+            line = self.lines.get(timeout=timeout)
+            assert line, f"the tap ended early: {self.stderr_path.read_text()}"
+            message = json.loads(line)
+            self.messages.append(message)
+            if done(message):
+                return message
+
+    def drain(self) -> None:
+        """Read what is left once the tap has ended."""
+        while line := self.lines.get(timeout=10):
+            self.messages.append(json.loads(line))
+
+    def records(self) -> list[dict[str, Any]]:
+        return [m["record"] for m in self.messages if m["type"] == "RECORD"]
+
+
+def ledger_of(message: dict[str, Any], stream: str = "accounts") -> Any:
+    """The job a STATE message keeps in a stream's ledger (None for another message)."""
+    if message["type"] != "STATE":
+        return None
+    return message["value"].get("bookmarks", {}).get(stream, {}).get("export_job")

@@ -1,10 +1,11 @@
-"""The test tiers: a test that starts no emulator, no server and no process is a unit test,
-marked ``unit`` (``scripts/test.sh --fast`` runs those), and the mark is kept true.
+"""The test tiers: a test that starts no emulator, no server and no process is a unit test. It
+lives in ``tests/unit/``, which marks each of its tests ``unit`` (``scripts/test.sh --fast``
+runs that folder), and the tier is kept true.
 
 - A unit test that starts an emulator, a server or a process, or uses a fixture that started
-  one, fails saying so.
-- A test that is not marked and started none of them, used no fixture that did, and ran while no
-  emulator was running is listed at the end of the run, to be marked.
+  one, fails saying so; so does a test marked ``unit`` outside ``tests/unit/``.
+- A test outside ``tests/unit/`` that started none of them, used no fixture that did, and ran
+  while no emulator was running is listed at the end of the run, to be moved there.
 - A test module that starts an emulator when it is imported stops the run: the emulator would
   run under every test of the session.
 """
@@ -15,10 +16,14 @@ import socketserver
 import subprocess
 import threading
 import typing as t
+from pathlib import Path
 
 import pytest
 
 from tap_demandbase.sandbox import Sandbox
+
+#: The folder of the unit tier.
+UNIT_FOLDER = Path(__file__).resolve().parents[1] / "unit"
 
 #: How the emulator's server threads are named (``tap_demandbase/sandbox/server.py``).
 SANDBOX_THREAD = "demandbase-sandbox-"
@@ -63,6 +68,13 @@ def pytest_configure(config: pytest.Config) -> None:
         setattr(owner, name, _guarded(getattr(owner, name), what))
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark the tests of ``tests/unit/`` ``unit``: the folder is the tier."""
+    for item in items:
+        if UNIT_FOLDER in item.path.parents:
+            item.add_marker(pytest.mark.unit)
+
+
 def emulator_threads() -> list[str]:
     """Return the names of the threads of the emulators running in this process."""
     return sorted(t.name for t in threading.enumerate() if t.name.startswith(SANDBOX_THREAD))
@@ -79,6 +91,9 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item: pytest.Item) -> None:
     _TIER.unit = item.get_closest_marker("unit") is not None
+    if _TIER.unit and UNIT_FOLDER not in item.path.parents:
+        msg = "A test marked unit outside tests/unit/: move it there, and drop the mark."
+        raise AssertionError(msg)
     _TIER.started = []
     used = sorted(_TIER.starters & set(getattr(item, "fixturenames", ())))
     if _TIER.unit and used:
@@ -108,8 +123,8 @@ def pytest_runtest_teardown(item: pytest.Item) -> t.Iterator[None]:
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
-    """Note the tests that started nothing but are not marked (in the main process, from every
-    worker's reports).
+    """Note the tests outside the unit tier that started nothing (in the main process, from
+    every worker's reports).
     """
     if report.when == "teardown" and ("starts_nothing", True) in report.user_properties:
         _TIER.unmarked.append(report.nodeid)
@@ -117,10 +132,10 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
 
 def pytest_terminal_summary(terminalreporter: t.Any) -> None:
     if _TIER.unmarked:
-        terminalreporter.section("tests to mark unit")
+        terminalreporter.section("tests to move into tests/unit")
         terminalreporter.write_line(
-            f"{len(_TIER.unmarked)} test(s) started no emulator, server or process: mark them "
-            "@pytest.mark.unit, so that scripts/test.sh --fast runs them."
+            f"{len(_TIER.unmarked)} test(s) started no emulator, server or process: move them "
+            "into tests/unit/, so that scripts/test.sh --fast runs them."
         )
         for nodeid in sorted(_TIER.unmarked):
             terminalreporter.write_line(f"  {nodeid}")
