@@ -35,50 +35,6 @@ def test_bad_config_is_one_line_and_no_job(sandbox, tmp_path, overrides, phrase)
     assert not run.records
 
 
-def test_bad_token_is_one_line_without_retries_or_the_token(sandbox, tmp_path):
-    bad = "wrong-token-123456"
-    run = run_tap(tmp_path, tap_config(sandbox, access_token=bad))
-    assert run.returncode == 1
-    _no_traceback(run)
-    assert len(run.error_lines) == 1
-    assert "access token" in run.error_lines[0]
-    assert "401" in run.error_lines[0]
-    assert bad not in run.stderr
-    assert len([r for r in sandbox.requests() if r.server == "api"]) == 1
-
-
-def test_failed_job_exits_non_zero_with_the_jobs_error_message(sandbox, tmp_path):
-    sandbox.settings.fail_jobs = {"accounts": -1}
-    config = tap_config(sandbox)
-    catalog = select(discover(tmp_path, config), {"accounts": None})
-    run = run_tap(tmp_path, config, catalog=catalog)
-    assert run.returncode == 1
-    _no_traceback(run)
-    (line,) = run.error_lines
-    assert "failed" in line
-    assert "simulated" in line
-    assert not run.records
-    assert len(_posts(sandbox)) == 3  # max_job_attempts (default 3) jobs, then the error
-
-
-def test_quota_429_stops_at_once_with_finished_streams_state_kept(sandbox, tmp_path):
-    sandbox.settings.quota_exhausted_after_jobs = 2
-    run = run_tap(tmp_path, tap_config(sandbox))
-    assert run.returncode == 1
-    _no_traceback(run)
-    (line,) = run.error_lines
-    assert "quota" in line
-    assert "resets" in line
-    # accounts and activities ran (streams sync in name order); the third job was refused once.
-    assert sorted(run.records) == ["accounts", "activities"]
-    bookmarks = run.last_state["bookmarks"]
-    assert sorted(s for s in bookmarks if "replication_key_value" in bookmarks[s]) == [
-        "accounts",
-        "activities",
-    ]
-    assert len(_posts(sandbox)) == 3
-
-
 def test_transient_5xx_are_retried(sandbox, tmp_path):
     sandbox.settings.http_errors = {"create": 1, "status": 2, "download": 1, "file": 1}
     config = tap_config(sandbox)

@@ -1,13 +1,17 @@
 """Faults: transient errors, broken downloads, failed and stuck jobs, crashes, windows.
 
 Every scenario runs the real CLI against the emulator and asserts the exact records (or the
-exact error) and what the emulator saw.
+exact error) and what the emulator saw; the last checks that every thread of a sync goes
+through ``engine/background.py`` and ends on ``stop()`` (the SIGTERM path).
 """
 
 from __future__ import annotations
 
 import itertools
+import json
 import signal
+import subprocess
+import sys
 
 import pendulum
 import pytest
@@ -48,6 +52,71 @@ def _requests(sb, method=None, server="api", path_end=None):
         and (method is None or r.method == method)
         and (path_end is None or r.path.endswith(path_end))
     ]
+
+
+#: Jobs that do not say how many parts their result has (the API answers 404 past the last).
+NO_FILE_PARTS = {"job_json_patch": {"file_parts": None}}
+
+
+def _downloads(sb):
+    return [(r.query["part"], r.status) for r in _requests(sb, path_end="/download")]
+
+
+#: Runs two syncs (RECORD, then BATCH parquet) in one process, noting the first package module
+#: on the stack of every thread started; then ``stop()``.
+SYNC_SCRIPT = """
+import contextlib, io, json, sys, threading, time
+config, batch_config, catalog, out = sys.argv[1:]
+started = []
+original_start = threading.Thread.start
+
+def start(self):
+    frame, origin = sys._getframe(1), None
+    while frame is not None and origin is None:
+        module = frame.f_globals.get("__name__", "")
+        if module.startswith("tap_demandbase") and not module.startswith("tap_demandbase.sandbox"):
+            origin = module
+        frame = frame.f_back
+    started.append((self, origin))
+    original_start(self)
+
+threading.Thread.start = start
+from tap_demandbase.engine import background
+from tap_demandbase.tap import TapDemandbase
+
+for settings in (config, batch_config):
+    stdout = io.TextIOWrapper(io.BytesIO(), write_through=True)
+    with contextlib.redirect_stdout(stdout):
+        try:
+            TapDemandbase.get_singer_command().main(
+                args=["--config", settings, "--catalog", catalog], standalone_mode=False
+            )
+        except SystemExit as exc:
+            assert not exc.code, exc.code
+
+ours = [(thread, origin) for thread, origin in started if origin]
+def forever(wait):
+    while not wait(3600):
+        pass
+
+background.start_thread("probe-loop", forever)
+alive = {thread.name for thread in background.threads()}
+background.stop()
+refused = [
+    background.run_in_background("after-stop", lambda: None).exception(timeout=1),
+    background.DaemonPool(1, name="after").submit(lambda: None).exception(timeout=1),
+]
+result = {
+    "origins": sorted({origin for _, origin in ours}),
+    "names": sorted({thread.name for thread, _ in ours}),
+    "alive_before_stop": sorted(alive),
+    "alive_after_stop": sorted(thread.name for thread in background.threads()),
+    "refused": [type(error).__name__ for error in refused],
+    "loop_after_stop": background.start_thread("after", lambda wait: None).thread is None,
+}
+with open(out, "w") as file:
+    json.dump(result, file)
+"""
 
 
 @pytest.mark.parametrize("endpoint", ["entities", "create", "list", "status", "download", "file"])
@@ -194,28 +263,6 @@ def test_windows_are_contiguous_and_cover_the_range_exactly(sandbox, tmp_path):
     assert values == sorted(values)
 
 
-# --- crashes: SIGKILL and SIGTERM, then a run from the last emitted state --------------------
-
-
-def test_sigkill_while_the_job_processes_then_resume_without_a_new_job(sandbox, tmp_path):
-    config = tap_config(sandbox)
-    catalog = _accounts_catalog(tmp_path, config)
-    sandbox.settings.processing_seconds = 2.0
-    live = LiveTap(tmp_path, config, catalog)
-    state = live.read_until(lambda m: ledger_of(m) is not None)["value"]
-    live.process.kill()
-    live.process.wait()
-    assert sandbox.jobs()[0]["status"] in ("pending", "processing")
-    assert len(_requests(sandbox, "POST")) == 1
-
-    run = run_tap(tmp_path, config, catalog=catalog, state=state)
-    assert run.returncode == 0, run.stderr
-    assert len(_requests(sandbox, "POST")) == 1  # jobs created: 1 before the crash, 0 after
-    assert "resumed from the state" in run.stderr
-    _assert_accounts(sandbox, run.records["accounts"])
-    assert "export_job" not in run.last_state["bookmarks"]["accounts"]
-
-
 def test_sigkill_mid_download_then_resume_the_remaining_parts_only(tmp_path):
     settings = fast_settings(rows={"accounts": 900}, rows_per_part=300)
     with Sandbox(settings) as sb:
@@ -238,14 +285,6 @@ def test_sigkill_mid_download_then_resume_the_remaining_parts_only(tmp_path):
         _assert_accounts(sb, first + second)
         parts = [r.query["part"] for r in _requests(sb, path_end="/download")]
         assert parts.count("1") == 1
-
-
-#: Jobs that do not say how many parts their result has (the API answers 404 past the last).
-NO_FILE_PARTS = {"job_json_patch": {"file_parts": None}}
-
-
-def _downloads(sb):
-    return [(r.query["part"], r.status) for r in _requests(sb, path_end="/download")]
 
 
 def test_a_job_without_file_parts_delivers_every_part_in_one_run(tmp_path):
@@ -344,3 +383,38 @@ def test_a_job_that_finishes_as_it_is_cancelled_is_used(sandbox, tmp_path):
     assert delete.status == 409
     assert sandbox.jobs()[0]["status"] == "completed"
     _assert_accounts(sandbox, run.records["accounts"])
+
+
+def test_a_sync_starts_every_thread_through_the_owner_and_stop_ends_them(sandbox, tmp_path):
+    config = tap_config(sandbox, max_concurrent_jobs=2)
+    catalog = select(discover(tmp_path, config), {"accounts": None, "people": None})
+    paths = {name: tmp_path / f"{name}.json" for name in ("config", "batch", "catalog")}
+    paths["config"].write_text(json.dumps(config))
+    paths["batch"].write_text(
+        json.dumps(
+            config
+            | {
+                "batch_config": {
+                    "encoding": {"format": "parquet"},
+                    "storage": {"root": f"file://{tmp_path}", "prefix": "batch-"},
+                }
+            }
+        )
+    )
+    paths["catalog"].write_text(json.dumps(catalog))
+    out = tmp_path / "threads.json"
+    args = [str(paths["config"]), str(paths["batch"]), str(paths["catalog"]), str(out)]
+    done = subprocess.run(
+        [sys.executable, "-c", SYNC_SCRIPT, *args], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    seen = json.loads(out.read_text())
+
+    assert seen["origins"] == ["tap_demandbase.engine.background"]
+    for prefix in ("import-polars", "columnar-", "progress-", "download-", "export-job-"):
+        assert any(name.startswith(prefix) for name in seen["names"]), (prefix, seen["names"])
+    assert "probe-loop" in seen["alive_before_stop"]
+    assert any(name.startswith("columnar-") for name in seen["alive_before_stop"])
+    assert seen["alive_after_stop"] == []
+    assert seen["refused"] == ["BackgroundStoppedError", "BackgroundStoppedError"]
+    assert seen["loop_after_stop"] is True

@@ -1,6 +1,5 @@
-"""Wrong data the CSV record path refuses or reports exactly: a header that names a column
-twice, forms Python's lax parsers accept ("1_000", " 42", "٤٢", ISO week dates), a malformed row
-spanning lines (reported at its first line), and replication_keys over an older catalog's.
+"""Records through the command: lax or ambiguous parts refused in one line naming where, the
+replication_keys setting over an older catalog's, and a U+FEFF leading a data row kept.
 """
 
 from __future__ import annotations

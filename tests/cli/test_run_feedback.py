@@ -1,6 +1,6 @@
 """What a person running the tap sees: a target that died, how an interrupted run resumes,
 progress lines on long work, and the lines a run starts and ends with (``--test``:
-tests/test_connection_test.py).
+``tests/cli/test_connection_test.py``).
 """
 
 from __future__ import annotations

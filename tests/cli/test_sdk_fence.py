@@ -1,11 +1,7 @@
-"""Where the tap leans on singer-sdk internals, these tests fail if the SDK moves under it.
-
-Every such place is listed in ``tap_demandbase/sdk_compat.py``; each has a test here: the
-private hooks keep their names and signatures, the private imports still do what the tap uses
-them for, the private attributes still steer what the SDK writes, the state keys are where the
-SDK keeps its bookmark, and the log line the tap hides is still the SDK's. In-process against
-the emulator, the fast record path must be the one actually used, and a stream that fails must
-surface from ``sync_all()`` for a program, not only as an exit code.
+"""Where the tap leans on singer-sdk internals and needs an emulator to show it: the fast record
+path is the one used (the SDK's with a stream map), a failed stream surfaces from
+``sync_all()``, nothing piles up per tap instance, and the stream reaches the SDK's writer,
+state, versions and progress markers as ``tap_demandbase/sdk_compat.py`` lists.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Promises only the production API (``api_dialect: uapi``) has, through the real CLI against the
 emulator's uapi dialect: optional streams, the activity window, FULL_TABLE streams, names from
 the catalog, jobName re-use, the busy tenant, fresh result URLs, budgets and its error codes.
-(The promises every dialect keeps are in ``test_both_dialects.py``.)
+(The promises every dialect keeps are in ``tests/cli/test_both_dialects.py``.)
 """
 
 from __future__ import annotations

@@ -1,4 +1,6 @@
-"""Tests of the Demandbase API emulator (tap_demandbase.sandbox) over real HTTP."""
+"""The export_v1 emulator (``tap_demandbase.sandbox``) over real HTTP: listing, jobs, downloads,
+redirects and signatures, filters, validation, paging, and every fault knob.
+"""
 
 from __future__ import annotations
 

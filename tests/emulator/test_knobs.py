@@ -1,4 +1,6 @@
-"""The emulator's knobs: documented, settable by CLI flag and over HTTP, and reset clears jobs."""
+"""The emulator's knobs at run time: every knob set over HTTP, and reset forgetting jobs and
+quota counters.
+"""
 
 from __future__ import annotations
 

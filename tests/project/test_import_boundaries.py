@@ -1,7 +1,5 @@
-"""The export-job engine on a fake API and a fake clock: no HTTP, no sleeping, milliseconds.
-
-The real engine code runs (jobs, attempts, ledger, windows, scheduler, result parts); only the
-API behind it is an in-memory model (tests/support/fakes.py) and time moves when the engine sleeps.
+"""The layers keep to themselves: the engine, imported alone in a fresh interpreter, loads neither
+the SDK, a dialect, the streams, the HTTP libraries nor the transport.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """One emulator per API dialect, and what the tap must do against it, for the CLI promises that
-hold for every dialect (``tests/test_both_dialects.py``).
+hold for every dialect (``tests/cli/test_both_dialects.py``).
 
 Each ``DialectCase`` knows its emulator's dialect: the tap settings for it, the records a sync
 must emit (computed from the emulator's own generator and request validation, not from the

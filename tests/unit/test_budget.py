@@ -1,4 +1,6 @@
-"""The daily budget across runs, on the fake API and clock (engine) and the uapi emulator (CLI)."""
+"""The daily budget across runs, on the fake API and clock: each limit's share less earlier runs'
+calls, a new UTC day, and a job that does not fit deferring its stream.
+"""
 
 from __future__ import annotations
 

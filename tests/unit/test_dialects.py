@@ -1,7 +1,7 @@
-"""The dialect contract: what every package in ``dialects/`` must supply, checked for each one,
-plus each dialect's reading of error answers. A dialect registered in ``DIALECTS`` runs every
-test here against its emulator, with the settings its case gives
-(``tests/support/dialect_cases.py``).
+"""The dialect contract: what every package in ``dialects/`` must supply, checked for each one
+(status words, field types, settings, poll policy, no system clock), plus each dialect's
+reading of error answers. A dialect registered in ``DIALECTS`` gets every test here, and its
+job's life against its emulator in ``tests/emulator/test_dialect_contract.py``.
 """
 
 from __future__ import annotations

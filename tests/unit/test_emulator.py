@@ -1,14 +1,6 @@
-"""Tests of the Demandbase API emulator (tap_demandbase.sandbox) over real HTTP.
-
-The source changing between runs, on both emulators over HTTP: deleted, merged, updated,
-restated and appended rows; fields removed and added; and the source model tests compare with.
-
-Job times and daily counters of both emulators, over HTTP: a job's server time is exactly what
-the knobs say (or a fixed jittered sequence), and the counters count the day ``today`` names.
-
-The emulator's knobs: documented, settable by CLI flag and over HTTP, and reset clears jobs.
-
-The emulator's uapi dialect (Demandbase's production API), over real HTTP with requests.
+"""The emulators without a server: deterministic rows, values that exercise a parser, streaming
+generation, the knobs (documented, set by flag, refused when meaningless) and the changes
+between runs, the daily counters' day, and jitter.
 """
 
 from __future__ import annotations

@@ -1,13 +1,8 @@
 """The export-job engine on a fake API and a fake clock: no HTTP, no sleeping, milliseconds.
 
 The real engine code runs (jobs, attempts, ledger, windows, scheduler, result parts); only the
-API behind it is an in-memory model (tests/support/fakes.py) and time moves when the engine sleeps.
-
-Job life, ledger, re-use and resume when the API misbehaves.
-
-Each scenario runs the real CLI (or the real client) against the emulator, with a fault knob
-making the API misbehave, and asserts what was emitted, what state was left and which jobs the
-emulator saw created.
+API behind it is an in-memory model (tests/support/fakes.py) and time moves when the engine
+sleeps.
 """
 
 from __future__ import annotations

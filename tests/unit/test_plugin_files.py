@@ -1,6 +1,6 @@
-"""meltano.yml, the Meltano Hub definition and the README's settings reference agree with the
-tap's own settings (``tap-demandbase --about``): names, kinds, defaults, sensitive flags; the docs
-pages' generated tables agree with their sources.
+"""meltano.yml, the Meltano Hub definition, the README's settings table and the settings page
+agree with the tap's own settings (``tap-demandbase --about``): names, kinds, defaults,
+sensitive flags; the docs pages' generated tables agree with their sources.
 """
 
 from __future__ import annotations

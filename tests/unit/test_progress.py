@@ -1,6 +1,5 @@
-"""What a person running the tap sees: a target that died, how an interrupted run resumes,
-progress lines on long work, and the lines a run starts and ends with (``--test``:
-tests/test_connection_test.py).
+"""The progress line, in process: what it says (records, rate, part, bytes), that it comes at every
+interval until the sync ends, and why a refused connection failed, in a few words.
 """
 
 from __future__ import annotations

@@ -1,16 +1,6 @@
-"""The package as PyPI gets it: built by scripts/build.sh (uv build, then twine check --strict),
-with the metadata, entry points and files a user's install needs.
-
-The pre-commit hooks pass on every file of the checkout, and each is a local hook over a dev
-dependency (the hooks' own repositories are never fetched).
-
-The real pipelines a data engineer runs: ``tap-demandbase | target-postgres`` into a throwaway
-PostgreSQL (RECORD mode, BATCH jsonl, BATCH parquet), and ``meltano run`` in a Meltano project
-built from the shipped meltano.yml, twice, the second run from Meltano's stored state.
-
-The targets and Meltano are the pinned versions meltano.yml names (their ``pip_url``), run with
-``uv tool run``; the first run installs them. PostgreSQL's binaries must be on the machine
-(``.ci/run`` installs them); under CI=true a missing server is a failure, never a skip.
+"""The project's files, read without running anything: the workflows pin actions by SHA and
+publish by trusted publishing, the pre-commit hooks are local, and the tools the pipelines
+run are the pinned ones the README installs.
 """
 
 from __future__ import annotations

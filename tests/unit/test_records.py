@@ -1,11 +1,6 @@
-"""CSV parts → typed records, on real files written here byte by byte.
-
-Wrong data the CSV record path refuses or reports exactly: a header that names a column
-twice, forms Python's lax parsers accept ("1_000", " 42", "٤٢", ISO week dates), a malformed row
-spanning lines (reported at its first line), and replication_keys over an older catalog's.
-
-BATCH parquet types exactly like RECORD mode ("+42", date-only and nanosecond date-times
-accepted, the forms RECORD mode refuses refused), and names line and field when it cannot.
+"""CSV parts → typed records, on real files written here byte by byte: the value grammar, the
+forms Python's lax parsers accept and the tap refuses ("1_000", " 42", "٤٢", ISO week dates),
+malformed rows reported where they start, and BATCH parquet typing exactly like RECORD mode.
 """
 
 from __future__ import annotations

@@ -1,11 +1,9 @@
 """Where the tap leans on singer-sdk internals, these tests fail if the SDK moves under it.
 
-Every such place is listed in ``tap_demandbase/sdk_compat.py``; each has a test here: the
-private hooks keep their names and signatures, the private imports still do what the tap uses
-them for, the private attributes still steer what the SDK writes, the state keys are where the
-SDK keeps its bookmark, and the log line the tap hides is still the SDK's. In-process against
-the emulator, the fast record path must be the one actually used, and a stream that fails must
-surface from ``sync_all()`` for a program, not only as an exit code.
+Every such place is listed in ``tap_demandbase/sdk_compat.py``; each has a test here or, where
+it needs an emulator, in ``tests/cli/test_sdk_fence.py``: the private hooks keep their names
+and signatures, the private imports still do what the tap uses them for, and the log line the
+tap hides is still the SDK's.
 """
 
 from __future__ import annotations

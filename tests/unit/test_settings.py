@@ -1,8 +1,6 @@
-"""Settings: one line naming the setting whatever the command, warnings for typos and clear text,
-every setting from the environment, and readable errors for broken --config/--state/--catalog
-files.
-
-Bad settings and state: each is one line naming what to fix.
+"""Settings without a run: each dialect validates the common settings and its own, --about says
+which are one dialect's, unknown settings are warnings, clear-text api_urls warn, and each
+default is written once.
 """
 
 from __future__ import annotations
@@ -66,16 +64,3 @@ def test_api_url_warning(url, warns, caplog):
     with caplog.at_level(logging.WARNING):
         assert checked_api_url(url, logging.getLogger("test-api-url")) == url
     assert ("clear text" in caplog.text) is warns
-
-
-def test_plain_http_to_a_remote_host_warns(caplog):
-    logger = logging.getLogger("test-api-url")
-    with caplog.at_level(logging.WARNING):
-        assert checked_api_url("http://api.example.com", logger) == "http://api.example.com"
-    assert "clear text" in caplog.text
-    caplog.clear()
-    with caplog.at_level(logging.WARNING):
-        checked_api_url("http://127.0.0.1:8734", logger)
-        checked_api_url("http://localhost:8734", logger)
-        checked_api_url("https://api.example.com", logger)
-    assert "clear text" not in caplog.text

@@ -1,6 +1,6 @@
-"""The uapi dialect's pure logic and the engine hooks it needs, in process: field names, job
-names, result headers, error answers, token renewal (against the emulator, on a fake clock),
-and the engine's wait for a free job slot, per-stream window limit and re-use age (fake API).
+"""The uapi dialect's pure logic, in process: field names, job names, result headers, error
+answers, and the engine's wait for a free job slot, per-stream window limit and re-use age
+(fake API, fake clock).
 """
 
 from __future__ import annotations
