@@ -11,6 +11,7 @@ import hypothesis
 import pytest
 
 from tap_demandbase.dialects import DIALECTS
+from tap_demandbase.dialects.base import Dialect
 from tap_demandbase.sandbox import Sandbox
 from tests.support import tap
 
@@ -33,6 +34,12 @@ hypothesis.settings.load_profile(
 def sandbox() -> Any:
     with Sandbox(tap.fast_settings()) as sb:
         yield sb
+
+
+@pytest.fixture(params=sorted(DIALECTS))
+def dialect(request: pytest.FixtureRequest) -> Dialect:
+    """Each registered dialect (a test using this runs once per dialect)."""
+    return DIALECTS[request.param]
 
 
 @pytest.fixture(params=sorted(DIALECTS))

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import requests
 
-from tap_demandbase.dialects import DIALECTS, ConnectOptions, Dialect
+from tap_demandbase.dialects import ConnectOptions
 from tap_demandbase.dialects.uapi.auth import ClientCredentials
 from tap_demandbase.dialects.uapi.errors import classify_error
 from tap_demandbase.dialects.uapi.usage import CallUsage
@@ -42,11 +42,6 @@ from tap_demandbase.transport import Transport
 from tests.support.dialect_cases import CASES, sandbox_for
 from tests.support.fakes import FakeClock
 from tests.support.tap import fast_settings
-
-
-@pytest.fixture(params=sorted(DIALECTS))
-def dialect(request) -> Dialect:
-    return DIALECTS[request.param]
 
 
 def test_a_job_goes_from_create_to_its_parts(dialect, tmp_path):

@@ -21,10 +21,8 @@ import pytest
 import requests
 
 from tap_demandbase.sandbox import Sandbox, SandboxSettings
-from tap_demandbase.sandbox.entities import (
-    DATETIME_TYPES,
-    ENTITIES,
-)
+from tap_demandbase.sandbox.entities import DATETIME_TYPES, ENTITIES
+from tests.support.expected import utc_day
 
 ALL_TYPES = {
     "string", "text", "id", "reference", "picklist", "email", "url", "phone", "integer", "int",
@@ -98,15 +96,6 @@ def all_records(sb: Sandbox, job: dict) -> list[dict[str, str]]:
         header, *rows = parse(download(sb, job, part))
         out += [dict(zip(header, row, strict=True)) for row in rows]
     return out
-
-
-def utc_day(text: str) -> date:
-    if len(text) == 10:
-        return date.fromisoformat(text)
-    moment = datetime.fromisoformat(text.replace("Z", "+00:00").replace(" ", "T"))
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    return moment.astimezone(timezone.utc).date()
 
 
 # --- catalogue and data ---------------------------------------------------------------------

@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +20,7 @@ import requests
 from tap_demandbase.sandbox import Sandbox, SandboxSettings
 from tap_demandbase.sandbox.entities import ENTITIES
 from tap_demandbase.sandbox.uapi.catalog import ENTITY_TYPES
-from tests.support.expected import property_name, snake
+from tests.support.expected import property_name, snake, utc_day
 
 FAST = {"pending_seconds": 0.01, "processing_seconds": 0.02}
 ROWS = {
@@ -136,15 +136,6 @@ def results(job: dict[str, Any]) -> list[dict[str, str]]:
 
 def cells(rows: list[dict[str, str | None]]) -> list[dict[str, str]]:
     return [{k: v or "" for k, v in row.items()} for row in rows]
-
-
-def utc_day(text: str) -> date:
-    if len(text) == 10:
-        return date.fromisoformat(text)
-    moment = datetime.fromisoformat(text.replace("Z", "+00:00").replace(" ", "T"))
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    return moment.astimezone(timezone.utc).date()
 
 
 # --- token ------------------------------------------------------------------------------------

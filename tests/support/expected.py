@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import re
 from typing import Any
 
@@ -102,3 +103,13 @@ FAMILIES = {
     ("datetime", "date-time", "timestamp"): {"type": ["string", "null"], "format": "date-time"},
 }
 EXPECTED_SCHEMA = {name: schema for names, schema in FAMILIES.items() for name in names}
+
+
+def utc_day(text: str) -> datetime.date:
+    """The UTC day of a date or date-time as the emulators write them (a naive one is UTC)."""
+    if len(text) == 10:
+        return datetime.date.fromisoformat(text)
+    moment = datetime.datetime.fromisoformat(text.replace("Z", "+00:00").replace(" ", "T"))
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=datetime.timezone.utc)
+    return moment.astimezone(datetime.timezone.utc).date()

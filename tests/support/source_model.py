@@ -34,11 +34,6 @@ from tests.support.expected import expected_value
 Cells = dict[str, str | None]
 
 
-def live_fields(settings: CommonSettings, entity: str, dialect: str = "export_v1") -> list[str]:
-    """Return the fields a full sync of ``entity`` exports now, in discovery order."""
-    return list(field_types(settings, entity, dialect))
-
-
 def field_types(
     settings: CommonSettings, entity: str, dialect: str = "export_v1"
 ) -> dict[str, str]:

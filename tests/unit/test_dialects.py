@@ -15,7 +15,7 @@ import pytest
 import requests
 
 from tap_demandbase import dialects
-from tap_demandbase.dialects import DIALECTS, Dialect
+from tap_demandbase.dialects import DIALECTS
 from tap_demandbase.dialects.export_v1.errors import classify_error
 from tap_demandbase.errors import (
     ApiRequestError,
@@ -34,12 +34,6 @@ from tap_demandbase.transport import retry_after_seconds
 from tests.support.dialect_cases import CASES
 from tests.support.fakes import FakeClock
 from tests.support.sandbox_clients import CLIENTS
-
-
-@pytest.fixture(params=sorted(DIALECTS))
-def dialect(request) -> Dialect:
-    return DIALECTS[request.param]
-
 
 #: How code reads the system clock; a dialect reads the engine's clock (``ConnectOptions.clock``).
 SYSTEM_CLOCK_READS = re.compile(

@@ -25,16 +25,7 @@ from tap_demandbase.sandbox.knobs import attribute_docs, knobs, markdown_table, 
 from tap_demandbase.sandbox.server import EMULATORS
 from tap_demandbase.sandbox.uapi.usage import DailyUsage
 from tests.support.checkout import ROOT
-
-
-def utc_day(text: str) -> date:
-    if len(text) == 10:
-        return date.fromisoformat(text)
-    moment = datetime.fromisoformat(text.replace("Z", "+00:00").replace(" ", "T"))
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    return moment.astimezone(timezone.utc).date()
-
+from tests.support.expected import utc_day
 
 KNOB_PAGE = ROOT / "docs" / "emulator.md"
 
