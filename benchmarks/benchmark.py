@@ -359,7 +359,7 @@ def concurrency(args: argparse.Namespace, folder: Path) -> None:
             sandbox.wait()
 
 
-# --- the job slot and polling (issue: production runs as fast as one job at a time allows) -----
+# --- the job slot and polling: a run as short as one job at a time allows -----------------------
 
 #: A consumer that reads the tap's stdout at a fixed rate, as a slow target loads rows.
 SLOW_CONSUMER = """

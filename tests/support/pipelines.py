@@ -16,7 +16,7 @@ from tests.support.checkout import ROOT, github_stand_in
 from tests.support.tap import TAP
 
 UV = ["bash", str(ROOT / "scripts" / "uv.sh")]
-#: Meltano as the issue's user ran it; the loaders' pins come from meltano.yml.
+#: The Meltano version the pipelines run; the loaders' pins come from meltano.yml.
 MELTANO = "meltano==4.4.1"
 #: A run against the emulator takes seconds; a first ``uv tool run`` also installs the tool.
 TIMEOUT = 900
