@@ -199,6 +199,16 @@ def plural(count: int, noun: str) -> str:
     return f"{count:,} {noun}" if count == 1 else f"{count:,} {noun}s"
 
 
+def nothing_selected_line(catalog_streams: int) -> str:
+    """Say that the catalog selects no stream (the run exports nothing), and how to select."""
+    if not catalog_streams:
+        return "The catalog has no stream: nothing is exported. Run --discover to write one."
+    return (
+        f"No stream of the catalog's {catalog_streams} is selected: nothing is exported. Select "
+        'streams (metadata "selected": true; with Meltano: meltano select tap-demandbase ...).'
+    )
+
+
 def plan_line(plans: Sequence[tuple[str, Sequence[JobSpec] | str | None, str]]) -> str:
     """Return the line a sync starts with: the selected streams and the jobs each needs (None:
     the stream cannot be planned; its own error follows when its turn comes), streams that
