@@ -1,6 +1,7 @@
 """What every dialect does the same way: creating a job without ever paying twice, choosing,
 among listed jobs, the one to re-use, counting calls, saying what came back when an answer is
-not the JSON a dialect reads; and the vocabularies they share (field type words, bearer tokens).
+not the JSON a dialect reads; and the vocabularies they share (field type words, bearer tokens,
+text settings).
 
 A create whose answer is lost (a 5xx, a body that is not a job) may still have created the job.
 Before the create is sent again, the job list is asked for an equivalent job created since just
@@ -25,7 +26,7 @@ from tap_demandbase.records.kinds import Kind
 from tap_demandbase.transport import add_secrets
 
 if t.TYPE_CHECKING:
-    from collections.abc import Callable, Iterable
+    from collections.abc import Callable, Iterable, Mapping
 
     import requests
 
@@ -238,3 +239,9 @@ def bearer_auth(token: str) -> requests.auth.AuthBase:
     """Return the authentication of a given bearer token (registered for redaction)."""
     add_secrets(token)
     return t.cast("requests.auth.AuthBase", BearerTokenAuthenticator(token=token))
+
+
+def setting_text(config: Mapping[str, t.Any], name: str) -> str | None:
+    """Return a text setting of a dialect's typed options (None: not set, or empty)."""
+    value = config.get(name)
+    return str(value) if value else None

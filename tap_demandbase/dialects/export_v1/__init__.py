@@ -31,7 +31,8 @@ __all__ = ["DIALECT", "connect"]
 
 def connect(config: Mapping[str, t.Any], api_url: str, options: ConnectOptions) -> Connection:
     """Return a client authenticated by the ``access_token`` setting."""
-    auth = token_auth(config)
+    settings = ExportV1Options.from_config(config)
+    auth = token_auth(settings)
     calls = CallCounter(endpoint_of)
     transport = Transport(
         api_url,
@@ -41,8 +42,7 @@ def connect(config: Mapping[str, t.Any], api_url: str, options: ConnectOptions) 
         download_read_timeout=options.download_stall_seconds,
         on_send=calls.count_request,
     )
-    account_list_id = ExportV1Options.from_config(config).account_list_id
-    client = DataExportClient(transport, account_list_id, calls, clock=options.clock)
+    client = DataExportClient(transport, settings, calls, clock=options.clock)
     return Connection(api=client, opener=transport)
 
 

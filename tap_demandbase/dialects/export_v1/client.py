@@ -42,6 +42,7 @@ from tap_demandbase.transport import Transport
 if t.TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
+    from tap_demandbase.dialects.export_v1.settings import ExportV1Options
     from tap_demandbase.engine.clock import Clock
 
 
@@ -56,7 +57,7 @@ class DataExportClient:
     def __init__(
         self,
         transport: Transport,
-        account_list_id: str | None = None,
+        options: ExportV1Options,
         calls: CallCounter | None = None,
         *,
         clock: Clock,
@@ -64,7 +65,7 @@ class DataExportClient:
         self.transport = transport
         #: The engine's clock: what "now" is for a lost create and for a job's expiry.
         self.clock = clock
-        self.account_list_id = account_list_id
+        self.options = options
         #: The run's requests per endpoint (the transport counts them as it sends).
         self.calls = calls or CallCounter(endpoint_of)
         self._listing = JobListing()
@@ -88,7 +89,8 @@ class DataExportClient:
 
     def job_filters(self, entity: str) -> list[Filters]:
         """Return the one filter set of every job: the account list, if the settings name one."""
-        return [(("account_list_id", self.account_list_id),) if self.account_list_id else ()]
+        account_list = self.options.account_list_id
+        return [(("account_list_id", account_list),) if account_list else ()]
 
     def list_entities(self) -> list[EntityInfo]:
         """Return every exportable entity with its fields (tenant custom fields included)."""

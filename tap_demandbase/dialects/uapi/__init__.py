@@ -21,7 +21,7 @@ import typing as t
 
 from tap_demandbase.dialects.base import Connection, ConnectOptions, Dialect
 from tap_demandbase.dialects.common import FIELD_TYPES
-from tap_demandbase.dialects.uapi.auth import ClientCredentials, auth_from_config
+from tap_demandbase.dialects.uapi.auth import ClientCredentials, auth_from_settings
 from tap_demandbase.dialects.uapi.client import UapiClient
 from tap_demandbase.dialects.uapi.errors import classify_error
 from tap_demandbase.dialects.uapi.fields import (
@@ -30,7 +30,7 @@ from tap_demandbase.dialects.uapi.fields import (
     default_replication_key,
     stream_rules,
 )
-from tap_demandbase.dialects.uapi.settings import SETTINGS, options_from_config
+from tap_demandbase.dialects.uapi.settings import SETTINGS, UapiOptions
 from tap_demandbase.dialects.uapi.usage import CALLS, DAILY_LIMITS, CallUsage
 from tap_demandbase.dialects.uapi.wire import DEFAULT_API_URL, STATUSES
 from tap_demandbase.model import PollPolicy
@@ -44,9 +44,10 @@ __all__ = ["DIALECT", "connect"]
 
 def connect(config: Mapping[str, t.Any], api_url: str, options: ConnectOptions) -> Connection:
     """Return a client authenticated by client credentials (or a given access_token)."""
+    settings = UapiOptions.from_config(config)
     usage = CallUsage()
-    auth = auth_from_config(
-        config,
+    auth = auth_from_settings(
+        settings,
         api_url,
         user_agent=options.user_agent,
         on_token_request=lambda: usage.count("token"),
@@ -63,7 +64,6 @@ def connect(config: Mapping[str, t.Any], api_url: str, options: ConnectOptions) 
         download_read_timeout=options.download_stall_seconds,
         on_send=usage.count_request,
     )
-    settings = options_from_config(config)
     client = UapiClient(transport, settings, usage, credentials, clock=options.clock)
     return Connection(api=client, opener=transport)
 
