@@ -15,7 +15,7 @@ import datetime
 import logging
 import threading
 import typing as t
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from urllib.parse import urlsplit
 
 from singer_sdk.authenticators import BearerTokenAuthenticator
@@ -26,7 +26,7 @@ from tap_demandbase.records.kinds import Kind
 from tap_demandbase.transport import add_secrets
 
 if t.TYPE_CHECKING:
-    from collections.abc import Callable, Iterable, Mapping
+    from collections.abc import Callable, Iterable, Iterator, Mapping
 
     import requests
 
@@ -92,56 +92,84 @@ def array_in(body: t.Any, key: str, *, what: str, endpoint: str, expected: str) 
     raise unexpected_answer(what, endpoint, got, expected)
 
 
-def create_job_once(
-    transport: Transport,
-    path: str,
-    body: dict[str, t.Any],
-    *,
-    spec: JobSpec,
-    rule: ReuseRule | None,
-    what: str,
-    parse: Callable[[t.Any, str], JobStatus],
-    find: Callable[[JobSpec, ReuseRule], JobStatus | None],
-    clock: Clock,
-) -> JobStatus:
-    """POST a create (retried like every request); before sending it again after a lost answer,
-    return the job that POST may have created, if ``find`` lists it.
+@dataclass(frozen=True)
+class JobEndpoint:
+    """A dialect's job resource: where jobs are created (a job's status is at ``{path}/{id}``)
+    and how an answer reads as a job; the verbs every dialect sends to it alike.
     """
-    sent_at: list[datetime.datetime] = []
 
-    def lost_create_job() -> JobStatus | None:
-        since = sent_at[-1] - LOST_CREATE_CLOCK_MARGIN
-        admitted = rule or ReuseRule()
-        if admitted.created_after is not None:
-            since = max(since, admitted.created_after)
-        job = find(spec, replace(admitted, created_after=since))
-        if job is not None:
-            logger.warning(
-                "The answer to %s was lost, but the job it created is listed: using job %s "
-                "instead of creating another",
-                what,
-                job.id,
-            )
-        return job
+    transport: Transport
+    path: str
+    #: (parsed JSON answer, what was asked) → the job; InvalidJobJson when it is not one.
+    parse: Callable[[t.Any, str], JobStatus]
+    #: The engine's clock: when a create was sent, for the look-up after a lost answer.
+    clock: Clock
 
-    def attempt() -> JobStatus:
-        if sent_at and (job := lost_create_job()):
+    def create(
+        self,
+        body: dict[str, t.Any],
+        *,
+        spec: JobSpec,
+        rule: ReuseRule | None,
+        what: str,
+        find: Callable[[JobSpec, ReuseRule], JobStatus | None],
+    ) -> JobStatus:
+        """POST a create (retried like every request); before sending it again after a lost
+        answer, return the job that POST may have created, if ``find`` lists it.
+        """
+        sent_at: list[datetime.datetime] = []
+
+        def lost_create_job() -> JobStatus | None:
+            since = sent_at[-1] - LOST_CREATE_CLOCK_MARGIN
+            admitted = rule or ReuseRule()
+            if admitted.created_after is not None:
+                since = max(since, admitted.created_after)
+            job = find(spec, replace(admitted, created_after=since))
+            if job is not None:
+                logger.warning(
+                    "The answer to %s was lost, but the job it created is listed: using job %s "
+                    "instead of creating another",
+                    what,
+                    job.id,
+                )
             return job
-        sent_at.append(clock.now())
-        status, answer = transport.request_json_once("POST", path, json=body, what=what)
-        try:
-            return parse(answer, what)
-        except InvalidJobJson as exc:
-            if job := lost_create_job():
-                return job
-            msg = (
-                f"{what} answered {status} without a readable export job ({exc.detail}), and "
-                "no job it may have created is listed. Run the tap again: a job that was "
-                "created is re-used then."
-            )
-            raise ApiRequestError(msg, status=status) from None
 
-    return transport.retried(attempt, what=what)
+        def attempt() -> JobStatus:
+            if sent_at and (job := lost_create_job()):
+                return job
+            sent_at.append(self.clock.now())
+            status, answer = self.transport.request_json_once(
+                "POST", self.path, json=body, what=what
+            )
+            try:
+                return self.parse(answer, what)
+            except InvalidJobJson as exc:
+                if job := lost_create_job():
+                    return job
+                msg = (
+                    f"{what} answered {status} without a readable export job ({exc.detail}), "
+                    "and no job it may have created is listed. Run the tap again: a job that "
+                    "was created is re-used then."
+                )
+                raise ApiRequestError(msg, status=status) from None
+
+        return self.transport.retried(attempt, what=what)
+
+    def status(self, job_id: str) -> JobStatus:
+        """GET one job's status."""
+        what = f"reading export job {job_id}"
+        _, body = self.transport.request_json("GET", f"{self.path}/{job_id}", what=what)
+        return self.parse(body, what)
+
+    def readable(self, entries: Iterable[t.Any], what: str) -> Iterator[tuple[t.Any, JobStatus]]:
+        """Yield each entry of a job list with its job; an entry that is not a job the tap
+        can read is skipped (one DEBUG line).
+        """
+        for entry in entries:
+            try:
+                yield entry, self.parse(entry, what)
+            except InvalidJobJson as exc:
+                logger.debug("Skipped an entry of the job list: %s", exc)
 
 
 class JobListing:
