@@ -23,16 +23,17 @@ from singer_sdk.authenticators import BearerTokenAuthenticator
 from tap_demandbase.errors import ApiRequestError, AuthError
 from tap_demandbase.model import CALLS_FOR, JobState, ReuseRule
 from tap_demandbase.records.kinds import Kind
-from tap_demandbase.transport import add_secrets
+from tap_demandbase.transport import Transport, add_secrets
 
 if t.TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator, Mapping
 
     import requests
 
+    from tap_demandbase.dialects.base import ConnectOptions
     from tap_demandbase.engine.clock import Clock
     from tap_demandbase.model import JobSpec, JobStatus
-    from tap_demandbase.transport import Transport
+    from tap_demandbase.transport import ErrorClassifier
 
 logger = logging.getLogger("tap-demandbase.api")
 
@@ -261,6 +262,27 @@ FIELD_TYPES: dict[str, Kind] = {
     "date": Kind.DATE,
     **dict.fromkeys(("datetime", "date-time", "timestamp"), Kind.DATE_TIME),
 }
+
+
+def dialect_transport(
+    api_url: str,
+    auth: requests.auth.AuthBase,
+    options: ConnectOptions,
+    *,
+    classify: ErrorClassifier,
+    on_send: Callable[[str, str], None],
+) -> Transport:
+    """Return the transport a dialect connects through: its credentials, error classes and call
+    counting, with what the tap decides for every dialect (user agent, stall timeout).
+    """
+    return Transport(
+        api_url,
+        auth,
+        classify=classify,
+        user_agent=options.user_agent,
+        download_read_timeout=options.download_stall_seconds,
+        on_send=on_send,
+    )
 
 
 def bearer_auth(token: str) -> requests.auth.AuthBase:

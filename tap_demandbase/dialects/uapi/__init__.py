@@ -20,7 +20,7 @@ import functools
 import typing as t
 
 from tap_demandbase.dialects.base import Connection, ConnectOptions, Dialect
-from tap_demandbase.dialects.common import FIELD_TYPES
+from tap_demandbase.dialects.common import FIELD_TYPES, dialect_transport
 from tap_demandbase.dialects.uapi.auth import ClientCredentials, auth_from_settings
 from tap_demandbase.dialects.uapi.client import UapiClient
 from tap_demandbase.dialects.uapi.errors import classify_error
@@ -34,7 +34,6 @@ from tap_demandbase.dialects.uapi.settings import SETTINGS, UapiOptions
 from tap_demandbase.dialects.uapi.usage import CALLS, DAILY_LIMITS, CallUsage
 from tap_demandbase.dialects.uapi.wire import DEFAULT_API_URL, STATUSES
 from tap_demandbase.model import PollPolicy
-from tap_demandbase.transport import Transport
 
 if t.TYPE_CHECKING:
     from collections.abc import Mapping
@@ -54,15 +53,11 @@ def connect(config: Mapping[str, t.Any], api_url: str, options: ConnectOptions) 
         clock=options.clock,
     )
     credentials = auth if isinstance(auth, ClientCredentials) else None
-    transport = Transport(
-        api_url,
-        auth,
-        classify=functools.partial(
-            classify_error, renewable=credentials is not None, clock=options.clock, usage=usage
-        ),
-        user_agent=options.user_agent,
-        download_read_timeout=options.download_stall_seconds,
-        on_send=usage.count_request,
+    classify = functools.partial(
+        classify_error, renewable=credentials is not None, clock=options.clock, usage=usage
+    )
+    transport = dialect_transport(
+        api_url, auth, options, classify=classify, on_send=usage.count_request
     )
     client = UapiClient(transport, settings, usage, credentials, clock=options.clock)
     return Connection(api=client, opener=transport)
