@@ -30,7 +30,6 @@ from tap_demandbase.sdk_compat import PROGRESS_MARKER_NOTE, PROGRESS_MARKERS
 if t.TYPE_CHECKING:
     import logging
     from collections.abc import Callable, MutableMapping, Sequence
-    from types import TracebackType
 
     from tap_demandbase.engine.jobs import ExportJob
     from tap_demandbase.engine.results import ResultParts
@@ -182,12 +181,7 @@ class SyncProgress:
         self._loop = start_thread(f"progress-{self.stream}", self.log_every_interval)
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         if self._loop is not None:
             self._loop.stop()
         self._loop = None
