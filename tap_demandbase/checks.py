@@ -41,17 +41,17 @@ TEST_HELP = (
     "to export one record per stream (one export job each), --test=schema to write the "
     "schemas only."
 )
+#: The error line of a --test value that is none of TEST_MODES.
+UNKNOWN_MODE = (
+    "--test={mode} is not known: use --test (checks the connection, creates no export job), "
+    "--test=schema, or --test=records (exports one record per stream: one export job each)."
+)
 
 
 def checked_test_mode(mode: str | None) -> None:
     """Raise a ConfigError naming the known --test values, unless ``mode`` is one (or None)."""
     if mode not in (None, *TEST_MODES):
-        msg = (
-            f"--test={mode} is not known: use --test (checks the connection, creates "
-            "no export job), --test=schema, or --test=records (exports one record per "
-            "stream: one export job each)."
-        )
-        raise ConfigError(msg)
+        raise ConfigError(UNKNOWN_MODE.format(mode=mode))
 
 
 def run_test(tap: TapDemandbase, mode: str) -> None:
