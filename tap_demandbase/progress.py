@@ -30,7 +30,6 @@ from tap_demandbase.sdk_compat import PROGRESS_MARKER_NOTE, PROGRESS_MARKERS
 if t.TYPE_CHECKING:
     import logging
     from collections.abc import Callable, MutableMapping, Sequence
-    from types import TracebackType
 
     from tap_demandbase.engine.jobs import ExportJob
     from tap_demandbase.engine.results import ResultParts
@@ -182,12 +181,7 @@ class SyncProgress:
         self._loop = start_thread(f"progress-{self.stream}", self.log_every_interval)
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         if self._loop is not None:
             self._loop.stop()
         self._loop = None
@@ -197,6 +191,16 @@ class SyncProgress:
 def plural(count: int, noun: str) -> str:
     """Return ``1 stream``, ``2 streams``: a count with its noun."""
     return f"{count:,} {noun}" if count == 1 else f"{count:,} {noun}s"
+
+
+def nothing_selected_line(catalog_streams: int) -> str:
+    """Say that the catalog selects no stream (the run exports nothing), and how to select."""
+    if not catalog_streams:
+        return "The catalog has no stream: nothing is exported. Run --discover to write one."
+    return (
+        f"No stream of the catalog's {catalog_streams} is selected: nothing is exported. Select "
+        'streams (metadata "selected": true; with Meltano: meltano select tap-demandbase ...).'
+    )
 
 
 def plan_line(plans: Sequence[tuple[str, Sequence[JobSpec] | str | None, str]]) -> str:

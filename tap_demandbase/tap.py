@@ -2,15 +2,15 @@
 
 The ``api_dialect`` setting picks the API (``dialects/``). The tap checks the settings
 (``settings.py``), connects the dialect, makes the streams (``discovery.py``), and hands each
-the run (``run.py``), which plans the jobs, gathers the failures and ends the sync. Everything
-the tap takes from singer-sdk's internals goes through ``sdk_compat.py``.
+the run (``run.py``), which plans the jobs, gathers the failures and ends the sync. The
+``--test`` modes are in ``checks.py``. Everything the tap takes from singer-sdk's internals goes
+through ``sdk_compat.py``.
 """
 
 from __future__ import annotations
 
 import contextlib
 import copy
-import logging
 import signal
 import sys
 import typing as t
@@ -21,6 +21,7 @@ from singer_sdk.plugin_base import JSONSchemaValidator
 from singer_sdk.tap_base import CliTestOptionValue
 from typing_extensions import override
 
+from tap_demandbase.checks import TEST_HELP, checked_test_mode, run_test
 from tap_demandbase.config import (
     checked_api_url,
     config_file_settings,
@@ -35,15 +36,12 @@ from tap_demandbase.dialects import ConnectOptions
 from tap_demandbase.discovery import Discovery, api_names_in_catalog
 from tap_demandbase.engine import background
 from tap_demandbase.engine.clock import SystemClock
-from tap_demandbase.engine.fields import gone_fields, gone_line, new_fields, new_fields_line
-from tap_demandbase.engine.freshness import stale_bookmark_line
 from tap_demandbase.errors import ConfigError, DemandbaseError
 from tap_demandbase.logs import metrics_logger_level, quiet_sdk_noise
 from tap_demandbase.process import configure_process
-from tap_demandbase.progress import RESUME_LINE, plural
+from tap_demandbase.progress import RESUME_LINE, nothing_selected_line, plural
 from tap_demandbase.run import StreamsFailedError, SyncRun
 from tap_demandbase.sdk_compat import (
-    BOOKMARK_VALUE_KEY,
     SdkTap,
     env_var_prefix,
     load_json,
@@ -286,91 +284,6 @@ class TapDemandbase(SdkTap):
         )
         sys.exit(128 + signum)
 
-    def run_connection_check(self) -> None:
-        """Prove the connection without creating an export job: the credentials, the Data
-        Export permission, each selected stream's entity and the job list (the dialect's
-        ``check_connection``), one line per check, then the pass line with the calls made.
-
-        What --test runs instead of the SDK's ``run_connection_test`` (singer-sdk 0.54.x),
-        which syncs every stream: one export job each (``--test=records`` does that).
-        """
-        streams = None
-        if self.input_catalog is not None:
-            streams = [stream.name for stream in self.selected_streams()]
-            if not streams:
-                self.logger.warning("%s", nothing_selected_line(len(self.input_catalog.streams)))
-        for check in self.connection.api.check_connection(streams):
-            self.logger.log(logging.WARNING if check.warning else logging.INFO, "%s", check.line)
-        self._report_field_changes()
-        for line in self.stale_bookmark_lines(streams):
-            self.logger.warning("%s", line)
-        self.logger.info(
-            "Connection test passed, without creating an export job (%s).", self.calls_made()
-        )
-
-    def _report_field_changes(self) -> None:
-        """Say, for each selected stream whose fields the connection test listed (no call is
-        made for it), which selected fields the API no longer has and which it offers that
-        the catalog lacks.
-        """
-        if self.input_catalog is None:
-            return
-        api = self.connection.api
-        for stream in self.selected_streams():
-            offered = api.offered_fields(stream.name)
-            if offered is None:
-                continue
-            names = stream.api_names or api.field_api_names(stream.name)
-            gone = gone_fields(stream.selected_fields(), names, offered)
-            if gone:
-                self.logger.warning("%s", gone_line(stream.name, gone))
-            new = new_fields(offered, stream.schema["properties"])
-            if new:
-                self.logger.info("%s", new_fields_line(stream.name, new))
-
-    def stale_bookmark_lines(self, streams: list[str] | None) -> list[str]:
-        """Return the freshness WARNINGs the --state gives: each stream (None: every stream of
-        the state) whose bookmark has not moved for longer than freshness_warn_hours.
-        """
-        hours = float(self.settings.value("freshness_warn_hours"))
-        bookmarks = (self.state or {}).get("bookmarks") or {}
-        now = self.clock.now()
-        lines = []
-        for name, stream_state in bookmarks.items():
-            if (streams is not None and name not in streams) or not isinstance(stream_state, dict):
-                continue
-            bookmark = stream_state.get(BOOKMARK_VALUE_KEY)
-            line = stale_bookmark_line(name, bookmark, stream_state, now, hours)
-            if line is not None:
-                lines.append(line)
-        return lines
-
-    def run_record_test(self) -> None:
-        """Export one record of each selected stream (``--test=records``), saying first what
-        it costs: up to one export job per stream.
-        """
-        streams = self.selected_streams()
-        limit = self.dialect.daily_limits.get("create")
-        budget = f" of the tenant's {limit} a day" if limit else ""
-        self.logger.warning(
-            "--test=records exports one record of each of %s: it creates up to %s%s "
-            "(an equivalent job that exists is re-used). --test alone creates none.",
-            plural(len(streams), "stream"),
-            plural(len(streams), "export job"),
-            budget,
-        )
-        self.run_sync_dry_run(dry_run_record_limit=1, streams=streams)
-        self.sync_run.raise_failures()
-        jobs = self.sync_run.context.tally.snapshot().jobs
-        self.logger.info(
-            "Connection test passed: every stream delivered a record (export jobs: %d created, "
-            "%d re-used, %d resumed; %s).",
-            jobs.created,
-            jobs.reused,
-            jobs.resumed,
-            self.calls_made(),
-        )
-
     # Command line ---------------------------------------------------------------------------
 
     @override
@@ -410,13 +323,7 @@ class TapDemandbase(SdkTap):
             )
             catalog_json = _checked_json_file(catalog, "catalog") if catalog is not None else None
             cls.print_version(print_fn=cls.logger.info)
-            if test not in (None, *TEST_MODES):
-                msg = (
-                    f"--test={test} is not known: use --test (checks the connection, creates "
-                    "no export job), --test=schema, or --test=records (exports one record per "
-                    "stream: one export job each)."
-                )
-                raise ConfigError(msg)
+            checked_test_mode(test)
             tap = cls(
                 config=config.config if config is not None else {},
                 state=state_json,
@@ -428,12 +335,8 @@ class TapDemandbase(SdkTap):
             )
             if test is None:
                 tap.run_sync()
-            elif test == CliTestOptionValue.Schema.value:
-                tap.write_schemas()
-            elif test == TEST_RECORDS:
-                tap.run_record_test()
             else:
-                tap.run_connection_check()
+                run_test(tap, test)
 
     @override
     @classmethod
@@ -481,17 +384,6 @@ class TapDemandbase(SdkTap):
 
 #: Where cb_test leaves the --test value for invoke.
 TEST_META_KEY = "tap_demandbase.test"
-#: --test=records: the SDK's dry run, one record (and one export job) per stream.
-TEST_RECORDS = "records"
-#: The --test values: the connection test (the SDK's ``all``, what bare --test gives), the
-#: SDK's schema test, and the record test.
-TEST_MODES = (CliTestOptionValue.All.value, CliTestOptionValue.Schema.value, TEST_RECORDS)
-TEST_HELP = (
-    "Use --test to check the connection without creating an export job (credentials, the "
-    "Data Export permission, each selected stream's entity, the job list). Use --test=records "
-    "to export one record per stream (one export job each), --test=schema to write the "
-    "schemas only."
-)
 
 
 def _test_asked() -> str | None:
@@ -499,16 +391,6 @@ def _test_asked() -> str | None:
     ctx = click.get_current_context(silent=True)
     value = ctx.meta.get(TEST_META_KEY) if ctx is not None else None
     return value if isinstance(value, str) else None
-
-
-def nothing_selected_line(catalog_streams: int) -> str:
-    """Say that the catalog selects no stream (the run exports nothing), and how to select."""
-    if not catalog_streams:
-        return "The catalog has no stream: nothing is exported. Run --discover to write one."
-    return (
-        f"No stream of the catalog's {catalog_streams} is selected: nothing is exported. Select "
-        'streams (metadata "selected": true; with Meltano: meltano select tap-demandbase ...).'
-    )
 
 
 def _file_name(handle: t.IO[str], what: str) -> str:

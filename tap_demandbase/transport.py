@@ -324,8 +324,10 @@ class Transport:
         self._retry = retry
         self._sleep = sleep
 
-    def _with_retries(self, attempt: Callable[[], _T], what: str) -> _T:
-        """Return what ``attempt`` returns, trying it again after a failure worth another try.
+    def retried(self, attempt: Callable[[], _T], *, what: str) -> _T:
+        """Return what ``attempt`` returns, trying it again after a failure worth another try
+        (backoff with jitter, Retry-After, the one-line "Gave up" error); a caller's attempt
+        can check before each retry.
 
         Each failure is tried again as its own ``Retry`` says (a ``TransientApiError`` may
         carry one; else the transport's); once those tries are spent, the error it names is
@@ -368,14 +370,14 @@ class Transport:
         """Send an API request, tried again while it fails in a way worth another try; return
         (status, parsed JSON body or None).
         """
-        return self._with_retries(
-            lambda: self._request_json_once(
+        return self.retried(
+            lambda: self.request_json_once(
                 method, path, what=what, params=params, json=json, allow=allow
             ),
-            what,
+            what=what,
         )
 
-    def _request_json_once(
+    def request_json_once(
         self,
         method: str,
         path: str,
@@ -385,7 +387,10 @@ class Transport:
         json: t.Any = None,
         allow: tuple[int, ...] = (),
     ) -> tuple[int, t.Any]:
-        """Send one API request; return (status, parsed JSON body or None)."""
+        """Send one API request, not retried; return (status, parsed JSON body or None). For a
+        caller that must look before it sends a request again (a create whose answer was lost
+        may have created the job), with ``retried``.
+        """
         logger.debug("%s %s", method, path)
         response = self._send(
             method, self.url(path), params=params, json=json, timeout=self.timeout
@@ -398,25 +403,6 @@ class Transport:
             except ValueError as exc:
                 msg = f"{what} answered {response.status_code} with a body that is not JSON"
                 raise TransientApiError(msg) from exc
-
-    def request_json_once(
-        self,
-        method: str,
-        path: str,
-        *,
-        what: str,
-        json: t.Any = None,
-    ) -> tuple[int, t.Any]:
-        """Send one API request, not retried: for a caller that must look before it sends a
-        request again (a create whose answer was lost may have created the job).
-        """
-        return self._request_json_once(method, path, what=what, json=json)
-
-    def retried(self, attempt: t.Callable[[], _T], *, what: str) -> _T:
-        """Call ``attempt`` with the retries of every API request (backoff with jitter,
-        Retry-After, the one-line "Gave up" error), so that it can check before each retry.
-        """
-        return self._with_retries(attempt, what)
 
     def _send(self, method: str, url: str, **kwargs: t.Any) -> requests.Response:
         """Send an API request; after a 401, renew the credentials once and send it again."""
@@ -439,8 +425,8 @@ class Transport:
         """Open a result part (see ``_open_location_once``), tried again like any request;
         return it as the engine reads it: status, headers and the body's bytes as sent.
         """
-        response = self._with_retries(
-            lambda: self._open_location_once(location, what=what, headers=headers), what
+        response = self.retried(
+            lambda: self._open_location_once(location, what=what, headers=headers), what=what
         )
         return PartBody(
             status=response.status_code,

@@ -1,6 +1,7 @@
 """What every dialect does the same way: creating a job without ever paying twice, choosing,
 among listed jobs, the one to re-use, counting calls, saying what came back when an answer is
-not the JSON a dialect reads; and the vocabularies they share (field type words, bearer tokens).
+not the JSON a dialect reads; and the vocabularies they share (field type words, bearer tokens,
+text settings).
 
 A create whose answer is lost (a 5xx, a body that is not a job) may still have created the job.
 Before the create is sent again, the job list is asked for an equivalent job created since just
@@ -14,7 +15,7 @@ import datetime
 import logging
 import threading
 import typing as t
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from urllib.parse import urlsplit
 
 from singer_sdk.authenticators import BearerTokenAuthenticator
@@ -22,16 +23,17 @@ from singer_sdk.authenticators import BearerTokenAuthenticator
 from tap_demandbase.errors import ApiRequestError, AuthError
 from tap_demandbase.model import CALLS_FOR, JobState, ReuseRule
 from tap_demandbase.records.kinds import Kind
-from tap_demandbase.transport import add_secrets
+from tap_demandbase.transport import Transport, add_secrets
 
 if t.TYPE_CHECKING:
-    from collections.abc import Callable, Iterable
+    from collections.abc import Callable, Iterable, Iterator, Mapping
 
     import requests
 
+    from tap_demandbase.dialects.base import ConnectOptions
     from tap_demandbase.engine.clock import Clock
     from tap_demandbase.model import JobSpec, JobStatus
-    from tap_demandbase.transport import Transport
+    from tap_demandbase.transport import ErrorClassifier
 
 logger = logging.getLogger("tap-demandbase.api")
 
@@ -91,56 +93,84 @@ def array_in(body: t.Any, key: str, *, what: str, endpoint: str, expected: str) 
     raise unexpected_answer(what, endpoint, got, expected)
 
 
-def create_job_once(
-    transport: Transport,
-    path: str,
-    body: dict[str, t.Any],
-    *,
-    spec: JobSpec,
-    rule: ReuseRule | None,
-    what: str,
-    parse: Callable[[t.Any, str], JobStatus],
-    find: Callable[[JobSpec, ReuseRule], JobStatus | None],
-    clock: Clock,
-) -> JobStatus:
-    """POST a create (retried like every request); before sending it again after a lost answer,
-    return the job that POST may have created, if ``find`` lists it.
+@dataclass(frozen=True)
+class JobEndpoint:
+    """A dialect's job resource: where jobs are created (a job's status is at ``{path}/{id}``)
+    and how an answer reads as a job; the verbs every dialect sends to it alike.
     """
-    sent_at: list[datetime.datetime] = []
 
-    def lost_create_job() -> JobStatus | None:
-        since = sent_at[-1] - LOST_CREATE_CLOCK_MARGIN
-        admitted = rule or ReuseRule()
-        if admitted.created_after is not None:
-            since = max(since, admitted.created_after)
-        job = find(spec, replace(admitted, created_after=since))
-        if job is not None:
-            logger.warning(
-                "The answer to %s was lost, but the job it created is listed: using job %s "
-                "instead of creating another",
-                what,
-                job.id,
-            )
-        return job
+    transport: Transport
+    path: str
+    #: (parsed JSON answer, what was asked) → the job; InvalidJobJson when it is not one.
+    parse: Callable[[t.Any, str], JobStatus]
+    #: The engine's clock: when a create was sent, for the look-up after a lost answer.
+    clock: Clock
 
-    def attempt() -> JobStatus:
-        if sent_at and (job := lost_create_job()):
+    def create(
+        self,
+        body: dict[str, t.Any],
+        *,
+        spec: JobSpec,
+        rule: ReuseRule | None,
+        what: str,
+        find: Callable[[JobSpec, ReuseRule], JobStatus | None],
+    ) -> JobStatus:
+        """POST a create (retried like every request); before sending it again after a lost
+        answer, return the job that POST may have created, if ``find`` lists it.
+        """
+        sent_at: list[datetime.datetime] = []
+
+        def lost_create_job() -> JobStatus | None:
+            since = sent_at[-1] - LOST_CREATE_CLOCK_MARGIN
+            admitted = rule or ReuseRule()
+            if admitted.created_after is not None:
+                since = max(since, admitted.created_after)
+            job = find(spec, replace(admitted, created_after=since))
+            if job is not None:
+                logger.warning(
+                    "The answer to %s was lost, but the job it created is listed: using job %s "
+                    "instead of creating another",
+                    what,
+                    job.id,
+                )
             return job
-        sent_at.append(clock.now())
-        status, answer = transport.request_json_once("POST", path, json=body, what=what)
-        try:
-            return parse(answer, what)
-        except InvalidJobJson as exc:
-            if job := lost_create_job():
-                return job
-            msg = (
-                f"{what} answered {status} without a readable export job ({exc.detail}), and "
-                "no job it may have created is listed. Run the tap again: a job that was "
-                "created is re-used then."
-            )
-            raise ApiRequestError(msg, status=status) from None
 
-    return transport.retried(attempt, what=what)
+        def attempt() -> JobStatus:
+            if sent_at and (job := lost_create_job()):
+                return job
+            sent_at.append(self.clock.now())
+            status, answer = self.transport.request_json_once(
+                "POST", self.path, json=body, what=what
+            )
+            try:
+                return self.parse(answer, what)
+            except InvalidJobJson as exc:
+                if job := lost_create_job():
+                    return job
+                msg = (
+                    f"{what} answered {status} without a readable export job ({exc.detail}), "
+                    "and no job it may have created is listed. Run the tap again: a job that "
+                    "was created is re-used then."
+                )
+                raise ApiRequestError(msg, status=status) from None
+
+        return self.transport.retried(attempt, what=what)
+
+    def status(self, job_id: str) -> JobStatus:
+        """GET one job's status."""
+        what = f"reading export job {job_id}"
+        _, body = self.transport.request_json("GET", f"{self.path}/{job_id}", what=what)
+        return self.parse(body, what)
+
+    def readable(self, entries: Iterable[t.Any], what: str) -> Iterator[tuple[t.Any, JobStatus]]:
+        """Yield each entry of a job list with its job; an entry that is not a job the tap
+        can read is skipped (one DEBUG line).
+        """
+        for entry in entries:
+            try:
+                yield entry, self.parse(entry, what)
+            except InvalidJobJson as exc:
+                logger.debug("Skipped an entry of the job list: %s", exc)
 
 
 class JobListing:
@@ -234,7 +264,34 @@ FIELD_TYPES: dict[str, Kind] = {
 }
 
 
+def dialect_transport(
+    api_url: str,
+    auth: requests.auth.AuthBase,
+    options: ConnectOptions,
+    *,
+    classify: ErrorClassifier,
+    on_send: Callable[[str, str], None],
+) -> Transport:
+    """Return the transport a dialect connects through: its credentials, error classes and call
+    counting, with what the tap decides for every dialect (user agent, stall timeout).
+    """
+    return Transport(
+        api_url,
+        auth,
+        classify=classify,
+        user_agent=options.user_agent,
+        download_read_timeout=options.download_stall_seconds,
+        on_send=on_send,
+    )
+
+
 def bearer_auth(token: str) -> requests.auth.AuthBase:
     """Return the authentication of a given bearer token (registered for redaction)."""
     add_secrets(token)
     return t.cast("requests.auth.AuthBase", BearerTokenAuthenticator(token=token))
+
+
+def setting_text(config: Mapping[str, t.Any], name: str) -> str | None:
+    """Return a text setting of a dialect's typed options (None: not set, or empty)."""
+    value = config.get(name)
+    return str(value) if value else None

@@ -85,7 +85,6 @@ from tap_demandbase.timestamps import state_datetime
 if t.TYPE_CHECKING:
     import logging
     from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping
-    from types import TracebackType
 
     from tap_demandbase.engine.clock import Clock
     from tap_demandbase.engine.results import DownloadedPart, PartOpener
@@ -946,12 +945,7 @@ class WindowExport:
     def __enter__(self) -> WindowExport:
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.stream.run.scheduler.release(self.key)
         if self._parts is not None:
             self.stream.run.tally.downloaded(self._parts.bytes_downloaded)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import typing as t
 
 from tap_demandbase.dialects.base import Connection, ConnectOptions, Dialect
-from tap_demandbase.dialects.common import FIELD_TYPES, CallCounter
+from tap_demandbase.dialects.common import FIELD_TYPES, CallCounter, dialect_transport
 from tap_demandbase.dialects.export_v1.auth import token_auth
 from tap_demandbase.dialects.export_v1.client import DataExportClient
 from tap_demandbase.dialects.export_v1.errors import classify_error
@@ -21,7 +21,6 @@ from tap_demandbase.dialects.export_v1.settings import SETTINGS, ExportV1Options
 from tap_demandbase.dialects.export_v1.usage import endpoint_of
 from tap_demandbase.dialects.export_v1.wire import DEFAULT_API_URL, STATUSES
 from tap_demandbase.model import PollPolicy
-from tap_demandbase.transport import Transport
 
 if t.TYPE_CHECKING:
     from collections.abc import Mapping
@@ -31,18 +30,13 @@ __all__ = ["DIALECT", "connect"]
 
 def connect(config: Mapping[str, t.Any], api_url: str, options: ConnectOptions) -> Connection:
     """Return a client authenticated by the ``access_token`` setting."""
-    auth = token_auth(config)
+    settings = ExportV1Options.from_config(config)
+    auth = token_auth(settings)
     calls = CallCounter(endpoint_of)
-    transport = Transport(
-        api_url,
-        auth,
-        classify=classify_error,
-        user_agent=options.user_agent,
-        download_read_timeout=options.download_stall_seconds,
-        on_send=calls.count_request,
+    transport = dialect_transport(
+        api_url, auth, options, classify=classify_error, on_send=calls.count_request
     )
-    account_list_id = ExportV1Options.from_config(config).account_list_id
-    client = DataExportClient(transport, account_list_id, calls, clock=options.clock)
+    client = DataExportClient(transport, settings, calls, clock=options.clock)
     return Connection(api=client, opener=transport)
 
 

@@ -8,14 +8,14 @@ from tap_demandbase.dialects.common import bearer_auth
 from tap_demandbase.errors import ConfigError
 
 if t.TYPE_CHECKING:
-    from collections.abc import Mapping
-
     import requests
 
+    from tap_demandbase.dialects.export_v1.settings import ExportV1Options
 
-def token_auth(config: Mapping[str, t.Any]) -> requests.auth.AuthBase:
+
+def token_auth(settings: ExportV1Options) -> requests.auth.AuthBase:
     """Return the authentication of the ``access_token`` setting, or fail saying to set it."""
-    token = config.get("access_token")
+    token = settings.access_token
     if not token:
         msg = (
             "Setting access_token is required with api_dialect=export_v1: set it (or "
@@ -23,4 +23,4 @@ def token_auth(config: Mapping[str, t.Any]) -> requests.auth.AuthBase:
             "Export permission."
         )
         raise ConfigError(msg)
-    return bearer_auth(str(token))
+    return bearer_auth(token)

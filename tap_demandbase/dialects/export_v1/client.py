@@ -2,16 +2,9 @@
 
 from __future__ import annotations
 
-import logging
 import typing as t
 
-from tap_demandbase.dialects.common import (
-    CallCounter,
-    InvalidJobJson,
-    JobListing,
-    array_in,
-    create_job_once,
-)
+from tap_demandbase.dialects.common import CallCounter, JobEndpoint, JobListing, array_in
 from tap_demandbase.dialects.export_v1.usage import endpoint_of, usage_line
 from tap_demandbase.dialects.export_v1.wire import (
     DEFAULT_API_URL,
@@ -42,10 +35,8 @@ from tap_demandbase.transport import Transport
 if t.TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
+    from tap_demandbase.dialects.export_v1.settings import ExportV1Options
     from tap_demandbase.engine.clock import Clock
-
-
-logger = logging.getLogger("tap-demandbase.api")
 
 
 class DataExportClient:
@@ -56,7 +47,7 @@ class DataExportClient:
     def __init__(
         self,
         transport: Transport,
-        account_list_id: str | None = None,
+        options: ExportV1Options,
         calls: CallCounter | None = None,
         *,
         clock: Clock,
@@ -64,7 +55,8 @@ class DataExportClient:
         self.transport = transport
         #: The engine's clock: what "now" is for a lost create and for a job's expiry.
         self.clock = clock
-        self.account_list_id = account_list_id
+        self.options = options
+        self.jobs = JobEndpoint(transport, JOBS_PATH, job_status_from_json, clock)
         #: The run's requests per endpoint (the transport counts them as it sends).
         self.calls = calls or CallCounter(endpoint_of)
         self._listing = JobListing()
@@ -88,7 +80,8 @@ class DataExportClient:
 
     def job_filters(self, entity: str) -> list[Filters]:
         """Return the one filter set of every job: the account list, if the settings name one."""
-        return [(("account_list_id", self.account_list_id),) if self.account_list_id else ()]
+        account_list = self.options.account_list_id
+        return [(("account_list_id", account_list),) if account_list else ()]
 
     def list_entities(self) -> list[EntityInfo]:
         """Return every exportable entity with its fields (tenant custom fields included)."""
@@ -179,16 +172,8 @@ class DataExportClient:
         request = job_request_body(spec)
         what = f"creating the {spec.entity} export job"
         try:
-            return create_job_once(
-                self.transport,
-                JOBS_PATH,
-                request,
-                spec=spec,
-                rule=rule,
-                what=what,
-                parse=job_status_from_json,
-                find=self.find_equivalent_job,
-                clock=self.clock,
+            return self.jobs.create(
+                request, spec=spec, rule=rule, what=what, find=self.find_equivalent_job
             )
         except ApiRequestError as exc:
             if exc.status != 404:
@@ -197,9 +182,7 @@ class DataExportClient:
 
     def get_job(self, job_id: str) -> JobStatus:
         """GET one job's status."""
-        what = f"reading export job {job_id}"
-        _, body = self.transport.request_json("GET", f"{JOBS_PATH}/{job_id}", what=what)
-        return job_status_from_json(body, what)
+        return self.jobs.status(job_id)
 
     def cancel_job(self, job_id: str) -> JobStatus | None:
         """DELETE a job; a 409 means it already finished and there is nothing to cancel."""
@@ -225,12 +208,7 @@ class DataExportClient:
             endpoint=f"GET {JOBS_PATH}",
             expected="an object with a 'jobs' array",
         )
-        jobs = []
-        for entry in entries:
-            try:
-                jobs.append(job_status_from_json(entry, "listing export jobs"))
-            except InvalidJobJson as exc:
-                logger.debug("Skipped an entry of the job list: %s", exc)
+        jobs = [job for _, job in self.jobs.readable(entries, what)]
         total = body.get("total")
         if not isinstance(total, int) or isinstance(total, bool):
             total = offset + len(entries)

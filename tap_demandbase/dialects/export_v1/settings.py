@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import typing as t
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from singer_sdk import typing as th
+
+from tap_demandbase.dialects.common import setting_text
 
 if t.TYPE_CHECKING:
     from collections.abc import Mapping
@@ -29,12 +31,17 @@ SETTINGS: tuple[th.Property[t.Any], ...] = (
 
 @dataclass(frozen=True)
 class ExportV1Options:
-    """The settings the export_v1 client reads (the token is the transport's)."""
+    """Every setting the export_v1 dialect reads, typed (an empty value is none)."""
 
+    #: The bearer token the transport sends (None: not set; ``auth`` says to set it).
+    access_token: str | None = field(default=None, repr=False)
     #: Export only records of this account list (None: every record).
     account_list_id: str | None = None
 
     @classmethod
     def from_config(cls, config: Mapping[str, t.Any]) -> ExportV1Options:
-        """Return the options the settings give (an empty account_list_id is none)."""
-        return cls(account_list_id=config.get("account_list_id") or None)
+        """Return the options the settings give."""
+        return cls(
+            access_token=setting_text(config, "access_token"),
+            account_list_id=setting_text(config, "account_list_id"),
+        )

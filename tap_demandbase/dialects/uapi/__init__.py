@@ -20,8 +20,8 @@ import functools
 import typing as t
 
 from tap_demandbase.dialects.base import Connection, ConnectOptions, Dialect
-from tap_demandbase.dialects.common import FIELD_TYPES
-from tap_demandbase.dialects.uapi.auth import ClientCredentials, auth_from_config
+from tap_demandbase.dialects.common import FIELD_TYPES, dialect_transport
+from tap_demandbase.dialects.uapi.auth import ClientCredentials, auth_from_settings
 from tap_demandbase.dialects.uapi.client import UapiClient
 from tap_demandbase.dialects.uapi.errors import classify_error
 from tap_demandbase.dialects.uapi.fields import (
@@ -30,11 +30,10 @@ from tap_demandbase.dialects.uapi.fields import (
     default_replication_key,
     stream_rules,
 )
-from tap_demandbase.dialects.uapi.settings import SETTINGS, options_from_config
+from tap_demandbase.dialects.uapi.settings import SETTINGS, UapiOptions
 from tap_demandbase.dialects.uapi.usage import CALLS, DAILY_LIMITS, CallUsage
 from tap_demandbase.dialects.uapi.wire import DEFAULT_API_URL, STATUSES
 from tap_demandbase.model import PollPolicy
-from tap_demandbase.transport import Transport
 
 if t.TYPE_CHECKING:
     from collections.abc import Mapping
@@ -44,26 +43,22 @@ __all__ = ["DIALECT", "connect"]
 
 def connect(config: Mapping[str, t.Any], api_url: str, options: ConnectOptions) -> Connection:
     """Return a client authenticated by client credentials (or a given access_token)."""
+    settings = UapiOptions.from_config(config)
     usage = CallUsage()
-    auth = auth_from_config(
-        config,
+    auth = auth_from_settings(
+        settings,
         api_url,
         user_agent=options.user_agent,
         on_token_request=lambda: usage.count("token"),
         clock=options.clock,
     )
     credentials = auth if isinstance(auth, ClientCredentials) else None
-    transport = Transport(
-        api_url,
-        auth,
-        classify=functools.partial(
-            classify_error, renewable=credentials is not None, clock=options.clock, usage=usage
-        ),
-        user_agent=options.user_agent,
-        download_read_timeout=options.download_stall_seconds,
-        on_send=usage.count_request,
+    classify = functools.partial(
+        classify_error, renewable=credentials is not None, clock=options.clock, usage=usage
     )
-    settings = options_from_config(config)
+    transport = dialect_transport(
+        api_url, auth, options, classify=classify, on_send=usage.count_request
+    )
     client = UapiClient(transport, settings, usage, credentials, clock=options.clock)
     return Connection(api=client, opener=transport)
 

@@ -24,8 +24,9 @@ from tap_demandbase.errors import ApiRequestError, AuthError, ConfigError
 from tap_demandbase.transport import CredentialedSession, add_secrets, redact
 
 if t.TYPE_CHECKING:
-    from collections.abc import Callable, Mapping
+    from collections.abc import Callable
 
+    from tap_demandbase.dialects.uapi.settings import UapiOptions
     from tap_demandbase.engine.clock import Clock
 
 logger = logging.getLogger("tap-demandbase.http")
@@ -192,8 +193,8 @@ def _refused(response: requests.Response) -> AuthError:
     return AuthError(msg, status=response.status_code)
 
 
-def auth_from_config(
-    config: Mapping[str, t.Any],
+def auth_from_settings(
+    settings: UapiOptions,
     api_url: str,
     *,
     user_agent: str,
@@ -203,19 +204,18 @@ def auth_from_config(
     """Return the authentication the settings give: client credentials (``client_id`` and
     ``client_secret``), else a given ``access_token``; or fail saying what to set.
     """
-    client_id, secret = config.get("client_id"), config.get("client_secret")
-    token = config.get("access_token")
+    client_id, secret = settings.client_id, settings.client_secret
     if client_id and secret:
         return ClientCredentials(
             api_url,
-            str(client_id),
-            str(secret),
+            client_id,
+            secret,
             user_agent=user_agent,
             on_token_request=on_token_request,
             clock=clock,
         )
-    if token:
-        return bearer_auth(str(token))
+    if settings.access_token:
+        return bearer_auth(settings.access_token)
     missing = "client_secret" if client_id else "client_id"
     msg = (
         f"Setting {missing} is required with api_dialect=uapi: set client_id and "

@@ -8,7 +8,7 @@ import threading
 import typing as t
 from urllib.parse import urlsplit
 
-from tap_demandbase.dialects.common import InvalidJobJson, JobListing, array_in, create_job_once
+from tap_demandbase.dialects.common import JobEndpoint, JobListing, array_in
 from tap_demandbase.dialects.uapi.auth import ClientCredentials
 from tap_demandbase.dialects.uapi.fields import STREAMS, UapiStream, property_fields, stream_named
 from tap_demandbase.dialects.uapi.settings import UapiOptions, chunk_label
@@ -74,6 +74,7 @@ class UapiClient:
         #: The engine's clock: what "now" is for a report's period, re-use and expiry.
         self.clock = clock
         self.options = options
+        self.jobs = JobEndpoint(transport, JOB_PATH, job_status_from_json, clock)
         self.usage = usage
         #: The client credentials the transport authenticates with (None: a given token).
         self.credentials = credentials
@@ -311,23 +312,13 @@ class UapiClient:
         """
         body = self.job_request(spec)
         what = f"creating the {spec.entity} export job {body['jobName']}"
-        return create_job_once(
-            self.transport,
-            JOB_PATH,
-            body,
-            spec=spec,
-            rule=rule,
-            what=what,
-            parse=job_status_from_json,
-            find=self.find_equivalent_job,
-            clock=self.clock,
+        return self.jobs.create(
+            body, spec=spec, rule=rule, what=what, find=self.find_equivalent_job
         )
 
     def get_job(self, job_id: str) -> JobStatus:
         """GET one job's status."""
-        what = f"reading export job {job_id}"
-        _, body = self.transport.request_json("GET", f"{JOB_PATH}/{job_id}", what=what)
-        return job_status_from_json(body, what)
+        return self.jobs.status(job_id)
 
     def find_equivalent_job(self, spec: JobSpec, rule: ReuseRule | None = None) -> JobStatus | None:
         """Return a listed job of this spec's jobName that ``rule`` admits and that can still
@@ -369,11 +360,7 @@ class UapiClient:
                 endpoint=f"GET {JOBS_PATH}",
                 expected="an object with a 'data' array",
             )
-            for entry in entries:
-                try:
-                    yield entry, job_status_from_json(entry, what)
-                except InvalidJobJson as exc:
-                    logger.debug("Skipped an entry of the job list: %s", exc)
+            yield from self.jobs.readable(entries, what)
             total = body.get("totalCount")
             size = body.get("pageSize")
             size = size if isinstance(size, int) and size > 0 else LIST_PAGE_SIZE

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 from singer_sdk import typing as th
 
+from tap_demandbase.dialects.common import setting_text
 from tap_demandbase.dialects.uapi.fields import UapiStream
 from tap_demandbase.timestamps import utc_date
 
@@ -86,12 +87,37 @@ SETTINGS: tuple[th.Property[t.Any], ...] = (
 
 @dataclass(frozen=True)
 class UapiOptions:
-    """The settings the uapi client reads."""
+    """Every setting the uapi dialect reads, typed (an empty value is none)."""
 
+    #: The API client's credentials (``auth`` gets tokens with them), else a given token.
+    client_id: str | None = None
+    client_secret: str | None = field(default=None, repr=False)
+    access_token: str | None = field(default=None, repr=False)
     campaign_sources: tuple[str, ...] = ()
     report_types: Mapping[str, str | None] = field(default_factory=dict)
     account_ids: tuple[str, ...] = ()
     start_day: datetime.date | None = None
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, t.Any]) -> UapiOptions:
+        """Return the options the settings give (a start_date the tap rejects is none here)."""
+        start = config.get("start_date")
+        try:
+            start_day = utc_date(start) if start else None
+        except (ValueError, TypeError, OverflowError):
+            start_day = None  # the tap reports a bad start_date itself
+        return cls(
+            client_id=setting_text(config, "client_id"),
+            client_secret=setting_text(config, "client_secret"),
+            access_token=setting_text(config, "access_token"),
+            campaign_sources=tuple(config.get("campaign_sources") or ()),
+            report_types={
+                "campaign_report_type": config.get("campaign_report_type"),
+                "creative_report_type": config.get("creative_report_type"),
+            },
+            account_ids=tuple(str(i).strip() for i in config.get("buying_group_account_ids") or ()),
+            start_day=start_day,
+        )
 
     def report_type(self, stream: UapiStream) -> str | None:
         """Return the report type the settings give a campaign or creative stream."""
@@ -120,21 +146,3 @@ def chunk_label(index: int, count: int, ids: Sequence[str]) -> str:
     """
     digest = hashlib.sha256(",".join(ids).encode()).hexdigest()[:12]
     return f"{index}/{count}:{len(ids)}:{digest}"
-
-
-def options_from_config(config: Mapping[str, t.Any]) -> UapiOptions:
-    """Return the options the settings give (a start_date the tap rejects is none here)."""
-    start = config.get("start_date")
-    try:
-        start_day = utc_date(start) if start else None
-    except (ValueError, TypeError, OverflowError):
-        start_day = None  # the tap reports a bad start_date itself
-    return UapiOptions(
-        campaign_sources=tuple(config.get("campaign_sources") or ()),
-        report_types={
-            "campaign_report_type": config.get("campaign_report_type"),
-            "creative_report_type": config.get("creative_report_type"),
-        },
-        account_ids=tuple(str(i).strip() for i in config.get("buying_group_account_ids") or ()),
-        start_day=start_day,
-    )
