@@ -12,7 +12,7 @@ from __future__ import annotations
 import typing as t
 
 from tap_demandbase.config import json_object_file
-from tap_demandbase.engine.export import unusable_state
+from tap_demandbase.engine.stream_state import unusable_state
 from tap_demandbase.errors import BadStateError, quoted
 from tap_demandbase.sdk_compat import PROGRESS_MARKERS
 

@@ -17,8 +17,9 @@ from typing_extensions import override
 
 from tap_demandbase.engine.backfill import BackfillRequest
 from tap_demandbase.engine.budget import DEFERRED_KEY, StreamDeferredError
-from tap_demandbase.engine.export import PartResult, StreamExport, StreamRequest, greatest
+from tap_demandbase.engine.export import StreamExport, StreamRequest
 from tap_demandbase.engine.freshness import note_bookmark, stale_bookmark_line
+from tap_demandbase.engine.window import PartResult, greatest
 from tap_demandbase.engine.windows import first_day
 from tap_demandbase.errors import RUN_STOPPING_ERRORS, DemandbaseError, TargetGoneError
 from tap_demandbase.model import CALLS_FOR
@@ -39,8 +40,9 @@ if t.TYPE_CHECKING:
     from singer_sdk.singerlib import Catalog, MetadataMapping
 
     from tap_demandbase.discovery import StreamSpec
-    from tap_demandbase.engine.export import RunContext, WindowExport
+    from tap_demandbase.engine.export import RunContext
     from tap_demandbase.engine.scheduler import JobFactory, JobKey
+    from tap_demandbase.engine.window import WindowExport
     from tap_demandbase.model import JobSpec
     from tap_demandbase.run import SyncRun
     from tap_demandbase.sdk_compat import BaseBatchFileEncoding, BatchConfig

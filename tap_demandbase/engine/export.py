@@ -1,10 +1,10 @@
-"""One stream's export in one run: plan its windows, then for each window get a completed job
-(resumed from the ledger, re-used, or created), hand its parts out one by one, and keep the
-ledger and STATE in step with what was emitted.
+"""One stream's export in one run: plan its windows (the bookmark's, a lookback's, a
+backfill's or a delete check's), hand them out one by one (each a ``WindowExport``,
+``engine/window.py``), and move the bookmark and ``windows_done`` as they finish.
 
 No Singer here. The stream hands in its state (a dict the engine writes its ledger into) and a
 ``checkpoint`` callback that emits STATE; the stream hands back, for each part, what it emitted
-(``PartResult``). Everything a window's job has done so far is one value, ``WindowProgress``.
+(``PartResult``).
 
 A window whose rows come from several jobs (one per filter set the dialect gives) is done only
 when all of them are: until then the bookmark does not move and the window is not marked done,
@@ -27,7 +27,7 @@ from tap_demandbase.engine.backfill import (
     first_synced_day,
     lookback_window,
 )
-from tap_demandbase.engine.budget import DEFERRED_KEY, DailyBudget, JobCost, StreamDeferredError
+from tap_demandbase.engine.budget import DEFERRED_KEY, DailyBudget
 from tap_demandbase.engine.deletes import (
     activated_version,
     check_due,
@@ -38,21 +38,13 @@ from tap_demandbase.engine.fields import FieldDrops, StreamFields
 from tap_demandbase.engine.jobs import (
     AttemptPolicy,
     ExportJob,
-    human_bytes,
-    resumable_status,
-    reuse_rule,
     run_until_completed,
 )
 from tap_demandbase.engine.ledger import (
-    AHEAD_KEY,
-    LEDGER_KEY,
-    SPLIT_WINDOW_KEY,
     LedgerEntry,
     Purpose,
     SplitWindow,
-    clear_entry,
     clear_split_window,
-    filters_from_state,
     read_ahead,
     read_entries,
     read_entry,
@@ -62,41 +54,37 @@ from tap_demandbase.engine.ledger import (
     write_entry,
     write_split_window,
 )
-from tap_demandbase.engine.polling import (
-    HISTORY_SIZE,
-    PollSchedule,
-    job_history,
-    remember_duration,
-)
 from tap_demandbase.engine.results import DEFAULT_STALL_SECONDS, ResultParts
 from tap_demandbase.engine.scheduler import LedgerJournal
+from tap_demandbase.engine.stream_state import (
+    LAST_JOB_KEY,
+    WINDOWS_DONE_KEY,
+    done_filters,
+    windows_done_day,
+)
 from tap_demandbase.engine.tally import RunTally
+from tap_demandbase.engine.window import (
+    JobStarter,
+    WindowExport,
+    WindowProgress,
+    greatest,
+    ledger_entry,
+)
 from tap_demandbase.engine.windows import plan_windows
 from tap_demandbase.errors import (
-    ApiRequestError,
     DemandbaseError,
-    InconsistentResultError,
-    MalformedResultError,
-    UnknownFieldsError,
 )
-from tap_demandbase.model import JobSpec, PollPolicy, listing_verb
+from tap_demandbase.model import JobSpec, PollPolicy
 from tap_demandbase.timestamps import state_datetime
 
 if t.TYPE_CHECKING:
     import logging
-    from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping
+    from collections.abc import Callable, Iterable, Iterator, MutableMapping
 
     from tap_demandbase.engine.clock import Clock
-    from tap_demandbase.engine.results import DownloadedPart, PartOpener
+    from tap_demandbase.engine.results import PartOpener
     from tap_demandbase.engine.scheduler import JobFactory, JobKey, JobScheduler
-    from tap_demandbase.model import ExportApi, Filters, ReuseRule
-
-#: Stream state key: creation time of the last job this stream finished with (all its rows
-#: emitted, or its result rejected as inconsistent). No older job is ever re-used.
-LAST_JOB_KEY = "last_job_created_at"
-#: Stream state key: the last day of the windows (all but the final one of a run) already
-#: exported, so that a later run does not export finished windows, empty ones included, again.
-WINDOWS_DONE_KEY = "windows_done"
+    from tap_demandbase.model import ExportApi, Filters
 
 
 @dataclass(frozen=True)
@@ -182,38 +170,6 @@ class StreamRequest:
         """Return the days of each window: the configured ones, within the API's maximum."""
         days = [d for d in (configured, self.max_window_days) if d]
         return min(days) if days else None
-
-
-@dataclass(frozen=True)
-class PartResult:
-    """What the stream emitted from one part: its rows and their greatest bookmark value."""
-
-    rows: int
-    max_value: t.Any = None
-
-
-@dataclass
-class WindowProgress:
-    """How far one window is: rows emitted by this run, and the greatest bookmark value of
-    the window so far (parts emitted by earlier runs included, from the ledger).
-    """
-
-    rows: int = 0
-    parts: int = 0
-    max_value: t.Any = None
-
-    def add(self, result: PartResult) -> None:
-        """Count a part the stream has emitted."""
-        self.rows += result.rows
-        self.parts += 1
-        self.max_value = greatest(self.max_value, result.max_value)
-
-
-def greatest(current: t.Any, value: t.Any) -> t.Any:
-    """Return the greater bookmark value (normalised RFC 3339 UTC text compares as instants)."""
-    if value is None:
-        return current
-    return value if current is None or value > current else current
 
 
 class StreamExport:
@@ -515,7 +471,7 @@ class StreamExport:
         done = self.state.get(WINDOWS_DONE_KEY)
         if not isinstance(done, dict) or done.get("field") != self.request.replication_key:
             return None
-        if _done_filters(done) != self.filter_sets():
+        if done_filters(done) != self.filter_sets():
             return None
         try:
             return windows_done_day(done.get("through"))
@@ -571,7 +527,7 @@ class StreamExport:
         one re-used, or one created, then waited for and tried anew (up to max_job_attempts)
         when it fails. The state is read now, on this thread; the job runs in a job thread.
         """
-        starter = _JobStarter(self, spec)
+        starter = JobStarter(self, spec)
 
         def completed() -> ExportJob:
             self.fields.check()
@@ -732,372 +688,6 @@ class StreamExport:
         self.checkpoint(None)
 
 
-def windows_done_day(value: t.Any) -> datetime.date:
-    """Return the last day of the windows a ``windows_done`` mark says are done.
-
-    Raises:
-        ValueError: not a YYYY-MM-DD day, or the calendar's last (no window follows it).
-    """
-    if not isinstance(value, str):
-        raise ValueError(f"{value!r} is not a day")
-    day = datetime.date.fromisoformat(value)
-    if day == datetime.date.max:
-        raise ValueError("no day follows it")
-    return day
-
-
-@dataclass(frozen=True)
-class UnusableState:
-    """A part of a stream's state, left by an earlier run, that the engine cannot read. Each
-    only saves work (no row depends on it), so the run can do without it.
-    """
-
-    #: Its key in the stream's state, dotted below the top (``windows_done.through``).
-    key: str
-    value: t.Any
-    #: What is wrong with it (``is not a date``).
-    problem: str
-    #: What the run does without it.
-    without: str
-
-    @property
-    def top_key(self) -> str:
-        """Return the key of the stream's state that holds it (what is dropped)."""
-        return self.key.split(".", 1)[0]
-
-
-def unusable_state(stream_state: Mapping[str, t.Any]) -> list[UnusableState]:
-    """Return the parts of a stream's state the engine cannot read (null counts as absent)."""
-    value = stream_state.get
-    again = "finished windows are exported again from the bookmark's day"
-    checks: list[tuple[str, t.Any, bool, str, str]] = []
-    if value(LEDGER_KEY) is not None:
-        readable = read_entry(stream_state) is not None
-        problem = "is not an export job this version can read"
-        without = "its job is not resumed (an equivalent job may be re-used)"
-        checks.append((LEDGER_KEY, value(LEDGER_KEY), readable, problem, without))
-    if value(AHEAD_KEY) is not None:
-        readable = read_ahead(stream_state) is not None
-        problem = "is not a list of export jobs this version can read"
-        without = "those jobs are not resumed (equivalent jobs may be re-used)"
-        checks.append((AHEAD_KEY, value(AHEAD_KEY), readable, problem, without))
-    if value(SPLIT_WINDOW_KEY) is not None:
-        readable = read_split_window(stream_state) is not None
-        problem = "is not the filter sets done of a window"
-        without = "every filter set of that window is exported again"
-        checks.append((SPLIT_WINDOW_KEY, value(SPLIT_WINDOW_KEY), readable, problem, without))
-    done = value(WINDOWS_DONE_KEY)
-    if done is not None and not isinstance(done, dict):
-        checks.append((WINDOWS_DONE_KEY, done, False, "is not an object", again))
-    elif done is not None:
-        through = done.get("through")
-        checks.append(
-            (
-                f"{WINDOWS_DONE_KEY}.through",
-                through,
-                _is_day(through),
-                "is not a date before 9999-12-31",
-                again,
-            )
-        )
-    if value(LAST_JOB_KEY) is not None:
-        readable = state_datetime(value(LAST_JOB_KEY)) is not None
-        without = "any recent equivalent job may be re-used"
-        checks.append((LAST_JOB_KEY, value(LAST_JOB_KEY), readable, "is not a timestamp", without))
-    return [
-        UnusableState(key, shown, problem, without)
-        for key, shown, readable, problem, without in checks
-        if not readable
-    ]
-
-
-def _is_day(value: t.Any) -> bool:
-    try:
-        windows_done_day(value)
-    except ValueError:
-        return False
-    return True
-
-
-def _done_filters(done: dict[str, t.Any]) -> list[Filters]:
-    """Read the filter sets a ``windows_done`` mark was made for (older versions: one
-    ``account_list_id``).
-    """
-    sets = done.get("filters")
-    if isinstance(sets, list):
-        return [filters_from_state({"filters": f}) for f in sets if isinstance(f, dict)]
-    return [filters_from_state(done)]
-
-
 def job_of_window(entries: Iterable[LedgerEntry], spec: JobSpec) -> LedgerEntry | None:
     """Return the ledger's job of ``spec``'s window and filters (whatever its fields), if any."""
     return next((e for e in entries if replace(e.spec, fields=spec.fields) == spec), None)
-
-
-def ledger_entry(
-    job: ExportJob, clock: Clock, purpose: Purpose, dropped: Mapping[str, str]
-) -> LedgerEntry:
-    """Return a new ledger entry for a job that exists (``dropped``: the fields the run drops,
-    kept for those the job goes without).
-    """
-    assert job.status is not None
-    created = job.status.created_at or clock.now()
-    gone = {f: api for f, api in dropped.items() if f not in job.spec.fields}
-    return LedgerEntry(job.status.id, job.spec, created.isoformat(), purpose=purpose, dropped=gone)
-
-
-class _JobStarter:
-    """Starts each attempt of one window's job: the ledger's job first (once), else an
-    equivalent job that may be re-used, else a new one; never a job an attempt already used.
-
-    Made on the main thread, when the run is planned (it reads the state there); started in a
-    job thread, which posts each job it starts to the run's journal instead of the state.
-    """
-
-    def __init__(self, stream: StreamExport, spec: JobSpec) -> None:
-        self.stream = stream
-        #: The job as planned, and as it is sent (less the fields the run drops by then).
-        self.planned = self.spec = spec
-        self.resume_id = stream.resumable_id(spec)
-        self.exclude = {entry.job_id for entry in read_entries(stream.state)}
-        self.last_job = state_datetime(stream.state.get(LAST_JOB_KEY))
-        self.history = job_history(stream.state)
-
-    def _check_budget(self) -> None:
-        """Defer the stream when today's budget has no room for one more job."""
-        budget, name = self.stream.run.budget, self.stream.request.name
-        if budget is None:
-            return
-        needs = {"create": 1, "status": self.schedule().expected_calls()}
-        if self.stream.run.api.capabilities.can_list_jobs:
-            needs["list"] = 1
-        short = budget.shortfall(JobCost(needs))
-        if short is not None:
-            raise StreamDeferredError(budget.defer_message(name, short))
-
-    def new_job(self) -> ExportJob:
-        run = self.stream.run
-        self.spec = self.stream.fields.without_dropped(self.spec)
-        logger = self.stream.logger
-        return ExportJob(run.api, self.spec, run.poll_policy, logger, run.clock, self.schedule())
-
-    def schedule(self) -> PollSchedule:
-        """Return the job's polling: learned from the stream's last jobs, this run's included."""
-        history = (*self.history, *self.stream.durations)[-HISTORY_SIZE:]
-        return PollSchedule(self.stream.run.poll_policy, history)
-
-    def start(self, job: ExportJob) -> None:
-        stream, run = self.stream, self.stream.run
-        if stream.watcher is not None:
-            stream.watcher.waiting_for(job)
-        max_age = run.api.capabilities.reuse_max_age
-        rule = reuse_rule(self.last_job, self.exclude, now=run.clock.now(), max_age=max_age)
-        resumed = (
-            resumable_status(run.api, self.resume_id, self.spec, stream.logger, run.clock.now())
-            if self.resume_id
-            else None
-        )
-        if resumed is not None:
-            job.attach(resumed, "resumed from the state")
-            run.tally.job_started("resumed")
-        elif (listing := listing_verb(run.api)) and (
-            reused := listing.find_equivalent_job(self.spec, rule)
-        ):
-            job.attach(reused, "re-used: an equivalent job already exists")
-            run.tally.job_started("reused")
-        else:
-            self._check_budget()
-            self._create(job, rule)
-            run.tally.job_started("created")
-        self.resume_id = None
-        self.exclude.add(job.status_id)
-        purpose = stream.purpose_of(self.planned)
-        entry = ledger_entry(job, run.clock, purpose, stream.fields.dropped())
-        run.journal.post(stream.request.name, entry)
-
-    def _create(self, job: ExportJob, rule: ReuseRule) -> None:
-        """Create the job; a create refused for fields the API no longer has is sent again
-        without them (each time with fewer fields: it never loops).
-        """
-        while True:
-            try:
-                job.create(rule)
-                return
-            except UnknownFieldsError as refusal:
-                self.spec = job.spec = self.stream.fields.drop_refused(job.spec, refusal)
-
-
-class WindowExport:
-    """One window: its completed job, its parts still to emit, its ledger entry.
-
-    Used as a context manager: whatever happens, the window's job gives its scheduler slot back.
-    """
-
-    def __init__(self, stream: StreamExport, spec: JobSpec) -> None:
-        self.stream = stream
-        self.spec = spec
-        self.key: JobKey = (stream.request.name, spec)
-        self.progress = WindowProgress()
-        self._job: ExportJob | None = None
-        self._entry: LedgerEntry | None = None
-        self._parts: ResultParts | None = None
-
-    def __enter__(self) -> WindowExport:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stream.run.scheduler.release(self.key)
-        if self._parts is not None:
-            self.stream.run.tally.downloaded(self._parts.bytes_downloaded)
-
-    @property
-    def job(self) -> ExportJob:
-        """Return the window's job, completed (waited for on first use)."""
-        if self._job is None:
-            stream = self.stream
-            try:
-                self._job = stream.run.scheduler.completed_job(
-                    self.key,
-                    stream.job_maker(self.spec),
-                    while_waiting=lambda: stream.waiting_for(self.spec),
-                )
-            except DemandbaseError:
-                stream.keep_unfinished_job(self.spec)
-                raise
-            self._entry = stream.record_in_ledger(self._job)
-            self.progress.max_value = self._entry.max_replication_value
-        return self._job
-
-    @property
-    def dropped_fields(self) -> tuple[str, ...]:
-        """Return the stream's selected fields the window's job does not export (the API no
-        longer has them): their values are null in every record.
-        """
-        exported = set(self.job.spec.fields)
-        return tuple(f for f in self.stream.request.fields if f not in exported)
-
-    @property
-    def entry(self) -> LedgerEntry:
-        """Return the window's ledger entry (after its job is complete)."""
-        _ = self.job
-        assert self._entry is not None
-        return self._entry
-
-    def parts(self) -> Iterator[DownloadedPart]:
-        """Yield the parts of the window's job that are still to be emitted, each on disk.
-
-        The stream reports each part with ``part_done`` before asking for the next one.
-        """
-        job, entry, run = self.job, self.entry, self.stream.run
-        assert job.status is not None
-        self._parts = ResultParts(
-            run.api,
-            run.opener,
-            job.status,
-            self.stream.logger,
-            skip=set(entry.parts_done),
-            stall_seconds=run.stall_seconds,
-        )
-        if self.stream.watcher is not None:
-            self.stream.watcher.downloading(job, self._parts)
-        if entry.parts_done:
-            done = ", ".join(map(str, sorted(entry.parts_done)))
-            self.stream.logger.info(
-                "%s: %s emitted by an earlier run; reading the others",
-                job.label,
-                f"part {done} was" if len(entry.parts_done) == 1 else f"parts {done} were",
-            )
-        if self.progress.max_value is not None:
-            self.stream.checkpoint(self.stream.window_value(self.spec, self.progress))
-        try:
-            yield from self._parts
-        except ApiRequestError as exc:
-            if exc.status == 404:  # a part the job lists is not there: the result is broken
-                self.stream.reject(entry, "a part of its result is missing (404)")
-            raise
-
-    def part_done(self, part: DownloadedPart, result: PartResult) -> None:
-        """Record a part the stream has emitted: ledger, bookmark, STATE."""
-        self.progress.add(result)
-        self.entry.parts_done[part.number] = result.rows
-        self.entry.max_replication_value = self.progress.max_value
-        write_entry(self.stream.state, self.entry)
-        self.stream.checkpoint(self.stream.window_value(self.spec, self.progress))
-
-    def finish(self) -> None:
-        """Check the job's totals, then let its ledger entry go and count its filter set done
-        (the window is done when all its filter sets are; see ``StreamExport.filter_set_done``).
-
-        Raises:
-            MalformedResultError: the rows or bytes disagree with what the job reported (the
-                job is marked inconsistent: the next run exports the window anew).
-        """
-        stream, entry, parts = self.stream, self.entry, self._parts
-        assert parts is not None, "finish() after parts()"
-        self._check_rows(parts)
-        try:
-            parts.check_total_size()
-        except InconsistentResultError:
-            stream.reject(entry, "its parts' bytes disagree with file_size_bytes")
-            raise
-        clear_entry(stream.state)
-        if self.job.server_seconds is not None:
-            remember_duration(stream.state, self.job.server_seconds)
-        stream.finished_with(entry)
-        purpose = stream.purpose_of(self.spec)
-        if purpose in ("incremental", "check"):
-            for_good = self._done_for_good()
-            if purpose == "check":
-                stream.run.tally.rows_for(purpose, self.progress.rows)
-                stream.check_job_done()
-            stream.filter_set_done(self.spec, self.progress.max_value, for_good=for_good)
-            return
-        stream.run.tally.rows_for(purpose, self.progress.rows)
-        if purpose == "backfill":
-            stream.backfill_window_done(self.spec)
-        stream.checkpoint(None)
-
-    def _check_rows(self, parts: ResultParts) -> None:
-        """Log the job's totals; fail when the rows of all its parts (those emitted by earlier
-        runs included) disagree with the job's record_count.
-        """
-        job, entry, logger = self.job, self.entry, self.stream.logger
-        took = (
-            "" if job.server_seconds is None else f" after {job.server_seconds:.0f}s on the server"
-        )
-        logger.info(
-            "%s: emitted %d records from %d part(s), %s downloaded, %d status calls%s",
-            job.label, self.progress.rows, parts.parts_read,
-            human_bytes(parts.bytes_downloaded), job.status_calls, took,
-        )  # fmt: skip
-        expected = parts.job.record_count
-        rows = entry.rows_done()
-        if expected is None:
-            return
-        if rows is None:
-            logger.warning(
-                "%s: the rows of parts emitted by an earlier version of the tap were not "
-                "counted; the check against record_count=%d is skipped",
-                job.label, expected,
-            )  # fmt: skip
-            return
-        if rows != expected:
-            self.stream.reject(entry, f"its parts held {rows} rows, record_count={expected}")
-            msg = (
-                f"{job.label}: the parts held {rows} rows but the job reported "
-                f"record_count={expected}. The bookmark was not advanced: the next run exports "
-                "this window again with a new job. Report the job to Demandbase support if it "
-                "persists."
-            )
-            raise MalformedResultError(msg)
-
-    def _done_for_good(self) -> bool:
-        """Whether this window never needs exporting again: it is not the run's last (that one
-        is read again from the bookmark's day), and all its days had ended when its job was
-        created (so no row could still come).
-        """
-        end = self.spec.end
-        if end is None or end >= self.stream.run.end_day:
-            return False
-        created = state_datetime(self.entry.created_at) or self.stream.run.clock.now()
-        return end < created.astimezone(datetime.timezone.utc).date()

@@ -8,15 +8,10 @@ import datetime
 import logging
 from typing import Any
 
-from tap_demandbase.engine.export import (
-    PartResult,
-    RunContext,
-    StreamExport,
-    StreamRequest,
-    WindowExport,
-)
+from tap_demandbase.engine.export import RunContext, StreamExport, StreamRequest
 from tap_demandbase.engine.jobs import AttemptPolicy
 from tap_demandbase.engine.scheduler import JobScheduler
+from tap_demandbase.engine.window import PartResult, WindowExport
 from tap_demandbase.model import PollPolicy
 from tests.support.fakes import FakeApi, FakeClock, FileOpener
 

@@ -8,8 +8,9 @@ import logging
 from dataclasses import replace
 
 from tap_demandbase.engine.backfill import BACKFILL_KEY, SYNCED_FROM_KEY, BackfillRequest
-from tap_demandbase.engine.export import WINDOWS_DONE_KEY, StreamExport, StreamRequest
+from tap_demandbase.engine.export import StreamExport, StreamRequest
 from tap_demandbase.engine.ledger import read_entry
+from tap_demandbase.engine.stream_state import WINDOWS_DONE_KEY
 from tests.support.engine import Checkpoints, emit_all, emit_parts, run_context
 from tests.support.fakes import FakeApi, FakeClock
 

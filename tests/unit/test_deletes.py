@@ -114,7 +114,7 @@ def test_a_check_that_does_not_finish_completes_no_version_and_runs_again(tmp_pa
 
 
 def replace_result(part, rows=None):
-    from tap_demandbase.engine.export import PartResult
+    from tap_demandbase.engine.window import PartResult
 
     lines = part.path.read_text().splitlines()[1:]
     return PartResult(len(lines) if rows is None else rows, max(x.split(",")[1] for x in lines))

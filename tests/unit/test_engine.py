@@ -15,13 +15,7 @@ from typing import Any
 import pytest
 
 from tap_demandbase.dialects.export_v1.wire import job_status_from_json
-from tap_demandbase.engine.export import (
-    LAST_JOB_KEY,
-    WINDOWS_DONE_KEY,
-    PartResult,
-    RunContext,
-    StreamExport,
-)
+from tap_demandbase.engine.export import RunContext, StreamExport
 from tap_demandbase.engine.jobs import (
     AttemptPolicy,
     ExportJob,
@@ -29,6 +23,8 @@ from tap_demandbase.engine.jobs import (
 )
 from tap_demandbase.engine.ledger import SPLIT_WINDOW_KEY, LedgerEntry, read_entry
 from tap_demandbase.engine.scheduler import JobScheduler
+from tap_demandbase.engine.stream_state import LAST_JOB_KEY, WINDOWS_DONE_KEY
+from tap_demandbase.engine.window import PartResult
 from tap_demandbase.engine.windows import plan_windows
 from tap_demandbase.errors import ApiRequestError, ExportJobError, QuotaExceededError
 from tap_demandbase.model import Capabilities, JobSpec, JobState, PollPolicy

@@ -6,8 +6,9 @@ import datetime
 import logging
 
 from tap_demandbase.engine.budget import DEFERRED_KEY
-from tap_demandbase.engine.export import LAST_JOB_KEY, StreamExport, StreamRequest
+from tap_demandbase.engine.export import StreamExport, StreamRequest
 from tap_demandbase.engine.ledger import LEDGER_KEY, LedgerEntry
+from tap_demandbase.engine.stream_state import LAST_JOB_KEY
 from tap_demandbase.model import JobSpec
 from tests.support.engine import emit_all, run_context
 from tests.support.fakes import FakeApi, FakeClock
