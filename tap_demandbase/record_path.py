@@ -5,7 +5,7 @@ when no stream map or flattening changes them, the SDK's per-record work (confor
 deselected properties, building message objects, a state lookup per record) is waste: they go
 straight to the orjson writer. These overrides of singer-sdk hooks are fenced: ``@override``
 makes mypy fail if the SDK renames one (``sdk_compat.py`` holds them), and
-tests/test_sdk_fence.py fails if the fast path is not the one actually used.
+tests/cli/test_sdk_fence.py fails if the fast path is not the one actually used.
 """
 
 from __future__ import annotations
@@ -98,7 +98,7 @@ class FastRecordStream(SdkStream):
         """Write a RECORD message, bypassing the SDK's per-record work when it changes nothing.
 
         The SDK's private ``_write_record_message`` comes here (``sdk_compat.py``;
-        tests/test_sdk_fence.py checks that this path is the one used). Records are already
+        tests/cli/test_sdk_fence.py checks that this path is the one used). Records are already
         typed and hold only selected fields, so popping deselected properties and building
         message objects is waste when the only stream map is the identity.
         """

@@ -1,7 +1,8 @@
 """Every place the tap leans on singer-sdk internals (singer-sdk 0.54.x, pinned ~=0.54.0).
 
-An SDK upgrade has this one file to review. ``tests/test_sdk_fence.py`` has a test for each
-entry below that fails when the SDK changes under it; ``@override`` with mypy's
+An SDK upgrade has this one file to review. ``tests/unit/test_sdk_fence.py`` and
+``tests/cli/test_sdk_fence.py`` have a test for each entry below that fails when the SDK
+changes under it; ``@override`` with mypy's
 ``explicit-override`` fails on a renamed hook.
 
 Private imports:
