@@ -2,8 +2,7 @@
 
 An SDK upgrade has this one file to review. ``tests/unit/test_sdk_fence.py`` and
 ``tests/cli/test_sdk_fence.py`` have a test for each entry below that fails when the SDK
-changes under it; ``@override`` with mypy's
-``explicit-override`` fails on a renamed hook.
+changes under it; ``@override`` with mypy's ``explicit-override`` fails on a renamed hook.
 
 Private imports:
   - ``singer_sdk.helpers._classproperty.classproperty``: the form of ``_env_var_config``;
